@@ -1,0 +1,198 @@
+/** Runs the chosen scenarios on one server, start to stop, repeating each figure. */
+import { chmodSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { addFigures, type ServerResult } from './report.js';
+import { runLogin } from './scenarios/login.js';
+import { runIdle } from './scenarios/idle.js';
+import { runChat } from './scenarios/chat.js';
+import { runMuc } from './scenarios/muc.js';
+import { runRosterLogin, cliqueRosters } from './scenarios/roster-login.js';
+import { runFlood } from './scenarios/flood.js';
+import type { BenchOptions, Figure, ScenarioContext } from './scenarios/context.js';
+import type { BenchUsers, ServerAdapter, ServerTarget } from './servers/types.js';
+import { ProsodyAdapter } from './servers/prosody.js';
+import { EjabberdAdapter } from './servers/ejabberd.js';
+import { NatterAdapter } from './servers/natter.js';
+import { ExternalAdapter, type ExternalTarget } from './servers/external.js';
+
+export const SCENARIOS = ['login', 'idle', 'chat', 'muc', 'roster-login', 'flood'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+/** What `compare` runs by default: `flood` needs the servers' default limits on, so it runs alone. */
+export const COMPARE_SCENARIOS: ScenarioName[] = ['login', 'idle', 'chat', 'muc', 'roster-login'];
+
+const RUN: Record<ScenarioName, (ctx: ScenarioContext) => Promise<Figure[]>> = {
+  login: runLogin,
+  idle: runIdle,
+  chat: runChat,
+  muc: runMuc,
+  'roster-login': runRosterLogin,
+  flood: runFlood,
+};
+
+export interface RunRequest {
+  server: 'prosody' | 'ejabberd' | 'natter' | 'external';
+  scenarios: ScenarioName[];
+  opts: BenchOptions;
+  runDir: string;
+  domain: string;
+  password: string;
+  prefix: string;
+  prosodyGc: 'incremental' | 'generational';
+  natterFrom: 'source' | 'dist';
+  external?: ExternalTarget;
+  /** Wall-clock deadline (ms since epoch): no new repetition starts after it. */
+  deadline: number;
+  log: (msg: string) => void;
+}
+
+export function makeAdapter(req: RunRequest): ServerAdapter {
+  // The flood scenario measures the servers as shipped: default abuse limits on.
+  const limits = req.scenarios.includes('flood') ? 'default' : 'disabled';
+  switch (req.server) {
+    case 'prosody':
+      return new ProsodyAdapter(req.prosodyGc, limits);
+    case 'ejabberd':
+      return new EjabberdAdapter(limits);
+    case 'natter':
+      return new NatterAdapter(req.natterFrom, limits);
+    case 'external':
+      if (!req.external) throw new Error('external target needs --host, --port, --domain, --users');
+      return new ExternalAdapter(req.external);
+  }
+}
+
+/** Users needed: plain users (ids 1..plain) for login/idle/chat/muc, then roster users after them. */
+export function userPlan(scenarios: ScenarioName[], o: BenchOptions): { plain: number; roster: number } {
+  let plain = 2;
+  if (scenarios.includes('login')) plain = Math.max(plain, o.loginPool);
+  if (scenarios.includes('idle')) plain = Math.max(plain, ...o.idleCounts);
+  if (scenarios.includes('chat')) plain = Math.max(plain, o.chatUsers);
+  if (scenarios.includes('muc')) plain = Math.max(plain, o.mucRooms * o.mucOccupants);
+  if (scenarios.includes('flood')) plain = Math.max(plain, o.floodPairs * 2 + o.flooders);
+  const roster = scenarios.includes('roster-login') ? o.rosterUsers : 0;
+  return { plain, roster };
+}
+
+let current: ServerAdapter | null = null;
+/** Stops the server being benchmarked, if any (signal handlers, global timeout). */
+export async function stopCurrent(): Promise<void> {
+  const a = current;
+  current = null;
+  if (a) await a.stop().catch(() => {});
+}
+
+export async function runServer(req: RunRequest): Promise<ServerResult> {
+  const adapter = makeAdapter(req);
+  const result: ServerResult = { name: adapter.name, version: '', tuning: [], errors: [], metrics: {} };
+  const log = (m: string): void => req.log(`[${adapter.name}] ${m}`);
+  try {
+    await adapter.ensureInstalled();
+  } catch (e) {
+    result.skipped = (e as Error).message;
+    log(`skipped: ${result.skipped}`);
+    return result;
+  }
+  result.version = await adapter.version();
+  result.tuning = adapter.tuning();
+  log(`${result.version}; limits and tunings for this benchmark:`);
+  for (const t of result.tuning) log(`  - ${t}`);
+
+  const dir = join(req.runDir, adapter.name);
+  const cacheDir = join(req.runDir, `${adapter.name}-scram-cache`);
+  mkdirSync(dir, { recursive: true });
+  mkdirSync(cacheDir, { recursive: true });
+  chmodSync(req.runDir, 0o755);
+  await adapter.configure({ dir, domain: req.domain, scramCacheDir: cacheDir });
+  const plan = userPlan(req.scenarios, req.opts);
+  const users: BenchUsers = {
+    prefix: req.prefix,
+    count: plan.plain + plan.roster,
+    password: req.password,
+    iterations: 4096,
+  };
+  const rosters = plan.roster > 0 ? cliqueRosters(plan.plain, plan.roster, req.opts.rosterSize) : null;
+  current = adapter;
+  try {
+    let t = Date.now();
+    let rosterError: string | null = null;
+    try {
+      await adapter.provision(users, rosters);
+    } catch (e) {
+      if (!rosters) throw e;
+      // A server without roster import still runs every other scenario.
+      rosterError = (e as Error).message;
+      log(
+        `roster provisioning failed (${rosterError}); provisioning accounts only, roster-login will not run`,
+      );
+      await adapter.provision(users, null);
+    }
+    log(
+      `provisioned ${users.count} users${rosters ? ` and ${rosters.size} rosters of ${req.opts.rosterSize}` : ''} in ${((Date.now() - t) / 1000).toFixed(1)} s`,
+    );
+    t = Date.now();
+    let target: ServerTarget = await adapter.start();
+    log(`started (pid ${target.pid}, c2s port ${target.port}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    const ctx: ScenarioContext = {
+      target,
+      users,
+      plainUsers: plan.plain,
+      rosterBase: plan.plain,
+      opts: req.opts,
+      cacheDir,
+      restart: async () => {
+        await adapter.stop();
+        target = await adapter.start();
+        ctx.target = target;
+        return target;
+      },
+      log,
+      phaseSeq: { n: 0 },
+    };
+    for (const sc of req.scenarios) {
+      if (sc === 'roster-login' && rosterError) {
+        result.errors.push(`roster-login: not run, rosters could not be provisioned: ${rosterError}`);
+        continue;
+      }
+      for (let rep = 1; rep <= req.opts.reps; rep++) {
+        if (Date.now() > req.deadline) {
+          result.errors.push(`${sc} rep ${rep}: not run (time budget exhausted)`);
+          log(`${sc} rep ${rep}: skipped, time budget exhausted`);
+          continue;
+        }
+        const t0 = Date.now();
+        try {
+          const figs = await RUN[sc](ctx);
+          addFigures(result, figs);
+          const main = figs
+            .filter((f) => f.better !== 'info')
+            .slice(0, 4)
+            .map((f) => `${f.key}=${Number.isFinite(f.value) ? +f.value.toPrecision(4) : f.value}`);
+          log(
+            `${sc} rep ${rep}/${req.opts.reps} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${main.join(' ')}`,
+          );
+        } catch (e) {
+          const msg = `${sc} rep ${rep}: ${(e as Error).message}`;
+          result.errors.push(msg);
+          log(`ERROR ${msg}`);
+          // A failed scenario may leave the server in a bad state: restart it for the next one, and
+          // do not repeat a scenario that failed (it would fail again and waste the time budget).
+          try {
+            await ctx.restart();
+          } catch (e2) {
+            result.errors.push(`restart failed: ${(e2 as Error).message}`);
+            return result;
+          }
+          break;
+        }
+      }
+    }
+  } catch (e) {
+    result.errors.push((e as Error).message);
+    log(`ERROR ${(e as Error).message}`);
+    if (result.metrics && Object.keys(result.metrics).length === 0 && !result.skipped)
+      result.skipped = (e as Error).message;
+  } finally {
+    await stopCurrent();
+  }
+  return result;
+}

@@ -1,0 +1,175 @@
+/**
+ * Natter (this repository's server) as a benchmark target. Uses only the server's public command
+ * line: `serve --config FILE`, `user add-bulk …` and `roster import …`, run from the repository root
+ * either from sources (tsx, `source` condition) or from the build (`packages/server/dist/cli.js`)
+ * when it exists and `NATTER_BENCH_FROM=dist` (or `--natter-from dist`) asks for it.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  AdapterError,
+  execFileP,
+  freePorts,
+  makeCert,
+  spawnServer,
+  stopSpawned,
+  waitForPort,
+  type Spawned,
+  localTarget,
+} from './common.js';
+import type { AdapterOptions, BenchUsers, Rosters, ServerAdapter, ServerTarget } from './types.js';
+
+const REPO = fileURLToPath(new URL('../../..', import.meta.url));
+const SRC_CLI = join(REPO, 'packages/server/src/cli.ts');
+const DIST_CLI = join(REPO, 'packages/server/dist/cli.js');
+
+export class NatterAdapter implements ServerAdapter {
+  readonly name = 'natter' as const;
+  private o!: AdapterOptions;
+  private port = 0;
+  private tlsPort = 0;
+  private httpPort = 0;
+  private proc: Spawned | null = null;
+
+  constructor(
+    private readonly from: 'source' | 'dist' = process.env['NATTER_BENCH_FROM'] === 'dist'
+      ? 'dist'
+      : 'source',
+    /** `default` (flood scenario only): the server's default rate limits and connection caps, on. */
+    private readonly limits: 'disabled' | 'default' = 'disabled',
+  ) {}
+
+  private cli(): string[] {
+    if (this.from === 'dist') return [process.execPath, DIST_CLI];
+    return [process.execPath, '--import', 'tsx', '--conditions=source', SRC_CLI];
+  }
+
+  private get configFile(): string {
+    return join(this.o.dir, 'natter.json');
+  }
+
+  async ensureInstalled(): Promise<void> {
+    const cli = this.from === 'dist' ? DIST_CLI : SRC_CLI;
+    if (!existsSync(cli))
+      throw new AdapterError(
+        'not-installed',
+        `Natter server CLI not found at ${cli}${this.from === 'dist' ? ' (run npm run build)' : ''}`,
+      );
+  }
+
+  async version(): Promise<string> {
+    try {
+      const { stdout } = await execFileP(this.cli()[0]!, [...this.cli().slice(1), 'version'], {
+        cwd: REPO,
+        timeout: 30_000,
+      });
+      return `Natter ${stdout.trim().split('\n')[0] ?? ''} (${this.from})`;
+    } catch {
+      return `Natter (${this.from})`;
+    }
+  }
+
+  tuning(): string[] {
+    return [
+      this.limits === 'default'
+        ? 'limits: server defaults (rate limits and connection caps ON, nothing exempt)'
+        : 'limits.disabled = true (every rate limit off, as on the other servers)',
+      'auth.allowPlaintext = always (loopback bench only; login scenario uses STARTTLS)',
+      'modules mam, offline, carbons, sm, csi off (as on the other servers); log level warn; SQLite storage in the run folder',
+      `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
+    ];
+  }
+
+  async configure(o: AdapterOptions): Promise<void> {
+    this.o = o;
+    [this.port, this.tlsPort, this.httpPort] = await freePorts();
+    mkdirSync(join(o.dir, 'data'), { recursive: true });
+    const { cert, key } = await makeCert(join(o.dir, 'certs'), o.domain);
+    const config = {
+      hosts: [o.domain],
+      dataDir: join(o.dir, 'data'),
+      listeners: [
+        { type: 'c2s', port: this.port, host: '127.0.0.1' },
+        { type: 'c2s-tls', port: this.tlsPort, host: '127.0.0.1' },
+        { type: 'http', port: this.httpPort, host: '127.0.0.1' },
+      ],
+      tls: { cert, key },
+      auth: { allowPlaintext: 'always' },
+      ...(this.limits === 'disabled' ? { limits: { disabled: true } } : {}),
+      // The same feature set as the other servers' benchmark configurations, which load no
+      // archive, offline storage, carbons or stream management (see their notes).
+      modules: { muc: {}, roster: {}, mam: false, offline: false, carbons: false, sm: false, csi: false },
+      log: { level: 'warn' },
+    };
+    writeFileSync(this.configFile, JSON.stringify(config, null, 2));
+  }
+
+  private async run(args: string[]): Promise<string> {
+    const [cmd, ...pre] = this.cli();
+    try {
+      const { stdout } = await execFileP(cmd!, [...pre, ...args], {
+        cwd: REPO,
+        timeout: 600_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return stdout;
+    } catch (e) {
+      const err = e as Error & { stderr?: string };
+      throw new AdapterError(
+        'natter-cli',
+        `natter ${args.slice(0, 2).join(' ')} failed: ${(err.stderr || err.message).slice(0, 500)}`,
+      );
+    }
+  }
+
+  async provision(users: BenchUsers, rosters: Rosters | null): Promise<void> {
+    await this.run([
+      'user',
+      'add-bulk',
+      '--config',
+      this.configFile,
+      '--prefix',
+      users.prefix,
+      '--count',
+      String(users.count),
+      '--password',
+      users.password,
+      '--domain',
+      this.o.domain,
+      '--iterations',
+      String(users.iterations),
+    ]);
+    if (rosters) {
+      const data: Record<string, { jid: string; subscription: 'both' }[]> = {};
+      for (const [id, contacts] of rosters) {
+        data[`${users.prefix}${id}@${this.o.domain}`] = contacts.map((c) => ({
+          jid: `${users.prefix}${c}@${this.o.domain}`,
+          subscription: 'both',
+        }));
+      }
+      const file = join(this.o.dir, 'rosters.json');
+      writeFileSync(file, JSON.stringify(data));
+      await this.run(['roster', 'import', '--config', this.configFile, file]);
+    }
+  }
+
+  async start(): Promise<ServerTarget> {
+    // NATTER_BENCH_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server.
+    const [node, ...rest] = this.cli();
+    const flags = (process.env.NATTER_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    this.proc = spawnServer([node!, ...flags, ...rest, 'serve', '--config', this.configFile], {
+      cwd: REPO,
+      logFile: join(this.o.dir, 'stdout.log'),
+    });
+    const proc = this.proc;
+    await waitForPort(this.port, 60_000, () => !proc.exited);
+    await waitForPort(this.tlsPort, 10_000, () => !proc.exited);
+    return localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
+  }
+
+  async stop(): Promise<void> {
+    await stopSpawned(this.proc);
+    this.proc = null;
+  }
+}

@@ -1,0 +1,579 @@
+import { Element, xml } from '@natter/xml';
+import { parseJid, tryParseJid, type Jid } from '@natter/jid';
+import { NS, StanzaError, errorReply } from '@natter/protocol';
+import { Emitter, TimeoutError } from './emitter.js';
+import { ClientError, NotConnectedError } from './errors.js';
+import { randomId } from './ids.js';
+import { authenticate, bindResource, establishSession, negotiateStartTls } from './negotiate.js';
+import type { Hooks, IncomingHook, OutgoingHook, PluginApis, PluginContext, PluginMap } from './plugin.js';
+import { XmppStream } from './xmpp-stream.js';
+import {
+  capsElement,
+  capsVerification,
+  discoInfoQuery,
+  CAPS_NODE,
+  type DiscoIdentity,
+} from '../disco/xep-0115-caps.js';
+import type { TlsOptions, TransportFactory } from '../transport/transport.js';
+
+export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
+
+export interface ClientOptions<P extends PluginMap = PluginMap> {
+  /** `xmpp://host[:5222]` (STARTTLS), `xmpps://host[:5223]` (direct TLS), `ws://…` or `wss://…` (RFC 7395). */
+  service: string;
+  /** The account, `user@domain` (a resource here is used unless `resource` is given). */
+  jid: string;
+  password: string;
+  /** Resource to request at binding; the server picks one when absent. */
+  resource?: string;
+  tls?: TlsOptions;
+  /** Allow SASL PLAIN over an unencrypted connection (never by default). */
+  allowPlaintextAuth?: boolean;
+  /** Only use these SASL mechanisms (default: SCRAM-SHA-256, SCRAM-SHA-1, then PLAIN over TLS). */
+  saslMechanisms?: string[];
+  /** Refuse to authenticate over an unencrypted connection (default false: STARTTLS is still used whenever offered). */
+  requireTls?: boolean;
+  /** Modules to activate, by key: `{ roster: roster(), ping: ping() }`. */
+  plugins?: P;
+  /** Timeout for `iq()` when none is given, ms (default 30 s). */
+  iqTimeout?: number;
+  /** Timeout for each step of connecting, ms (default 30 s). */
+  connectTimeout?: number;
+  /** Our disco identity (default client/pc "Natter"). */
+  identity?: DiscoIdentity;
+  /** Transports to choose from by URL scheme (the runtime's entry point supplies defaults). */
+  transports?: TransportFactory[];
+  lang?: string;
+}
+
+export interface ClientEvents {
+  /** Negotiation finished: `resumed` is true when a stream management session was resumed (no new session). */
+  online: { jid: Jid; resumed: boolean };
+  /** The connection is gone; `resumable` tells whether stream management can resume the session. */
+  offline: { manual: boolean; error?: Error; resumable: boolean };
+  /** A problem that does not stop the client (a listener threw, a stream error arrived, …). */
+  error: Error;
+  status: ClientStatus;
+  /** Every incoming stanza. */
+  stanza: Element;
+  message: Element;
+  presence: Element;
+  /** Incoming IQ requests (get/set). */
+  iq: Element;
+  /** Every stanza written to the wire (after modules' hooks). */
+  sent: Element;
+}
+
+export type IqType = 'get' | 'set';
+/** Answers an IQ request: return the payload of the result (or nothing), throw a StanzaError for an error reply. */
+export type IqHandler = (iq: Element) => Element | void | undefined | Promise<Element | void | undefined>;
+
+interface PendingIq {
+  resolve(el: Element): void;
+  reject(err: Error): void;
+  timer: ReturnType<typeof setTimeout>;
+  to: string | undefined;
+}
+
+export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvents> {
+  /** The active modules' APIs, typed from the `plugins` option. */
+  readonly plugins: PluginApis<P>;
+  readonly options: Readonly<ClientOptions<P>>;
+  /** The account's bare JID. */
+  readonly account: Jid;
+  #jid: Jid | undefined;
+  #status: ClientStatus = 'offline';
+  #stream: XmppStream | undefined;
+  #connecting: Promise<Jid> | undefined;
+  #manualClose = false;
+  #resumable = false;
+  #pending = new Map<string, PendingIq>();
+  #iqHandlers = new Map<string, IqHandler>();
+  #hooks: { [K in keyof Hooks]: Hooks[K][] } = {
+    beforeBind: [],
+    afterBind: [],
+    nonza: [],
+    connectionLost: [],
+    sent: [],
+  };
+  #outgoing: { fn: OutgoingHook; priority: number }[] = [];
+  #incoming: { fn: IncomingHook; priority: number }[] = [];
+  #features = new Set<string>([NS.discoInfo, NS.caps]);
+  #identity: DiscoIdentity;
+  #caps: { key: string; ver: Promise<string> } | undefined;
+  #pluginsByName = new Map<string, unknown>();
+
+  constructor(options: ClientOptions<P>) {
+    super();
+    this.options = options;
+    if (!options.service)
+      throw new ClientError(
+        'invalid-options',
+        'createClient: `service` is required (e.g. xmpp://example.com:5222)',
+      );
+    const j = tryParseJid(options.jid ?? '');
+    if (!j || j.local === '')
+      throw new ClientError(
+        'invalid-options',
+        `createClient: \`jid\` must be user@domain, got "${options.jid}"`,
+      );
+    this.account = j.bare;
+    this.#identity = options.identity ?? { category: 'client', type: 'pc', name: 'Natter' };
+    this.handleIq('get', 'query', NS.discoInfo, (iq) => this.#answerDiscoInfo(iq));
+    // XEP-0115 §4: available presence carries our capabilities.
+    this.#outgoing.push({
+      priority: 100,
+      fn: async (el) => {
+        if (el.name === 'presence' && el.attr('type') === undefined && !el.getChild('c', NS.caps))
+          el.append(await this.capsElement());
+      },
+    });
+    const apis: Record<string, unknown> = {};
+    const ctx = this.#context();
+    for (const [key, def] of Object.entries(options.plugins ?? {})) {
+      const api = def.setup(ctx);
+      apis[key] = api;
+      this.#pluginsByName.set(def.name, api);
+    }
+    this.plugins = apis as PluginApis<P>;
+  }
+
+  protected override onListenerError(err: unknown, event: keyof ClientEvents): void {
+    if (event === 'error') super.onListenerError(err, event);
+    else this.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /** The full JID bound for the current session (undefined before the first `online`). */
+  get jid(): Jid | undefined {
+    return this.#jid;
+  }
+
+  get status(): ClientStatus {
+    return this.#status;
+  }
+
+  /** True while connected over an encrypted channel (direct TLS, STARTTLS or wss:). */
+  get secure(): boolean {
+    return this.#stream?.transport.secure ?? false;
+  }
+
+  /** The XMPP domain of the account. */
+  get domain(): string {
+    return this.account.domain;
+  }
+
+  #setStatus(s: ClientStatus): void {
+    if (this.#status === s) return;
+    this.#status = s;
+    this.emit('status', s);
+  }
+
+  #context(): PluginContext {
+    return {
+      client: this as unknown as Client<PluginMap>,
+      addFeature: (f) => {
+        this.#features.add(f);
+        this.#caps = undefined;
+      },
+      hook: (name, fn) => {
+        (this.#hooks[name] as unknown[]).push(fn);
+      },
+      outgoing: (fn, priority = 0) => {
+        this.#outgoing.push({ fn, priority });
+        this.#outgoing.sort((a, b) => a.priority - b.priority);
+      },
+      incoming: (fn, priority = 0) => {
+        this.#incoming.push({ fn, priority });
+        this.#incoming.sort((a, b) => a.priority - b.priority);
+      },
+      writeRaw: (el) => this.#write(el),
+      reportError: (err) => this.emit('error', err),
+      plugin: <T>(name: string) => this.#pluginsByName.get(name) as T | undefined,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Connecting
+
+  /** Connects, authenticates and binds; resolves with the full JID. Connecting while online resolves at once. */
+  connect(): Promise<Jid> {
+    if (this.#status === 'online' && this.#jid) return Promise.resolve(this.#jid);
+    if (this.#connecting) return this.#connecting;
+    this.#manualClose = false;
+    const p = this.#doConnect().finally(() => {
+      if (this.#connecting === p) this.#connecting = undefined;
+    });
+    this.#connecting = p;
+    return p;
+  }
+
+  #transportFor(url: URL): TransportFactory {
+    const t = (this.options.transports ?? []).find((f) => f.protocols.includes(url.protocol));
+    if (!t) {
+      throw new ClientError(
+        'unsupported-service',
+        `no transport for ${url.protocol} in this runtime (browsers support ws: and wss:; Node also xmpp: and xmpps:)`,
+      );
+    }
+    return t;
+  }
+
+  async #doConnect(): Promise<Jid> {
+    this.#setStatus('connecting');
+    let stream: XmppStream | undefined;
+    try {
+      let url: URL;
+      try {
+        url = new URL(this.options.service);
+      } catch {
+        throw new ClientError('invalid-options', `service "${this.options.service}" is not a URL`);
+      }
+      const transport = this.#transportFor(url).create(url, {
+        domain: this.domain,
+        tls: this.options.tls ?? {},
+      });
+      const timeout = this.options.connectTimeout ?? 30000;
+      try {
+        await transport.connect();
+      } catch (err) {
+        throw new ClientError(
+          'connection-failed',
+          `could not connect to ${this.options.service}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      stream = new XmppStream(transport, this.domain, this.options.lang);
+      this.#stream = stream;
+      let features = await stream.open(timeout);
+      if (!transport.secure && features.getChild('starttls', NS.tls)) {
+        await negotiateStartTls(stream);
+        features = await stream.open(timeout);
+      }
+      if (!transport.secure && this.options.requireTls) {
+        throw new ClientError('tls-required', 'the connection is not encrypted and requireTls is set');
+      }
+      await authenticate(stream, features, {
+        username: this.account.local,
+        password: this.options.password,
+        allowPlain: transport.secure || this.options.allowPlaintextAuth === true,
+        only: this.options.saslMechanisms,
+      });
+      features = await stream.open(timeout);
+      const step = { stream, features };
+      let resumed = false;
+      for (const h of this.#hooks.beforeBind) if (await h(step)) resumed = true;
+      if (!resumed) {
+        const full = await bindResource(
+          stream,
+          this.options.resource ?? (tryParseJid(this.options.jid)?.resource || undefined),
+        );
+        this.#jid = parseJid(full);
+        await establishSession(stream, features);
+        this.#failPending(new NotConnectedError('the session was replaced by a new one'));
+        for (const h of this.#hooks.afterBind) await h(step);
+      }
+      stream.events.on('element', (el) => this.#onElement(el));
+      stream.events.once('closed', ({ error }) => this.#onClosed(stream!, error));
+      this.#resumable = false;
+      this.#setStatus('online');
+      stream.run();
+      const jid = this.#jid!;
+      this.emit('online', { jid, resumed });
+      return jid;
+    } catch (err) {
+      if (stream && !stream.ended) stream.destroy(err instanceof Error ? err : new Error(String(err)));
+      if (this.#stream === stream) this.#stream = undefined;
+      this.#setStatus('offline');
+      throw err;
+    }
+  }
+
+  #onClosed(stream: XmppStream, error: Error | undefined): void {
+    if (this.#stream !== stream) return;
+    this.#stream = undefined;
+    const manual = this.#manualClose;
+    let resumable = false;
+    for (const h of this.#hooks.connectionLost)
+      if (h(error ? { manual, error } : { manual })) resumable = true;
+    this.#resumable = resumable && !manual;
+    if (!this.#resumable)
+      this.#failPending(new NotConnectedError('the connection was closed before a reply arrived'));
+    this.#setStatus('offline');
+    this.emit(
+      'offline',
+      error && !manual
+        ? { manual, error, resumable: this.#resumable }
+        : { manual, resumable: this.#resumable },
+    );
+  }
+
+  /** Closes the stream gracefully; automatic reconnection (if active) stops. */
+  async disconnect(): Promise<void> {
+    this.#manualClose = true;
+    const connecting = this.#connecting;
+    if (connecting) await connecting.catch(() => undefined);
+    const stream = this.#stream;
+    if (!stream) {
+      for (const h of this.#hooks.connectionLost) h({ manual: true });
+      this.#resumable = false;
+      this.#failPending(new NotConnectedError('disconnected'));
+      if (this.#status !== 'offline') this.#setStatus('offline');
+      return;
+    }
+    this.#setStatus('disconnecting');
+    for (const h of this.#hooks.connectionLost) h({ manual: true });
+    await stream.close();
+  }
+
+  /**
+   * Abandons the connection without closing the stream, as a network failure would: stream
+   * management can resume the session, and `reconnect` reconnects. Used by `autoPing` on timeouts.
+   */
+  dropConnection(reason: Error = new ClientError('connection-lost', 'connection dropped')): void {
+    this.#stream?.destroy(reason);
+  }
+
+  /** True when a dropped session can still be resumed (XEP-0198). */
+  get resumable(): boolean {
+    return this.#resumable;
+  }
+
+  #failPending(err: Error): void {
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#pending.delete(id);
+      p.reject(err);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /**
+   * Sends a stanza (or any element). Messages and IQs without an id get one. While offline with a
+   * resumable session, stanzas are queued and sent on resumption; otherwise throws NotConnectedError.
+   */
+  async send(el: Element): Promise<void> {
+    if (this.#status !== 'online' && !this.#resumable) throw new NotConnectedError();
+    if ((el.name === 'message' || el.name === 'iq') && el.attr('id') === undefined)
+      el.setAttr('id', randomId());
+    for (const { fn } of this.#outgoing) {
+      if ((await fn(el)) === false) return;
+    }
+    if (this.#status === 'online' && this.#stream) this.#write(el);
+    else if (!this.#resumable) throw new NotConnectedError();
+  }
+
+  #write(el: Element): void {
+    const stream = this.#stream;
+    if (!stream) throw new NotConnectedError();
+    stream.send(el);
+    if (el.name === 'message' || el.name === 'presence' || el.name === 'iq') {
+      for (const h of this.#hooks.sent) h(el);
+      this.emit('sent', el);
+    }
+  }
+
+  /** Sends a message; returns its id. */
+  async sendMessage(msg: {
+    to: string | Jid;
+    body?: string;
+    type?: 'chat' | 'normal' | 'groupchat' | 'headline';
+    id?: string;
+    children?: Element[];
+  }): Promise<string> {
+    const id = msg.id ?? randomId();
+    await this.send(
+      xml(
+        'message',
+        { to: String(msg.to), type: msg.type ?? 'chat', id },
+        msg.body !== undefined && xml('body', null, msg.body),
+        msg.children ?? [],
+      ),
+    );
+    return id;
+  }
+
+  /** Sends presence (initial presence when called without arguments). */
+  async sendPresence(
+    p: {
+      to?: string | Jid;
+      type?: string;
+      show?: 'away' | 'chat' | 'dnd' | 'xa';
+      status?: string;
+      priority?: number;
+      children?: Element[];
+    } = {},
+  ): Promise<void> {
+    await this.send(
+      xml(
+        'presence',
+        { to: p.to === undefined ? undefined : String(p.to), type: p.type },
+        p.show && xml('show', null, p.show),
+        p.status !== undefined && xml('status', null, p.status),
+        p.priority !== undefined && xml('priority', null, String(p.priority)),
+        p.children ?? [],
+      ),
+    );
+  }
+
+  /**
+   * Sends an IQ request and resolves with the `result` IQ; rejects with a StanzaError for an
+   * `error` reply, a TimeoutError after `timeout` ms, or NotConnectedError when the session ends.
+   */
+  iq(request: Element, opts: { timeout?: number } = {}): Promise<Element> {
+    const type = request.attr('type');
+    if (type !== 'get' && type !== 'set')
+      return Promise.reject(new TypeError('iq(): type must be get or set'));
+    let id = request.attr('id');
+    if (id === undefined) request.setAttr('id', (id = randomId()));
+    const timeout = opts.timeout ?? this.options.iqTimeout ?? 30000;
+    return new Promise<Element>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new TimeoutError(`no reply to IQ ${id} within ${timeout} ms`));
+      }, timeout);
+      this.#pending.set(id, { resolve, reject, timer, to: request.attr('to') });
+      this.send(request).catch((err: unknown) => {
+        clearTimeout(timer);
+        this.#pending.delete(id);
+        reject(err);
+      });
+    });
+  }
+
+  /** IQ request with one payload; resolves with the result's payload (undefined for an empty result). */
+  async request(
+    type: IqType,
+    to: string | Jid | undefined,
+    payload: Element,
+    opts: { timeout?: number } = {},
+  ): Promise<Element | undefined> {
+    const res = await this.iq(
+      xml('iq', { type, to: to === undefined ? undefined : String(to) }, payload),
+      opts,
+    );
+    return res.firstElement();
+  }
+
+  /**
+   * Handles incoming IQs of `type` whose payload is `<name xmlns=ns/>`. The handler's return
+   * value becomes the result's payload; a thrown StanzaError becomes the error reply, any other
+   * error `internal-server-error`. IQs nobody handles get `service-unavailable` (RFC 6120 §8.4).
+   * Returns a function that removes the handler.
+   */
+  handleIq(type: IqType, name: string, ns: string, handler: IqHandler): () => void {
+    const key = `${type} ${ns} ${name}`;
+    this.#iqHandlers.set(key, handler);
+    return () => {
+      if (this.#iqHandlers.get(key) === handler) this.#iqHandlers.delete(key);
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Receiving
+
+  #onElement(el: Element): void {
+    const isStanza =
+      (el.name === 'message' || el.name === 'presence' || el.name === 'iq') &&
+      (el.xmlns === NS.client || el.xmlns === '');
+    if (!isStanza) {
+      for (const h of this.#hooks.nonza) h(el);
+      return;
+    }
+    for (const { fn } of this.#incoming) {
+      try {
+        if (fn(el) === false) return;
+      } catch (err) {
+        this.emit('error', err as Error);
+      }
+    }
+    this.emit('stanza', el);
+    if (el.name === 'iq') this.#onIq(el);
+    else if (el.name === 'message') this.emit('message', el);
+    else this.emit('presence', el);
+  }
+
+  #onIq(iq: Element): void {
+    const type = iq.attr('type');
+    const id = iq.attr('id') ?? '';
+    if (type === 'result' || type === 'error') {
+      const p = this.#pending.get(id);
+      if (!p || !this.#replyFromExpected(iq.attr('from'), p.to)) return;
+      this.#pending.delete(id);
+      clearTimeout(p.timer);
+      if (type === 'result') p.resolve(iq);
+      else p.reject(StanzaError.fromStanza(iq));
+      return;
+    }
+    if (type !== 'get' && type !== 'set') return;
+    this.emit('iq', iq);
+    const payload = iq.firstElement();
+    const handler = payload && this.#iqHandlers.get(`${type} ${payload.xmlns} ${payload.name}`);
+    void this.#answerIq(iq, handler);
+  }
+
+  async #answerIq(iq: Element, handler: IqHandler | undefined): Promise<void> {
+    let reply: Element;
+    if (!handler) reply = errorReply(iq, new StanzaError('service-unavailable'));
+    else {
+      try {
+        const payload = await handler(iq);
+        reply = xml('iq', { type: 'result', id: iq.attr('id'), to: iq.attr('from') }, payload ?? undefined);
+      } catch (err) {
+        if (!(err instanceof StanzaError))
+          this.emit('error', err instanceof Error ? err : new Error(String(err)));
+        reply = errorReply(iq, err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
+      }
+    }
+    reply.setAttr('from', undefined);
+    await this.send(reply).catch(() => undefined);
+  }
+
+  /** RFC 6120 §8.1.2.1: a reply comes from whom the request went to (no `to` means our account/server). */
+  #replyFromExpected(from: string | undefined, to: string | undefined): boolean {
+    const own = this.#jid;
+    const norm = (s: string | undefined): string | undefined =>
+      s === undefined ? undefined : (tryParseJid(s)?.toString() ?? s);
+    const f = norm(from);
+    const t = norm(to);
+    if (f === t) return true;
+    const selfish = (x: string | undefined) =>
+      x === undefined || x === this.domain || x === this.account.toString() || x === own?.toString();
+    return selfish(f) && selfish(t);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Service discovery of ourselves (XEP-0030) and entity capabilities (XEP-0115)
+
+  /** The features we advertise, from the active modules. */
+  get features(): string[] {
+    return [...this.#features].sort();
+  }
+
+  get identity(): DiscoIdentity {
+    return this.#identity;
+  }
+
+  /** Our current XEP-0115 verification string. */
+  capsVer(): Promise<string> {
+    const key = this.features.join('\n');
+    if (!this.#caps || this.#caps.key !== key)
+      this.#caps = { key, ver: capsVerification([this.#identity], this.features) };
+    return this.#caps.ver;
+  }
+
+  /** The `<c/>` element for presence. */
+  async capsElement(): Promise<Element> {
+    return capsElement(await this.capsVer());
+  }
+
+  async #answerDiscoInfo(iq: Element): Promise<Element> {
+    const node = iq.firstElement()?.attr('node');
+    if (node !== undefined && node !== `${CAPS_NODE}#${await this.capsVer()}`)
+      throw new StanzaError('item-not-found');
+    return discoInfoQuery([this.#identity], this.features, node);
+  }
+}
+
+export { CAPS_NODE };

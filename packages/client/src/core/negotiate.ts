@@ -1,0 +1,121 @@
+import { xml, type Element } from '@natter/xml';
+import {
+  NS,
+  SaslFailure,
+  chooseClientMechanism,
+  fromBase64,
+  toBase64,
+  StanzaError,
+  type SaslFailureCondition,
+} from '@natter/protocol';
+import { AuthenticationError, ClientError } from './errors.js';
+import { randomId } from './ids.js';
+import type { XmppStream } from './xmpp-stream.js';
+
+/** RFC 6120 §5: STARTTLS. Resolves when the transport is encrypted (the caller restarts the stream). */
+export async function negotiateStartTls(stream: XmppStream): Promise<void> {
+  const { transport } = stream;
+  if (!transport.startTls) throw new ClientError('tls-unavailable', 'this transport cannot start TLS');
+  stream.send(xml('starttls', { xmlns: NS.tls }));
+  const reply = await stream.next();
+  if (!reply.is('proceed', NS.tls)) throw new ClientError('connection-failed', 'the server refused STARTTLS');
+  try {
+    await transport.startTls();
+  } catch (err) {
+    throw new ClientError('tls-failed', `TLS negotiation failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface SaslOptions {
+  username: string;
+  password: string;
+  allowPlain: boolean;
+  only?: string[] | undefined;
+}
+
+/** RFC 6120 §6: SASL negotiation with the strongest mechanism both sides support. */
+export async function authenticate(stream: XmppStream, features: Element, opts: SaslOptions): Promise<void> {
+  let offered = (features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism', NS.sasl) ?? []).map((m) =>
+    m.text().trim(),
+  );
+  if (opts.only) offered = offered.filter((m) => opts.only!.includes(m));
+  const mech = chooseClientMechanism(
+    offered,
+    { username: opts.username, password: opts.password },
+    { allowPlain: opts.allowPlain },
+  );
+  if (!mech) {
+    const why =
+      offered.includes('PLAIN') && !opts.allowPlain
+        ? ' (PLAIN is only used over TLS unless allowPlaintextAuth is set)'
+        : '';
+    throw new AuthenticationError(
+      'no-mechanism',
+      `no acceptable SASL mechanism among [${offered.join(', ')}]${why}`,
+    );
+  }
+  try {
+    const initial = await mech.initial();
+    stream.send(
+      xml('auth', { xmlns: NS.sasl, mechanism: mech.name }, initial.length === 0 ? '=' : toBase64(initial)),
+    );
+    for (;;) {
+      const el = await stream.next();
+      if (el.xmlns !== NS.sasl)
+        throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL`);
+      const text = el.text().trim();
+      const data = text === '' || text === '=' ? new Uint8Array(0) : fromBase64(text);
+      if (el.name === 'challenge') {
+        const resp = await mech.challenge(data);
+        stream.send(xml('response', { xmlns: NS.sasl }, resp.length === 0 ? undefined : toBase64(resp)));
+      } else if (el.name === 'success') {
+        await mech.success(data.length === 0 ? null : data);
+        return;
+      } else if (el.name === 'failure') {
+        const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'not-authorized';
+        const text2 = el.getChildText('text');
+        throw new AuthenticationError(
+          cond as SaslFailureCondition,
+          `authentication failed: ${cond}${text2 ? ` (${text2})` : ''}`,
+        );
+      } else throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL`);
+    }
+  } catch (err) {
+    if (err instanceof SaslFailure)
+      throw new AuthenticationError(err.condition, `authentication failed: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+/** RFC 6120 §7: resource binding; returns the full JID the server assigned. */
+export async function bindResource(stream: XmppStream, resource: string | undefined): Promise<string> {
+  const id = randomId();
+  stream.send(
+    xml(
+      'iq',
+      { type: 'set', id },
+      xml('bind', { xmlns: NS.bind }, resource ? xml('resource', null, resource) : undefined),
+    ),
+  );
+  const reply = await stream.next();
+  if (!reply.is('iq') || reply.attr('id') !== id)
+    throw new ClientError('bind-failed', `unexpected <${reply.name}/> while binding`);
+  if (reply.attr('type') === 'error')
+    throw new ClientError('bind-failed', 'resource binding failed', { cause: StanzaError.fromStanza(reply) });
+  const jid = reply.getChild('bind', NS.bind)?.getChildText('jid', NS.bind);
+  if (!jid) throw new ClientError('bind-failed', 'bind result without a JID');
+  return jid.trim();
+}
+
+/** RFC 3921 session establishment, only when the server says it is not optional. */
+export async function establishSession(stream: XmppStream, features: Element): Promise<void> {
+  const session = features.getChild('session', NS.session);
+  if (!session || session.getChild('optional')) return;
+  const id = randomId();
+  stream.send(xml('iq', { type: 'set', id }, xml('session', { xmlns: NS.session })));
+  const reply = await stream.next();
+  if (reply.attr('type') === 'error')
+    throw new ClientError('bind-failed', 'session establishment failed', {
+      cause: StanzaError.fromStanza(reply),
+    });
+}

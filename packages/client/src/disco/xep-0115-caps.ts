@@ -1,0 +1,55 @@
+import { xml, type Element } from '@natter/xml';
+import { NS, toBase64 } from '@natter/protocol';
+
+export interface DiscoIdentity {
+  category: string;
+  type: string;
+  name?: string;
+  lang?: string;
+}
+
+/** Our node in `<c node=…/>` (XEP-0115 §4): identifies the software. */
+export const CAPS_NODE = 'https://natter.dev/client';
+
+function byteCompare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * XEP-0115 §5.1 verification string: identities `category/type/lang/name<` and features `var<`,
+ * each sorted, hashed with SHA-1 and base64-encoded.
+ */
+export async function capsVerification(
+  identities: readonly DiscoIdentity[],
+  features: readonly string[],
+): Promise<string> {
+  let s = '';
+  const ids = identities
+    .map((i) => `${i.category}/${i.type}/${i.lang ?? ''}/${i.name ?? ''}`)
+    .sort(byteCompare);
+  for (const i of ids) s += `${i}<`;
+  for (const f of [...new Set(features)].sort(byteCompare)) s += `${f}<`;
+  const digest = await globalThis.crypto.subtle.digest('SHA-1', new TextEncoder().encode(s));
+  return toBase64(new Uint8Array(digest));
+}
+
+/** The `<c/>` element put in outgoing presence. */
+export function capsElement(ver: string): Element {
+  return xml('c', { xmlns: NS.caps, hash: 'sha-1', node: CAPS_NODE, ver });
+}
+
+/** The disco#info `<query/>` describing ourselves. */
+export function discoInfoQuery(
+  identities: readonly DiscoIdentity[],
+  features: readonly string[],
+  node?: string,
+): Element {
+  return xml(
+    'query',
+    { xmlns: NS.discoInfo, node },
+    identities.map((i) =>
+      xml('identity', { category: i.category, type: i.type, name: i.name, 'xml:lang': i.lang }),
+    ),
+    [...new Set(features)].sort(byteCompare).map((f) => xml('feature', { var: f })),
+  );
+}

@@ -1,0 +1,126 @@
+// Everything both entry points export (nothing here may import node:* or a *.node.ts file).
+export {
+  Client,
+  CAPS_NODE,
+  type ClientOptions,
+  type ClientEvents,
+  type ClientStatus,
+  type IqHandler,
+  type IqType,
+} from './core/client.js';
+export { Emitter, TimeoutError, type Listener, type WaitForOptions } from './core/emitter.js';
+export {
+  ClientError,
+  AuthenticationError,
+  NotConnectedError,
+  StanzaError,
+  StreamError,
+  type ClientErrorCode,
+} from './core/errors.js';
+export type {
+  PluginDefinition,
+  PluginContext,
+  PluginMap,
+  PluginApis,
+  Hooks,
+  NegotiationStep,
+  NoPlugins,
+} from './core/plugin.js';
+export { randomId } from './core/ids.js';
+export type {
+  Transport,
+  TransportFactory,
+  TransportContext,
+  TransportEvents,
+  TlsOptions,
+} from './transport/transport.js';
+export { WebSocketTransport, browserWebSocketTransport, type WebSocketLike } from './transport/websocket.js';
+export { xml, Element } from '@natter/xml';
+export { Jid, parseJid, jid } from '@natter/jid';
+export { ping, sendPing, type PingApi } from './ping/xep-0199-ping.js';
+export { autoPing, type AutoPingApi, type AutoPingEvents, type AutoPingOptions } from './ping/auto-ping.js';
+export {
+  reconnect,
+  type ReconnectApi,
+  type ReconnectEvents,
+  type ReconnectOptions,
+} from './reconnect/reconnect.js';
+export {
+  roster,
+  parseRosterItem,
+  type RosterApi,
+  type RosterEvents,
+  type RosterOptions,
+  type PresenceInfo,
+} from './roster/roster.js';
+export {
+  memoryRosterStorage,
+  type RosterItem,
+  type RosterStorage,
+  type StoredRoster,
+} from './roster/roster-storage.js';
+export {
+  receipts,
+  type ReceiptsApi,
+  type ReceiptsEvents,
+  type ReceiptsOptions,
+} from './receipts/xep-0184-receipts.js';
+export {
+  pubsub,
+  pubsubRequests,
+  type PubSubApi,
+  type PubSubEvents,
+  type PubSubItem,
+  type PubSubOptions,
+  type FormValues,
+} from './pubsub/xep-0060-pubsub.js';
+export {
+  vcard,
+  parseVCard,
+  buildVCard,
+  type VCard,
+  type VCardFields,
+  type VCardApi,
+  type VCardEvents,
+  type VCardOptions,
+} from './vcard/xep-0054-vcard.js';
+export { memoryVCardStorage, type VCardStorage, type StoredVCard } from './vcard/vcard-storage.js';
+export {
+  avatar,
+  sha1Hex,
+  NS_AVATAR_DATA,
+  NS_AVATAR_METADATA,
+  type AvatarApi,
+  type AvatarEvents,
+  type AvatarInfo,
+  type AvatarOptions,
+} from './avatar/avatar.js';
+export {
+  disco,
+  parseDiscoInfo,
+  type DiscoApi,
+  type DiscoEvents,
+  type DiscoInfo,
+  type DiscoItem,
+  type DiscoOptions,
+} from './disco/xep-0030-disco.js';
+export { capsVerification, type DiscoIdentity } from './disco/xep-0115-caps.js';
+export {
+  muc,
+  type MucOptions,
+  type MucApi,
+  type MucEvents,
+  type MucRole,
+  type MucAffiliation,
+  type Occupant,
+  type HistoryOptions,
+  type JoinOptions,
+  type ListItem,
+  type LeaveReason,
+} from './muc/xep-0045-muc.js';
+export {
+  streamManagement,
+  type StreamManagementApi,
+  type StreamManagementEvents,
+  type StreamManagementOptions,
+} from './stream-management/xep-0198-stream-management.js';

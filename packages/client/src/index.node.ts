@@ -1,0 +1,20 @@
+/** @natter/client for Node: TCP (STARTTLS / direct TLS) and WebSocket (`ws`) transports, SQLite storage. */
+import { Client, type ClientOptions } from './core/client.js';
+import type { NoPlugins, PluginMap } from './core/plugin.js';
+import { tcpTransport } from './transport/tcp.node.js';
+import { nodeWebSocketTransport } from './transport/websocket.node.js';
+
+export * from './exports.js';
+export { tcpTransport, TcpTransport } from './transport/tcp.node.js';
+export { nodeWebSocketTransport } from './transport/websocket.node.js';
+
+/** Creates a client; `client.plugins` is typed from the `plugins` you pass. */
+export function createClient<P extends PluginMap = NoPlugins>(options: ClientOptions<P>): Client<P> {
+  return new Client<P>({
+    ...options,
+    transports: options.transports ?? [tcpTransport(), nodeWebSocketTransport()],
+  });
+}
+export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
+export { openSqlite, closeSqlite, type SqliteSource } from './storage/sqlite.node.js';
+export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';

@@ -1,0 +1,166 @@
+// The browser build: it bundles without Node built-ins, and in headless Chromium (Debian's
+// package, driven by playwright-core) it connects over WebSocket, sends and receives messages.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { builtinModules } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { createClient } from '../src/index.node.js';
+import { bundleForBrowser, type BrowserBundle } from './browser-bundle.js';
+import { available } from './helpers.js';
+import type { Target } from './target.js';
+import { targets } from './targets.js';
+
+const run = promisify(execFile);
+const CHROMIUM = '/usr/bin/chromium';
+
+async function ensureChromium(): Promise<string | undefined> {
+  if (existsSync(CHROMIUM)) return undefined;
+  try {
+    await run(
+      'sh',
+      [
+        '-c',
+        `flock /tmp/natter-apt.lock sh -c '[ -x ${CHROMIUM} ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1'`,
+      ],
+      { timeout: 300_000 },
+    );
+  } catch (err) {
+    return `chromium could not be installed with apt: ${(err as Error).message}`;
+  }
+  return existsSync(CHROMIUM) ? undefined : 'chromium is not installed and apt did not provide it';
+}
+
+let bundle: BrowserBundle;
+
+describe('browser build', () => {
+  before(async () => {
+    bundle = await bundleForBrowser();
+  });
+
+  test('the browser bundle pulls in no Node built-in and no *.node.ts file', () => {
+    const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+    const offenders = bundle.inputs.filter(
+      (i) =>
+        i.startsWith('node:') ||
+        builtins.has(i) ||
+        /\.node\.ts$/.test(i) ||
+        /node_modules\/(ws|better-sqlite3)\//.test(i),
+    );
+    assert.deepEqual(offenders, []);
+    assert.ok(bundle.inputs.some((i) => i.endsWith('src/core/client.ts')));
+    assert.doesNotMatch(bundle.code, /\brequire\(["'](node:)?(net|tls|fs|crypto|buffer)["']\)/);
+    assert.doesNotMatch(bundle.code, /\bBuffer\.(from|alloc)/);
+  });
+});
+
+for (const factory of targets) {
+  describe(`browser client over WebSocket in headless Chromium (${factory.name})`, () => {
+    let target: Target | undefined;
+    let server: Server | undefined;
+    let skip: string | undefined;
+    before(async () => {
+      skip = await ensureChromium();
+      if (skip) return;
+      target = await factory.start();
+      const b = bundle ?? (await bundleForBrowser());
+      server = createServer((req, res) => {
+        if (req.url === '/natter-client.js') {
+          res.writeHead(200, { 'content-type': 'text/javascript' });
+          res.end(b.code);
+        } else {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end(`<!doctype html><meta charset="utf-8"><title>natter</title>
+<script type="module">import * as natter from '/natter-client.js'; window.natter = natter; window.ready = true;</script>`);
+        }
+      });
+      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    });
+    after(async () => {
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await target?.stop();
+    });
+
+    test('RFC 7395 in a browser: connect, send a message, receive one', async (t) => {
+      if (skip) return t.skip(skip);
+      const { chromium } = await import('playwright-core');
+      const profile = await mkdtemp(join(tmpdir(), 'natter-chromium-'));
+      const context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+        ],
+      });
+      const peer = createClient({ service: target!.service.tcp, tls: target!.tls, ...target!.users[1]! });
+      try {
+        await peer.connect();
+        await available(peer);
+        const page = context.pages()[0] ?? (await context.newPage());
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+        await page.waitForFunction(
+          () => (window as unknown as { ready?: boolean }).ready === true,
+          undefined,
+          { timeout: 10000 },
+        );
+        const fromBrowser = peer.waitFor('message', {
+          filter: (m) => m.getChildText('body') === 'hello from chromium',
+          timeout: 15000,
+        });
+        const account = target!.users[0]!;
+        const boundJid = await page.evaluate(
+          async ({ service, jid, password, peerJid }) => {
+            const natter = (window as unknown as { natter: typeof import('../src/index.js') }).natter;
+            const client = natter.createClient({ service, jid, password, resource: 'chromium' });
+            (window as unknown as { client: unknown }).client = client;
+            (window as unknown as { inbox: string[] }).inbox = [];
+            client.on('message', (m) =>
+              (window as unknown as { inbox: string[] }).inbox.push(m.getChildText('body') ?? ''),
+            );
+            const full = await client.connect();
+            await client.sendPresence();
+            await client.sendMessage({ to: peerJid, body: 'hello from chromium' });
+            return full.toString();
+          },
+          {
+            service: target!.service.ws,
+            jid: account.jid,
+            password: account.password,
+            peerJid: peer.jid!.toString(),
+          },
+        );
+        assert.equal(boundJid, `${account.jid}/chromium`);
+        const m = await fromBrowser;
+        assert.equal(m.attr('from'), boundJid);
+        await peer.sendMessage({ to: boundJid, body: 'hello from node' });
+        await page.waitForFunction(
+          () => (window as unknown as { inbox: string[] }).inbox.includes('hello from node'),
+          undefined,
+          { timeout: 10000 },
+        );
+        await page.evaluate(() =>
+          (window as unknown as { client: { disconnect(): Promise<void> } }).client.disconnect(),
+        );
+        assert.deepEqual(errors, []);
+      } finally {
+        await peer.disconnect().catch(() => undefined);
+        await context.close();
+        await rm(profile, { recursive: true, force: true });
+      }
+    });
+  });
+}

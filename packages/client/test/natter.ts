@@ -1,0 +1,54 @@
+// A Natter server (packages/server) as a target for the client suites: in-process, port 0,
+// a temporary data folder, its own self-signed certificate.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Target } from './target.js';
+
+export async function startNatter(opts: { users?: number } = {}): Promise<Target> {
+  // Imported by name only when this target is used, so the client suites do not depend on the server package.
+  const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
+  const domain = 'localhost';
+  const dir = await mkdtemp(join(tmpdir(), 'natter-server-'));
+  const server = await startServer(
+    {
+      hosts: [domain],
+      dataDir: dir,
+      listeners: [
+        { type: 'c2s', port: 0, host: '127.0.0.1' },
+        { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
+        { type: 'http', port: 0, host: '127.0.0.1' },
+      ],
+      limits: { disabled: true },
+      log: { level: 'silent' },
+    },
+    {},
+  );
+  const n = opts.users ?? 40;
+  const users = Array.from({ length: n }, (_, i) => ({
+    jid: `user${i + 1}@${domain}`,
+    password: `pw-${i + 1}-secret`,
+  }));
+  for (const u of users) await server.addUser(u.jid.split('@')[0]!, u.password);
+  return {
+    name: 'natter',
+    domain,
+    service: {
+      tcp: `xmpp://127.0.0.1:${server.port('c2s')}`,
+      tls: `xmpps://127.0.0.1:${server.port('c2s-tls')}`,
+      ws: `ws://127.0.0.1:${server.port('http')}/xmpp-websocket`,
+    },
+    users,
+    mucDomain: `conference.${domain}`,
+    pubsubDomain: `pubsub.${domain}`,
+    tls: { ca: await readFile(server.certificate.cert, 'utf8') },
+    async setPassword(jid, password) {
+      const [local, host] = jid.split('@') as [string, string];
+      await server.core.accounts.setPassword(local, host, password);
+    },
+    async stop() {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,6 @@
+export { NS } from './namespaces.js';
+export * from './errors.js';
+export * from './data-forms.js';
+export * from './rsm.js';
+export * from './delay.js';
+export * from './sasl/index.js';

@@ -1,0 +1,20 @@
+export { toBase64, fromBase64 } from './base64.js';
+export { SaslFailure, type SaslFailureCondition } from './sasl-failure.js';
+export { saslprep, type SaslprepOptions } from './saslprep.js';
+export { deriveScramCredentials, type ScramCredentials, type ScramHash } from './scram-crypto.js';
+export type {
+  ClientCredentials,
+  ClientMechanismOptions,
+  CredentialLookup,
+  SaslClientMechanism,
+  SaslServerMechanism,
+  SaslServerResult,
+  SaslServerStep,
+  ServerMechanismOptions,
+} from './mechanism.js';
+export {
+  chooseClientMechanism,
+  createClientMechanism,
+  createServerMechanism,
+  type ServerMechanismName,
+} from './factory.js';

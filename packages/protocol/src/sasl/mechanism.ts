@@ -1,0 +1,67 @@
+import type { ScramCredentials, ScramHash } from './scram-crypto.js';
+
+/** Outcome of a successful server-side exchange. */
+export interface SaslServerResult {
+  /** Authentication identity after SASLprep (for XMPP: the localpart). */
+  username: string;
+  /** Requested authorization identity, only when present and different from the authentication identity. */
+  authzid?: string;
+  /** Additional data with success (RFC 6120 §6.3.10), e.g. SCRAM's `v=` server signature. */
+  additionalData?: Uint8Array;
+}
+
+export type SaslServerStep =
+  { done: false; challenge: Uint8Array } | { done: true; result: SaslServerResult };
+
+/** Server side of one authentication attempt. `step` throws SaslFailure when the attempt fails. */
+export interface SaslServerMechanism {
+  readonly name: string;
+  step(input: Uint8Array): Promise<SaslServerStep>;
+}
+
+/**
+ * Where the server finds stored credentials. Return null for an unknown user (never throw for that:
+ * the mechanisms hide whether a user exists). A SaslFailure thrown here (e.g. account-disabled)
+ * is passed through; any other error becomes temporary-auth-failure.
+ */
+export interface CredentialLookup {
+  scram(username: string, hash: ScramHash): Promise<ScramCredentials | null>;
+}
+
+export interface ServerMechanismOptions {
+  /** The server's domain: an authzid equal to `username@domain` is then not reported as an authzid. */
+  domain?: string;
+  /**
+   * Set when the server also offers SCRAM-*-PLUS: a client sending the "y" flag then believed the
+   * server does not support channel binding, i.e. the offer was stripped (RFC 5802 §6), and is refused.
+   */
+  channelBindingOffered?: boolean;
+  /** Iteration count announced for unknown users; set it to what real accounts use. Default 4096. */
+  unknownUserIterations?: number;
+}
+
+/** Client side of one authentication attempt. Methods throw SaslFailure when the exchange must stop. */
+export interface SaslClientMechanism {
+  readonly name: string;
+  /** Initial response (sent with `<auth/>`). */
+  initial(): Promise<Uint8Array>;
+  /** Answers a server challenge. */
+  challenge(data: Uint8Array): Promise<Uint8Array>;
+  /** Called with `<success/>`'s additional data; for SCRAM verifies the server signature. */
+  success(additionalData: Uint8Array | null): Promise<void>;
+}
+
+export interface ClientCredentials {
+  username: string;
+  password: string;
+  authzid?: string;
+}
+
+export interface ClientMechanismOptions {
+  /** Fixed client nonce (tests only; must be printable ASCII without ','). */
+  nonce?: string;
+  /** SCRAM: refuse servers announcing fewer iterations (mechanism-too-weak). Default 4096. */
+  minIterations?: number;
+  /** SCRAM: refuse servers announcing more iterations, to bound client work. Default 1,000,000. */
+  maxIterations?: number;
+}

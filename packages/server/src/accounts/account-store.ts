@@ -1,0 +1,190 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+import {
+  deriveScramCredentials,
+  toBase64,
+  fromBase64,
+  type ScramCredentials,
+  type ScramHash,
+} from '@natter/protocol';
+import { jid, type Jid } from '@natter/jid';
+
+/** Stored SCRAM keys (RFC 5802/7677); the password itself is never stored. */
+interface StoredKeys {
+  salt: string;
+  iterations: number;
+  storedKey: string;
+  serverKey: string;
+}
+
+export const accountMigrations: Record<string, Migration> = {
+  '0001-accounts': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('accounts')
+        .addColumn('host', 'varchar(1023)', (c) => c.notNull())
+        .addColumn('username', 'varchar(1023)', (c) => c.notNull())
+        .addColumn('scram_sha1', 'text', (c) => c.notNull())
+        .addColumn('scram_sha256', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('accounts_pk', ['host', 'username'])
+        .execute();
+    },
+  },
+};
+
+export class AccountExistsError extends Error {
+  readonly code = 'ACCOUNT_EXISTS';
+}
+
+export interface AccountStoreOptions {
+  iterations: number;
+}
+
+function encode(c: ScramCredentials): string {
+  const keys: StoredKeys = {
+    salt: toBase64(c.salt),
+    iterations: c.iterations,
+    storedKey: toBase64(c.storedKey),
+    serverKey: toBase64(c.serverKey),
+  };
+  return JSON.stringify(keys);
+}
+
+function decode(text: string): ScramCredentials {
+  const k = JSON.parse(text) as StoredKeys;
+  return {
+    salt: fromBase64(k.salt),
+    iterations: k.iterations,
+    storedKey: fromBase64(k.storedKey),
+    serverKey: fromBase64(k.serverKey),
+  };
+}
+
+/** Accounts of every virtual host. Usernames are normalised localparts (RFC 7622). */
+export class AccountStore {
+  /**
+   * Accounts recently looked up and found missing, with the time of the lookup: a flood of
+   * stanzas to a user that does not exist costs one query per `MISSING_TTL_MS`, not one each.
+   * Bounded; cleared for an account this process creates. An account created by another process
+   * (the CLI) is seen after at most the TTL.
+   */
+  private readonly missing = new Map<string, number>();
+  private static readonly MISSING_TTL_MS = 10_000;
+  private static readonly MISSING_MAX = 10_000;
+
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly options: AccountStoreOptions,
+  ) {}
+
+  /** Normalises and validates a username for a host; throws JidError when invalid. */
+  static account(username: string, host: string): Jid {
+    return jid(username, host);
+  }
+
+  async create(
+    username: string,
+    host: string,
+    password: string,
+    iterations = this.options.iterations,
+  ): Promise<Jid> {
+    const account = AccountStore.account(username, host);
+    if (password.length === 0) throw new Error('the password must not be empty');
+    const [sha1, sha256] = await Promise.all([
+      deriveScramCredentials('SHA-1', password, { iterations }),
+      deriveScramCredentials('SHA-256', password, { iterations }),
+    ]);
+    try {
+      await this.db
+        .insertInto('accounts')
+        .values({
+          host: account.domain,
+          username: account.local,
+          scram_sha1: encode(sha1),
+          scram_sha256: encode(sha256),
+          created_at: Date.now(),
+        })
+        .execute();
+    } catch (err) {
+      this.missing.delete(`${account.local}@${account.domain}`);
+      if (await this.exists(account.local, account.domain))
+        throw new AccountExistsError(`account ${account.toString()} already exists`);
+      throw err;
+    }
+    this.missing.delete(`${account.local}@${account.domain}`);
+    return account;
+  }
+
+  async setPassword(username: string, host: string, password: string): Promise<boolean> {
+    const account = AccountStore.account(username, host);
+    if (password.length === 0) throw new Error('the password must not be empty');
+    const [sha1, sha256] = await Promise.all([
+      deriveScramCredentials('SHA-1', password, { iterations: this.options.iterations }),
+      deriveScramCredentials('SHA-256', password, { iterations: this.options.iterations }),
+    ]);
+    const r = await this.db
+      .updateTable('accounts')
+      .set({ scram_sha1: encode(sha1), scram_sha256: encode(sha256) })
+      .where('host', '=', account.domain)
+      .where('username', '=', account.local)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async remove(username: string, host: string): Promise<boolean> {
+    const account = AccountStore.account(username, host);
+    const r = await this.db
+      .deleteFrom('accounts')
+      .where('host', '=', account.domain)
+      .where('username', '=', account.local)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  async exists(username: string, host: string): Promise<boolean> {
+    const key = `${username}@${host}`;
+    const seen = this.missing.get(key);
+    if (seen !== undefined && Date.now() - seen < AccountStore.MISSING_TTL_MS) return false;
+    const row = await this.db
+      .selectFrom('accounts')
+      .select('username')
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (row === undefined) {
+      if (this.missing.size >= AccountStore.MISSING_MAX) this.missing.clear();
+      this.missing.set(key, Date.now());
+    } else this.missing.delete(key);
+    return row !== undefined;
+  }
+
+  async list(host: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('accounts')
+      .select('username')
+      .where('host', '=', host)
+      .orderBy('username')
+      .execute();
+    return rows.map((r) => r.username as string);
+  }
+
+  async count(host: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select(sql<number>`count(*)`.as('n'))
+      .where('host', '=', host)
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  async scram(username: string, host: string, hash: ScramHash): Promise<ScramCredentials | null> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select(hash === 'SHA-1' ? 'scram_sha1' : 'scram_sha256')
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (!row) return null;
+    return decode((hash === 'SHA-1' ? row.scram_sha1 : row.scram_sha256) as string);
+  }
+}

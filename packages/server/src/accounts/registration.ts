@@ -1,0 +1,105 @@
+import { xml, type Element } from '@natter/xml';
+import { JidError } from '@natter/jid';
+import { NS, StanzaError, errorReply } from '@natter/protocol';
+import { AccountExistsError } from './account-store.js';
+import type { ServerCore } from '../core/server-core.js';
+import type { C2SStream } from '../core/c2s-stream.js';
+import { resultReply } from '../core/iq-dispatcher.js';
+
+/**
+ * In-band registration (XEP-0077) before authentication: off unless `registration.enabled`,
+ * limited per IP address per hour. Password change and account removal after authentication
+ * live in the `register` module.
+ */
+export class Registration {
+  private readonly perIp = new Map<string, number[]>();
+
+  constructor(private readonly core: ServerCore) {}
+
+  private allowed(ip: string): boolean {
+    const now = Date.now();
+    const hour = 3600_000;
+    const recent = (this.perIp.get(ip) ?? []).filter((t) => now - t < hour);
+    if (recent.length >= this.core.config.registration.perIpPerHour) {
+      this.perIp.set(ip, recent);
+      return false;
+    }
+    recent.push(now);
+    this.perIp.set(ip, recent);
+    if (this.perIp.size > 100_000) this.perIp.clear(); // bounded memory under address floods
+    return true;
+  }
+
+  async handlePreAuth(stream: C2SStream, iq: Element): Promise<void> {
+    const query = iq.getChild('query', NS.register)!;
+    const type = iq.attrs.type;
+    if (type === 'get') {
+      stream.writeElement(
+        resultReply(
+          iq,
+          xml(
+            'query',
+            { xmlns: NS.register },
+            xml('instructions', null, 'Choose a username and password.'),
+            xml('username'),
+            xml('password'),
+          ),
+        ),
+      );
+      return;
+    }
+    if (type !== 'set') {
+      stream.writeElement(errorReply(iq, new StanzaError('bad-request')));
+      return;
+    }
+    if (query.getChild('remove', NS.register)) {
+      stream.writeElement(
+        errorReply(iq, new StanzaError('not-authorized', { text: 'log in to remove your account' })),
+      );
+      return;
+    }
+    const username = query.getChildText('username', NS.register) ?? '';
+    const password = query.getChildText('password', NS.register) ?? '';
+    if (username === '' || password === '') {
+      stream.writeElement(
+        errorReply(iq, new StanzaError('not-acceptable', { text: 'username and password are required' })),
+      );
+      return;
+    }
+    if (password.length > 1024) {
+      stream.writeElement(errorReply(iq, new StanzaError('not-acceptable', { text: 'password too long' })));
+      return;
+    }
+    if (!this.allowed(stream.transport.remoteAddress)) {
+      stream.writeElement(
+        errorReply(
+          iq,
+          new StanzaError('resource-constraint', {
+            type: 'wait',
+            text: 'too many registrations from your address; try later',
+          }),
+        ),
+      );
+      return;
+    }
+    try {
+      const account = await this.core.accounts.create(
+        username,
+        stream.host!.domain,
+        password,
+        this.core.config.auth.iterations,
+      );
+      this.core.log.info(
+        { account: account.toString(), ip: stream.transport.remoteAddress },
+        'account registered in-band',
+      );
+      stream.writeElement(resultReply(iq, undefined));
+    } catch (err) {
+      if (err instanceof AccountExistsError)
+        stream.writeElement(errorReply(iq, new StanzaError('conflict', { text: 'this username is taken' })));
+      else if (err instanceof JidError)
+        stream.writeElement(errorReply(iq, new StanzaError('jid-malformed', { text: err.message })));
+      else throw err;
+    }
+  }
+}

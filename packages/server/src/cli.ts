@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { existsSync, readFileSync } from 'node:fs';
+import { importRosters, rosterMigrations } from './modules/roster/roster-store.js';
+import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
+import { startServer } from './server.js';
+import { Database } from './storage/database.js';
+import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
+import { NATTER_VERSION } from './version.js';
+import { join, resolve } from 'node:path';
+
+const USAGE = `natter ${NATTER_VERSION} — XMPP server
+
+Usage:
+  natter serve [--config FILE]                 start the server (default config: ./natter.json if present)
+  natter check [--config FILE]                 validate the configuration and exit
+  natter sessions [--url URL] [--list] [--json] live and hibernated sessions of the running server
+                                               (asks GET /admin/sessions on the http listener, loopback only)
+  natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
+  natter user passwd USER@HOST [--password P]  change a password
+  natter user remove USER@HOST                 delete an account
+  natter user list [HOST]                      list accounts
+  natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
+  natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
+                                               create P1..PN (benchmarks)
+  natter version
+
+With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 (direct TLS) and
+5280 (WebSocket at /xmpp-websocket), storing data in ./data (SQLite) with a generated certificate.`;
+
+function configFrom(path: string | undefined): Config {
+  if (path) return loadConfigFile(path);
+  if (existsSync('natter.json')) return loadConfigFile('natter.json');
+  return parseConfig({});
+}
+
+async function openAccounts(config: Config): Promise<{ store: AccountStore; db: Database }> {
+  const db = Database.open(
+    config.storage.engine === 'sqlite'
+      ? { engine: 'sqlite', path: config.storage.path ?? join(resolve(config.dataDir), 'natter.sqlite') }
+      : config.storage,
+  );
+  await db.migrate('accounts', accountMigrations);
+  return { store: new AccountStore(db.db, { iterations: config.auth.iterations }), db };
+}
+
+async function readPassword(given: string | undefined): Promise<string> {
+  if (given !== undefined) return given;
+  if (process.stdin.isTTY) process.stderr.write('password: ');
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const pw = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  if (pw === '') throw new Error('no password given (use --password or pipe it on stdin)');
+  return pw;
+}
+
+function splitAccount(arg: string | undefined, config: Config): { user: string; host: string } {
+  if (!arg) throw new Error('missing USER@HOST');
+  const at = arg.lastIndexOf('@');
+  if (at < 0) return { user: arg, host: config.hosts[0]! };
+  return { user: arg.slice(0, at), host: arg.slice(at + 1) };
+}
+
+/** `natter sessions`: asks the running server's admin endpoint (http listener, loopback only). */
+async function sessionsCommand(
+  config: Config,
+  url: string | undefined,
+  list: boolean,
+  json: boolean,
+): Promise<number> {
+  let base = url;
+  if (!base) {
+    const http = config.listeners.find((l) => l.type === 'http');
+    if (!http) throw new Error('no http listener configured: pass --url http://HOST:PORT');
+    const host = http.host === '::' || http.host === '0.0.0.0' || http.host === '' ? '127.0.0.1' : http.host;
+    base = `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
+  }
+  const res = await fetch(`${base.replace(/\/$/, '')}/admin/sessions${list ? '?list=1' : ''}`).catch(
+    (err: unknown) => {
+      throw new Error(`cannot reach the server at ${base}: ${(err as Error).message}`);
+    },
+  );
+  if (!res.ok) throw new Error(`the server answered ${res.status} ${res.statusText}`);
+  const report = (await res.json()) as {
+    total: number;
+    live: number;
+    hibernated: number;
+    streams: number;
+    unauthenticated: number;
+    sessions?: { jid: string; state: string; ip: string; transport: string; since: string }[];
+  };
+  if (json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  console.log(`sessions: ${report.total} (live ${report.live}, hibernated ${report.hibernated})`);
+  console.log(`streams: ${report.streams} (unauthenticated ${report.unauthenticated})`);
+  for (const s of report.sessions ?? [])
+    console.log(`${s.jid}\t${s.state}\t${s.transport}\t${s.ip}\t${s.since}`);
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      password: { type: 'string', short: 'p' },
+      prefix: { type: 'string' },
+      count: { type: 'string' },
+      domain: { type: 'string' },
+      iterations: { type: 'string' },
+      url: { type: 'string' },
+      list: { type: 'boolean' },
+      json: { type: 'boolean' },
+      'shutdown-timeout': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub, arg] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return command ? 0 : 1;
+  }
+  if (command === 'version') {
+    console.log(NATTER_VERSION);
+    return 0;
+  }
+  const config = configFrom(values.config);
+  if (command === 'check') {
+    console.log(
+      `configuration OK: hosts ${config.hosts.join(', ')}; listeners ${config.listeners.map((l) => `${l.type}:${l.port}`).join(', ')}`,
+    );
+    return 0;
+  }
+  if (command === 'sessions')
+    return sessionsCommand(config, values.url, values.list === true, values.json === true);
+  if (command === 'serve') {
+    const shutdownTimeoutMs = Number(values['shutdown-timeout'] ?? '10000');
+    if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
+      throw new Error('--shutdown-timeout must be a number of milliseconds');
+    const server = await startServer(config, { shutdownTimeoutMs });
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.core.log.info({ signal }, 'signal received: shutting down');
+      // stop() is bounded by shutdownTimeoutMs; this is the last resort if storage hangs.
+      const force = setTimeout(() => process.exit(1), shutdownTimeoutMs + 5000);
+      force.unref();
+      void server.stop().then(
+        () => process.exit(0),
+        (err: unknown) => {
+          server.core.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    if (server.certificate.generated) {
+      server.core.log.info(
+        { cert: server.certificate.cert },
+        'using a generated self-signed certificate (set tls.cert/tls.key for production)',
+      );
+    }
+    return new Promise<number>(() => {});
+  }
+  if (command === 'roster') {
+    if (sub !== 'import' || !arg) throw new Error('usage: natter roster import FILE.json');
+    // { "user@host": [ { "jid": "contact@host", "subscription": "both", "name"?, "groups"? } ] }
+    const data = JSON.parse(readFileSync(arg, 'utf8')) as Parameters<typeof importRosters>[1];
+    const { db } = await openAccounts(config);
+    try {
+      await db.migrate('roster', rosterMigrations);
+      const n = await importRosters(db.db, data);
+      console.log(`imported ${n} roster items for ${Object.keys(data).length} accounts`);
+      return 0;
+    } finally {
+      await db.close();
+    }
+  }
+  if (command === 'user') {
+    const { store, db } = await openAccounts(config);
+    try {
+      switch (sub) {
+        case 'add': {
+          const { user, host } = splitAccount(arg, config);
+          const account = await store.create(user, host, await readPassword(values.password));
+          console.log(`created ${account.toString()}`);
+          return 0;
+        }
+        case 'passwd': {
+          const { user, host } = splitAccount(arg, config);
+          if (!(await store.setPassword(user, host, await readPassword(values.password))))
+            throw new Error(`no account ${user}@${host}`);
+          console.log(
+            `password changed for ${user}@${host} (connected sessions keep running until they reconnect)`,
+          );
+          return 0;
+        }
+        case 'remove': {
+          const { user, host } = splitAccount(arg, config);
+          if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
+          console.log(`removed ${user}@${host}`);
+          return 0;
+        }
+        case 'list': {
+          const host = arg ?? config.hosts[0]!;
+          for (const u of await store.list(host)) console.log(`${u}@${host}`);
+          return 0;
+        }
+        case 'add-bulk': {
+          const prefix = values.prefix ?? 'user';
+          const count = Number(values.count ?? '0');
+          const host = values.domain ?? config.hosts[0]!;
+          const iterations = Number(values.iterations ?? config.auth.iterations);
+          if (!Number.isInteger(count) || count <= 0) throw new Error('--count must be a positive integer');
+          if (!values.password) throw new Error('--password is required');
+          let created = 0;
+          const batch = 32;
+          for (let i = 1; i <= count; i += batch) {
+            await Promise.all(
+              Array.from({ length: Math.min(batch, count - i + 1) }, async (_, k) => {
+                try {
+                  await store.create(`${prefix}${i + k}`, host, values.password!, iterations);
+                  created++;
+                } catch (err) {
+                  if (!(err instanceof AccountExistsError)) throw err;
+                }
+              }),
+            );
+          }
+          console.log(`created ${created} accounts (${count - created} existed)`);
+          return 0;
+        }
+        default:
+          throw new Error(`unknown user command "${sub ?? ''}" (add, passwd, remove, list, add-bulk)`);
+      }
+    } finally {
+      await db.close();
+    }
+  }
+  console.error(`unknown command "${command}"\n\n${USAGE}`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(err.message);
+    else console.error(`error: ${(err as Error).message}`);
+    process.exit(2);
+  },
+);

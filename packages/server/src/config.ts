@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const listener = z.object({
+  type: z
+    .enum(['c2s', 'c2s-tls', 'http'])
+    .describe(
+      'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health',
+    ),
+  port: z.number().int().min(0).max(65535),
+  host: z.string().default('::'),
+});
+
+const limits = z
+  .object({
+    maxStanzaBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(256 * 1024),
+    maxDepth: z.number().int().min(4).max(1000).default(32),
+    maxAttributes: z.number().int().min(4).default(64),
+    authTimeoutMs: z.number().int().min(100).default(30_000),
+    maxAuthFailures: z.number().int().min(1).default(3),
+    maxResourcesPerAccount: z.number().int().min(1).default(20),
+    /** Bytes the server buffers for a slow reader before dropping it. */
+    maxSendBufferBytes: z
+      .number()
+      .int()
+      .min(16 * 1024)
+      .default(4 * 1024 * 1024),
+    /** Turns every rate limit off (benchmarks on loopback). */
+    disabled: z.boolean().default(false),
+  })
+  .prefault({});
+
+export const configSchema = z
+  .object({
+    hosts: z.array(z.string().min(1)).min(1).default(['localhost']),
+    dataDir: z.string().default('./data'),
+    storage: z
+      .discriminatedUnion('engine', [
+        z.object({ engine: z.literal('sqlite'), path: z.string().optional() }),
+        z.object({
+          engine: z.literal('postgres'),
+          url: z.string(),
+          poolSize: z.number().int().min(1).optional(),
+        }),
+      ])
+      .default({ engine: 'sqlite' }),
+    listeners: z.array(listener).default([
+      { type: 'c2s', port: 5222, host: '::' },
+      { type: 'c2s-tls', port: 5223, host: '::' },
+      { type: 'http', port: 5280, host: '::' },
+    ]),
+    tls: z
+      .object({
+        cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),
+        key: z.string().optional(),
+      })
+      .prefault({}),
+    auth: z
+      .object({
+        /** Where credentials may be sent without TLS: loopback (default), always, never. */
+        allowPlaintext: z.enum(['loopback', 'always', 'never']).default('loopback'),
+        /** PBKDF2 iterations for new SCRAM keys. */
+        iterations: z.number().int().min(4096).default(4096),
+      })
+      .prefault({}),
+    registration: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** New accounts allowed per IP address per hour. */
+        perIpPerHour: z.number().int().min(1).default(5),
+      })
+      .prefault({}),
+    limits,
+    /** Module name → options, or false to disable a default module. */
+    modules: z
+      .record(z.string(), z.union([z.literal(false), z.record(z.string(), z.unknown())]))
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ListenerConfig = z.infer<typeof listener>;
+export type Limits = Config['limits'];
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+/** Validates a configuration object; errors name the option and say what is expected. */
+export function parseConfig(input: unknown): Config {
+  const r = configSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return r.data;
+}
+
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(resolve(path), 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`configuration file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(data);
+}

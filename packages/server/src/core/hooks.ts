@@ -1,0 +1,139 @@
+import type { Element } from '@natter/xml';
+import type { Jid } from '@natter/jid';
+import type { Session } from './session.js';
+import type { C2SStream } from './c2s-stream.js';
+
+/** A stanza on its way through the router. */
+export interface RouteEvent {
+  stanza: Element;
+  /** Sender, stamped by the server (never trusted from a client). */
+  from: Jid;
+  /** Destination (defaulted to the sender's bare JID where RFC 6120 §10.3 says so). */
+  to: Jid;
+  /** The local client session that sent it, if any. */
+  origin: Session | undefined;
+}
+
+export type HandleResult = boolean | void;
+export type MaybePromise<T> = T | Promise<T>;
+export type HandleHook<E> = (event: E) => MaybePromise<HandleResult>;
+export type NotifyHook<E> = (event: E) => MaybePromise<void>;
+
+/**
+ * Every hook a module can register, by name. Handlers run from highest to lowest priority;
+ * a "handle" hook stops at the first handler returning true. Names are keys of this
+ * interface, so a typo does not compile.
+ */
+export interface HookMap {
+  /** A stanza sent by a local client session, before routing. Return true to consume it. */
+  'stanza/out': HandleHook<RouteEvent>;
+  'message/host': HandleHook<RouteEvent>;
+  'message/bare': HandleHook<RouteEvent>;
+  'message/full': HandleHook<RouteEvent>;
+  'presence/host': HandleHook<RouteEvent>;
+  'presence/bare': HandleHook<RouteEvent>;
+  'presence/full': HandleHook<RouteEvent>;
+  /** IQs whose namespace no IQ handler claimed (the core answers service-unavailable last). */
+  'iq/host': HandleHook<RouteEvent>;
+  'iq/bare': HandleHook<RouteEvent>;
+  'iq/full': HandleHook<RouteEvent>;
+  /** A chat/normal message for a local account with no available resource (offline storage). */
+  'message/offline': HandleHook<RouteEvent>;
+  /** After the core delivered a message to a local account's sessions. */
+  'message/delivered': NotifyHook<RouteEvent & { sessions: Session[] }>;
+  /** A resource was bound. */
+  'session/bound': NotifyHook<{ session: Session }>;
+  /** A session sent its initial presence (became available): offline delivery, PEP last items. */
+  'session/available': NotifyHook<{ session: Session }>;
+  /** A session sent unavailable presence (still connected). */
+  'session/unavailable': NotifyHook<{ session: Session }>;
+  /** A session ended (clean: the client closed the stream or sent unavailable first). */
+  'session/closed': NotifyHook<{ session: Session; clean: boolean }>;
+  /** A first-level element on a stream that is not a stanza (SM, CSI). Return true when handled. */
+  'stream/nonza': HandleHook<{ stream: C2SStream; element: Element }>;
+  /** An account was deleted: modules remove its data. */
+  'user/deleted': NotifyHook<{ jid: Jid }>;
+}
+
+export type HookName = keyof HookMap;
+
+interface Registration {
+  fn: (e: never) => unknown;
+  priority: number;
+  owner: string;
+}
+
+function isPromise(v: unknown): v is Promise<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
+}
+
+export type HookErrorReporter = (hook: string, owner: string, err: unknown) => void;
+
+/** The hook bus: ordered handlers, synchronous when every handler is. */
+export class HookBus {
+  private readonly table = new Map<HookName, Registration[]>();
+
+  constructor(private readonly report: HookErrorReporter) {}
+
+  add<K extends HookName>(name: K, fn: HookMap[K], priority = 0, owner = 'core'): () => void {
+    const list = this.table.get(name) ?? [];
+    const reg: Registration = { fn: fn as (e: never) => unknown, priority, owner };
+    list.push(reg);
+    list.sort((a, b) => b.priority - a.priority);
+    this.table.set(name, list);
+    return () => {
+      const l = this.table.get(name);
+      if (!l) return;
+      const i = l.indexOf(reg);
+      if (i >= 0) l.splice(i, 1);
+    };
+  }
+
+  has(name: HookName): boolean {
+    return (this.table.get(name)?.length ?? 0) > 0;
+  }
+
+  /**
+   * Runs a handle hook; resolves true when a handler consumed the event. A handler that throws is
+   * reported and skipped (the next one runs), as ejabberd does.
+   */
+  run<K extends HookName>(name: K, event: Parameters<HookMap[K]>[0]): MaybePromise<boolean> {
+    const list = this.table.get(name);
+    if (!list || list.length === 0) return false;
+    return this.runFrom(name, list.slice(), 0, event);
+  }
+
+  private runFrom(
+    name: HookName,
+    list: Registration[],
+    start: number,
+    event: unknown,
+  ): MaybePromise<boolean> {
+    for (let i = start; i < list.length; i++) {
+      const reg = list[i]!;
+      let r: unknown;
+      try {
+        r = (reg.fn as (e: unknown) => unknown)(event);
+      } catch (err) {
+        this.report(name, reg.owner, err);
+        continue;
+      }
+      if (isPromise(r)) {
+        return r.then(
+          (v) => (v === true ? true : this.runFrom(name, list, i + 1, event)),
+          (err: unknown) => {
+            this.report(name, reg.owner, err);
+            return this.runFrom(name, list, i + 1, event);
+          },
+        );
+      }
+      if (r === true) return true;
+    }
+    return false;
+  }
+
+  /** Runs every handler of a notify hook, awaiting async ones in order. */
+  async notify<K extends HookName>(name: K, event: Parameters<HookMap[K]>[0]): Promise<void> {
+    await this.run(name, event);
+  }
+}

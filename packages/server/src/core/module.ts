@@ -1,0 +1,181 @@
+import type { Kysely, Migration } from 'kysely';
+import type { z } from 'zod';
+import type { Element } from '@natter/xml';
+import type { HookMap, HookName, RouteEvent } from './hooks.js';
+import type { IqHandler } from './iq-dispatcher.js';
+import type { Host, Identity } from './host.js';
+import type { ServerCore } from './server-core.js';
+import type { ServiceHandler } from './router.js';
+import type { Logger } from './logger.js';
+import type { C2SStream } from './c2s-stream.js';
+
+/**
+ * A server module: one protocol feature, in one folder named after it. It declares its name
+ * (= folder = config key), the specs it implements, validated options with defaults, its
+ * dependencies and its storage migrations; `setup` registers handlers through the context,
+ * which records them so they can be undone.
+ */
+export interface ModuleDefinition<O extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  /** e.g. ['RFC 6121 §2', 'XEP-0237'] */
+  specs: string[];
+  options?: O;
+  dependencies?: string[];
+  /** Versioned migrations, applied in name order at start-up, once per database. */
+  migrations?: Record<string, Migration>;
+  /** Enabled without configuration. */
+  enabledByDefault?: boolean;
+  /** Called once per virtual host. May return a teardown function. */
+  setup(
+    ctx: ModuleContext<z.infer<O>>,
+  ): void | (() => void | Promise<void>) | Promise<void | (() => void | Promise<void>)>;
+}
+
+export function defineModule<O extends z.ZodType>(def: ModuleDefinition<O>): ModuleDefinition<O> {
+  return def;
+}
+
+/** Where an IQ handler listens: the server's domain, or any account's bare JID. */
+export type IqTarget = 'host' | 'account';
+
+export class ModuleContext<Options> {
+  private readonly undo: (() => void)[] = [];
+  private readonly teardowns: (() => void | Promise<void>)[] = [];
+
+  constructor(
+    readonly module: string,
+    readonly host: Host,
+    readonly options: Options,
+    readonly server: ServerCore,
+    readonly log: Logger,
+  ) {}
+
+  get domain(): string {
+    return this.host.domain;
+  }
+
+  get db(): Kysely<any> {
+    return this.server.database.db;
+  }
+
+  get sessions() {
+    return this.server.sessions;
+  }
+
+  get router() {
+    return this.server.router;
+  }
+
+  get accounts() {
+    return this.server.accounts;
+  }
+
+  /** Registers a hook handler (higher priority runs first; the core's own handlers run at -1000). */
+  hook<K extends HookName>(name: K, fn: HookMap[K], priority = 0): void {
+    this.undo.push(this.host.hooks.add(name, fn, priority, this.module));
+  }
+
+  /**
+   * Handles IQs of `type` whose payload is `<name xmlns=xmlns/>`, addressed to the domain or to
+   * an account's bare JID. The namespace becomes a disco feature of that target unless `feature: false`.
+   */
+  iq(
+    target: IqTarget,
+    type: 'get' | 'set',
+    xmlns: string,
+    name: string,
+    fn: IqHandler,
+    opts: { feature?: boolean } = {},
+  ): void {
+    const table = target === 'host' ? this.host.hostIq : this.host.accountIq;
+    this.undo.push(table.on(type, xmlns, name, fn, this.module));
+    if (opts.feature !== false) this.feature(target, xmlns);
+  }
+
+  /**
+   * Offers an API to other modules of this host (declare them as dependents so they load after).
+   * Typed by the caller: `ctx.provide<RosterApi>('roster', api)` / `ctx.use<RosterApi>('roster')`.
+   */
+  provide<T>(name: string, api: T): void {
+    if (this.host.provided.has(name)) throw new Error(`${name} is already provided on ${this.domain}`);
+    this.host.provided.set(name, api);
+    this.undo.push(() => this.host.provided.delete(name));
+  }
+
+  /** An API another module provides; undefined when that module is disabled. */
+  use<T>(name: string): T | undefined {
+    return this.host.provided.get(name) as T | undefined;
+  }
+
+  /** Advertises a disco#info feature on the domain or on accounts. */
+  feature(target: IqTarget, ...vars: string[]): void {
+    const set = target === 'host' ? this.host.hostFeatures : this.host.accountFeatures;
+    for (const v of vars) {
+      if (set.has(v)) continue;
+      set.add(v);
+      this.undo.push(() => set.delete(v));
+    }
+  }
+
+  identity(target: IqTarget, identity: Identity): void {
+    const list = target === 'host' ? this.host.hostIdentities : this.host.accountIdentities;
+    list.push(identity);
+    this.undo.push(() => {
+      const i = list.indexOf(identity);
+      if (i >= 0) list.splice(i, 1);
+    });
+  }
+
+  /** Serves a whole domain (e.g. `conference.example.com`): every stanza to it reaches `handler`. */
+  service(domain: string, handler: ServiceHandler): void {
+    this.undo.push(this.router.addService(domain, this.host, handler, this.module));
+    this.host.services.add(domain);
+    this.undo.push(() => this.host.services.delete(domain));
+  }
+
+  /** Offers a stream feature after authentication. */
+  streamFeature(fn: (stream: C2SStream) => Element | null): void {
+    this.server.streamFeatures.push(fn);
+    this.undo.push(() => {
+      const i = this.server.streamFeatures.indexOf(fn);
+      if (i >= 0) this.server.streamFeatures.splice(i, 1);
+    });
+  }
+
+  /** Routes a server-originated stanza (its `from` must be set). */
+  send(stanza: Element): void | Promise<void> {
+    return this.router.route(stanza);
+  }
+
+  /** Sends an IQ from a server address and resolves with the result (rejects with a StanzaError). */
+  sendIq(stanza: Element, timeoutMs?: number): Promise<Element> {
+    return this.router.sendIq(stanza, timeoutMs);
+  }
+
+  /** Returns an error for a stanza to its sender. */
+  bounce(ev: RouteEvent, condition: Parameters<ServerCore['router']['bounce']>[1], text?: string): void {
+    this.router.bounce(ev, condition, text);
+  }
+
+  /** A repeating timer stopped with the module. */
+  every(ms: number, fn: () => void | Promise<void>): void {
+    const t = setInterval(() => {
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.log.error({ err }, 'timer failed'));
+    }, ms);
+    t.unref();
+    this.undo.push(() => clearInterval(t));
+  }
+
+  /** Runs on stop (flush state, close resources). */
+  onStop(fn: () => void | Promise<void>): void {
+    this.teardowns.push(fn);
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.teardowns.reverse()) await t();
+    for (const u of this.undo.reverse()) u();
+  }
+}

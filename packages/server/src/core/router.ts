@@ -1,0 +1,183 @@
+import type { Element } from '@natter/xml';
+import { parseJid, type Jid } from '@natter/jid';
+import { StanzaError, errorReply, type StanzaErrorCondition } from '@natter/protocol';
+import type { RouteEvent, MaybePromise } from './hooks.js';
+import type { Host } from './host.js';
+import type { SessionRegistry } from './session-registry.js';
+import type { Session } from './session.js';
+import type { Logger } from './logger.js';
+
+export type ServiceHandler = (ev: RouteEvent) => MaybePromise<void>;
+
+interface PendingIq {
+  resolve: (el: Element) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+  to: string;
+}
+
+export class IqTimeoutError extends Error {
+  readonly code = 'IQ_TIMEOUT';
+}
+
+/**
+ * Delivery rules of RFC 6120 §10 and RFC 6121 §8: classify the destination (host, bare JID,
+ * full JID, service, remote) and fire the matching hook; the core's own delivery handlers sit at
+ * the lowest priority, so modules (blocking, offline, MAM, carbons) act before them.
+ */
+export class Router {
+  readonly hosts = new Map<string, Host>();
+  private readonly services = new Map<string, { handler: ServiceHandler; host: Host; owner: string }>();
+  private readonly pending = new Map<string, PendingIq>();
+  private iqCounter = 0;
+
+  constructor(
+    readonly sessions: SessionRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  addService(domain: string, host: Host, handler: ServiceHandler, owner: string): () => void {
+    if (this.hosts.has(domain) || this.services.has(domain))
+      throw new Error(`domain ${domain} is already served`);
+    this.services.set(domain, { handler, host, owner });
+    return () => this.services.delete(domain);
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.hosts.has(domain) || this.services.has(domain);
+  }
+
+  /** Routes a stanza whose `from` is trusted (stamped by the server or a service). */
+  route(stanza: Element, origin?: Session): MaybePromise<void> {
+    let from: Jid, to: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? '');
+      const toAttr = stanza.attrs.to;
+      to = toAttr ? parseJid(toAttr) : from.bare;
+    } catch {
+      this.log.warn(
+        { stanza: stanza.toString().slice(0, 300) },
+        'dropping server stanza with invalid addresses',
+      );
+      return;
+    }
+    return this.dispatch({ stanza, from, to, origin });
+  }
+
+  /** Routes an event whose addresses are already parsed. */
+  dispatch(ev: RouteEvent): MaybePromise<void> {
+    const { stanza } = ev;
+    if (stanza.name === 'iq') {
+      const type = stanza.attrs.type;
+      if ((type === 'result' || type === 'error') && this.pending.size > 0 && this.settle(ev)) return;
+    }
+    const host = this.hosts.get(ev.to.domain);
+    if (host) return this.local(host, ev);
+    const service = this.services.get(ev.to.domain);
+    if (service) {
+      try {
+        const r = service.handler(ev);
+        if (r instanceof Promise) return r.catch((err: unknown) => this.serviceCrash(service.owner, ev, err));
+      } catch (err) {
+        this.serviceCrash(service.owner, ev, err);
+      }
+      return;
+    }
+    // No server-to-server federation yet: every remote domain is unreachable.
+    this.bounce(ev, 'remote-server-not-found');
+  }
+
+  private serviceCrash(owner: string, ev: RouteEvent, err: unknown): void {
+    this.log.error(
+      { err, module: owner, stanza: ev.stanza.toString().slice(0, 500) },
+      'service handler failed',
+    );
+    this.bounce(ev, 'internal-server-error');
+  }
+
+  private local(host: Host, ev: RouteEvent): MaybePromise<void> {
+    const { to, stanza } = ev;
+    const kind = stanza.name as 'message' | 'presence' | 'iq';
+    const dest = to.local === '' ? 'host' : to.resource === '' ? 'bare' : 'full';
+    if (kind === 'iq' && dest !== 'full') {
+      const table = dest === 'host' ? host.hostIq : host.accountIq;
+      const reply = table.dispatch(ev);
+      if (reply !== undefined) {
+        if (reply instanceof Promise) return reply.then((r) => this.reply(ev, r));
+        return this.reply(ev, reply);
+      }
+    }
+    const r = host.hooks.run(`${kind}/${dest}`, ev);
+    if (r instanceof Promise) return r.then(() => undefined);
+  }
+
+  /**
+   * Sends the server's answer to an IQ. A request without `to` is answered without `from`
+   * (RFC 6120 §10.3.3: handled on behalf of the account), straight to the requesting session.
+   */
+  private reply(ev: RouteEvent, reply: Element): void | Promise<void> {
+    if (reply.attrs.from === undefined) {
+      if (ev.origin) ev.origin.send(reply);
+      return;
+    }
+    return this.route(reply);
+  }
+
+  /**
+   * Returns an error to the sender (RFC 6120 §8.3.1), unless the stanza is itself an error or an
+   * IQ response, which are never answered with errors.
+   */
+  bounce(ev: RouteEvent, condition: StanzaErrorCondition, text?: string): void {
+    const type = ev.stanza.attrs.type;
+    if (type === 'error' || (ev.stanza.name === 'iq' && type === 'result')) return;
+    const reply = errorReply(ev.stanza, new StanzaError(condition, { text }));
+    if (!ev.stanza.attrs.to) reply.attrs.from = ev.to.toString();
+    void this.route(reply);
+  }
+
+  /** Delivers to one local session, the last step of every path. */
+  deliver(session: Session, stanza: Element): void {
+    session.send(stanza);
+  }
+
+  /** Sends an IQ from a server address and waits for its response. */
+  sendIq(stanza: Element, timeoutMs = 30_000): Promise<Element> {
+    const id = stanza.attrs.id ?? `natter-${(++this.iqCounter).toString(36)}`;
+    stanza.attrs.id = id;
+    const to = stanza.attrs.to ?? '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new IqTimeoutError(`no response to IQ ${id} from ${to} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      this.pending.set(id, { resolve, reject, timer, to });
+      void this.route(stanza);
+    });
+  }
+
+  private settle(ev: RouteEvent): boolean {
+    const id = ev.stanza.attrs.id;
+    if (id === undefined) return false;
+    const p = this.pending.get(id);
+    if (!p) return false;
+    // Only the addressee may answer (a bare-JID request may be answered by the full JID).
+    const fromStr = ev.from.toString();
+    if (p.to !== '' && p.to !== fromStr && p.to !== ev.from.toBareString() && p.to !== ev.from.domain)
+      return false;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    if (ev.stanza.attrs.type === 'result') p.resolve(ev.stanza);
+    else p.reject(StanzaError.fromStanza(ev.stanza));
+    return true;
+  }
+
+  /** Fails every outstanding server IQ (shutdown). */
+  cancelPending(): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`IQ ${id} cancelled: server stopping`));
+    }
+    this.pending.clear();
+  }
+}

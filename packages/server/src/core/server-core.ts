@@ -1,0 +1,218 @@
+import type { Element } from '@natter/xml';
+import { parseJid, type Jid } from '@natter/jid';
+import { StanzaError, StreamError, delayElement, NS } from '@natter/protocol';
+import type { Config } from '../config.js';
+import type { AccountStore } from '../accounts/account-store.js';
+import type { Registration } from '../accounts/registration.js';
+import type { Database } from '../storage/database.js';
+import type { RouteEvent } from './hooks.js';
+import type { Host } from './host.js';
+import type { Router } from './router.js';
+import type { SessionRegistry } from './session-registry.js';
+import { Session } from './session.js';
+import type { C2SStream } from './c2s-stream.js';
+import type { Logger } from './logger.js';
+
+/** Rate limiting seen from a stream (implemented by the limits module). */
+export interface StreamLimiter {
+  /** Counts received bytes; may pause the transport. */
+  consume(stream: C2SStream, bytes: number): void;
+  /** Admits one stanza from a bound client; false drops it (the limiter answered or closed). */
+  stanza(stream: C2SStream): boolean;
+  authFailed(ip: string): void;
+  /** A stream was created (after admission) / finished. */
+  opened?(stream: C2SStream): void;
+  closed?(stream: C2SStream): void;
+}
+
+/** Hands a stream to another owner instead of closing its session (stream management). */
+export type CloseInterceptor = (stream: C2SStream, clean: boolean) => boolean | Promise<boolean>;
+
+/**
+ * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
+ * One per process.
+ */
+export class ServerCore {
+  readonly hosts = new Map<string, Host>();
+  readonly streams = new Set<C2SStream>();
+  /** Features offered after authentication (stream management, CSI, roster versioning …). */
+  readonly streamFeatures: ((stream: C2SStream) => Element | null)[] = [];
+  /** Run before a closed stream's session is ended; true keeps the session (hibernation). */
+  readonly closeInterceptors: CloseInterceptor[] = [];
+  limiter: StreamLimiter | undefined;
+  /** Admission of a new connection by IP (connection caps); set by the limits module. */
+  admit: ((ip: string) => boolean) | undefined;
+  registration!: Registration;
+  stopping = false;
+  /** Sessions being ended (their hooks, e.g. re-routing to offline storage, still running). */
+  private readonly ending = new Map<Session, Promise<void>>();
+  /** Stanzas from clients still being routed (awaited on shutdown). */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(
+    readonly config: Config,
+    readonly router: Router,
+    readonly sessions: SessionRegistry,
+    readonly accounts: AccountStore,
+    readonly database: Database,
+    readonly log: Logger,
+  ) {}
+
+  get defaultHost(): Host {
+    return this.hosts.values().next().value as Host;
+  }
+
+  /** Binds a resource (RFC 6120 §7.7.2.2: a conflicting resource replaces the older session). */
+  async bind(stream: C2SStream, full: Jid): Promise<Session | StanzaError> {
+    if (this.stopping) return new StanzaError('service-unavailable', { text: 'the server is shutting down' });
+    const existing = this.sessions.get(full);
+    if (existing) {
+      this.log.info({ jid: full.toString() }, 'resource conflict: replacing the older session');
+      existing.stream.fail('conflict', 'replaced by a new connection with the same resource');
+      await this.endSession(existing, false);
+    }
+    if (this.sessions.ofAccount(full.bare).length >= this.config.limits.maxResourcesPerAccount) {
+      // A hibernated session (XEP-0198) gives way to a live client: its queue is routed again.
+      const oldest = this.sessions
+        .ofAccount(full.bare)
+        .filter((s) => s.hibernated)
+        .sort((a, b) => a.createdAt - b.createdAt)[0];
+      if (oldest) await this.endSession(oldest, false);
+    }
+    if (this.sessions.ofAccount(full.bare).length >= this.config.limits.maxResourcesPerAccount) {
+      return new StanzaError('resource-constraint', {
+        text: 'too many resources connected for this account',
+      });
+    }
+    const session = new Session(full, stream);
+    this.sessions.add(session);
+    this.log.info(
+      { jid: full.toString(), ip: stream.transport.remoteAddress, transport: stream.transport.kind },
+      'session bound',
+    );
+    return session;
+  }
+
+  /** A stanza from a local client, validated and stamped: modules first, then the router. */
+  routeFromClient(ev: RouteEvent): void | Promise<void> {
+    const host = this.hosts.get(ev.from.domain)!;
+    if (!host.hooks.has('stanza/out')) return this.router.dispatch(ev);
+    const r = host.hooks.run('stanza/out', ev);
+    if (r instanceof Promise)
+      return this.track(r.then((handled) => (handled ? undefined : this.router.dispatch(ev))));
+    if (!r) return this.track(this.router.dispatch(ev));
+  }
+
+  private track<T>(r: T | Promise<T>): T | Promise<T> {
+    if (!(r instanceof Promise)) return r;
+    this.inFlight.add(r);
+    const done = () => this.inFlight.delete(r);
+    r.then(done, done);
+    return r;
+  }
+
+  /** Waits (at most `timeoutMs`) for stanzas being routed and sessions being ended (shutdown). */
+  async settle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight.size > 0 || this.ending.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.log.warn(
+          { routing: this.inFlight.size, ending: this.ending.size },
+          'shutdown: gave up waiting for work in progress',
+        );
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.inFlight, ...this.ending.values()]),
+        new Promise((r) => (timer = setTimeout(r, left))),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Routes again a message that a session accepted but never delivered (stream died, slow reader,
+   * unacknowledged under stream management), as if newly sent to the bare JID: another resource or
+   * offline storage gets it, or the sender an error. Stamped with XEP-0203 delay. IQ requests are
+   * answered with an error; presence and errors are dropped (they are state, not content).
+   */
+  reroute(session: Session, stanza: Element, at = Date.now()): void | Promise<void> {
+    const type = stanza.attrs.type;
+    if (type === 'error') return;
+    let from: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? session.jid.domain);
+    } catch {
+      return;
+    }
+    if (stanza.name === 'iq') {
+      if (type === 'get' || type === 'set')
+        this.router.bounce({ stanza, from, to: session.jid, origin: undefined }, 'service-unavailable');
+      return;
+    }
+    if (stanza.name !== 'message' || type === 'groupchat') return;
+    const copy = stanza.clone();
+    copy.attrs.to = session.bare.toString();
+    if (!copy.getChild('delay', NS.delay))
+      copy.append(delayElement(new Date(at), session.jid.domain, 'Resent'));
+    return this.router.dispatch({ stanza: copy, from, to: session.bare, origin: undefined });
+  }
+
+  async streamClosed(stream: C2SStream, clean: boolean): Promise<void> {
+    this.streams.delete(stream);
+    const session = stream.session;
+    if (!session || session.stream !== stream || session.closed) return;
+    for (const intercept of this.closeInterceptors) {
+      if (await intercept(stream, clean)) return;
+    }
+    await this.endSession(session, clean);
+  }
+
+  /**
+   * Removes a session from routing and tells the modules (presence broadcasts unavailable, stream
+   * management re-routes what was not acknowledged); then routes again the messages it never
+   * delivered. Calls for a session being ended share one promise.
+   */
+  endSession(session: Session, clean: boolean): Promise<void> {
+    const pending = this.ending.get(session);
+    if (pending) return pending;
+    if (session.closed) return Promise.resolve();
+    session.closed = true;
+    session.holder = undefined;
+    this.sessions.remove(session);
+    const host = this.hosts.get(session.jid.domain);
+    this.log.info({ jid: session.jid.toString(), clean }, 'session ended');
+    const run = (async () => {
+      try {
+        if (host) await host.hooks.notify('session/closed', { session, clean });
+        const late = session.undelivered.splice(0);
+        for (const stanza of late) {
+          try {
+            await this.reroute(session, stanza);
+          } catch (err) {
+            this.log.error({ err }, 'could not route an undelivered message again');
+          }
+        }
+      } finally {
+        this.ending.delete(session);
+      }
+    })();
+    this.ending.set(session, run);
+    return run;
+  }
+
+  /** Disconnects every session of an account (account removed or password changed). */
+  async kickAccount(bare: Jid, condition: 'not-authorized' | 'conflict' = 'not-authorized'): Promise<void> {
+    for (const s of [...this.sessions.ofAccount(bare)]) {
+      s.stream.fail(condition, 'account changed');
+      await this.endSession(s, false);
+    }
+  }
+
+  /** For a module that needs a stream error object. */
+  streamError(condition: ConstructorParameters<typeof StreamError>[0], text?: string): StreamError {
+    return new StreamError(condition, text);
+  }
+}

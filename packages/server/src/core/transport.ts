@@ -1,0 +1,31 @@
+/**
+ * What a stream needs from its connection: bytes or frames out, bytes or frames in. TCP (with
+ * STARTTLS), direct TLS and WebSocket implement it; the stream state machine never sees sockets.
+ */
+export interface Transport {
+  readonly kind: 'tcp' | 'tls' | 'websocket';
+  /** RFC 7395 framing: one element per frame, `<open/>`/`<close/>` instead of a stream header. */
+  readonly framed: boolean;
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  /** Encrypted now (direct TLS, after STARTTLS, or wss behind TLS). */
+  readonly secure: boolean;
+  /** True when this transport can be upgraded with STARTTLS now. */
+  readonly canStartTls: boolean;
+  /** Bytes queued for writing and not yet handed to the kernel. */
+  readonly bufferedBytes: number;
+  write(data: string): void;
+  /** Writes `<proceed/>` then upgrades; incoming data after the upgrade arrives decrypted. */
+  startTls(proceed: string): Promise<void>;
+  /** Stops reading (back-pressure) / resumes. */
+  pause(): void;
+  resume(): void;
+  /** Closes after flushing what was written. */
+  end(): void;
+  /** Closes now. */
+  destroy(): void;
+  onData(cb: (chunk: Buffer | string) => void): void;
+  onClose(cb: (hadError: boolean) => void): void;
+  /** Called when the write buffer drained below the high-water mark. */
+  onDrain(cb: () => void): void;
+}

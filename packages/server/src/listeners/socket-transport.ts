@@ -1,0 +1,113 @@
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Socket } from 'node:net';
+import type { Transport } from '../core/transport.js';
+
+/** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
+export class SocketTransport implements Transport {
+  readonly framed = false;
+  readonly remoteAddress: string;
+  readonly localPort: number;
+  private socket: Socket;
+  private dataCb: (chunk: Buffer) => void = () => {};
+  private closeCb: (hadError: boolean) => void = () => {};
+  private drainCb: () => void = () => {};
+  private upgraded = false;
+
+  constructor(
+    socket: Socket,
+    readonly kind: 'tcp' | 'tls',
+    private readonly context: SecureContext | undefined,
+  ) {
+    this.socket = socket;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => this.dataCb(chunk));
+    socket.on('close', (hadError: boolean) => this.closeCb(hadError));
+    socket.on('drain', () => this.drainCb());
+    socket.on('error', () => {
+      /* 'close' follows */
+    });
+  }
+
+  get secure(): boolean {
+    return this.kind === 'tls' || this.upgraded;
+  }
+
+  get canStartTls(): boolean {
+    return this.kind === 'tcp' && !this.upgraded && this.context !== undefined;
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(data: string): void {
+    if (this.socket.destroyed) return;
+    this.socket.write(data);
+  }
+
+  startTls(proceed: string): Promise<void> {
+    const raw = this.socket;
+    return new Promise((resolve, reject) => {
+      raw.pause();
+      raw.write(proceed, () => {
+        raw.removeAllListeners('data');
+        raw.removeAllListeners('close');
+        raw.removeAllListeners('drain');
+        const tls = new TLSSocket(raw, { isServer: true, secureContext: this.context! });
+        this.socket = tls;
+        this.upgraded = true;
+        const onError = (err: Error) => {
+          tls.destroy();
+          reject(err);
+        };
+        tls.once('error', onError);
+        tls.once('secure', () => {
+          tls.off('error', onError);
+          this.attach(tls);
+          resolve();
+        });
+        tls.on('close', (hadError: boolean) => this.closeCb(hadError));
+      });
+    });
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(): void {
+    this.socket.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  onData(cb: (chunk: Buffer) => void): void {
+    this.dataCb = cb;
+  }
+
+  onClose(cb: (hadError: boolean) => void): void {
+    let called = false;
+    this.closeCb = (h) => {
+      if (called) return;
+      called = true;
+      cb(h);
+    };
+  }
+
+  onDrain(cb: () => void): void {
+    this.drainCb = cb;
+  }
+}

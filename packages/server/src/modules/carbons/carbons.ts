@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { Element, xml } from '@natter/xml';
+import { NS, StanzaError } from '@natter/protocol';
+import type { Jid } from '@natter/jid';
+import { defineModule } from '../../core/module.js';
+import type { Session } from '../../core/session.js';
+import type { RouteEvent } from '../../core/hooks.js';
+import { isEligible, type CarbonDirection } from './eligibility.js';
+
+/**
+ * What another module (MAM) may offer carbons: the id under which the sender's own archive stored
+ * an outgoing message, so sent copies carry it (XEP-0313 §2.4: "SHOULD include the element as a
+ * child of the forwarded message when using XEP-0280").
+ */
+export interface OutgoingArchiveIds {
+  outgoingStanzaId(stanza: Element): { by: string; id: string } | undefined;
+}
+
+/** A shallow copy of a message safe to nest in `<forwarded/>`: explicit jabber:client namespace. */
+function forwardable(message: Element): Element {
+  const copy = new Element(
+    message.name,
+    message.xmlns === '' ? NS.client : message.xmlns,
+    { ...message.attrs },
+    [...message.children],
+  );
+  copy.inheritsNs = false;
+  return copy;
+}
+
+function wrap(kind: CarbonDirection, account: Jid, target: Session, original: Element): Element {
+  const forwarded = new Element('forwarded', NS.forward);
+  forwarded.inheritsNs = false;
+  forwarded.children.push(original);
+  const carbon = new Element(kind, NS.carbons);
+  carbon.inheritsNs = false;
+  carbon.children.push(forwarded);
+  return xml(
+    'message',
+    { xmlns: NS.client, from: account.toBareString(), to: target.jid.toString(), type: original.attrs.type },
+    carbon,
+  );
+}
+
+/**
+ * Message Carbons (XEP-0280 v1.0): resources that enabled carbons receive a copy of every
+ * eligible message their account sends from another resource (`<sent/>`) or receives on another
+ * resource (`<received/>`).
+ */
+export default defineModule({
+  name: 'carbons',
+  description: 'Message Carbons: keeps every client of an account in both sides of its conversations',
+  specs: ['XEP-0280', 'XEP-0297', 'XEP-0334'],
+  enabledByDefault: true,
+  options: z
+    .object({
+      /**
+       * Remove `<private xmlns='urn:xmpp:carbons:2'/>` from messages before delivering them to a
+       * local recipient. XEP-0280 up to 0.13 asked receiving servers to do so (SHOULD); 1.0 dropped
+       * the requirement, so the element is kept by default.
+       */
+      stripPrivate: z.boolean().default(false),
+    })
+    .strict()
+    .prefault({}),
+  setup(ctx) {
+    const enabled = new WeakSet<Session>();
+
+    // §3: the feature is announced by the user's server.
+    ctx.feature('host', NS.carbons);
+
+    const toggle = (on: boolean) => (req: { from: Jid; to: Jid; origin: Session | undefined }) => {
+      // §4.1/§5.1: only a client of this server may enable or disable its own carbons.
+      if (!req.origin || !req.from.bare.equals(req.to)) throw new StanzaError('not-allowed');
+      if (on) enabled.add(req.origin);
+      else enabled.delete(req.origin);
+    };
+    ctx.iq('account', 'set', NS.carbons, 'enable', toggle(true), { feature: false });
+    ctx.iq('account', 'set', NS.carbons, 'disable', toggle(false), { feature: false });
+
+    /** Carbons-enabled available resources of `account`, other than the excluded ones. */
+    const targets = (account: Jid, exclude: (s: Session) => boolean): Session[] => {
+      const out: Session[] = [];
+      for (const s of ctx.sessions.ofAccount(account)) {
+        if (enabled.has(s) && s.available && !s.closed && !exclude(s)) out.push(s);
+      }
+      return out;
+    };
+
+    // §8 Sending Messages: copies to the sender's other carbons-enabled resources (not consumed).
+    ctx.hook(
+      'stanza/out',
+      (ev: RouteEvent) => {
+        const { stanza, origin } = ev;
+        if (stanza.name !== 'message' || !origin) return;
+        // A message to the account itself reaches its resources as a received message (below).
+        if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
+        const list = targets(ev.from, (s) => s === origin);
+        if (list.length === 0 || !isEligible(stanza, 'sent')) return;
+        const original = forwardable(stanza);
+        const archived = ctx.use<OutgoingArchiveIds>('mam')?.outgoingStanzaId(stanza);
+        if (archived)
+          original.children.push(xml('stanza-id', { xmlns: NS.sid, by: archived.by, id: archived.id }));
+        for (const s of list) ctx.router.deliver(s, wrap('sent', ev.from, s, original));
+      },
+      50,
+    );
+
+    // §7 Receiving Messages: copies to the carbons-enabled resources that did not get the original.
+    ctx.hook('message/delivered', (ev) => {
+      const exclude = (s: Session) => s === ev.origin || ev.sessions.includes(s);
+      const list = targets(ev.to, exclude);
+      if (list.length === 0 || !isEligible(ev.stanza, 'received')) return;
+      const original = forwardable(ev.stanza);
+      for (const s of list) ctx.router.deliver(s, wrap('received', ev.to.bare, s, original));
+    });
+
+    if (ctx.options.stripPrivate) {
+      const strip = (ev: RouteEvent): void => {
+        const { stanza } = ev;
+        const i = stanza.children.findIndex(
+          (c) => typeof c !== 'string' && c.name === 'private' && c.xmlns === NS.carbons,
+        );
+        if (i < 0) return;
+        const copy = forwardable(stanza);
+        copy.children.splice(i, 1);
+        ev.stanza = copy; // a copy: the original may be shared with other recipients
+      };
+      ctx.hook('message/bare', strip, 200);
+      ctx.hook('message/full', strip, 200);
+    }
+  },
+});

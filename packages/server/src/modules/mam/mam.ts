@@ -1,0 +1,323 @@
+import { z } from 'zod';
+import { Element, xml, parseElement } from '@natter/xml';
+import type { Jid } from '@natter/jid';
+import { NS, StanzaError, delayElement } from '@natter/protocol';
+import { defineModule } from '../../core/module.js';
+import type { RouteEvent, MaybePromise } from '../../core/hooks.js';
+import { ArchiveStore, type Direction } from './archive-store.js';
+import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';
+import { finElement, queryForm, runQuery } from './query.js';
+import { mamMigrations } from './migrations.js';
+
+const EXTENDED = `${NS.mam}#extended`;
+const DAY_MS = 86_400_000;
+
+/** The part of the roster module's API that `default='roster'` needs (no roster module: nobody is in a roster). */
+interface RosterLookup {
+  get(owner: Jid, contact: Jid): Promise<unknown>;
+}
+
+/** The API this module offers other modules of its host (`ctx.use<MamApi>('mam')`). */
+export interface MamApi {
+  /** The id under which the sender's archive stored an outgoing message (for carbons). */
+  outgoingStanzaId(stanza: Element): { by: string; id: string } | undefined;
+  /** Writes queued messages now. */
+  flush(): Promise<void>;
+  /** Applies the retention limit as of `now`; returns the number of messages removed. */
+  purgeExpired(now?: number): Promise<number>;
+}
+
+/**
+ * XEP-0313 §6.1.1 / XEP-0334: a one-to-one message worth keeping: type chat or normal with a body
+ * (or a `<store/>` hint), unless the sender asked for no (permanent) storage.
+ */
+function archivable(stanza: Element): boolean {
+  const type = stanza.attrs.type;
+  if (type !== undefined && type !== 'chat' && type !== 'normal') return false;
+  let keep = false;
+  for (const c of stanza.children) {
+    if (typeof c === 'string') continue;
+    if (c.xmlns === NS.hints) {
+      if (c.name === 'no-store' || c.name === 'no-permanent-store') return false;
+      if (c.name === 'store') keep = true;
+    } else if (c.name === 'body' && (c.xmlns === NS.client || c.xmlns === '')) keep = true;
+  }
+  return keep;
+}
+
+/** XEP-0359 §3.3: stanza-ids claiming to come from `by` that `by` did not add. */
+function isForged(c: Element | string, by: string): boolean {
+  return typeof c !== 'string' && c.name === 'stanza-id' && c.xmlns === NS.sid && c.attrs.by === by;
+}
+
+/** A shallow copy (children shared, never mutated) that can be changed without touching the original. */
+function shallowCopy(stanza: Element, children: (Element | string)[]): Element {
+  const copy = new Element(
+    stanza.name,
+    stanza.xmlns === '' ? NS.client : stanza.xmlns,
+    { ...stanza.attrs },
+    children,
+  );
+  copy.inheritsNs = false;
+  return copy;
+}
+
+/**
+ * Message Archive Management (XEP-0313, urn:xmpp:mam:2) for one-to-one messages: every eligible
+ * message is stored in the sender's and the recipient's archives (as the recipient's server adds
+ * a XEP-0359 `<stanza-id/>`), queried by the owner with data-form filters and RSM paging, with
+ * per-account preferences (XEP-0441) and bounded retention.
+ */
+export default defineModule({
+  name: 'mam',
+  description: 'Message Archive Management: server-side history of one-to-one conversations',
+  specs: ['XEP-0313', 'XEP-0441', 'XEP-0059', 'XEP-0297', 'XEP-0359', 'XEP-0334'],
+  enabledByDefault: true,
+  options: z
+    .object({
+      /** Archiving for accounts that never set preferences. */
+      defaultArchive: z.enum(['always', 'roster', 'never']).default('always'),
+      /** Messages older than this are deleted (0 keeps them forever). */
+      retentionDays: z.number().min(0).default(365),
+      /** Largest page a query returns; larger RSM `<max/>` values are clamped. */
+      maxPageSize: z.number().int().min(1).max(10_000).default(100),
+      /** How often expired messages are purged. */
+      purgeIntervalMs: z.number().int().min(1000).default(3_600_000),
+      /** Delay before queued messages are written. */
+      flushIntervalMs: z.number().int().min(0).max(10_000).default(100),
+      /** Queued messages that trigger an immediate write. */
+      batchSize: z.number().int().min(1).max(10_000).default(1000),
+    })
+    .strict()
+    .prefault({}),
+  migrations: mamMigrations,
+  async setup(ctx) {
+    const opts = ctx.options;
+    const store = new ArchiveStore(ctx.db, ctx.log, {
+      flushMs: opts.flushIntervalMs,
+      batchSize: opts.batchSize,
+      maxPending: 100_000,
+    });
+    await store.init();
+    const prefs = new PrefsStore(ctx.db, opts.defaultArchive);
+    const outgoing = new WeakMap<Element, { by: string; id: string }>();
+
+    const inRoster = (owner: Jid, contact: Jid): MaybePromise<boolean> => {
+      const roster = ctx.use<RosterLookup>('roster');
+      if (!roster) return false;
+      return roster.get(owner, contact.bare).then(
+        (item) => item !== undefined,
+        (err: unknown) => {
+          ctx.log.warn({ err }, 'roster lookup failed: not archiving');
+          return false;
+        },
+      );
+    };
+
+    /** Whether `owner`'s preferences let a message with `remote` be archived. */
+    const wanted = (owner: Jid, remote: Jid): MaybePromise<boolean> => {
+      const bare = remote.toBareString();
+      const full = remote.toString();
+      const p = prefs.get(owner.toBareString());
+      const roster = () => inRoster(owner, remote);
+      return p instanceof Promise
+        ? p.then((v) => decide(v, bare, full, roster))
+        : decide(p, bare, full, roster);
+    };
+
+    /** Queues a message for `owner`'s archive; returns its UID. */
+    const record = (owner: Jid, remote: Jid, direction: Direction, stanza: Element): string => {
+      const at = store.next();
+      store.add({
+        owner: owner.toBareString(),
+        ...at,
+        with_jid: remote.toBareString(),
+        with_full: remote.toString(),
+        direction,
+        stanza: stanza.toString(),
+      });
+      return at.id;
+    };
+
+    // --- the sender's archive ---------------------------------------------------------------------
+    const archiveOutgoing = (ev: RouteEvent, ok: boolean) => {
+      if (!ok) return;
+      const id = record(ev.from.bare, ev.to, 'out', ev.stanza);
+      outgoing.set(ev.stanza, { by: ev.from.toBareString(), id });
+    };
+    ctx.hook(
+      'stanza/out',
+      (ev) => {
+        if (ev.stanza.name !== 'message' || !ev.origin) return;
+        // A message to the account itself is stored once, as it arrives.
+        if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
+        if (!archivable(ev.stanza)) return;
+        const ok = wanted(ev.from.bare, ev.to);
+        if (ok instanceof Promise) return ok.then((v) => archiveOutgoing(ev, v));
+        archiveOutgoing(ev, ok);
+      },
+      100,
+    );
+
+    // --- the recipient's archive (before delivery or offline storage) ---------------------------
+    const archiveIncoming = (ev: RouteEvent, owner: string, ok: boolean): void => {
+      const forged = ev.stanza.children.some((c) => isForged(c, owner));
+      if (!ok) {
+        if (forged)
+          ev.stanza = shallowCopy(
+            ev.stanza,
+            ev.stanza.children.filter((c) => !isForged(c, owner)),
+          );
+        return;
+      }
+      const copy = shallowCopy(
+        ev.stanza,
+        forged ? ev.stanza.children.filter((c) => !isForged(c, owner)) : [...ev.stanza.children],
+      );
+      const id = record(ev.to.bare, ev.from, 'in', copy);
+      // XEP-0313 §2.4 / XEP-0359: tell the recipient where the message is stored.
+      copy.children.push(xml('stanza-id', { xmlns: NS.sid, by: owner, id }));
+      ev.stanza = copy; // a copy: the original may be shared with other recipients
+    };
+    const incoming = (ev: RouteEvent): MaybePromise<void> => {
+      const type = ev.stanza.attrs.type;
+      if (type === 'error' || type === 'groupchat' || type === 'headline') return;
+      const owner = ev.to.toBareString();
+      if (!archivable(ev.stanza)) {
+        if (ev.stanza.children.some((c) => isForged(c, owner))) archiveIncoming(ev, owner, false);
+        return;
+      }
+      const online = ctx.sessions.ofAccount(owner).length > 0;
+      if (online) {
+        const ok = wanted(ev.to.bare, ev.from);
+        if (ok instanceof Promise) return ok.then((v) => archiveIncoming(ev, owner, v));
+        return archiveIncoming(ev, owner, ok);
+      }
+      // Nobody online: the account may not exist (the core bounces those); offline storage follows.
+      return ctx.host.accountExists(ev).then(async (exists) => {
+        if (!exists) return;
+        archiveIncoming(ev, owner, await wanted(ev.to.bare, ev.from));
+      });
+    };
+    ctx.hook('message/bare', incoming, 10);
+    ctx.hook('message/full', incoming, 10);
+
+    ctx.hook('session/bound', ({ session }) => {
+      // Warm the preferences cache so the message path does not wait for them.
+      const p = prefs.get(session.bare.toString());
+      if (p instanceof Promise)
+        p.catch((err: unknown) => ctx.log.warn({ err }, 'could not load archiving preferences'));
+    });
+
+    ctx.hook('user/deleted', async ({ jid }) => {
+      const owner = jid.toBareString();
+      await store.deleteOwner(owner);
+      await prefs.delete(owner);
+    });
+
+    // --- queries (§4) -----------------------------------------------------------------------------
+    const ownerOnly = (req: { from: Jid; to: Jid }) => {
+      // §7.1: only the owner may read or configure an archive.
+      if (!req.from.bare.equals(req.to))
+        throw new StanzaError('forbidden', { text: 'only the owner may access this archive' });
+    };
+
+    ctx.iq('account', 'get', NS.mam, 'query', (req) => {
+      ownerOnly(req);
+      return queryForm();
+    });
+
+    ctx.iq('account', 'set', NS.mam, 'query', async (req) => {
+      ownerOnly(req);
+      const owner = req.to.toBareString();
+      await store.flush();
+      const result = await runQuery(store, owner, req.payload, opts.maxPageSize);
+      const session = ctx.sessions.get(req.from);
+      if (session) {
+        const queryid = req.payload.attrs.queryid;
+        const to = req.from.toString();
+        const rows = result.flip ? [...result.messages].reverse() : result.messages;
+        for (const row of rows) {
+          let archived: Element;
+          try {
+            archived = parseElement(row.stanza);
+          } catch (err) {
+            ctx.log.error({ err, id: row.id }, 'unreadable archived message');
+            continue;
+          }
+          const forwarded = xml(
+            'forwarded',
+            { xmlns: NS.forward },
+            delayElement(new Date(row.timestamp)),
+            archived,
+          );
+          ctx.router.deliver(
+            session,
+            xml(
+              'message',
+              { xmlns: NS.client, from: owner, to },
+              xml('result', { xmlns: NS.mam, queryid, id: row.id }, forwarded),
+            ),
+          );
+        }
+      }
+      return finElement(result);
+    });
+
+    ctx.iq('account', 'get', NS.mam, 'metadata', async (req) => {
+      ownerOnly(req);
+      await store.flush();
+      const b = await store.bounds(req.to.toBareString());
+      const stamp = (t: number) => new Date(t).toISOString();
+      return xml(
+        'metadata',
+        { xmlns: NS.mam },
+        b && xml('start', { id: b.first.id, timestamp: stamp(b.first.timestamp) }),
+        b && xml('end', { id: b.last.id, timestamp: stamp(b.last.timestamp) }),
+      );
+    });
+
+    // --- preferences (XEP-0441) -------------------------------------------------------------------
+    ctx.iq('account', 'get', NS.mam, 'prefs', async (req) => {
+      ownerOnly(req);
+      const p: Prefs = await prefs.get(req.to.toBareString());
+      return prefsElement(p);
+    });
+    ctx.iq('account', 'set', NS.mam, 'prefs', async (req) => {
+      ownerOnly(req);
+      const p = parsePrefs(req.payload);
+      await prefs.set(req.to.toBareString(), p);
+      return prefsElement(p);
+    });
+
+    ctx.feature('account', EXTENDED, NS.sid);
+
+    // --- retention and shutdown ---------------------------------------------------------------------
+    const purgeExpired = async (now = Date.now()): Promise<number> => {
+      if (opts.retentionDays <= 0) return 0;
+      const removed = await store.purge(now - opts.retentionDays * DAY_MS);
+      if (removed > 0) ctx.log.info({ removed }, 'purged expired archived messages');
+      return removed;
+    };
+    let firstPurge: NodeJS.Timeout | undefined;
+    if (opts.retentionDays > 0) {
+      ctx.every(opts.purgeIntervalMs, async () => void (await purgeExpired()));
+      firstPurge = setTimeout(
+        () => void purgeExpired().catch((err: unknown) => ctx.log.error({ err }, 'archive purge failed')),
+        5000,
+      );
+      firstPurge.unref();
+    }
+    // Nothing archived is lost on a clean shutdown: the buffer is written before storage closes.
+    ctx.onStop(() => {
+      clearTimeout(firstPurge);
+      return store.flush();
+    });
+
+    ctx.provide<MamApi>('mam', {
+      outgoingStanzaId: (stanza) => outgoing.get(stanza),
+      flush: () => store.flush(),
+      purgeExpired,
+    });
+  },
+});

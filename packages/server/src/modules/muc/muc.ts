@@ -1,0 +1,52 @@
+import { defineModule } from '../../core/module.js';
+import type { ServerCore } from '../../core/server-core.js';
+import { mucOptions } from './options.js';
+import { destroyRoom } from './owner-iq.js';
+import { MucService } from './service.js';
+import { migrations, RoomStore } from './storage.js';
+
+export type { MucApi } from './service.js';
+
+/** The MUC services of each running server (a user of one host may sit in another host's rooms). */
+const servicesOf = new WeakMap<ServerCore, Set<MucService>>();
+
+/**
+ * Multi-User Chat (XEP-0045) as a service on its own subdomain (`conference.<host>`): rooms with
+ * roles and affiliations, configuration forms, history, invitations; persistent rooms stored.
+ * Split by concern: room state (room.ts), occupants and roles (occupants.ts), affiliations,
+ * configuration form (room-config.ts), history, messages, admin and owner IQs, routing and disco
+ * (service.ts), storage.
+ */
+export default defineModule({
+  name: 'muc',
+  description: 'Multi-user chat rooms on conference.<domain>',
+  specs: ['XEP-0045', 'XEP-0249', 'XEP-0410'],
+  enabledByDefault: true,
+  options: mucOptions,
+  migrations,
+  async setup(ctx) {
+    const domain = ctx.options.domain ?? `conference.${ctx.domain}`;
+    const service = new MucService(ctx, ctx.options, domain, new RoomStore(ctx.db));
+    await service.load();
+    ctx.service(domain, (ev) => service.handle(ev));
+    let all = servicesOf.get(ctx.server);
+    if (!all) servicesOf.set(ctx.server, (all = new Set()));
+    const siblings = all;
+    siblings.add(service);
+    // An occupant whose session ends (or goes unavailable) without leaving is removed from its rooms.
+    ctx.hook('session/closed', ({ session }) => {
+      for (const s of siblings) s.sessionGone(session.jid);
+    });
+    ctx.hook('session/unavailable', ({ session }) => {
+      for (const s of siblings) s.sessionGone(session.jid);
+    });
+    ctx.provide(
+      'muc',
+      service.api((room, reason) => destroyRoom(service, room, reason)),
+    );
+    ctx.onStop(async () => {
+      siblings.delete(service);
+      await service.stop();
+    });
+  },
+});

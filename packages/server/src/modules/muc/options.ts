@@ -1,0 +1,27 @@
+import { z } from 'zod';
+
+/** Options of the `muc` module (XEP-0045 service). */
+export const mucOptions = z
+  .object({
+    /** The service's domain; default `conference.<host>`. */
+    domain: z.string().min(1).optional(),
+    /** Rooms one account may own at once; 0: no limit. */
+    maxRoomsPerUser: z.number().int().min(0).default(100),
+    /** Default and ceiling of a room's `muc#roomconfig_maxusers`; 0: no limit. */
+    maxOccupants: z.number().int().min(0).default(200),
+    /** Messages of discussion history kept per room (default and ceiling of a room's setting). */
+    historyMax: z.number().int().min(0).max(1000).default(20),
+    /** Who may create rooms: any JID, or accounts of this server only. */
+    creators: z.enum(['anyone', 'local']).default('local'),
+    maxNickLength: z.number().int().min(1).max(1023).default(64),
+    /** Longest accepted message body or subject, in characters. */
+    maxBodyChars: z.number().int().min(1).default(16_384),
+    /** Items accepted in one muc#admin set (bulk changes) and invitations in one message. */
+    maxItemsPerRequest: z.number().int().min(1).default(100),
+    /** Rooms kept on the service (persistent and temporary). */
+    maxRooms: z.number().int().min(1).default(100_000),
+  })
+  .strict()
+  .prefault({});
+
+export type MucOptions = z.infer<typeof mucOptions>;

@@ -1,0 +1,356 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { xml, type Element } from '@natter/xml';
+import { NS } from '@natter/protocol';
+import { defineModule } from '../../core/module.js';
+import type { C2SStream } from '../../core/c2s-stream.js';
+import type { Session } from '../../core/session.js';
+
+const options = z
+  .object({
+    /** Longest time a dropped session is kept for resumption (the client may ask for less). */
+    resumeTimeoutMs: z.number().int().min(0).default(300_000),
+    /** Unacknowledged stanzas kept per session; beyond it a live stream is closed, a hibernated session ended. */
+    maxQueue: z.number().int().min(1).default(500),
+    /** The server asks for an ack (`<r/>`) once this many stanzas are unacknowledged … */
+    requestAfter: z.number().int().min(1).default(5),
+    /** … or this long after the first unacknowledged one. */
+    requestDelayMs: z.number().int().min(10).default(2000),
+  })
+  .strict()
+  .prefault({});
+
+type Options = z.infer<typeof options>;
+
+/** Stream management state of one session: outlives streams while hibernated. */
+interface SmState {
+  id: string;
+  session: Session;
+  /** The stream counting now; undefined while hibernated. */
+  stream: C2SStream | undefined;
+  resumable: boolean;
+  maxMs: number;
+  /** Stanzas received from the client (h of our `<a/>`), mod 2^32. */
+  inbound: number;
+  /** Stanzas the client acknowledged, mod 2^32; queue[i] has sequence number acked + i + 1. */
+  acked: number;
+  queue: { el: Element; at: number }[];
+  ackRequested: boolean;
+  ackTimer: NodeJS.Timeout | undefined;
+  hibernateTimer: NodeJS.Timeout | undefined;
+  hibernatedAt: number | undefined;
+}
+
+/** Per stream: the SM state it feeds (one symbol for every host). */
+const KEY = Symbol('sm');
+const U32 = 2 ** 32;
+
+/** Stream errors after which a session is not kept for resumption (the server meant to end it). */
+const RESUMABLE_AFTER = new Set<string | undefined>([undefined, 'connection-timeout']);
+
+const failed = (condition: string, h?: number) =>
+  xml(
+    'failed',
+    { xmlns: NS.sm, h: h === undefined ? undefined : String(h) },
+    xml(condition, { xmlns: NS.stanzas }),
+  );
+
+/**
+ * Stream management (XEP-0198): acks with `h` counting, resumption of a dropped session within
+ * `resumeTimeoutMs` (the resumed session gets everything it had not acknowledged, in order, once),
+ * and, when a session ends without resumption, its unacknowledged messages routed again to the bare
+ * JID — another resource, offline storage, or an error to the sender (§5) — never dropped.
+ */
+export default defineModule({
+  name: 'sm',
+  description: 'Stream management: acknowledgements and session resumption',
+  specs: ['XEP-0198'],
+  enabledByDefault: true,
+  options,
+  setup(ctx) {
+    const opts = ctx.options;
+    const byId = new Map<string, SmState>();
+    const bySession = new WeakMap<Session, SmState>();
+    const mine = (stream: C2SStream) => stream.host?.domain === ctx.domain;
+
+    ctx.streamFeature((stream) =>
+      mine(stream) && stream.state === 'authenticated' ? xml('sm', { xmlns: NS.sm }) : null,
+    );
+
+    ctx.hook('stream/nonza', ({ stream, element }) => {
+      if (element.xmlns !== NS.sm || !mine(stream)) return false;
+      switch (element.name) {
+        case 'enable':
+          enable(stream, element);
+          return true;
+        case 'resume':
+          resume(stream, element);
+          return true;
+        case 'r': {
+          const sm = stream.data.get(KEY) as SmState | undefined;
+          if (!sm) stream.fail('unsupported-stanza-type', 'stream management is not enabled');
+          else stream.writeElement(xml('a', { xmlns: NS.sm, h: String(sm.inbound) }));
+          return true;
+        }
+        case 'a': {
+          const sm = stream.data.get(KEY) as SmState | undefined;
+          if (!sm) stream.fail('unsupported-stanza-type', 'stream management is not enabled');
+          else if (ack(sm, stream, element.attrs.h)) requestLater(sm);
+          return true;
+        }
+        default:
+          stream.fail('unsupported-stanza-type', `<${element.name}/> is not a stream management element`);
+          return true;
+      }
+    });
+
+    function enable(stream: C2SStream, el: Element): void {
+      if (stream.state !== 'bound' || !stream.session) {
+        stream.writeElement(failed('unexpected-request'));
+        return;
+      }
+      if (stream.data.has(KEY)) {
+        stream.writeElement(failed('unexpected-request'));
+        return;
+      }
+      const session = stream.session;
+      const wantsResume = el.attrs.resume === 'true' || el.attrs.resume === '1';
+      const asked = Number.parseInt(el.attrs.max ?? '', 10);
+      const maxMs =
+        Number.isFinite(asked) && asked > 0
+          ? Math.min(asked * 1000, opts.resumeTimeoutMs)
+          : opts.resumeTimeoutMs;
+      const sm: SmState = {
+        id: randomBytes(12).toString('base64url'),
+        session,
+        stream: undefined,
+        resumable: wantsResume && opts.resumeTimeoutMs > 0,
+        maxMs,
+        inbound: 0,
+        acked: 0,
+        queue: [],
+        ackRequested: false,
+        ackTimer: undefined,
+        hibernateTimer: undefined,
+        hibernatedAt: undefined,
+      };
+      bySession.set(session, sm);
+      if (sm.resumable) byId.set(sm.id, sm);
+      stream.writeElement(
+        xml('enabled', {
+          xmlns: NS.sm,
+          id: sm.resumable ? sm.id : undefined,
+          resume: sm.resumable ? 'true' : undefined,
+          max: sm.resumable ? String(Math.ceil(maxMs / 1000)) : undefined,
+        }),
+      );
+      attach(sm, stream);
+    }
+
+    /** Makes `stream` the one that counts for `sm`. */
+    function attach(sm: SmState, stream: C2SStream): void {
+      sm.stream = stream;
+      stream.data.set(KEY, sm);
+      stream.tracksDelivery = true;
+      stream.onReceived.push(() => {
+        if (sm.stream === stream) sm.inbound = (sm.inbound + 1) % U32;
+      });
+      stream.onWritten.push((el) => {
+        if (sm.stream !== stream) return;
+        sm.queue.push({ el, at: Date.now() });
+        if (sm.queue.length > opts.maxQueue) {
+          ctx.log.info(
+            { jid: sm.session.jid.toString(), queued: sm.queue.length },
+            'client does not acknowledge: disconnecting',
+          );
+          stream.fail('policy-violation', 'too many unacknowledged stanzas');
+          return;
+        }
+        requestLater(sm);
+      });
+    }
+
+    function requestNow(sm: SmState): void {
+      clearTimeout(sm.ackTimer);
+      sm.ackTimer = undefined;
+      const stream = sm.stream;
+      if (!stream || sm.ackRequested || sm.queue.length === 0 || stream.state !== 'bound') return;
+      sm.ackRequested = true;
+      stream.writeElement(xml('r', { xmlns: NS.sm }));
+    }
+
+    function requestLater(sm: SmState): void {
+      if (sm.ackRequested || sm.queue.length === 0) return;
+      if (sm.queue.length >= opts.requestAfter) requestNow(sm);
+      else if (!sm.ackTimer) {
+        sm.ackTimer = setTimeout(() => requestNow(sm), opts.requestDelayMs);
+        sm.ackTimer.unref();
+      }
+    }
+
+    /** Applies the client's h (XEP-0198 §4); false when the stream was failed for a bad h. */
+    function ack(sm: SmState, stream: C2SStream, hAttr: string | undefined): boolean {
+      const h = Number(hAttr);
+      if (hAttr === undefined || !Number.isInteger(h) || h < 0 || h >= U32) {
+        stream.fail('undefined-condition', 'h must be an unsigned 32-bit integer');
+        return false;
+      }
+      const n = (h - sm.acked + U32) % U32;
+      if (n > sm.queue.length) {
+        stream.writeElement(
+          xml(
+            'error',
+            { xmlns: NS.stream },
+            xml('undefined-condition', { xmlns: NS.streams }),
+            xml('handled-count-too-high', {
+              xmlns: NS.sm,
+              h: String(h),
+              'send-count': String((sm.acked + sm.queue.length) % U32),
+            }),
+          ),
+        );
+        stream.closeCondition = 'undefined-condition';
+        stream.close();
+        return false;
+      }
+      sm.queue.splice(0, n);
+      sm.acked = h;
+      sm.ackRequested = false;
+      return true;
+    }
+
+    function resume(stream: C2SStream, el: Element): void {
+      if (stream.state !== 'authenticated' || !stream.account) {
+        stream.writeElement(failed('unexpected-request'));
+        return;
+      }
+      const sm = byId.get(el.attrs.previd ?? '');
+      if (!sm || sm.session.closed || !sm.session.bare.equals(stream.account)) {
+        stream.writeElement(failed('item-not-found'));
+        return;
+      }
+      const h = Number(el.attrs.h);
+      if (!Number.isInteger(h) || h < 0 || h >= U32 || (h - sm.acked + U32) % U32 > sm.queue.length) {
+        stream.writeElement(
+          xml(
+            'failed',
+            { xmlns: NS.sm, h: String(sm.inbound) },
+            xml('unexpected-request', { xmlns: NS.stanzas }),
+            xml('handled-count-too-high', {
+              xmlns: NS.sm,
+              h: el.attrs.h ?? '',
+              'send-count': String((sm.acked + sm.queue.length) % U32),
+            }),
+          ),
+        );
+        return;
+      }
+      const session = sm.session;
+      const old = sm.stream;
+      if (old && old !== stream) {
+        // The client came back before the server noticed the old connection was dead.
+        takeHeld(sm, old);
+        sm.stream = undefined;
+      }
+      clearTimeout(sm.hibernateTimer);
+      sm.hibernateTimer = undefined;
+      sm.hibernatedAt = undefined;
+      session.holder = undefined;
+      sm.queue.splice(0, (h - sm.acked + U32) % U32);
+      sm.acked = h;
+      sm.ackRequested = false;
+      const resend = sm.queue.splice(0);
+      session.stream = stream;
+      stream.adoptSession(session);
+      attach(sm, stream);
+      // Closed once the session has moved, so that its end does not end the session.
+      if (old && old !== stream) old.fail('conflict', 'the session was resumed on another connection');
+      stream.writeElement(xml('resumed', { xmlns: NS.sm, previd: sm.id, h: String(sm.inbound) }));
+      ctx.log.info({ jid: session.jid.toString(), resent: resend.length }, 'session resumed');
+      // Re-sent through the new stream's filters: counted again, from the client's h.
+      for (const { el } of resend) stream.deliver(el);
+      if (sm.queue.length > 0) requestNow(sm);
+    }
+
+    /** Stanzas an outbound filter (CSI) held back on a dying stream belong to the queue. */
+    function takeHeld(sm: SmState, stream: C2SStream): void {
+      const now = Date.now();
+      for (const give of stream.holders) for (const el of give()) sm.queue.push({ el, at: now });
+    }
+
+    ctx.server.closeInterceptors.push(intercept);
+    const removeInterceptor = () => {
+      const i = ctx.server.closeInterceptors.indexOf(intercept);
+      if (i >= 0) ctx.server.closeInterceptors.splice(i, 1);
+    };
+
+    /** A stream ended: hibernate its session if it can be resumed (XEP-0198 §5). */
+    function intercept(stream: C2SStream, clean: boolean): boolean {
+      const sm = stream.data.get(KEY) as SmState | undefined;
+      if (!sm || sm.stream !== stream || !mine(stream)) return false;
+      takeHeld(sm, stream);
+      sm.stream = undefined;
+      clearTimeout(sm.ackTimer);
+      sm.ackTimer = undefined;
+      if (!sm.resumable || clean || ctx.server.stopping || !RESUMABLE_AFTER.has(stream.closeCondition))
+        return false;
+      hibernate(sm);
+      return true;
+    }
+
+    function hibernate(sm: SmState): void {
+      const session = sm.session;
+      sm.hibernatedAt = Date.now();
+      session.holder = (el) => {
+        sm.queue.push({ el, at: Date.now() });
+        if (sm.queue.length > opts.maxQueue) {
+          ctx.log.info({ jid: session.jid.toString() }, 'hibernated session queue full: ending it');
+          void ctx.server.endSession(session, false);
+        }
+      };
+      sm.hibernateTimer = setTimeout(() => {
+        ctx.log.info({ jid: session.jid.toString() }, 'resumption time over: ending the session');
+        void ctx.server.endSession(session, false);
+      }, sm.maxMs);
+      sm.hibernateTimer.unref();
+      ctx.log.info(
+        { jid: session.jid.toString(), queued: sm.queue.length, ms: sm.maxMs },
+        'session hibernated',
+      );
+    }
+
+    ctx.hook(
+      'session/closed',
+      async ({ session }) => {
+        const sm = bySession.get(session);
+        if (!sm) return;
+        bySession.delete(session);
+        byId.delete(sm.id);
+        clearTimeout(sm.hibernateTimer);
+        clearTimeout(sm.ackTimer);
+        if (sm.stream) takeHeld(sm, sm.stream);
+        sm.stream = undefined;
+        const pending = sm.queue.splice(0);
+        if (pending.length > 0)
+          ctx.log.info(
+            { jid: session.jid.toString(), count: pending.length },
+            'routing unacknowledged stanzas again',
+          );
+        for (const { el, at } of pending) {
+          try {
+            await ctx.server.reroute(session, el, at);
+          } catch (err) {
+            ctx.log.error({ err }, 'could not route an unacknowledged stanza again');
+          }
+        }
+      },
+      100,
+    );
+
+    return () => {
+      removeInterceptor();
+    };
+  },
+});
+
+export type SmOptions = Options;

@@ -1,0 +1,220 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseConfig, ConfigError, type Config, type ConfigInput } from './config.js';
+import { Database } from './storage/database.js';
+import { AccountStore, accountMigrations } from './accounts/account-store.js';
+import { Registration } from './accounts/registration.js';
+import { Router } from './core/router.js';
+import { SessionRegistry } from './core/session-registry.js';
+import { ServerCore } from './core/server-core.js';
+import { Host } from './core/host.js';
+import { ModuleContext, type ModuleDefinition } from './core/module.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { ensureCertificate, secureContext, type CertificateFiles } from './tls.js';
+import { startListener, type RunningListener, type Admission } from './listeners/listeners.js';
+import { builtinModules } from './modules/index.js';
+
+export interface StartOptions {
+  /** Extra or replacement modules (tests, plugins). */
+  modules?: ModuleDefinition[];
+  logger?: Logger;
+  /** Upper bound on `stop()`: work still running after it is abandoned (default 10 s). */
+  shutdownTimeoutMs?: number;
+}
+
+export interface NatterServer {
+  readonly core: ServerCore;
+  readonly config: Config;
+  readonly certificate: CertificateFiles;
+  /** Bound port of the first listener of a kind (useful with port 0). */
+  port(kind: 'c2s' | 'c2s-tls' | 'http'): number;
+  /** Creates an account. */
+  addUser(username: string, password: string, host?: string): Promise<void>;
+  /**
+   * Stops accepting, closes every stream with `system-shutdown`, ends every session (live and
+   * hibernated: what they did not deliver goes to offline storage), waits for stanzas being
+   * routed, flushes modules, closes storage; bounded by `shutdownTimeoutMs`.
+   */
+  stop(): Promise<void>;
+}
+
+/** Orders modules so that dependencies come first; errors name the missing or cyclic module. */
+function orderModules(defs: ModuleDefinition[]): ModuleDefinition[] {
+  const byName = new Map(defs.map((d) => [d.name, d]));
+  const out: ModuleDefinition[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (d: ModuleDefinition, path: string[]) => {
+    if (state.get(d.name) === 'done') return;
+    if (state.get(d.name) === 'visiting')
+      throw new ConfigError(`module dependency cycle: ${[...path, d.name].join(' → ')}`);
+    state.set(d.name, 'visiting');
+    for (const dep of d.dependencies ?? []) {
+      const dd = byName.get(dep);
+      if (!dd) throw new ConfigError(`module ${d.name} needs module ${dep}, which is disabled or unknown`);
+      visit(dd, [...path, d.name]);
+    }
+    state.set(d.name, 'done');
+    out.push(d);
+  };
+  for (const d of defs) visit(d, []);
+  return out;
+}
+
+/** Picks the enabled modules and validates their options (errors name the option). */
+function selectModules(
+  config: Config,
+  available: ModuleDefinition[],
+): { def: ModuleDefinition; options: unknown }[] {
+  const byName = new Map(available.map((d) => [d.name, d]));
+  for (const name of Object.keys(config.modules)) {
+    if (!byName.has(name))
+      throw new ConfigError(
+        `unknown module "${name}" in modules (known: ${[...byName.keys()].sort().join(', ')})`,
+      );
+  }
+  const enabled = available.filter((d) => {
+    const c = config.modules[d.name];
+    return c === undefined ? d.enabledByDefault !== false : c !== false;
+  });
+  return orderModules(enabled).map((def) => {
+    const raw = config.modules[def.name] ?? {};
+    if (!def.options) return { def, options: raw };
+    const r = def.options.safeParse(raw);
+    if (!r.success) {
+      const lines = r.error.issues.map((i) => `  modules.${def.name}.${i.path.join('.')}: ${i.message}`);
+      throw new ConfigError(`invalid options for module ${def.name}:\n${lines.join('\n')}`);
+    }
+    return { def, options: r.data };
+  });
+}
+
+export async function startServer(
+  input: ConfigInput | Config = {},
+  opts: StartOptions = {},
+): Promise<NatterServer> {
+  const config = parseConfig(input);
+  const log = opts.logger ?? createLogger(config.log.level);
+  const dataDir = resolve(config.dataDir);
+  const available = [
+    ...builtinModules.filter((m) => !opts.modules?.some((o) => o.name === m.name)),
+    ...(opts.modules ?? []),
+  ];
+  const modules = selectModules(config, available);
+
+  const database = Database.open(
+    config.storage.engine === 'sqlite'
+      ? { engine: 'sqlite', path: config.storage.path ?? join(dataDir, 'natter.sqlite') }
+      : config.storage,
+  );
+  await database.migrate('accounts', accountMigrations);
+  for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
+
+  const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
+  const sessions = new SessionRegistry();
+  const router = new Router(sessions, log);
+  const core = new ServerCore(config, router, sessions, accounts, database, log);
+  core.registration = new Registration(core);
+
+  const contexts: ModuleContext<unknown>[] = [];
+  const teardowns: (() => void | Promise<void>)[] = [];
+  for (const domain of config.hosts.map((h) => h.toLowerCase())) {
+    const host = new Host(domain, router, sessions, accounts, log.child({ host: domain }));
+    core.hosts.set(domain, host);
+    router.hosts.set(domain, host);
+  }
+  for (const host of core.hosts.values()) {
+    for (const { def, options } of modules) {
+      const ctx = new ModuleContext(
+        def.name,
+        host,
+        options,
+        core,
+        log.child({ host: host.domain, module: def.name }),
+      );
+      contexts.push(ctx);
+      const td = await def.setup(ctx);
+      if (typeof td === 'function') teardowns.push(td);
+    }
+  }
+
+  const certificate = await ensureCertificate(dataDir, config.hosts, config.tls);
+  const context = secureContext(certificate);
+  const tlsFiles = { cert: readFileSync(certificate.cert), key: readFileSync(certificate.key) };
+  const admit: Admission = (ip) => core.admit?.(ip) ?? true;
+  const listeners: RunningListener[] = [];
+  try {
+    for (const l of config.listeners) listeners.push(await startListener(core, l, context, tlsFiles, admit));
+  } catch (err) {
+    for (const l of listeners) await l.close();
+    await database.close();
+    throw err;
+  }
+  log.info(
+    {
+      hosts: config.hosts,
+      listeners: listeners.map((l) => `${l.config.type}:${l.port}`),
+      modules: modules.map((m) => m.def.name),
+      storage: database.engine,
+    },
+    'natter started',
+  );
+
+  let stopped: Promise<void> | undefined;
+  return {
+    core,
+    config,
+    certificate,
+    port(kind) {
+      const l = listeners.find((x) => x.config.type === kind);
+      if (!l) throw new Error(`no ${kind} listener configured`);
+      return l.port;
+    },
+    async addUser(username, password, hostName) {
+      await accounts.create(username, hostName ?? config.hosts[0]!, password);
+    },
+    stop() {
+      stopped ??= (async () => {
+        core.stopping = true;
+        const budget = opts.shutdownTimeoutMs ?? 10_000;
+        const deadline = Date.now() + budget;
+        const left = () => Math.max(0, deadline - Date.now());
+        log.info({ sessions: sessions.size, streams: core.streams.size }, 'natter stopping');
+        // 1. No new connections (existing ones are closed below, so close() can complete).
+        const closing = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
+        // 2. Tell every client (XEP-0198 sessions are not hibernated after system-shutdown).
+        for (const stream of [...core.streams]) stream.fail('system-shutdown', 'the server is shutting down');
+        // 3. End every session, hibernated ones included: unacknowledged and undelivered messages are
+        //    routed again, to offline storage, while the database is still open.
+        const ending = [...sessions.all()].map((s) =>
+          core.endSession(s, false).catch((err: unknown) => log.error({ err }, 'ending a session failed')),
+        );
+        await withTimeout(Promise.all(ending), left(), log, 'ending sessions');
+        await core.settle(Math.max(0, left() - 2000));
+        router.cancelPending();
+        for (const td of teardowns.reverse())
+          await withTimeout(Promise.resolve().then(td), left(), log, 'module teardown');
+        for (const ctx of contexts.reverse()) await withTimeout(ctx.stop(), left(), log, 'module stop');
+        // Clients got </stream:stream>: give them a moment to read what is buffered, then cut.
+        await withTimeout(closing, Math.min(2000, left()), log, 'closing connections');
+        for (const stream of [...core.streams]) stream.transport.destroy();
+        for (const l of listeners) l.abort();
+        await database.close();
+        log.info('natter stopped');
+      })();
+      return stopped;
+    },
+  };
+}
+
+async function withTimeout(p: Promise<unknown>, ms: number, log: Logger, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), ms)));
+  try {
+    const r = await Promise.race([p.then(() => 'done' as const), timeout]);
+    if (r === 'timeout') log.warn({ what, ms }, 'shutdown step timed out');
+  } catch (err) {
+    log.error({ err, what }, 'shutdown step failed');
+  } finally {
+    clearTimeout(timer);
+  }
+}

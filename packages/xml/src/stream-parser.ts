@@ -1,0 +1,178 @@
+import { XmlTokenizer, TokenizerError } from './xml-tokenizer.js';
+import { Element } from './element.js';
+
+/** Stream error conditions (RFC 6120 §4.9.3) a parser can raise. */
+export type XmlErrorCondition = 'not-well-formed' | 'restricted-xml' | 'policy-violation' | 'bad-format';
+
+export class XmlError extends Error {
+  override readonly name = 'XmlError';
+  constructor(
+    readonly condition: XmlErrorCondition,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ParserLimits {
+  /** Largest stanza, in bytes of input (approximate to one input chunk). Default 256 KiB. */
+  maxStanzaBytes: number;
+  /** Deepest nesting, counting the stream root as 1. Default 32. */
+  maxDepth: number;
+  /** Most attributes on one element. Default 64. */
+  maxAttributes: number;
+}
+
+export const DEFAULT_LIMITS: ParserLimits = { maxStanzaBytes: 256 * 1024, maxDepth: 32, maxAttributes: 64 };
+
+export interface StreamHeader {
+  name: string;
+  xmlns: string;
+  attrs: Record<string, string>;
+  /** The default namespace declared for the stream's content (`jabber:client` for c2s). */
+  contentNs: string;
+}
+
+export interface StreamParserHandlers {
+  /** The stream root opened (`<stream:stream …>`, or the WebSocket framing's synthetic root). */
+  streamStart(header: StreamHeader): void;
+  /** A complete first-level child of the stream: a stanza or a nonza. */
+  element(el: Element): void;
+  /** The stream root was closed (`</stream:stream>`). */
+  streamEnd(): void;
+  /** Input was refused; the parser accepts nothing more. */
+  error(err: XmlError): void;
+}
+
+/**
+ * Incremental parser for XMPP's XML subset (RFC 6120 §11): accepts input split anywhere (also
+ * inside a multi-byte UTF-8 sequence), refuses comments, processing instructions, DTDs and thus
+ * entity declarations with `restricted-xml`, and enforces size, depth and attribute limits with
+ * `policy-violation`. See docs/decisions/0002-xml-parser.md for why it has its own tokenizer.
+ */
+export class StreamParser {
+  private readonly tokenizer: XmlTokenizer;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private readonly stack: Element[] = [];
+  private failed: XmlError | null = null;
+  private ended = false;
+  /** Characters of the stanza being received that were already consumed. */
+  private stanzaChars = 0;
+  private readonly limits: ParserLimits;
+
+  constructor(
+    private readonly handlers: StreamParserHandlers,
+    limits: Partial<ParserLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...limits };
+    this.tokenizer = new XmlTokenizer({
+      open: (name, attrs, prefixed, selfClosing, defaultNs) =>
+        this.open(name.uri, name.local, attrs, prefixed, selfClosing, defaultNs),
+      close: () => this.close(),
+      text: (t) => this.text(t),
+    });
+  }
+
+  /** Feeds bytes or text. After an error, further input is ignored. */
+  write(chunk: Uint8Array | string): void {
+    if (this.failed || this.ended) return;
+    let text: string;
+    if (typeof chunk === 'string') text = chunk;
+    else {
+      try {
+        text = this.decoder.decode(chunk, { stream: true });
+      } catch {
+        this.fail('not-well-formed', 'input is not valid UTF-8');
+        return;
+      }
+    }
+    try {
+      this.tokenizer.write(text);
+    } catch (e) {
+      if (e instanceof TokenizerError) this.fail(e.kind, e.message);
+      else if (e instanceof LimitError) this.fail('policy-violation', e.message);
+      else if (e !== STOP) throw e;
+      return;
+    }
+    // A construct still incomplete (an open tag or text) counts towards the limit too.
+    const pending = this.tokenizer.depth >= 2 ? this.stanzaChars : 0;
+    if (pending + this.tokenizer.pending > this.limits.maxStanzaBytes) {
+      this.fail('policy-violation', `stanza exceeds ${this.limits.maxStanzaBytes} bytes`);
+    }
+  }
+
+  get error(): XmlError | null {
+    return this.failed;
+  }
+
+  private open(
+    uri: string,
+    local: string,
+    attrs: Record<string, string>,
+    prefixed: { name: string; uri: string }[] | null,
+    selfClosing: boolean,
+    defaultNs: string,
+  ): void {
+    const depth = this.tokenizer.depth; // the stream root counts as 1
+    if (depth > this.limits.maxDepth) throw new LimitError(`nesting deeper than ${this.limits.maxDepth}`);
+    let count = 0;
+    for (const _ in attrs)
+      if (++count > this.limits.maxAttributes)
+        throw new LimitError(`more than ${this.limits.maxAttributes} attributes`);
+    if (prefixed)
+      for (const p of prefixed)
+        if (!p.name.startsWith('xml:')) attrs[`xmlns:${p.name.slice(0, p.name.indexOf(':'))}`] = p.uri;
+    if (this.tokenizer.depth === 1) {
+      // the stream root: not kept on the stack of elements
+      this.handlers.streamStart({ name: local, xmlns: uri, attrs, contentNs: defaultNs });
+      this.stanzaChars = 0;
+      if (this.failed) throw STOP;
+      return;
+    }
+    const el = new Element(local, uri, attrs);
+    el.inheritsNs = false;
+    const parent = this.stack[this.stack.length - 1];
+    if (parent) parent.children.push(el);
+    this.stack.push(el);
+    this.stanzaChars += 16 + local.length; // a cheap measure of markup: exact sizes are not needed
+    void selfClosing;
+  }
+
+  private close(): void {
+    if (this.tokenizer.depth === 0) {
+      this.ended = true;
+      this.handlers.streamEnd();
+      throw STOP;
+    }
+    const el = this.stack.pop();
+    if (el && this.stack.length === 0) {
+      this.stanzaChars = 0;
+      this.handlers.element(el);
+      if (this.failed || this.ended) throw STOP;
+    }
+  }
+
+  private text(text: string): void {
+    const parent = this.stack[this.stack.length - 1];
+    if (parent) {
+      this.stanzaChars += text.length;
+      if (this.stanzaChars > this.limits.maxStanzaBytes)
+        throw new LimitError(`stanza exceeds ${this.limits.maxStanzaBytes} bytes`);
+      const last = parent.children.length - 1;
+      if (last >= 0 && typeof parent.children[last] === 'string') parent.children[last] += text;
+      else parent.children.push(text);
+    } else if (text.trim() !== '') {
+      throw new TokenizerError('not-well-formed', 'text is not allowed between stanzas');
+    }
+  }
+
+  private fail(condition: XmlErrorCondition, message: string): void {
+    if (this.failed) return;
+    this.failed = new XmlError(condition, message);
+    this.handlers.error(this.failed);
+  }
+}
+
+class LimitError extends Error {}
+/** Unwinds the tokenizer after the stream ended or a handler failed the stream. */
+const STOP = Symbol('stop');
