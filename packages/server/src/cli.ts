@@ -39,6 +39,7 @@ async function openAccounts(config: Config): Promise<{ store: AccountStore; db: 
     config.storage.engine === 'sqlite'
       ? { engine: 'sqlite', path: config.storage.path ?? join(resolve(config.dataDir), 'natter.sqlite') }
       : config.storage,
+    (err) => console.error(`natter: storage connection failed: ${err.message}`),
   );
   await db.migrate('accounts', accountMigrations);
   return { store: new AccountStore(db.db, { iterations: config.auth.iterations }), db };

@@ -105,6 +105,7 @@ export async function startServer(
     config.storage.engine === 'sqlite'
       ? { engine: 'sqlite', path: config.storage.path ?? join(dataDir, 'natter.sqlite') }
       : config.storage,
+    (err) => log.warn({ err }, 'a storage connection failed; the pool replaces it'),
   );
   await database.migrate('accounts', accountMigrations);
   for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);

@@ -15,12 +15,26 @@ export class Database {
   readonly db: Kysely<any>;
   readonly engine: 'sqlite' | 'postgres';
 
-  private constructor(db: Kysely<any>, engine: 'sqlite' | 'postgres') {
+  /** PostgreSQL only: resolves once every pooled connection has really closed its socket. */
+  private readonly drained: () => Promise<void>;
+
+  private constructor(
+    db: Kysely<any>,
+    engine: 'sqlite' | 'postgres',
+    drained: () => Promise<void> = () => Promise.resolve(),
+  ) {
     this.db = db;
     this.engine = engine;
+    this.drained = drained;
   }
 
-  static open(config: StorageConfig): Database {
+  /**
+   * `onConnectionError` hears about pooled PostgreSQL connections that broke while idle (the
+   * server restarted, an administrator terminated the backend): the pool drops them and opens new
+   * ones on demand. Without a listener, node-postgres would raise them as uncaught exceptions and
+   * take the whole XMPP server down.
+   */
+  static open(config: StorageConfig, onConnectionError?: (err: Error) => void): Database {
     if (config.engine === 'sqlite') {
       if (config.path !== ':memory:') mkdirSync(dirname(config.path), { recursive: true });
       const sqlite = new SQLite(config.path);
@@ -31,7 +45,26 @@ export class Database {
       return new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), 'sqlite');
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10 });
-    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres');
+    // Errors of idle connections reach the pool too; they are reported by the client listener below.
+    pool.on('error', () => undefined);
+    // pg-pool's end() resolves once its client list is empty, while the removed clients are still
+    // closing their sockets; an error on one of those (the backend terminated meanwhile) would
+    // surface after close(). Count connections down to zero before close() resolves.
+    let open = 0;
+    const waiters: (() => void)[] = [];
+    pool.on('connect', (client) => {
+      open++;
+      // Whether idle, checked out or being closed by end(): a broken connection is reported here
+      // and discarded by the pool, never thrown.
+      client.on('error', (err) => onConnectionError?.(err));
+    });
+    pool.on('remove', () => {
+      open--;
+      if (open === 0) for (const w of waiters.splice(0)) w();
+    });
+    const drained = () =>
+      open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve));
+    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', drained);
   }
 
   /** Runs a module's pending migrations, in name order, each recorded in the module's own table. */
@@ -63,5 +96,6 @@ export class Database {
 
   async close(): Promise<void> {
     await this.db.destroy();
+    await this.drained();
   }
 }
