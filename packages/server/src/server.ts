@@ -182,7 +182,10 @@ export async function startServer(
         log.info({ sessions: sessions.size, streams: core.streams.size }, 'natter stopping');
         // 1. No new connections (existing ones are closed below, so close() can complete).
         const closing = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
-        // 2. Tell every client (XEP-0198 sessions are not hibernated after system-shutdown).
+        // 2. Modules say goodbye while streams are open (MUC: 332), then every client is told
+        //    (XEP-0198 sessions are not hibernated after system-shutdown).
+        for (const host of core.hosts.values())
+          await withTimeout(host.hooks.notify('server/stopping', {}), left(), log, 'announcing the shutdown');
         for (const stream of [...core.streams]) stream.fail('system-shutdown', 'the server is shutting down');
         // 3. End every session, hibernated ones included: unacknowledged and undelivered messages are
         //    routed again, to offline storage, while the database is still open.

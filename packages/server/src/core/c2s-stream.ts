@@ -403,6 +403,17 @@ export class C2SStream {
       this.saslFailure(new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`));
       return;
     }
+    // Password guessing spread over connections: the address waits before anything is checked.
+    const wait = this.server.limiter?.authWait?.(this.transport.remoteAddress) ?? 0;
+    if (wait > 0) {
+      this.saslFailure(
+        new SaslFailure(
+          'temporary-auth-failure',
+          `too many failed authentication attempts from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        ),
+      );
+      return;
+    }
     const host = this.host!;
     this.sasl = createServerMechanism(name as (typeof MECHANISMS)[number], {
       scram: async (username, hash) => {
@@ -480,8 +491,8 @@ export class C2SStream {
     this.writeElement(
       xml('failure', { xmlns: NS.sasl }, xml(f.condition), xml('text', { 'xml:lang': 'en' }, f.message)),
     );
-    if (f.condition === 'not-authorized') {
-      this.server.limiter?.authFailed(this.transport.remoteAddress);
+    if (f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure') {
+      if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
       if (++this.authFailures >= this.server.config.limits.maxAuthFailures) {
         this.fail('policy-violation', 'too many failed authentication attempts');
       }

@@ -51,6 +51,11 @@ export interface HookMap {
   'session/closed': NotifyHook<{ session: Session; clean: boolean }>;
   /** A first-level element on a stream that is not a stanza (SM, CSI). Return true when handled. */
   'stream/nonza': HandleHook<{ stream: C2SStream; element: Element }>;
+  /**
+   * The server is stopping: streams are still open, so modules can tell clients (MUC status 332).
+   * Runs before every stream is closed with <system-shutdown/>.
+   */
+  'server/stopping': NotifyHook<Record<string, never>>;
   /** An account was deleted: modules remove its data. */
   'user/deleted': NotifyHook<{ jid: Jid }>;
 }

@@ -19,7 +19,10 @@ export interface StreamLimiter {
   consume(stream: C2SStream, bytes: number): void;
   /** Admits one stanza from a bound client; false drops it (the limiter answered or closed). */
   stanza(stream: C2SStream): boolean;
+  /** A SASL exchange from `ip` failed with not-authorized. */
   authFailed(ip: string): void;
+  /** Milliseconds before `ip` may try to authenticate again (0: now). */
+  authWait?(ip: string): number;
   /** A stream was created (after admission) / finished. */
   opened?(stream: C2SStream): void;
   closed?(stream: C2SStream): void;

@@ -28,6 +28,7 @@ export class TestClient {
   private closeWaiters: (() => void)[] = [];
   private parser!: StreamParser;
   private socket: Socket | undefined;
+  private localAddress: string | undefined;
   private ws: WebSocket | undefined;
 
   private constructor(
@@ -40,8 +41,11 @@ export class TestClient {
     target: Target,
     transport: TestTransport = 'starttls',
     domain = target.domain,
+    /** Source address (127.0.0.x) for `plain` and `starttls`, to appear as another client machine. */
+    localAddress?: string,
   ): Promise<TestClient> {
     const c = new TestClient(target, transport);
+    c.localAddress = localAddress;
     await c.connectTransport();
     await c.openStream(domain);
     if (transport === 'starttls') {
@@ -58,9 +62,15 @@ export class TestClient {
     target: Target,
     user: string,
     password: string,
-    opts: { transport?: TestTransport; resource?: string; mechanism?: string; presence?: boolean } = {},
+    opts: {
+      transport?: TestTransport;
+      resource?: string;
+      mechanism?: string;
+      presence?: boolean;
+      localAddress?: string;
+    } = {},
   ): Promise<TestClient> {
-    const c = await TestClient.open(target, opts.transport ?? 'starttls');
+    const c = await TestClient.open(target, opts.transport ?? 'starttls', undefined, opts.localAddress);
     await c.authenticate(user, password, opts.mechanism);
     await c.bind(opts.resource);
     if (opts.presence) c.send(xml('presence'));
@@ -86,7 +96,7 @@ export class TestClient {
               rejectUnauthorized: false,
               servername: this.target.domain,
             })
-          : netConnect({ host: '127.0.0.1', port: this.target.port('c2s') });
+          : netConnect({ host: '127.0.0.1', port: this.target.port('c2s'), localAddress: this.localAddress });
       this.socket = sock;
       sock.once(this.transport === 'tls' ? 'secureConnect' : 'connect', () => resolve());
       sock.once('error', reject);
@@ -259,7 +269,10 @@ export class TestClient {
         return;
       } else {
         const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'unknown';
-        throw Object.assign(new Error(`SASL failure: ${cond}`), { condition: cond });
+        throw Object.assign(new Error(`SASL failure: ${cond}`), {
+          condition: cond,
+          text: el.getChildText('text') ?? '',
+        });
       }
     }
   }

@@ -145,6 +145,41 @@ describe('limits module (RFC 6120 §13.12)', () => {
     }
   });
 
+  test('password guessing over many connections: after the per-IP allowance, attempts are refused with temporary-auth-failure, even with the right password; other addresses are unaffected', async () => {
+    const server = await startTestServer({
+      modules: { ping: { idleMs: 0 }, limits: { authFailuresPerIp: { burst: 4, perMinute: 60 } } },
+    });
+    try {
+      await server.addUser('romeo', PW);
+      const failure = (p: Promise<unknown>) =>
+        p.then(
+          () => 'success',
+          (err: { condition?: string }) => err.condition ?? String(err),
+        );
+      // Four wrong guesses, one per connection (the per-stream limit never triggers).
+      for (let i = 0; i < 4; i++)
+        assert.equal(await failure(TestClient.login(server, 'romeo', `guess-${i}`)), 'not-authorized');
+      // The allowance is spent: the right password is not even checked.
+      const blocked = await TestClient.open(server);
+      const refused = await blocked.authenticate('romeo', PW).then(
+        () => ({ condition: 'success', text: '' }),
+        (err: { condition: string; text: string }) => err,
+      );
+      assert.equal(refused.condition, 'temporary-auth-failure');
+      assert.match(refused.text, /too many failed authentication attempts.*try again in \d+ s/);
+      blocked.kill();
+      // Another machine (source address 127.0.0.2) logs in at once.
+      const other = await TestClient.login(server, 'romeo', PW, { resource: 'o', localAddress: '127.0.0.2' });
+      // After waiting (60 per minute: one attempt a second), the first address may try again.
+      await new Promise((r) => setTimeout(r, 1100));
+      const back = await TestClient.login(server, 'romeo', PW, { resource: 'back' });
+      assert.match(back.jid, /^romeo@localhost\/back$/);
+      for (const c of [other, back]) await c.close();
+    } finally {
+      await server.destroy();
+    }
+  });
+
   test('unauthenticated connections are capped in total (resource-constraint for the oldest)', async () => {
     const server = await startTestServer({
       modules: { ping: { idleMs: 0 }, limits: { maxUnauthenticated: 3 } },

@@ -51,6 +51,18 @@ const options = z
     headerTimeoutMs: z.number().int().min(100).default(10_000),
     /** Stanzas owed beyond the allowance after which a flooding client gets policy-violation. */
     stanzaFloodDebt: z.number().int().min(1).default(2000),
+    /**
+     * Failed authentications per IP address (password guessing over many connections): `burst`
+     * failures are allowed at once, then `perMinute`; beyond that the address's attempts are refused
+     * with <temporary-auth-failure/> before any password is checked, until it has waited.
+     */
+    authFailuresPerIp: z
+      .object({
+        burst: z.number().int().min(1).default(20),
+        perMinute: z.number().positive().default(10),
+      })
+      .strict()
+      .prefault({}),
     /** Addresses no limit applies to (e.g. a trusted reverse proxy or a load generator). */
     exempt: z.array(z.string()).default([]),
   })
@@ -262,9 +274,22 @@ export default defineModule({
       },
       authFailed(ip) {
         const key = normalizeIp(ip);
+        if (exempt.has(key)) return;
         let b = authFailures.get(key);
-        if (!b) authFailures.set(key, (b = new TokenBucket(1 / 6, 20)));
-        if (b.take(1) > 0) ctx.log.warn({ ip: key }, 'many failed authentications from one address');
+        if (!b)
+          authFailures.set(
+            key,
+            (b = new TokenBucket(o.authFailuresPerIp.perMinute / 60, o.authFailuresPerIp.burst)),
+          );
+        b.take(1);
+        if (b.waitFor(1) > 0)
+          ctx.log.warn(
+            { ip: key, retryInMs: b.waitFor(1) },
+            'too many failed authentications from one address: its attempts are refused for now',
+          );
+      },
+      authWait(ip) {
+        return authFailures.get(normalizeIp(ip))?.waitFor(1) ?? 0;
       },
     };
 

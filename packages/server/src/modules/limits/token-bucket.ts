@@ -33,6 +33,13 @@ export class TokenBucket {
     return Math.ceil((-this.tokens * 1000) / this.rate);
   }
 
+  /** Milliseconds until `n` tokens are there (0: they are now). Takes nothing. */
+  waitFor(n: number): number {
+    this.refill();
+    if (this.tokens >= n) return 0;
+    return Math.ceil(((n - this.tokens) * 1000) / this.rate);
+  }
+
   /** Tokens owed (0 when the bucket is not in debt). */
   get debt(): number {
     this.refill();

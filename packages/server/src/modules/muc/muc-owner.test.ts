@@ -359,4 +359,38 @@ describe('MUC: owners, disco, persistence (XEP-0045 §6, §10)', () => {
       { jid: room, name: 'Fair Verona', occupants: 2, persistent: true, public: true, locked: false },
     );
   });
+
+  test('XEP-0045 status 332: when the server shuts down, each occupant is told it leaves the room for that reason, before the stream closes', async () => {
+    const room = `lastcall@${SERVICE}`;
+    const romeo = await client('romeo', 'shutdown');
+    const juliet = await client('juliet', 'shutdown');
+    await createRoom(romeo, room, 'Romeo');
+    await enter(juliet, room, 'Juliet');
+    await romeo.receive(isPresenceFrom(`${room}/Juliet`));
+    const closed = Promise.all([romeo.waitClosed(5000), juliet.waitClosed(5000)]);
+    await server.stop();
+    await closed;
+    for (const [c, nick] of [
+      [romeo, 'Romeo'],
+      [juliet, 'Juliet'],
+    ] as const) {
+      const gone = c.received.find(
+        (e) => e.name === 'presence' && e.attrs.type === 'unavailable' && e.attrs.from === `${room}/${nick}`,
+      );
+      assert.ok(gone, `${nick} was told it left the room`);
+      assert.deepEqual(codes(gone), [110, 332]);
+      assert.equal(item(gone)?.attrs.role, 'none');
+      assert.equal(c.streamError?.condition, 'system-shutdown', 'then the stream closed');
+      // Nobody's departure is broadcast to the others: they all leave at once.
+      assert.equal(
+        c.received.filter((e) => e.name === 'presence' && e.attrs.type === 'unavailable').length,
+        1,
+      );
+    }
+    clients.length = 0;
+    server = await startTestServer(
+      { ...STORAGE, modules: { ping: { idleMs: 0 } } },
+      { dataDir: server.dataDir },
+    );
+  });
 });

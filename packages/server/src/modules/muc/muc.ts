@@ -40,6 +40,7 @@ export default defineModule({
     ctx.hook('session/unavailable', ({ session }) => {
       for (const s of siblings) s.sessionGone(session.jid);
     });
+    ctx.hook('server/stopping', () => service.announceShutdown());
     ctx.provide(
       'muc',
       service.api((room, reason) => destroyRoom(service, room, reason)),

@@ -389,6 +389,21 @@ export function evacuate(svc: MucService, room: Room, destroy: Element): void {
   }
 }
 
+/**
+ * The server is shutting down: each occupant is told it leaves the room for that reason (110, 332),
+ * and nobody else (they all leave at once; the other departures are not broadcast).
+ */
+export function announceShutdown(svc: MucService, room: Room): void {
+  for (const o of room.occupants.values()) {
+    o.role = 'none';
+    svc.sendToOccupant(
+      presenceEl(o, 'unavailable', [], userX(room, o, true, [STATUS.self, STATUS.shutdown], {})),
+      o.jid,
+      o,
+    );
+  }
+}
+
 /** §10.2: a room made members-only: occupants without affiliation must go (322). */
 export function removeNonMembers(svc: MucService, room: Room): void {
   for (const o of [...room.occupants.values()]) {

@@ -6,7 +6,16 @@ import { IqDispatcher } from '../../core/iq-dispatcher.js';
 import type { ModuleContext } from '../../core/module.js';
 import { adminGet, adminSet } from './admin-iq.js';
 import { groupchat, privateMessage, roomMessage } from './messages.js';
-import { changeNick, checkEntry, enter, leave, removeOccupant, STATUS, updatePresence } from './occupants.js';
+import {
+  announceShutdown,
+  changeNick,
+  checkEntry,
+  enter,
+  leave,
+  removeOccupant,
+  STATUS,
+  updatePresence,
+} from './occupants.js';
 import type { MucOptions } from './options.js';
 import { ownerGet, ownerSet } from './owner-iq.js';
 import { Room, type Occupant } from './room.js';
@@ -52,6 +61,8 @@ export class MucService {
   >();
   private relayCounter = 0;
   private stopped = false;
+  /** Deliveries still being routed (asynchronous hooks). */
+  private readonly delivering = new Set<Promise<void>>();
 
   constructor(
     readonly ctx: ModuleContext<MucOptions>,
@@ -310,6 +321,16 @@ export class MucService {
     return this.stopped || this.ctx.server.stopping;
   }
 
+  /** The server is stopping: every occupant hears why it leaves (332); then departures are silent. */
+  async announceShutdown(): Promise<void> {
+    if (this.stopped) return;
+    for (const room of this.rooms.values()) announceShutdown(this, room);
+    this.stopped = true;
+    // Delivery can be asynchronous (hooks that read storage): the notices must be written before
+    // the streams close.
+    await Promise.allSettled([...this.delivering]);
+  }
+
   stop(): Promise<void> {
     this.stopped = true;
     return this.flush();
@@ -376,7 +397,12 @@ export class MucService {
 
   private dispatch(stanza: Element, from: Jid, to: Jid): void {
     const r = this.ctx.router.dispatch({ stanza, from, to, origin: undefined });
-    if (r instanceof Promise) r.catch((err: unknown) => this.ctx.log.error({ err }, 'MUC delivery failed'));
+    if (r instanceof Promise) {
+      const tracked = r
+        .catch((err: unknown) => this.ctx.log.error({ err }, 'MUC delivery failed'))
+        .finally(() => this.delivering.delete(tracked));
+      this.delivering.add(tracked);
+    }
   }
 
   bounce(ev: RouteEvent, condition: ConstructorParameters<typeof StanzaError>[0], text?: string): void {
