@@ -25,6 +25,8 @@ export async function xmppjs(
   const c = xmppjsClient({
     service: `xmpp://127.0.0.1:${server.port('c2s')}`,
     domain: 'localhost',
+    // xmpp.js waits 2 s for each step by default: too tight when CI runs tests side by side.
+    timeout: 15_000,
     username,
     password,
     resource,

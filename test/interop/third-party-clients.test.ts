@@ -17,6 +17,8 @@ function xmppjs(server: TestServer, username: string, password: string, resource
   const c = xmppjsClient({
     service: `xmpp://127.0.0.1:${server.port('c2s')}`,
     domain: 'localhost',
+    // xmpp.js waits 2 s for each step by default: too tight when CI runs tests side by side.
+    timeout: 15_000,
     username,
     password,
     resource,

@@ -36,5 +36,7 @@ declare module '@xmpp/client' {
     username?: string;
     password?: string;
     resource?: string;
+    /** Milliseconds each step (stream open, STARTTLS, SASL…) may take; xmpp.js defaults to 2000. */
+    timeout?: number;
   }): XmppClient;
 }

@@ -12,6 +12,11 @@ export interface RouteEvent {
   to: Jid;
   /** The local client session that sent it, if any. */
   origin: Session | undefined;
+  /**
+   * Routed again by the server after a session failed to deliver it (XEP-0198 §5): it went through
+   * the hooks once already, so archives and carbons must not record or copy it a second time.
+   */
+  resent?: boolean;
 }
 
 export type HandleResult = boolean | void;

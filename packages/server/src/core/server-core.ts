@@ -160,7 +160,7 @@ export class ServerCore {
     copy.attrs.to = session.bare.toString();
     if (!copy.getChild('delay', NS.delay))
       copy.append(delayElement(new Date(at), session.jid.domain, 'Resent'));
-    return this.router.dispatch({ stanza: copy, from, to: session.bare, origin: undefined });
+    return this.router.dispatch({ stanza: copy, from, to: session.bare, origin: undefined, resent: true });
   }
 
   async streamClosed(stream: C2SStream, clean: boolean): Promise<void> {

@@ -108,6 +108,7 @@ export default defineModule({
 
     // §7 Receiving Messages: copies to the carbons-enabled resources that did not get the original.
     ctx.hook('message/delivered', (ev) => {
+      if (ev.resent) return; // the carbons went out when it was first delivered
       const exclude = (s: Session) => s === ev.origin || ev.sessions.includes(s);
       const list = targets(ev.to, exclude);
       if (list.length === 0 || !isEligible(ev.stanza, 'received')) return;

@@ -6,6 +6,7 @@ import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
 import type { MamApi } from './mam.js';
+import { enableSm, until } from '../../../test/hostile/support/sm-client.js';
 
 const PW = 'archive-pw';
 const MODULES = { ping: { idleMs: 0 }, mam: { maxPageSize: 4 } };
@@ -112,7 +113,7 @@ describe('message archive management (XEP-0313)', () => {
   const mamApi = () => server.core.hosts.get('localhost')!.provided.get('mam') as MamApi;
   before(async () => {
     server = await startTestServer({ modules: MODULES, ...STORAGE });
-    for (const u of ['romeo', 'juliet', 'nurse', 'pager', 'quiet', 'offline', 'sender'])
+    for (const u of ['romeo', 'juliet', 'nurse', 'pager', 'quiet', 'offline', 'sender', 'resender'])
       await server.addUser(u, PW);
   });
   after(() => server.destroy());
@@ -373,6 +374,36 @@ describe('message archive management (XEP-0313)', () => {
     const r = await query(off);
     assert.deepEqual(r.bodies, ['while you were out']);
     await off.close();
+  });
+
+  test('XEP-0313 with XEP-0198 §5: a message re-sent after a dropped session is archived once; carbons do not copy it again', async () => {
+    const phone = await login('quiet', 'phone');
+    const { tracker } = await enableSm(phone, false);
+    tracker.autoAck = false;
+    const desktop = await login('quiet', 'desktop');
+    const enabled = await desktop.iq(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.carbons })));
+    assert.equal(enabled.attrs.type, 'result');
+    const sender = await login('resender', 'once');
+    sender.send(chat('quiet@localhost/phone', 'archived once'));
+    await until(() => tracker.bodies.length === 1, 3000, 'the message on the phone');
+    // The desktop gets a carbon of what the phone received.
+    const carbon = await desktop.receive((e) => e.getChild('received', NS.carbons) !== undefined);
+    assert.ok(carbon);
+    // The phone drops without acknowledging: the message is routed again, to the desktop.
+    phone.kill();
+    const resent = await desktop.receive(withBody('archived once'));
+    assert.ok(resent.getChild('delay', NS.delay), 'the re-sent copy is stamped');
+    assert.equal(
+      resent.getChild('stanza-id', NS.sid)?.attrs.id,
+      phone.received.find(withBody('archived once'))?.getChild('stanza-id', NS.sid)?.attrs.id,
+      'the re-sent copy names the archive entry made when it first arrived',
+    );
+    await desktop.nothing((e) => e.getChild('received', NS.carbons) !== undefined, 300);
+    const r = await query(desktop, { with: 'resender@localhost' });
+    assert.deepEqual(r.bodies, ['archived once']);
+    const out = await query(sender, { with: 'quiet@localhost' });
+    assert.deepEqual(out.bodies, ['archived once']);
+    for (const c of [desktop, sender]) await c.close();
   });
 
   test('XEP-0313 §3.2: retention removes the oldest messages', async () => {

@@ -180,6 +180,7 @@ export default defineModule({
       ev.stanza = copy; // a copy: the original may be shared with other recipients
     };
     const incoming = (ev: RouteEvent): MaybePromise<void> => {
+      if (ev.resent) return; // archived when it first arrived; it keeps that stanza-id
       const type = ev.stanza.attrs.type;
       if (type === 'error' || type === 'groupchat' || type === 'headline') return;
       const owner = ev.to.toBareString();

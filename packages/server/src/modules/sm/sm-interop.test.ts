@@ -31,6 +31,8 @@ test('XEP-0198 §5 with xmpp.js: a killed TCP connection is resumed by the clien
     const alice = xmppjsClient({
       service: `xmpp://127.0.0.1:${server.port('c2s')}`,
       domain: 'localhost',
+      // xmpp.js waits 2 s for each step by default: too tight when CI runs tests side by side.
+      timeout: 15_000,
       username: 'alice',
       password: PW,
       resource: 'js',
