@@ -736,6 +736,17 @@ export class C2SStream {
     this.slowTimer.unref();
   }
 
+  /**
+   * Back-pressure for producers of long bursts (offline flush): resolves true once no more than
+   * `bytes` wait to be sent, false as soon as the stream is closing. Polls, because WebSocket
+   * transports have no drain event; a client that stops reading is cut off by flushCheck meanwhile.
+   */
+  async sendRoom(bytes: number): Promise<boolean> {
+    while (this.state !== 'closing' && this.state !== 'closed' && this.transport.bufferedBytes > bytes)
+      await new Promise((r) => setTimeout(r, 10));
+    return this.state !== 'closing' && this.state !== 'closed';
+  }
+
   private cutOff(buffered: number): void {
     this.server.log.warn({ stream: this.id, buffered }, 'client does not read: disconnecting');
     const sent = this.bytesOut - buffered;

@@ -196,3 +196,41 @@ describe('offline messages (XEP-0160, XEP-0203)', () => {
     await romeo.close();
   });
 });
+
+describe('offline messages: a large backlog', () => {
+  test('XEP-0160 with RFC 6120 §13.12: a backlog 25 times the send buffer cap is delivered whole and in order, not cut off as a slow reader', async () => {
+    const server = await startTestServer({
+      limits: { maxSendBufferBytes: 16 * 1024, disabled: true },
+      modules: { ...others, ping: { idleMs: 0 }, offline: { quota: 1000 } },
+    });
+    try {
+      await server.addUser('romeo', PW);
+      await server.addUser('juliet', PW);
+      const romeo = await TestClient.login(server, 'romeo', PW, { resource: 'bulk', presence: true });
+      const filler = 'x'.repeat(1000);
+      const count = 400;
+      for (let i = 0; i < count; i++) romeo.send(msg('juliet@localhost', `${i} ${filler}`));
+      const stored = async () =>
+        (server.core.hosts.get('localhost')!.provided.get('offline') as OfflineApi).count('juliet@localhost');
+      for (let t = 0; t < 100 && (await stored()) < count; t++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await stored(), count);
+
+      const juliet = await TestClient.login(server, 'juliet', PW, { resource: 'r', presence: true });
+      const got: number[] = [];
+      while (got.length < count) {
+        const m = await juliet.receive('message', 5000);
+        got.push(Number(m.getChildText('body')!.split(' ')[0]));
+      }
+      assert.deepEqual(
+        got,
+        Array.from({ length: count }, (_, i) => i),
+      );
+      assert.equal(juliet.closed, false, 'still connected');
+      assert.equal(await stored(), 0);
+      await juliet.close();
+      await romeo.close();
+    } finally {
+      await server.destroy();
+    }
+  });
+});

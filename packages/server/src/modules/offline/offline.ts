@@ -70,6 +70,7 @@ export default defineModule({
       return true;
     });
 
+    const roomBytes = ctx.server.config.limits.maxSendBufferBytes / 4;
     const deliver = async (session: Session): Promise<void> => {
       const owner = session.bare.toBareString();
       const rows = await store.list(owner);
@@ -95,6 +96,12 @@ export default defineModule({
         stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
         ctx.router.deliver(session, stanza);
         handed.push(row.id);
+        // A large backlog is sent as the client reads it, not all at once: written in one go it
+        // would trip the slow-reader cutoff (limits.maxSendBufferBytes) of a client that reads fine.
+        if (session.stream.transport.bufferedBytes > roomBytes) {
+          if (handed.length > 0) await store.remove(owner, handed.splice(0));
+          if (!(await session.stream.sendRoom(roomBytes / 2))) break;
+        }
       }
       if (handed.length > 0) await store.remove(owner, handed);
     };
