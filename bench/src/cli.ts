@@ -37,6 +37,7 @@ scale and mode flags (defaults in brackets):
   --mech SCRAM-SHA-1|SCRAM-SHA-256|PLAIN  force a SASL mechanism (default: best offered)
   --workers N [2]   --login-k K [32]   --login-pool N [500]   --login-seconds S [6]
   --idle-counts 2000,5000,10000[,18000]   --chat-users C [1000]   --chat-window W [1024]   --chat-seconds S [6]
+  --chat-common-rate R [5000, msg/s: latency also measured at this rate on every server; 0 = off]
   --muc-rooms R [50]  --muc-occupants K [20]  --muc-window W [48]  --muc-seconds S [6]
   --roster-users N [505]  --roster-size S [100]  --roster-k K [32]
   --flood-pairs P [20]  --flood-rate R [5, msg/s per pair]  --flooders F [10]  --flood-unauth U [1000]
@@ -70,6 +71,7 @@ export const QUICK: Partial<BenchOptions> = {
   chatUsers: 40,
   chatWindow: 32,
   chatSeconds: 2,
+  chatCommonRate: 200,
   mucRooms: 4,
   mucOccupants: 5,
   mucWindow: 4,
@@ -107,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
       'chat-users': { type: 'string' },
       'chat-window': { type: 'string' },
       'chat-seconds': { type: 'string' },
+      'chat-common-rate': { type: 'string' },
       'muc-rooms': { type: 'string' },
       'muc-occupants': { type: 'string' },
       'muc-window': { type: 'string' },
@@ -164,6 +167,7 @@ async function main(argv: string[]): Promise<number> {
     chatUsers: num(values['chat-users'], base.chatUsers),
     chatWindow: num(values['chat-window'], base.chatWindow),
     chatSeconds: num(values['chat-seconds'], base.chatSeconds),
+    chatCommonRate: num(values['chat-common-rate'], base.chatCommonRate),
     mucRooms: num(values['muc-rooms'], base.mucRooms),
     mucOccupants: num(values['muc-occupants'], base.mucOccupants),
     mucWindow: num(values['muc-window'], base.mucWindow),

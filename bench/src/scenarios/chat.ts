@@ -39,6 +39,46 @@ export async function runChat(ctx: ScenarioContext): Promise<Figure[]> {
     const lat = await phase(ctx, pool, watch, { ...base, durationMs: o.chatSeconds * 1000 }, () => ({
       rate: half / pool.size,
     }));
+    // Each server's 50% is its own: a faster server is measured at a higher rate. The same
+    // absolute rate on every server isolates the latency the server adds.
+    const common =
+      o.chatCommonRate > 0 && o.chatCommonRate < satRate
+        ? await phase(ctx, pool, watch, { ...base, durationMs: o.chatSeconds * 1000 }, () => ({
+            rate: o.chatCommonRate / pool.size,
+          }))
+        : undefined;
+    const commonFigures: Figure[] = common
+      ? [
+          {
+            key: 'chat.common_p50',
+            label: `chat: latency p50 at ${o.chatCommonRate} msg/s (same rate on every server)`,
+            unit: 'ms',
+            value: common.hist.percentileMs(50),
+            better: 'lower',
+          },
+          {
+            key: 'chat.common_p99',
+            label: `chat: latency p99 at ${o.chatCommonRate} msg/s (same rate on every server)`,
+            unit: 'ms',
+            value: common.hist.percentileMs(99),
+            better: 'lower',
+          },
+          {
+            key: 'chat.common_server_cores',
+            label: `chat: server CPU at ${o.chatCommonRate} msg/s (cores busy)`,
+            unit: 'cores',
+            value: common.serverCpuS / common.wallS,
+            better: 'info',
+          },
+          {
+            key: 'chat.common_gen_cores',
+            label: `chat: generator CPU at ${o.chatCommonRate} msg/s (cores busy)`,
+            unit: 'cores',
+            value: common.genCpuS / common.wallS,
+            better: 'info',
+          },
+        ]
+      : [];
     return [
       {
         key: 'chat.rate',
@@ -75,11 +115,12 @@ export async function runChat(ctx: ScenarioContext): Promise<Figure[]> {
         value: lat.hist.percentileMs(99),
         better: 'lower',
       },
+      ...commonFigures,
       {
         key: 'chat.lost',
         label: 'chat: lost messages (sent − received)',
         unit: '',
-        value: sat.lost + lat.lost,
+        value: sat.lost + lat.lost + (common?.lost ?? 0),
         better: 'zero',
       },
       {
@@ -87,6 +128,20 @@ export async function runChat(ctx: ScenarioContext): Promise<Figure[]> {
         label: 'chat: achieved rate in the latency phase',
         unit: '/s',
         value: lat.receivedInPhase / lat.wallS,
+        better: 'info',
+      },
+      {
+        key: 'chat.half_server_cores',
+        label: 'chat: server CPU in the latency phase (cores busy)',
+        unit: 'cores',
+        value: lat.serverCpuS / lat.wallS,
+        better: 'info',
+      },
+      {
+        key: 'chat.half_gen_cores',
+        label: 'chat: generator CPU in the latency phase (cores busy)',
+        unit: 'cores',
+        value: lat.genCpuS / lat.wallS,
         better: 'info',
       },
       {

@@ -19,6 +19,8 @@ export interface BenchOptions {
   chatUsers: number;
   chatWindow: number;
   chatSeconds: number;
+  /** A second latency phase at this absolute rate (msg/s), the same for every server (0: none). */
+  chatCommonRate: number;
   mucRooms: number;
   mucOccupants: number;
   mucWindow: number;
@@ -52,6 +54,7 @@ export const DEFAULTS: BenchOptions = {
   chatUsers: 1000,
   chatWindow: 1024,
   chatSeconds: 6,
+  chatCommonRate: 5000,
   mucRooms: 50,
   mucOccupants: 20,
   mucWindow: 48,

@@ -164,12 +164,13 @@ function appendAll(el: Element, children: readonly Child[]): void {
 // ---------------------------------------------------------------------------------------------
 // Serialisation
 
-const TEXT_RE = /[&<>]/;
+const TEXT_RE = /[&<>\r]/;
 const ATTR_RE = /[&<>"\n\r\t]/;
 
 export function escapeText(s: string): string {
   if (!TEXT_RE.test(s)) return s;
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  // A CR is written as a reference: a literal one would reach the reader as a line feed (XML §2.11).
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r/g, '&#13;');
 }
 
 export function escapeAttr(s: string): string {

@@ -145,3 +145,31 @@ test('nothing is accepted after an error', () => {
   assert.equal(out.elements.length, 0);
   assert.equal(out.error?.condition, 'not-well-formed');
 });
+
+test('XML 1.0 §2.11 / §3.3.3: literal line ends are normalised (CRLF and CR to LF, in attributes to one space); a &#13; reference stays a CR and is written back as one', () => {
+  const { parser, out } = collect();
+  parser.write(STREAM);
+  parser.write("<message a='1\t2\n3\r\n4'><body>x\r\ny\rz&#13;w</body></message>");
+  const [m] = out.elements;
+  assert.ok(m, String(out.error));
+  assert.equal(m.attrs.a, '1 2 3 4');
+  assert.equal(m.getChildText('body'), 'x\ny\nz\rw');
+  // Serialised and parsed again, the CR survives.
+  const again = collect();
+  again.parser.write(STREAM);
+  again.parser.write(m.toString());
+  assert.equal(again.out.elements[0]?.getChildText('body'), 'x\ny\nz\rw');
+});
+
+test('RFC 6120 §13.12: the stanza size limit counts markup at its shortest, so a stanza of many small elements under the limit passes', () => {
+  const { parser, out } = collect({ maxStanzaBytes: 64 * 1024 });
+  parser.write(STREAM);
+  const children = '<a/>'.repeat(12_000); // 48,000 bytes
+  parser.write(`<message>${children}</message>`);
+  assert.equal(out.error, null);
+  assert.equal(out.elements[0]?.children.length, 12_000);
+  const over = collect({ maxStanzaBytes: 64 * 1024 });
+  over.parser.write(STREAM);
+  over.parser.write(`<message>${'<a/>'.repeat(20_000)}</message>`); // 80,000 bytes
+  assert.equal(over.out.error?.condition, 'policy-violation');
+});

@@ -15,7 +15,10 @@ export class XmlError extends Error {
 }
 
 export interface ParserLimits {
-  /** Largest stanza, in bytes of input (approximate to one input chunk). Default 256 KiB. */
+  /**
+   * Largest stanza, in bytes of input, counted as a lower bound (markup at its shortest, text as
+   * decoded): a stanza under the limit is never refused. Default 256 KiB.
+   */
   maxStanzaBytes: number;
   /** Deepest nesting, counting the stream root as 1. Default 32. */
   maxDepth: number;
@@ -105,6 +108,14 @@ export class StreamParser {
     return this.failed;
   }
 
+  /**
+   * True when the input so far ends inside a first-level element (its start tag, content or end
+   * tag incomplete). RFC 7395 framing requires every WebSocket message to hold complete elements.
+   */
+  get midElement(): boolean {
+    return this.stack.length > 0 || this.tokenizer.partial;
+  }
+
   private open(
     uri: string,
     local: string,
@@ -116,9 +127,13 @@ export class StreamParser {
     const depth = this.tokenizer.depth; // the stream root counts as 1
     if (depth > this.limits.maxDepth) throw new LimitError(`nesting deeper than ${this.limits.maxDepth}`);
     let count = 0;
-    for (const _ in attrs)
+    // The fewest bytes this start tag (and its end tag) can have taken: `<a/>`, ` k="v"` each.
+    let markup = selfClosing ? 3 + local.length : 5 + 2 * local.length;
+    for (const k in attrs) {
       if (++count > this.limits.maxAttributes)
         throw new LimitError(`more than ${this.limits.maxAttributes} attributes`);
+      markup += k.length + attrs[k]!.length + 4;
+    }
     if (prefixed)
       for (const p of prefixed)
         if (!p.name.startsWith('xml:')) attrs[`xmlns:${p.name.slice(0, p.name.indexOf(':'))}`] = p.uri;
@@ -134,8 +149,11 @@ export class StreamParser {
     const parent = this.stack[this.stack.length - 1];
     if (parent) parent.children.push(el);
     this.stack.push(el);
-    this.stanzaChars += 16 + local.length; // a cheap measure of markup: exact sizes are not needed
-    void selfClosing;
+    // A lower bound of the input bytes, so that no stanza under the limit is refused (entities,
+    // prefixes and whitespace inside tags are not counted; text is counted as decoded).
+    this.stanzaChars += markup;
+    if (this.stanzaChars > this.limits.maxStanzaBytes)
+      throw new LimitError(`stanza exceeds ${this.limits.maxStanzaBytes} bytes`);
   }
 
   private close(): void {

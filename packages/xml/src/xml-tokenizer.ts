@@ -132,6 +132,11 @@ export class XmlTokenizer {
     return this.stack.length;
   }
 
+  /** True while an incomplete construct (a tag, a reference, text other than whitespace) is buffered. */
+  get partial(): boolean {
+    return this.buf.length > 0 && this.buf.trim().length > 0;
+  }
+
   /** Feeds text; throws TokenizerError on the first violation. */
   write(chunk: string): void {
     let s = this.buf.length === 0 ? chunk : this.buf + chunk;
@@ -168,7 +173,7 @@ export class XmlTokenizer {
             const data = s.slice(pos + 9, end);
             if (ILLEGAL_CHAR_RE.test(data))
               throw new TokenizerError('not-well-formed', 'illegal character in CDATA');
-            if (data.length > 0) h.text(data);
+            if (data.length > 0) h.text(data.includes('\r') ? data.replace(/\r\n?/g, '\n') : data);
             pos = end + 3;
           } else if (len - pos < 9 && '<![CDATA['.startsWith(s.slice(pos, len))) {
             break;
@@ -227,6 +232,8 @@ export class XmlTokenizer {
     }
     if (ILLEGAL_CHAR_RE.test(t)) throw new TokenizerError('not-well-formed', 'illegal XML character in text');
     if (t.includes(']]>')) throw new TokenizerError('not-well-formed', "']]>' is not allowed in text");
+    // XML 1.0 §2.11: a literal CRLF or CR is a line feed (a &#13; reference stays a CR).
+    if (t.includes('\r')) t = t.replace(/\r\n?/g, '\n');
     this.h.text(t.includes('&') ? decodeEntities(t) : t);
   }
 
@@ -304,7 +311,8 @@ export class XmlTokenizer {
         throw new TokenizerError('not-well-formed', "'<' is not allowed in attribute values");
       if (ILLEGAL_CHAR_RE.test(value))
         throw new TokenizerError('not-well-formed', 'illegal XML character in an attribute value');
-      if (/[\t\n\r]/.test(value)) value = value.replace(/[\t\n\r]/g, ' ');
+      // XML 1.0 §2.11 then §3.3.3: CRLF and CR are one line end, and each line end or tab is a space.
+      if (/[\t\n\r]/.test(value)) value = value.replace(/\r\n|[\t\n\r]/g, ' ');
       if (value.includes('&')) value = decodeEntities(value);
       (raw ??= []).push([name, value]);
     }

@@ -16,7 +16,11 @@ export type SaslServerStep =
 /** Server side of one authentication attempt. `step` throws SaslFailure when the attempt fails. */
 export interface SaslServerMechanism {
   readonly name: string;
-  step(input: Uint8Array): Promise<SaslServerStep>;
+  /**
+   * `null` on the first step means the client sent no initial response (`<auth/>` without text);
+   * an empty array is an initial response that is present and empty (`<auth>=</auth>`, RFC 6120 §6.4.2).
+   */
+  step(input: Uint8Array | null): Promise<SaslServerStep>;
 }
 
 /**

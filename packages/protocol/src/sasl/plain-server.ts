@@ -24,15 +24,17 @@ export class PlainServerMechanism implements SaslServerMechanism {
     private readonly opts: ServerMechanismOptions = {},
   ) {}
 
-  async step(input: Uint8Array): Promise<SaslServerStep> {
+  async step(input: Uint8Array | null): Promise<SaslServerStep> {
     const state = this.state;
     this.state = 'finished';
     if (state === 'finished') throw new SaslFailure('malformed-request', 'the exchange is already over');
-    if (state === 'start' && input.length === 0) {
+    if (input === null) {
+      if (state !== 'start') throw new SaslFailure('malformed-request', 'a response is required');
       // No initial response: ask for it with an empty challenge (RFC 4616 §2, RFC 6120 §6.4.2).
       this.state = 'asked';
       return { done: false, challenge: new Uint8Array(0) };
     }
+    // An empty message (`=`) has no NUL separators: verify() refuses it as malformed.
     return { done: true, result: await this.verify(input) };
   }
 

@@ -86,10 +86,15 @@ describe('PLAIN', () => {
     const lookup = await memoryLookup({ tim: 'pw' });
     const server = createServerMechanism('PLAIN', lookup);
     const client = createClientMechanism('PLAIN', { username: 'tim', password: 'pw' });
-    const first = await server.step(new Uint8Array(0));
+    const first = await server.step(null);
     assert.ok(!first.done && first.challenge.length === 0);
     const second = await server.step(await client.challenge(first.challenge));
     assert.ok(second.done);
+  });
+
+  test('RFC 6120 §6.4.2: an initial response that is present but empty (`=`) is a malformed PLAIN message', async () => {
+    const lookup = await memoryLookup({ tim: 'pw' });
+    await rejectsWith(createServerMechanism('PLAIN', lookup).step(new Uint8Array(0)), 'malformed-request');
   });
 
   test('RFC 6120 §6.5.13: a failing store is temporary-auth-failure', async () => {

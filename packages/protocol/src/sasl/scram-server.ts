@@ -68,8 +68,15 @@ export class ScramServerMechanism implements SaslServerMechanism {
       throw new RangeError('invalid server nonce');
   }
 
-  async step(input: Uint8Array): Promise<SaslServerStep> {
+  async step(input: Uint8Array | null): Promise<SaslServerStep> {
     const state = this.state;
+    if (input === null) {
+      if (state.kind !== 'start' || state.askedForInitial) {
+        this.state = { kind: 'finished' };
+        throw new SaslFailure('malformed-request', 'a response is required');
+      }
+      input = new Uint8Array(0);
+    }
     this.state = { kind: 'finished' }; // any throw below ends the attempt
     switch (state.kind) {
       case 'start':

@@ -130,7 +130,10 @@ export class C2SStream {
         element: (el) => this.onElement(el),
         // The closing tag waits its turn: stanzas before it are processed and answered first (§4.4).
         streamEnd: () => this.onElement(STREAM_END),
-        error: (err: XmlError) => this.fail(err.condition, err.message),
+        // Input after <starttls/> is discarded, malformed or not: no plaintext error follows <proceed/>.
+        error: (err: XmlError) => {
+          if (!this.tlsStarting) this.fail(err.condition, err.message);
+        },
       },
       {
         maxStanzaBytes: limits.maxStanzaBytes,
@@ -151,6 +154,10 @@ export class C2SStream {
     this.bytesIn += chunk.length;
     this.server.limiter?.consume(this, chunk.length);
     this.parser.write(chunk);
+    // RFC 7395 §3.3.3: each WebSocket message holds complete elements; a partial one never completes.
+    const state = this.state as State; // handlers may have closed the stream meanwhile
+    if (this.transport.framed && this.parser.midElement && state !== 'closing' && state !== 'closed')
+      this.fail('not-well-formed', 'a WebSocket message must contain only complete XML elements');
   }
 
   // --- stream header ------------------------------------------------------------------------
@@ -185,7 +192,9 @@ export class C2SStream {
       this.fail('host-unknown', `this server does not serve ${to}`);
       return;
     }
-    if (attrs.version === undefined || !/^1\.\d+$/.test(attrs.version)) {
+    // RFC 6120 §4.7.5: major.minor, each an integer (leading zeros ignored); major 1 is ours.
+    const version = /^(\d+)\.(\d+)$/.exec(attrs.version ?? '');
+    if (!version || Number(version[1]) !== 1) {
       this.fail('unsupported-version', 'XMPP version 1.0 is required');
       return;
     }
@@ -194,6 +203,8 @@ export class C2SStream {
   }
 
   private headerSent = false;
+  /** Between <starttls/> and the TLS handshake: whatever else arrives in the clear is dropped. */
+  private tlsStarting = false;
 
   /** Language of the stream (RFC 6120 §4.7.4), given to stanzas that carry none (§8.1.5). */
   private lang = 'en';
@@ -257,7 +268,7 @@ export class C2SStream {
   // --- elements ------------------------------------------------------------------------------
 
   private onElement(el: Element): void {
-    if (this.state === 'closed' || this.state === 'closing') return;
+    if (this.state === 'closed' || this.state === 'closing' || this.tlsStarting) return;
     if (this.busy) {
       this.queue.push(el);
       if (this.queue.length >= MAX_PENDING) this.pauseReading('queue');
@@ -320,6 +331,12 @@ export class C2SStream {
       if (el.name === 'close') return this.onStreamEnd();
     }
     if (this.state === 'header') {
+      if (this.transport.framed) {
+        // RFC 7395 §3.3.1: the stream is opened by <open/> qualified by the framing namespace.
+        this.sendHeader(undefined, undefined);
+        this.fail('invalid-namespace', `the stream must be opened with <open xmlns='${NS.framing}'/>`);
+        return;
+      }
       this.fail('not-authorized', 'the stream must be opened first');
       return;
     }
@@ -381,6 +398,7 @@ export class C2SStream {
       this.close();
       return;
     }
+    this.tlsStarting = true;
     this.transport.pause();
     try {
       await this.transport.startTls(serialize(xml('proceed', { xmlns: NS.tls }), NS.client));
@@ -392,6 +410,7 @@ export class C2SStream {
     // Anything the client sent after <starttls/> in the clear is discarded (RFC 6120 §5.4.3.3).
     this.queue = [];
     this.state = 'header';
+    this.tlsStarting = false;
     this.newParser();
   }
 
@@ -441,9 +460,9 @@ export class C2SStream {
 
   private async saslStep(b64: string | null): Promise<void> {
     const mech = this.sasl!;
-    let input: Uint8Array;
+    let input: Uint8Array | null;
     try {
-      input = b64 === null ? new Uint8Array(0) : fromBase64(b64.trim());
+      input = b64 === null ? null : fromBase64(b64.trim());
     } catch {
       this.sasl = undefined;
       this.saslFailure(new SaslFailure('incorrect-encoding', 'the data is not valid base64'));
@@ -502,7 +521,17 @@ export class C2SStream {
   // --- resource binding (RFC 6120 §7) -----------------------------------------------------------
 
   private handleAuthenticated(el: Element): void | Promise<void> {
-    if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('bind', NS.bind)) return this.bind(el);
+    if (el.name === 'iq' && el.getChild('bind', NS.bind)) {
+      if (el.attrs.type === 'set' && el.attrs.id) return this.bind(el);
+      // RFC 6120 §7.6.1 / §8.1.3: binding is an IQ set, and every IQ needs an id.
+      this.writeElement(
+        errorReply(
+          el,
+          new StanzaError('bad-request', { text: 'resource binding is an <iq type="set"/> with an id' }),
+        ),
+      );
+      return;
+    }
     if (el.name === 'iq' && el.getChild('session', NS.session)) {
       this.writeElement(resultReply(el, undefined));
       return;
@@ -547,6 +576,16 @@ export class C2SStream {
         return;
       }
       for (const cb of this.onReceived) cb(el);
+      if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('bind', NS.bind) && !el.attrs.to) {
+        // RFC 6120 §7.7.2.2: one resource per stream here (binding several was removed from the RFC).
+        this.writeStanza(
+          errorReply(
+            el,
+            new StanzaError('not-allowed', { text: 'a resource is already bound to this stream' }),
+          ),
+        );
+        return;
+      }
       if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('session', NS.session) && !el.attrs.to) {
         this.writeStanza(resultReply(el, undefined)); // RFC 6121 §1.4 legacy session establishment
         return;

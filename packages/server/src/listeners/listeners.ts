@@ -98,7 +98,9 @@ export async function startListener(
     });
     const wss = new WebSocketServer({
       noServer: true,
-      maxPayload: core.config.limits.maxStanzaBytes,
+      // Twice the stanza limit: a frame a little over it reaches the parser, which answers with the
+      // <policy-violation/> stream error (as on TCP); far larger ones are cut by ws itself (1009).
+      maxPayload: core.config.limits.maxStanzaBytes * 2,
       handleProtocols: (protocols) => (protocols.has('xmpp') ? 'xmpp' : false),
     });
     http.on('upgrade', (req, socket, head) => {

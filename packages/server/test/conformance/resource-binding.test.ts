@@ -99,10 +99,26 @@ describe('resource binding (RFC 6120 §7)', () => {
     old.kill();
   });
 
-  test('RFC 6120 §7.7.2.1: a second bind on a bound stream is refused with an error', async () => {
+  test('RFC 6120 §7.7.2.2: a second bind on a bound stream is refused with not-allowed; the first resource stays bound', async () => {
     const c = await TestClient.login(server, 'romeo', PW, { resource: 'first' });
     const r = await c.iq(bindIq(xml('resource', null, 'second')));
     assert.equal(r.attrs.type, 'error', r.toString());
+    assert.equal(condition(r), 'not-allowed');
+    assert.equal(r.attrs.from, undefined, 'answered by the stream itself');
+    const pong = await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })));
+    assert.equal(pong.attrs.to, 'romeo@localhost/first');
+    c.kill();
+  });
+
+  test('RFC 6120 §7.6.1 / §8.1.3: a bind that is not an IQ set, or has no id, gets bad-request and the stream stays open', async () => {
+    const c = await authed();
+    const got = await c.iq(xml('iq', { type: 'get' }, xml('bind', { xmlns: NS.bind })));
+    assert.equal(condition(got), 'bad-request', got.toString());
+    c.send(xml('iq', { type: 'set' }, xml('bind', { xmlns: NS.bind })));
+    const noId = await c.receive((e) => e.name === 'iq' && e.attrs.type === 'error');
+    assert.equal(condition(noId), 'bad-request', noId.toString());
+    const jid = await c.bind('after');
+    assert.equal(jid, 'romeo@localhost/after');
     c.kill();
   });
 

@@ -160,6 +160,22 @@ describe('stream negotiation (RFC 6120 §4–§6)', () => {
     c.kill();
   });
 
+  test('RFC 6120 §5.4.3.3: malformed data after <starttls/> in the same packet is dropped too: no plaintext error after <proceed/>', async () => {
+    const c = await RawClient.connect(server);
+    await c.open();
+    c.write(`<starttls xmlns='${NS.tls}'/><!-- not allowed --><message to='romeo@localhost' to='x'/>`);
+    await c.receive((e) => e.name === 'proceed' && e.xmlns === NS.tls);
+    await c.upgrade();
+    assert.doesNotMatch(
+      c.raw,
+      /stream:error|restricted-xml|not-well-formed/,
+      'nothing in the clear after <proceed/>',
+    );
+    const f = await c.open();
+    assert.ok(f.getChild('mechanisms', NS.sasl), 'the TLS stream goes on');
+    c.kill();
+  });
+
   test('RFC 6120 §6.4.5: an unknown mechanism gets invalid-mechanism and authentication may be retried', async () => {
     const c = await RawClient.connect(server);
     await c.open();
@@ -276,6 +292,24 @@ describe('stream negotiation (RFC 6120 §4–§6)', () => {
     const f = await c.open({ version: '1.1' });
     assert.equal(c.header?.attrs.version, '1.0');
     assert.equal(f.name, 'features');
+    c.kill();
+  });
+
+  test('RFC 6120 §4.7.5: leading zeros in the version are ignored (01.0 is 1.0)', async () => {
+    const c = await RawClient.connect(server);
+    const f = await c.open({ version: '01.00' });
+    assert.equal(c.header?.attrs.version, '1.0');
+    assert.equal(f.name, 'features');
+    c.kill();
+  });
+
+  test('RFC 6120 §6.4.2: PLAIN with an empty initial response (=) is a malformed message, not a missing one', async () => {
+    const c = await RawClient.connect(server);
+    await c.open();
+    c.write(`<auth xmlns='${NS.sasl}' mechanism='PLAIN'>=</auth>`);
+    const f = await c.receive((e) => e.xmlns === NS.sasl);
+    assert.equal(f.name, 'failure', f.toString());
+    assert.ok(f.getChild('malformed-request'), f.toString());
     c.kill();
   });
 
