@@ -37,6 +37,8 @@ const PRESENCE_TYPES = new Set([
 const SLOW_READER_GRACE_MS = 5000;
 /** Elements queued while an async handler runs before reading from the socket pauses. */
 const MAX_PENDING = 256;
+/** A read larger than this is parsed in slices of this size, yielding to the event loop between them. */
+const READ_SLICE_BYTES = 4 * 1024;
 
 let streamCounter = 0;
 
@@ -151,6 +153,10 @@ export class C2SStream {
     // After a stream error, whatever the client still sends is ignored (and costs nobody a token).
     if (this.state === 'closing' || this.state === 'closed') return;
     this.lastReceived = Date.now();
+    if (!this.transport.framed && chunk.length > READ_SLICE_BYTES && typeof chunk !== 'string') {
+      this.readSliced(chunk, this.parser);
+      return;
+    }
     this.bytesIn += chunk.length;
     this.server.limiter?.consume(this, chunk.length);
     this.parser.write(chunk);
@@ -158,6 +164,49 @@ export class C2SStream {
     const state = this.state as State; // handlers may have closed the stream meanwhile
     if (this.transport.framed && this.parser.midElement && state !== 'closing' && state !== 'closed')
       this.fail('not-well-formed', 'a WebSocket message must contain only complete XML elements');
+  }
+
+  /**
+   * A large read (up to 64 KiB, ~1000 small stanzas) is handled a slice at a time, the event loop
+   * turning between slices, so that one busy connection cannot hold every other client up for the
+   * whole chunk. Reading is paused meanwhile, and a slice waits while anything else paused this
+   * connection (the rate limiter): a flooder's chunk is consumed at its allowed rate, not at once.
+   * What is left when the parser was replaced (STARTTLS, SASL restart) is dropped (RFC 6120 §5.4.3.3).
+   */
+  private readSliced(chunk: Buffer, parser: StreamParser): void {
+    const slice = chunk.subarray(0, READ_SLICE_BYTES);
+    this.bytesIn += slice.length;
+    this.server.limiter?.consume(this, slice.length);
+    parser.write(slice);
+    if (chunk.length <= READ_SLICE_BYTES) {
+      this.sliced = undefined;
+      this.resumeReading('slice');
+      return;
+    }
+    this.sliced = { rest: chunk.subarray(READ_SLICE_BYTES), parser, scheduled: false };
+    this.pauseReading('slice');
+    this.nextSlice();
+  }
+
+  /** Schedules the next slice unless something other than slicing holds reading back. */
+  private nextSlice(): void {
+    const pending = this.sliced;
+    if (!pending || pending.scheduled || this.pauses.size > 1) return;
+    pending.scheduled = true;
+    setImmediate(() => {
+      if (this.sliced !== pending) return;
+      this.sliced = undefined;
+      if (
+        this.state === 'closing' ||
+        this.state === 'closed' ||
+        this.parser !== pending.parser ||
+        this.tlsStarting
+      ) {
+        this.resumeReading('slice');
+        return;
+      }
+      this.readSliced(pending.rest, pending.parser);
+    });
   }
 
   // --- stream header ------------------------------------------------------------------------
@@ -202,6 +251,8 @@ export class C2SStream {
     this.sendFeatures();
   }
 
+  /** The rest of a large read, parsed slice by slice (readSliced). */
+  private sliced: { rest: Buffer; parser: StreamParser; scheduled: boolean } | undefined;
   private headerSent = false;
   /** Between <starttls/> and the TLS handshake: whatever else arrives in the clear is dropped. */
   private tlsStarting = false;
@@ -312,6 +363,10 @@ export class C2SStream {
 
   resumeReading(reason: string): void {
     if (!this.pauses.delete(reason)) return;
+    if (this.sliced) {
+      this.nextSlice(); // the rest of a read goes first; reading resumes after it
+      return;
+    }
     if (this.pauses.size === 0 && this.state !== 'closed') this.transport.resume();
   }
 

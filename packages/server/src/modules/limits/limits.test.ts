@@ -59,6 +59,46 @@ describe('limits module (RFC 6120 §13.12)', () => {
     }
   });
 
+  test('the stanza rate holds inside one large read: 600 pings written at once are answered at the allowed rate, in order, none lost', async () => {
+    const server = await startTestServer({
+      modules: {
+        ping: { idleMs: 0 },
+        limits: {
+          authenticated: { stanzasPerSecond: 100, burstStanzas: 50, bytesPerSecond: 1e7, burstBytes: 1e7 },
+        },
+      },
+    });
+    try {
+      await server.addUser('romeo', PW);
+      // Plain TCP (allowed on loopback): reads of up to 64 KiB, where TLS would cut them at 16 KiB.
+      const c = await TestClient.login(server, 'romeo', PW, { resource: 'burst', transport: 'plain' });
+      const n = 600; // ~45 KB: one or two reads on the server side
+      const answered: number[] = [];
+      const watcher = (async () => {
+        for (let i = 0; i < n; i++) {
+          await c.receive((e) => e.name === 'iq' && e.attrs.id === `b${i}`, 20_000);
+          answered.push(i);
+        }
+      })();
+      c.write(
+        Array.from(
+          { length: n },
+          (_, i) => `<iq type='get' id='b${i}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`,
+        ).join(''),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      // 50 at once, then 100/s: about 80 by now, plus at most one 4 KiB slice (~58) parsed ahead.
+      // Before the reads were sliced, the whole chunk was handled at once (all 600).
+      assert.ok(answered.length < 200, `${answered.length} of ${n} answered within 300 ms`);
+      await watcher;
+      assert.equal(answered.length, n);
+      assert.equal(c.closed, false, 'throttled, not disconnected');
+      await c.close();
+    } finally {
+      await server.destroy();
+    }
+  });
+
   test('rates are configurable per listener: a tight WebSocket listener does not slow the TCP one', async () => {
     const server = await startTestServer({
       modules: {
