@@ -24,6 +24,13 @@ const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const SRC_CLI = join(REPO, 'packages/server/src/cli.ts');
 const DIST_CLI = join(REPO, 'packages/server/dist/cli.js');
 
+/** Modules the other servers' benchmark configurations do not load; off on Natter too. */
+const PARITY_OFF = ['mam', 'offline', 'carbons', 'sm', 'csi'];
+const ENABLED = (process.env['NATTER_BENCH_ENABLE'] ?? '')
+  .split(',')
+  .map((m) => m.trim())
+  .filter(Boolean);
+
 export class NatterAdapter implements ServerAdapter {
   readonly name = 'natter' as const;
   private o!: AdapterOptions;
@@ -76,7 +83,7 @@ export class NatterAdapter implements ServerAdapter {
         ? 'limits: server defaults (rate limits and connection caps ON, nothing exempt)'
         : 'limits.disabled = true (every rate limit off, as on the other servers)',
       'auth.allowPlaintext = always (loopback bench only; login scenario uses STARTTLS)',
-      'modules mam, offline, carbons, sm, csi off (as on the other servers); log level warn; SQLite storage in the run folder',
+      `modules ${PARITY_OFF.filter((m) => !ENABLED.includes(m)).join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; SQLite storage in the run folder`,
       `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
     ];
   }
@@ -99,7 +106,12 @@ export class NatterAdapter implements ServerAdapter {
       ...(this.limits === 'disabled' ? { limits: { disabled: true } } : {}),
       // The same feature set as the other servers' benchmark configurations, which load no
       // archive, offline storage, carbons or stream management (see their notes).
-      modules: { muc: {}, roster: {}, mam: false, offline: false, carbons: false, sm: false, csi: false },
+      // NATTER_BENCH_ENABLE=mam,offline keeps some on, to measure what they cost (not for comparisons).
+      modules: {
+        muc: {},
+        roster: {},
+        ...Object.fromEntries(PARITY_OFF.filter((m) => !ENABLED.includes(m)).map((m) => [m, false] as const)),
+      },
       log: { level: 'warn' },
     };
     writeFileSync(this.configFile, JSON.stringify(config, null, 2));
