@@ -86,10 +86,14 @@ describe('limits module (RFC 6120 §13.12)', () => {
           (_, i) => `<iq type='get' id='b${i}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`,
         ).join(''),
       );
+      const written = Date.now();
       await new Promise((r) => setTimeout(r, 300));
-      // 50 at once, then 100/s: about 80 by now, plus at most one 4 KiB slice (~58) parsed ahead.
-      // Before the reads were sliced, the whole chunk was handled at once (all 600).
-      assert.ok(answered.length < 200, `${answered.length} of ${n} answered within 300 ms`);
+      // 50 at once, then 100/s, plus at most one 4 KiB slice (~58 pings) parsed ahead. Before the
+      // reads were sliced, the whole chunk was handled at once: all 600.
+      const elapsed = (Date.now() - written) / 1000;
+      const allowed = 50 + 100 * elapsed + 60;
+      assert.ok(elapsed < 4, 'checked well before the rate alone would allow all 600');
+      assert.ok(answered.length <= allowed, `${answered.length} of ${n} answered in ${elapsed} s`);
       await watcher;
       assert.equal(answered.length, n);
       assert.equal(c.closed, false, 'throttled, not disconnected');
@@ -187,34 +191,44 @@ describe('limits module (RFC 6120 §13.12)', () => {
 
   test('password guessing over many connections: after the per-IP allowance, attempts are refused with temporary-auth-failure, even with the right password; other addresses are unaffected', async () => {
     const server = await startTestServer({
-      modules: { ping: { idleMs: 0 }, limits: { authFailuresPerIp: { burst: 4, perMinute: 60 } } },
+      modules: { ping: { idleMs: 0 }, limits: { authFailuresPerIp: { burst: 4, perMinute: 6 } } },
     });
     try {
       await server.addUser('romeo', PW);
-      const failure = (p: Promise<unknown>) =>
-        p.then(
-          () => 'success',
-          (err: { condition?: string }) => err.condition ?? String(err),
-        );
-      // Four wrong guesses, one per connection (the per-stream limit never triggers).
-      for (let i = 0; i < 4; i++)
-        assert.equal(await failure(TestClient.login(server, 'romeo', `guess-${i}`)), 'not-authorized');
-      // The allowance is spent: the right password is not even checked.
-      const blocked = await TestClient.open(server);
-      const refused = await blocked.authenticate('romeo', PW).then(
-        () => ({ condition: 'success', text: '' }),
-        (err: { condition: string; text: string }) => err,
-      );
+      const attempt = async (password: string, localAddress?: string) => {
+        const c = await TestClient.open(server, 'plain', undefined, localAddress);
+        try {
+          await c.authenticate('romeo', password);
+          return { condition: 'success', text: '' };
+        } catch (err) {
+          return err as { condition: string; text: string };
+        } finally {
+          c.kill();
+        }
+      };
+      // Wrong guesses, one per connection (the per-stream limit never triggers), until the address
+      // is refused: after the 4 allowed (one more per 10 s may have refilled meanwhile).
+      const seen: string[] = [];
+      for (let i = 0; i < 8 && !seen.includes('temporary-auth-failure'); i++)
+        seen.push((await attempt(`guess-${i}`)).condition);
+      assert.deepEqual(seen.slice(0, 4), [
+        'not-authorized',
+        'not-authorized',
+        'not-authorized',
+        'not-authorized',
+      ]);
+      assert.equal(seen.at(-1), 'temporary-auth-failure', seen.join(', '));
+      // The right password is not even checked now.
+      const refused = await attempt(PW);
       assert.equal(refused.condition, 'temporary-auth-failure');
-      assert.match(refused.text, /too many failed authentication attempts.*try again in \d+ s/);
-      blocked.kill();
+      const wait = /try again in (\d+) s/.exec(refused.text);
+      assert.ok(wait, refused.text);
+      assert.ok(Number(wait[1]) >= 1 && Number(wait[1]) <= 10, refused.text);
       // Another machine (source address 127.0.0.2) logs in at once.
-      const other = await TestClient.login(server, 'romeo', PW, { resource: 'o', localAddress: '127.0.0.2' });
-      // After waiting (60 per minute: one attempt a second), the first address may try again.
-      await new Promise((r) => setTimeout(r, 1100));
-      const back = await TestClient.login(server, 'romeo', PW, { resource: 'back' });
-      assert.match(back.jid, /^romeo@localhost\/back$/);
-      for (const c of [other, back]) await c.close();
+      assert.equal((await attempt(PW, '127.0.0.2')).condition, 'success');
+      // Having waited as told, the first address logs in.
+      await new Promise((r) => setTimeout(r, Number(wait[1]) * 1000 + 100));
+      assert.equal((await attempt(PW)).condition, 'success');
     } finally {
       await server.destroy();
     }
