@@ -173,3 +173,11 @@ test('RFC 6120 §13.12: the stanza size limit counts markup at its shortest, so 
   over.parser.write(`<message>${'<a/>'.repeat(20_000)}</message>`); // 80,000 bytes
   assert.equal(over.out.error?.condition, 'policy-violation');
 });
+
+test('RFC 6120 §4.9.3.1: a second stream header inside the stream is bad-format at its start tag', () => {
+  const { parser, out } = collect();
+  parser.write(STREAM);
+  parser.write("<message><body>before</body></message><stream:stream to='example.com' version='1.0'>");
+  assert.equal(out.elements.length, 1);
+  assert.equal(out.error?.condition, 'bad-format');
+});

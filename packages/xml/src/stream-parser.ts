@@ -62,6 +62,7 @@ export class StreamParser {
   /** Characters of the stanza being received that were already consumed. */
   private stanzaChars = 0;
   private readonly limits: ParserLimits;
+  private root: { uri: string; local: string } | undefined;
 
   constructor(
     private readonly handlers: StreamParserHandlers,
@@ -94,6 +95,7 @@ export class StreamParser {
     } catch (e) {
       if (e instanceof TokenizerError) this.fail(e.kind, e.message);
       else if (e instanceof LimitError) this.fail('policy-violation', e.message);
+      else if (e instanceof BadFormatError) this.fail('bad-format', e.message);
       else if (e !== STOP) throw e;
       return;
     }
@@ -139,11 +141,16 @@ export class StreamParser {
         if (!p.name.startsWith('xml:')) attrs[`xmlns:${p.name.slice(0, p.name.indexOf(':'))}`] = p.uri;
     if (this.tokenizer.depth === 1) {
       // the stream root: not kept on the stack of elements
+      this.root = { uri, local };
       this.handlers.streamStart({ name: local, xmlns: uri, attrs, contentNs: defaultNs });
       this.stanzaChars = 0;
       if (this.failed) throw STOP;
       return;
     }
+    // A second stream header inside the stream (RFC 6120 §4.9.3.1): refused at its start tag, not
+    // buffered as a stanza that swallows everything after it.
+    if (depth === 2 && this.root && local === this.root.local && uri === this.root.uri)
+      throw new BadFormatError(`a <${local}/> cannot open inside the stream`);
     const el = new Element(local, uri, attrs);
     el.inheritsNs = false;
     const parent = this.stack[this.stack.length - 1];
@@ -192,5 +199,6 @@ export class StreamParser {
 }
 
 class LimitError extends Error {}
+class BadFormatError extends Error {}
 /** Unwinds the tokenizer after the stream ended or a handler failed the stream. */
 const STOP = Symbol('stop');
