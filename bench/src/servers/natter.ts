@@ -30,6 +30,7 @@ const ENABLED = (process.env['NATTER_BENCH_ENABLE'] ?? '')
   .split(',')
   .map((m) => m.trim())
   .filter(Boolean);
+const OFF = PARITY_OFF.filter((m) => !ENABLED.includes(m));
 
 export class NatterAdapter implements ServerAdapter {
   readonly name = 'natter' as const;
@@ -83,7 +84,7 @@ export class NatterAdapter implements ServerAdapter {
         ? 'limits: server defaults (rate limits and connection caps ON, nothing exempt)'
         : 'limits.disabled = true (every rate limit off, as on the other servers)',
       'auth.allowPlaintext = always (loopback bench only; login scenario uses STARTTLS)',
-      `modules ${PARITY_OFF.filter((m) => !ENABLED.includes(m)).join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; SQLite storage in the run folder`,
+      `modules ${OFF.join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; SQLite storage in the run folder`,
       `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
     ];
   }
@@ -110,7 +111,7 @@ export class NatterAdapter implements ServerAdapter {
       modules: {
         muc: {},
         roster: {},
-        ...Object.fromEntries(PARITY_OFF.filter((m) => !ENABLED.includes(m)).map((m) => [m, false] as const)),
+        ...Object.fromEntries(OFF.map((m) => [m, false] as const)),
       },
       log: { level: 'warn' },
     };

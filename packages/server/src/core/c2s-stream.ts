@@ -565,12 +565,10 @@ export class C2SStream {
     this.writeElement(
       xml('failure', { xmlns: NS.sasl }, xml(f.condition), xml('text', { 'xml:lang': 'en' }, f.message)),
     );
-    if (f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure') {
-      if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
-      if (++this.authFailures >= this.server.config.limits.maxAuthFailures) {
-        this.fail('policy-violation', 'too many failed authentication attempts');
-      }
-    }
+    if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
+    const counts = f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure';
+    if (counts && ++this.authFailures >= this.server.config.limits.maxAuthFailures)
+      this.fail('policy-violation', 'too many failed authentication attempts');
   }
 
   // --- resource binding (RFC 6120 §7) -----------------------------------------------------------

@@ -282,9 +282,10 @@ export default defineModule({
             (b = new TokenBucket(o.authFailuresPerIp.perMinute / 60, o.authFailuresPerIp.burst)),
           );
         b.take(1);
-        if (b.waitFor(1) > 0)
+        const retryInMs = b.waitFor(1);
+        if (retryInMs > 0)
           ctx.log.warn(
-            { ip: key, retryInMs: b.waitFor(1) },
+            { ip: key, retryInMs },
             'too many failed authentications from one address: its attempts are refused for now',
           );
       },

@@ -61,8 +61,8 @@ export class MucService {
   >();
   private relayCounter = 0;
   private stopped = false;
-  /** Deliveries still being routed (asynchronous hooks). */
-  private readonly delivering = new Set<Promise<void>>();
+  /** While the shutdown notices go out: their deliveries, to await before the streams close. */
+  private collecting: Promise<unknown>[] | undefined;
 
   constructor(
     readonly ctx: ModuleContext<MucOptions>,
@@ -324,11 +324,13 @@ export class MucService {
   /** The server is stopping: every occupant hears why it leaves (332); then departures are silent. */
   async announceShutdown(): Promise<void> {
     if (this.stopped) return;
-    for (const room of this.rooms.values()) announceShutdown(this, room);
-    this.stopped = true;
     // Delivery can be asynchronous (hooks that read storage): the notices must be written before
     // the streams close.
-    await Promise.allSettled([...this.delivering]);
+    const sent: Promise<unknown>[] = (this.collecting = []);
+    for (const room of this.rooms.values()) announceShutdown(this, room);
+    this.collecting = undefined;
+    this.stopped = true;
+    await Promise.allSettled(sent);
   }
 
   stop(): Promise<void> {
@@ -398,10 +400,8 @@ export class MucService {
   private dispatch(stanza: Element, from: Jid, to: Jid): void {
     const r = this.ctx.router.dispatch({ stanza, from, to, origin: undefined });
     if (r instanceof Promise) {
-      const tracked = r
-        .catch((err: unknown) => this.ctx.log.error({ err }, 'MUC delivery failed'))
-        .finally(() => this.delivering.delete(tracked));
-      this.delivering.add(tracked);
+      const logged = r.catch((err: unknown) => this.ctx.log.error({ err }, 'MUC delivery failed'));
+      this.collecting?.push(logged);
     }
   }
 
