@@ -28,7 +28,7 @@ Usage:
   natter version
 
 With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 (direct TLS) and
-5280 (WebSocket at /xmpp-websocket), storing data in ./data (SQLite) with a generated certificate.`;
+5280 (WebSocket at /xmpp-websocket), with the admin API on 127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate.`;
 
 function configFrom(path: string | undefined): Config {
   if (path) return loadConfigFile(path);
@@ -76,7 +76,8 @@ async function sessionsCommand(
   let base = url;
   if (!base) {
     if (!admin) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
-    const host = admin.host === '::' || admin.host === '0.0.0.0' || admin.host === '' ? '127.0.0.1' : admin.host;
+    const host =
+      admin.host === '::' || admin.host === '0.0.0.0' || admin.host === '' ? '127.0.0.1' : admin.host;
     base = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
   }
   const token = tokenArg ?? process.env.NATTER_ADMIN_TOKEN ?? admin?.token;

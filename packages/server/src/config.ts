@@ -22,7 +22,11 @@ const listener = z
   .transform((l) => ({ ...l, host: l.host ?? (l.type === 'admin' ? '127.0.0.1' : '::') }))
   .superRefine((l, ctx) => {
     if (l.proxyProtocol && l.type !== 'c2s' && l.type !== 'c2s-tls')
-      ctx.addIssue({ code: 'custom', path: ['proxyProtocol'], message: 'only c2s and c2s-tls listeners take it' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['proxyProtocol'],
+        message: 'only c2s and c2s-tls listeners take it',
+      });
     if (l.token !== undefined && l.type !== 'admin')
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'only an admin listener takes a token' });
     if (l.type === 'admin' && !l.token && !isLoopbackHost(l.host))
@@ -81,7 +85,9 @@ export const configSchema = z
      * Forwarded headers, and PROXY protocol headers, give the client's address. Default: none.
      */
     trustedProxies: z
-      .array(z.string().refine((e) => TrustedProxies.check(e) === undefined, 'not an IP address or CIDR range'))
+      .array(
+        z.string().refine((e) => TrustedProxies.check(e) === undefined, 'not an IP address or CIDR range'),
+      )
       .default([]),
     tls: z
       .object({

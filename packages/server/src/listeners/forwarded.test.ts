@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientAddress, forwardedFor, TrustedProxies, xForwardedFor } from './forwarded.js';
+import { clientAddress, forwardedFor, forwardedSecure, TrustedProxies, xForwardedFor } from './forwarded.js';
 
 const proxies = new TrustedProxies(['10.0.0.0/8', '192.0.2.7', '2001:db8:ffff::/48']);
 
@@ -37,13 +37,21 @@ describe('RFC 7239 Forwarded', () => {
   });
 
   test('X-Forwarded-For lists addresses, with or without ports', () => {
-    assert.deepEqual(xForwardedFor('203.0.113.9, 10.0.0.5:8080,junk, ::1'), ['203.0.113.9', '10.0.0.5', '', '::1']);
+    assert.deepEqual(xForwardedFor('203.0.113.9, 10.0.0.5:8080,junk, ::1'), [
+      '203.0.113.9',
+      '10.0.0.5',
+      '',
+      '::1',
+    ]);
   });
 });
 
 describe('client address', () => {
   test('an untrusted peer: its headers are ignored', () => {
-    assert.equal(clientAddress('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }, proxies), '198.51.100.1');
+    assert.equal(
+      clientAddress('198.51.100.1', { 'x-forwarded-for': '203.0.113.9' }, proxies),
+      '198.51.100.1',
+    );
     assert.equal(clientAddress('198.51.100.1', { forwarded: 'for=203.0.113.9' }, proxies), '198.51.100.1');
   });
 
@@ -53,7 +61,10 @@ describe('client address', () => {
       clientAddress('10.0.0.1', { 'x-forwarded-for': '1.2.3.4, 203.0.113.9, 10.0.0.5' }, proxies),
       '203.0.113.9',
     );
-    assert.equal(clientAddress('::ffff:10.0.0.1', { 'x-forwarded-for': '203.0.113.9' }, proxies), '203.0.113.9');
+    assert.equal(
+      clientAddress('::ffff:10.0.0.1', { 'x-forwarded-for': '203.0.113.9' }, proxies),
+      '203.0.113.9',
+    );
     // Forwarded wins over X-Forwarded-For.
     assert.equal(
       clientAddress(
@@ -70,4 +81,14 @@ describe('client address', () => {
     // Every hop trusted: the leftmost.
     assert.equal(clientAddress('10.0.0.1', { 'x-forwarded-for': '10.9.9.9, 10.0.0.5' }, proxies), '10.9.9.9');
   });
+});
+
+test('TLS at the proxy: proto=https / X-Forwarded-Proto from a trusted proxy only', () => {
+  assert.ok(
+    forwardedSecure('10.0.0.1', { forwarded: 'for=1.2.3.4;proto=http, for=5.6.7.8;proto=https' }, proxies),
+  );
+  assert.ok(!forwardedSecure('10.0.0.1', { forwarded: 'for=5.6.7.8;proto=http' }, proxies));
+  assert.ok(forwardedSecure('10.0.0.1', { 'x-forwarded-proto': 'https' }, proxies));
+  assert.ok(!forwardedSecure('198.51.100.1', { 'x-forwarded-proto': 'https' }, proxies));
+  assert.ok(!forwardedSecure('10.0.0.1', {}, proxies));
 });

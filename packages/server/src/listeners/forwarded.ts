@@ -141,3 +141,28 @@ export function clientAddress(
   }
   return client;
 }
+
+/**
+ * Did the client reach the trusted proxy `peer` over TLS? From the nearest hop's `proto=` in
+ * `Forwarded`, else the last `X-Forwarded-Proto` value (`https`/`wss`). Never for untrusted peers.
+ */
+export function forwardedSecure(
+  peer: string | undefined,
+  headers: IncomingHttpHeaders,
+  trusted: TrustedProxies,
+): boolean {
+  if (!trusted.trusts(peer)) return false;
+  const forwarded = headerText(headers.forwarded);
+  let proto: string | undefined;
+  if (forwarded !== undefined) {
+    const nearest = splitOutsideQuotes(forwarded, ',').at(-1) ?? '';
+    for (const pair of splitOutsideQuotes(nearest, ';')) {
+      const eq = pair.indexOf('=');
+      if (eq > 0 && pair.slice(0, eq).trim().toLowerCase() === 'proto') proto = unquote(pair.slice(eq + 1));
+    }
+  } else {
+    proto = headerText(headers['x-forwarded-proto'])?.split(',').at(-1);
+  }
+  const p = proto?.trim().toLowerCase();
+  return p === 'https' || p === 'wss';
+}

@@ -8,7 +8,7 @@ import { C2SStream } from '../core/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import type { Transport } from '../core/transport.js';
-import { clientAddress, TrustedProxies } from './forwarded.js';
+import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
 import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
 import { startAdminListener } from './admin-listener.js';
 
@@ -76,7 +76,8 @@ export async function startListener(
           ws.close(1002, 'the xmpp subprotocol is required (RFC 7395)');
           return;
         }
-        accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, false));
+        const secure = forwardedSecure(req.socket.remoteAddress, req.headers, trusted);
+        accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, secure));
       });
     });
     server = http;

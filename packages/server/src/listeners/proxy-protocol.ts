@@ -46,7 +46,12 @@ export function parseProxyV2(buf: Buffer, maxBytes = 4096): ProxyHeader | undefi
   // TCP (STREAM) over IPv4 (12 address bytes) or IPv6 (36); TLVs may follow and are ignored.
   if (family === 1 && transport === 1) {
     if (body.length < 12) throw new ProxyHeaderError('PROXY header too short for IPv4 addresses');
-    return { command: 'proxy', address: [...body.subarray(0, 4)].join('.'), port: body.readUInt16BE(8), length };
+    return {
+      command: 'proxy',
+      address: [...body.subarray(0, 4)].join('.'),
+      port: body.readUInt16BE(8),
+      length,
+    };
   }
   if (family === 2 && transport === 1) {
     if (body.length < 36) throw new ProxyHeaderError('PROXY header too short for IPv6 addresses');
