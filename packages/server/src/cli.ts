@@ -14,8 +14,10 @@ const USAGE = `natter ${NATTER_VERSION} — XMPP server
 Usage:
   natter serve [--config FILE]                 start the server (default config: ./natter.json if present)
   natter check [--config FILE]                 validate the configuration and exit
-  natter sessions [--url URL] [--list] [--json] live and hibernated sessions of the running server
-                                               (asks GET /admin/sessions on the http listener, loopback only)
+  natter sessions [--url URL] [--token T] [--list] [--json]
+                                               live and hibernated sessions of the running server (asks
+                                               GET /admin/sessions on the admin listener, default 127.0.0.1:5281;
+                                               token from --token, NATTER_ADMIN_TOKEN or the listener's config)
   natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
   natter user passwd USER@HOST [--password P]  change a password
   natter user remove USER@HOST                 delete an account
@@ -26,7 +28,7 @@ Usage:
   natter version
 
 With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 (direct TLS) and
-5280 (WebSocket at /xmpp-websocket), storing data in ./data (SQLite) with a generated certificate.`;
+5280 (WebSocket at /xmpp-websocket), with the admin API on 127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate.`;
 
 function configFrom(path: string | undefined): Config {
   if (path) return loadConfigFile(path);
@@ -62,25 +64,28 @@ function splitAccount(arg: string | undefined, config: Config): { user: string; 
   return { user: arg.slice(0, at), host: arg.slice(at + 1) };
 }
 
-/** `natter sessions`: asks the running server's admin endpoint (http listener, loopback only). */
+/** `natter sessions`: asks the running server's admin listener. */
 async function sessionsCommand(
   config: Config,
   url: string | undefined,
   list: boolean,
   json: boolean,
+  tokenArg: string | undefined,
 ): Promise<number> {
+  const admin = config.listeners.find((l) => l.type === 'admin');
   let base = url;
   if (!base) {
-    const http = config.listeners.find((l) => l.type === 'http');
-    if (!http) throw new Error('no http listener configured: pass --url http://HOST:PORT');
-    const host = http.host === '::' || http.host === '0.0.0.0' || http.host === '' ? '127.0.0.1' : http.host;
-    base = `http://${host.includes(':') ? `[${host}]` : host}:${http.port}`;
+    if (!admin) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
+    const host =
+      admin.host === '::' || admin.host === '0.0.0.0' || admin.host === '' ? '127.0.0.1' : admin.host;
+    base = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
   }
-  const res = await fetch(`${base.replace(/\/$/, '')}/admin/sessions${list ? '?list=1' : ''}`).catch(
-    (err: unknown) => {
-      throw new Error(`cannot reach the server at ${base}: ${(err as Error).message}`);
-    },
-  );
+  const token = tokenArg ?? process.env.NATTER_ADMIN_TOKEN ?? admin?.token;
+  const res = await fetch(`${base.replace(/\/$/, '')}/admin/sessions${list ? '?list=1' : ''}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  }).catch((err: unknown) => {
+    throw new Error(`cannot reach the server at ${base}: ${(err as Error).message}`);
+  });
   if (!res.ok) throw new Error(`the server answered ${res.status} ${res.statusText}`);
   const report = (await res.json()) as {
     total: number;
@@ -113,6 +118,7 @@ async function main(argv: string[]): Promise<number> {
       domain: { type: 'string' },
       iterations: { type: 'string' },
       url: { type: 'string' },
+      token: { type: 'string' },
       list: { type: 'boolean' },
       json: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
@@ -136,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'sessions')
-    return sessionsCommand(config, values.url, values.list === true, values.json === true);
+    return sessionsCommand(config, values.url, values.list === true, values.json === true, values.token);
   if (command === 'serve') {
     const shutdownTimeoutMs = Number(values['shutdown-timeout'] ?? '10000');
     if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0)

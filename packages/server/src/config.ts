@@ -1,16 +1,41 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { TrustedProxies } from './listeners/forwarded.js';
+import { isLoopbackHost } from './listeners/loopback.js';
 
-const listener = z.object({
-  type: z
-    .enum(['c2s', 'c2s-tls', 'http'])
-    .describe(
-      'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health',
-    ),
-  port: z.number().int().min(0).max(65535),
-  host: z.string().default('::'),
-});
+const listener = z
+  .object({
+    type: z
+      .enum(['c2s', 'c2s-tls', 'http', 'admin'])
+      .describe(
+        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API',
+      ),
+    port: z.number().int().min(0).max(65535),
+    /** Default '::'; for an admin listener 127.0.0.1. */
+    host: z.string().optional(),
+    /** c2s, c2s-tls: every connection starts with a PROXY protocol v2 header, from `trustedProxies` only. */
+    proxyProtocol: z.boolean().default(false),
+    /** admin: bearer token required on every request; mandatory when not bound to loopback. */
+    token: z.string().min(16).optional(),
+  })
+  .transform((l) => ({ ...l, host: l.host ?? (l.type === 'admin' ? '127.0.0.1' : '::') }))
+  .superRefine((l, ctx) => {
+    if (l.proxyProtocol && l.type !== 'c2s' && l.type !== 'c2s-tls')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['proxyProtocol'],
+        message: 'only c2s and c2s-tls listeners take it',
+      });
+    if (l.token !== undefined && l.type !== 'admin')
+      ctx.addIssue({ code: 'custom', path: ['token'], message: 'only an admin listener takes a token' });
+    if (l.type === 'admin' && !l.token && !isLoopbackHost(l.host))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token'],
+        message: `an admin listener bound to ${l.host} (not loopback) needs a token; or bind it to 127.0.0.1`,
+      });
+  });
 
 const limits = z
   .object({
@@ -50,10 +75,20 @@ export const configSchema = z
       ])
       .default({ engine: 'sqlite' }),
     listeners: z.array(listener).default([
-      { type: 'c2s', port: 5222, host: '::' },
-      { type: 'c2s-tls', port: 5223, host: '::' },
-      { type: 'http', port: 5280, host: '::' },
+      { type: 'c2s', port: 5222, host: '::', proxyProtocol: false },
+      { type: 'c2s-tls', port: 5223, host: '::', proxyProtocol: false },
+      { type: 'http', port: 5280, host: '::', proxyProtocol: false },
+      { type: 'admin', port: 5281, host: '127.0.0.1', proxyProtocol: false },
     ]),
+    /**
+     * Reverse proxies / load balancers (addresses or CIDR ranges) whose X-Forwarded-For and
+     * Forwarded headers, and PROXY protocol headers, give the client's address. Default: none.
+     */
+    trustedProxies: z
+      .array(
+        z.string().refine((e) => TrustedProxies.check(e) === undefined, 'not an IP address or CIDR range'),
+      )
+      .default([]),
     tls: z
       .object({
         cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),

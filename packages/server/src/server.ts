@@ -27,7 +27,7 @@ export interface NatterServer {
   readonly config: Config;
   readonly certificate: CertificateFiles;
   /** Bound port of the first listener of a kind (useful with port 0). */
-  port(kind: 'c2s' | 'c2s-tls' | 'http'): number;
+  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin'): number;
   /** Creates an account. */
   addUser(username: string, password: string, host?: string): Promise<void>;
   /**

@@ -75,7 +75,7 @@ describe('graceful shutdown', () => {
     await until(() => [...server.core.sessions.all()].some((s) => s.hibernated), 3000, 'hibernation');
     // The admin endpoint counts the hibernated session.
     const report = (await (
-      await fetch(`http://127.0.0.1:${server.port('http')}/admin/sessions`)
+      await fetch(`http://127.0.0.1:${server.port('admin')}/admin/sessions`)
     ).json()) as Record<string, number>;
     assert.equal(report.hibernated, 1);
     assert.equal(report.total, 3);
@@ -114,6 +114,7 @@ describe('graceful shutdown', () => {
           listeners: [
             { type: 'c2s', port: 0, host: '127.0.0.1' },
             { type: 'http', port: 0, host: '127.0.0.1' },
+            { type: 'admin', port: 0, host: '127.0.0.1' },
           ],
           modules: { ping: { idleMs: 0 } },
           log: { level: 'info' },
@@ -154,7 +155,7 @@ describe('graceful shutdown', () => {
       void r;
 
       // The admin CLI sees both sessions.
-      const sessions = await run(['sessions', '--url', `http://127.0.0.1:${ports.http}`]);
+      const sessions = await run(['sessions', '--url', `http://127.0.0.1:${ports.admin}`]);
       assert.equal(sessions.code, 0, sessions.out);
       assert.match(sessions.out, /sessions: 2 \(live 2, hibernated 0\)/);
 

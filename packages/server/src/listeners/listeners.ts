@@ -8,6 +8,9 @@ import { C2SStream } from '../core/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import type { Transport } from '../core/transport.js';
+import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
+import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
+import { startAdminListener } from './admin-listener.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 
@@ -23,41 +26,6 @@ export interface RunningListener {
 /** Admission control before a stream exists (connection caps per IP); implemented by limits. */
 export type Admission = (ip: string) => boolean;
 
-function isLoopback(address: string | undefined): boolean {
-  const a = address?.startsWith('::ffff:') ? address.slice(7) : (address ?? '');
-  return a === '::1' || a.startsWith('127.');
-}
-
-/** What `GET /admin/sessions` answers (loopback only): live and hibernated sessions, open streams. */
-export function sessionsReport(core: ServerCore, list: boolean): unknown {
-  let hibernated = 0;
-  const sessions: { jid: string; state: string; ip: string; transport: string; since: string }[] = [];
-  for (const s of core.sessions.all()) {
-    if (s.hibernated) hibernated++;
-    if (list) {
-      sessions.push({
-        jid: s.jid.toString(),
-        state: s.hibernated ? 'hibernated' : s.available ? 'available' : 'connected',
-        ip: s.ip,
-        transport: s.stream.transport.kind,
-        since: new Date(s.createdAt).toISOString(),
-      });
-    }
-  }
-  let unauthenticated = 0;
-  for (const st of core.streams) if (!st.authenticated) unauthenticated++;
-  return {
-    total: core.sessions.size,
-    live: core.sessions.size - hibernated,
-    hibernated,
-    accounts: core.sessions.accounts(),
-    streams: core.streams.size,
-    unauthenticated,
-    stopping: core.stopping,
-    ...(list ? { sessions } : {}),
-  };
-}
-
 function accept(core: ServerCore, transport: Transport): void {
   const stream = new C2SStream(transport, core);
   core.streams.add(stream);
@@ -70,6 +38,10 @@ export async function startListener(
   tlsFiles: { cert: Buffer; key: Buffer },
   admit: Admission,
 ): Promise<RunningListener> {
+  if (config.type === 'admin') return startAdminListener(core, config);
+  // Client addresses: from trusted proxies' headers (http) or PROXY headers (proxyProtocol).
+  const trusted = new TrustedProxies(core.config.trustedProxies);
+  const proxied = new ProxiedAddresses();
   let server: NetServer | HttpServer;
   if (config.type === 'http') {
     const http = createHttpServer((req, res) => {
@@ -79,19 +51,6 @@ export async function startListener(
           sessions: core.sessions.size,
         });
         res.writeHead(core.stopping ? 503 : 200, { 'content-type': 'application/json' }).end(body);
-        return;
-      }
-      const [path, query] = (req.url ?? '').split('?');
-      if (path === '/admin/sessions' && req.method === 'GET') {
-        // Admin data only for the machine itself.
-        if (!isLoopback(req.socket.remoteAddress) && req.socket.remoteAddress !== req.socket.localAddress) {
-          res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
-          return;
-        }
-        const list = new URLSearchParams(query ?? '').get('list') === '1';
-        res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(JSON.stringify(sessionsReport(core, list)));
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -104,7 +63,7 @@ export async function startListener(
       handleProtocols: (protocols) => (protocols.has('xmpp') ? 'xmpp' : false),
     });
     http.on('upgrade', (req, socket, head) => {
-      const ip = req.socket.remoteAddress ?? '';
+      const ip = clientAddress(req.socket.remoteAddress, req.headers, trusted);
       const url = (req.url ?? '').split('?')[0];
       if (url !== WEBSOCKET_PATH || core.stopping || !admit(ip)) {
         socket.end(
@@ -117,7 +76,8 @@ export async function startListener(
           ws.close(1002, 'the xmpp subprotocol is required (RFC 7395)');
           return;
         }
-        accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, false));
+        const secure = forwardedSecure(req.socket.remoteAddress, req.headers, trusted);
+        accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, secure));
       });
     });
     server = http;
@@ -130,7 +90,7 @@ export async function startListener(
         handshakeTimeout: Math.min(10_000, core.config.limits.authTimeoutMs),
       },
       (socket) => {
-        accept(core, new SocketTransport(socket, 'tls', context));
+        accept(core, new SocketTransport(socket, 'tls', context, proxied.of(socket)));
       },
     );
     server.on('tlsClientError', () => {
@@ -138,38 +98,47 @@ export async function startListener(
     });
   } else {
     server = createNetServer((socket) => {
-      if (core.stopping || !admit(socket.remoteAddress ?? '')) {
+      if (core.stopping || !admit(proxied.of(socket))) {
         socket.destroy();
         return;
       }
-      accept(core, new SocketTransport(socket, 'tcp', context));
+      accept(core, new SocketTransport(socket, 'tcp', context, proxied.of(socket)));
     });
   }
   if (config.type === 'c2s-tls') {
     // Before the TLS handshake, so refused clients cost no crypto.
     server.on('connection', (socket) => {
-      if (core.stopping || !admit(socket.remoteAddress ?? '')) socket.destroy();
+      if (core.stopping || !admit(proxied.of(socket))) socket.destroy();
     });
   }
-  server.maxConnections = 100_000;
+  // PROXY protocol: a front server reads the header, then hands the connection to `server`.
+  const front = config.proxyProtocol
+    ? proxyProtocolFront(server, {
+        trusted,
+        addresses: proxied,
+        timeoutMs: Math.min(10_000, core.config.limits.authTimeoutMs),
+        resume: config.type === 'c2s',
+      })
+    : server;
+  front.maxConnections = 100_000;
   const sockets = new Set<import('node:net').Socket>();
-  server.on('connection', (socket: import('node:net').Socket) => {
+  front.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: config.port, host: config.host, backlog: 1024 }, () => {
-      server.off('error', reject);
+    front.once('error', reject);
+    front.listen({ port: config.port, host: config.host, backlog: 1024 }, () => {
+      front.off('error', reject);
       resolve();
     });
   });
-  const address = server.address();
+  const address = front.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   return {
     config,
     port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => new Promise<void>((resolve) => front.close(() => resolve())),
     abort: () => {
       for (const s of sockets) s.destroy();
     },

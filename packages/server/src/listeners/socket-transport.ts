@@ -17,9 +17,11 @@ export class SocketTransport implements Transport {
     socket: Socket,
     readonly kind: 'tcp' | 'tls',
     private readonly context: SecureContext | undefined,
+    /** The client's address when a proxy told it (PROXY protocol); else the TCP peer. */
+    remoteAddress?: string,
   ) {
     this.socket = socket;
-    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remoteAddress = remoteAddress ?? socket.remoteAddress ?? '';
     this.localPort = socket.localPort ?? 0;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);

@@ -13,6 +13,12 @@ export interface Target {
 
 type Matcher = (el: Element) => boolean;
 
+/** As if behind a reverse proxy: HTTP headers on the WebSocket upgrade, or a PROXY header first on TCP. */
+export interface Via {
+  headers?: Record<string, string>;
+  proxyHeader?: Buffer;
+}
+
 /**
  * A deliberately plain XMPP client for protocol tests: it speaks exactly what a test tells it,
  * so tests can assert on the server's answers element by element.
@@ -29,6 +35,7 @@ export class TestClient {
   private parser!: StreamParser;
   private socket: Socket | undefined;
   private localAddress: string | undefined;
+  private via: Via = {};
   private ws: WebSocket | undefined;
 
   private constructor(
@@ -43,9 +50,11 @@ export class TestClient {
     domain = target.domain,
     /** Source address (127.0.0.x) for `plain` and `starttls`, to appear as another client machine. */
     localAddress?: string,
+    via: Via = {},
   ): Promise<TestClient> {
     const c = new TestClient(target, transport);
     c.localAddress = localAddress;
+    c.via = via;
     await c.connectTransport();
     await c.openStream(domain);
     if (transport === 'starttls') {
@@ -80,12 +89,33 @@ export class TestClient {
   private connectTransport(): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.transport === 'ws') {
-        const ws = new WebSocket(`ws://127.0.0.1:${this.target.port('http')}/xmpp-websocket`, 'xmpp');
+        const ws = new WebSocket(`ws://127.0.0.1:${this.target.port('http')}/xmpp-websocket`, 'xmpp', {
+          headers: this.via.headers,
+        });
         this.ws = ws;
         ws.on('open', () => resolve());
         ws.on('error', reject);
         ws.on('message', (d) => this.parser.write(d.toString()));
         ws.on('close', () => this.onClose());
+        return;
+      }
+      const proxyHeader = this.via.proxyHeader;
+      if (proxyHeader) {
+        const raw = netConnect({
+          host: '127.0.0.1',
+          port: this.target.port(this.transport === 'tls' ? 'c2s-tls' : 'c2s'),
+        });
+        raw.once('error', reject);
+        raw.write(proxyHeader);
+        const sock =
+          this.transport === 'tls'
+            ? tlsConnect({ socket: raw, rejectUnauthorized: false, servername: this.target.domain })
+            : raw;
+        this.socket = sock;
+        sock.once(this.transport === 'tls' ? 'secureConnect' : 'connect', () => resolve());
+        sock.once('error', reject);
+        sock.once('close', () => reject(new Error('connection closed')));
+        this.attach(sock);
         return;
       }
       const sock =

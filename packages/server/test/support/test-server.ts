@@ -48,6 +48,7 @@ export async function startTestServer(
         { type: 'c2s', port: 0, host: '127.0.0.1' },
         { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
         { type: 'http', port: 0, host: '127.0.0.1' },
+        { type: 'admin', port: 0, host: '127.0.0.1' },
       ],
       log: { level: (process.env.NATTER_TEST_LOG as 'info' | undefined) ?? 'silent' },
       ...config,

@@ -1,0 +1,180 @@
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { ListenerConfig } from '../config.js';
+import type { ServerCore } from '../core/server-core.js';
+import type { RunningListener } from './listeners.js';
+import { isLoopbackHost } from './loopback.js';
+
+/** One admin endpoint: method + exact path → handler writing a JSON answer (or throwing). */
+export interface AdminRoute {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  handle(req: AdminRequest): unknown;
+}
+
+export interface AdminRequest {
+  core: ServerCore;
+  query: URLSearchParams;
+  /** The request body parsed as JSON (POST/DELETE; undefined when empty). */
+  body: unknown;
+}
+
+/** An admin answer other than 200: `throw new AdminError(404, 'no such user')`. */
+export class AdminError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What `GET /admin/sessions` answers: live and hibernated sessions, open streams. */
+export function sessionsReport(core: ServerCore, list: boolean): unknown {
+  let hibernated = 0;
+  const sessions: { jid: string; state: string; ip: string; transport: string; since: string }[] = [];
+  for (const s of core.sessions.all()) {
+    if (s.hibernated) hibernated++;
+    if (list) {
+      sessions.push({
+        jid: s.jid.toString(),
+        state: s.hibernated ? 'hibernated' : s.available ? 'available' : 'connected',
+        ip: s.ip,
+        transport: s.stream.transport.kind,
+        since: new Date(s.createdAt).toISOString(),
+      });
+    }
+  }
+  let unauthenticated = 0;
+  for (const st of core.streams) if (!st.authenticated) unauthenticated++;
+  return {
+    total: core.sessions.size,
+    live: core.sessions.size - hibernated,
+    hibernated,
+    accounts: core.sessions.accounts(),
+    streams: core.streams.size,
+    unauthenticated,
+    stopping: core.stopping,
+    ...(list ? { sessions } : {}),
+  };
+}
+
+/** The admin API. New endpoints are one entry here. */
+export const ADMIN_ROUTES: AdminRoute[] = [
+  {
+    method: 'GET',
+    path: '/admin/sessions',
+    handle: ({ core, query }) => sessionsReport(core, query.get('list') === '1'),
+  },
+];
+
+function sameToken(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+const MAX_BODY = 64 * 1024;
+
+function readBody(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new AdminError(413, 'request body too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (!text) return resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new AdminError(400, 'the body is not JSON'));
+      }
+    });
+    req.on('error', reject);
+  });
+}
+
+function answer(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}
+
+/**
+ * The `admin` listener (default 127.0.0.1:5281): the HTTP admin API, apart from the public HTTP
+ * listener so that a reverse proxy forwarding every path of the latter cannot expose it. With
+ * `token` set, every request needs `Authorization: Bearer <token>`; off loopback the token is
+ * required (the configuration is refused without one).
+ */
+export async function startAdminListener(
+  core: ServerCore,
+  config: ListenerConfig,
+  routes: readonly AdminRoute[] = ADMIN_ROUTES,
+): Promise<RunningListener> {
+  const token = config.token;
+  if (!token && !isLoopbackHost(config.host))
+    throw new Error(
+      `the admin listener on ${config.host}:${config.port} is not on loopback: set a "token" on it ` +
+        '(requests then need "Authorization: Bearer <token>") or bind it to 127.0.0.1',
+    );
+  const http = createHttpServer((req, res) => {
+    if (token) {
+      const auth = req.headers.authorization ?? '';
+      const given = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
+      if (!given || !sameToken(given, token)) {
+        res.setHeader('www-authenticate', 'Bearer realm="natter-admin"');
+        answer(res, 401, { error: 'a valid admin token is required (Authorization: Bearer …)' });
+        return;
+      }
+    }
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const onPath = routes.filter((r) => r.path === url.pathname);
+    const route = onPath.find((r) => r.method === req.method);
+    if (!route) {
+      if (onPath.length) {
+        res.setHeader('allow', onPath.map((r) => r.method).join(', '));
+        answer(res, 405, { error: 'method not allowed' });
+      } else answer(res, 404, { error: 'not found' });
+      return;
+    }
+    void (async () => {
+      try {
+        const body = req.method === 'GET' ? undefined : await readBody(req);
+        answer(res, 200, await route.handle({ core, query: url.searchParams, body }));
+      } catch (err) {
+        if (err instanceof AdminError) answer(res, err.status, { error: err.message });
+        else answer(res, 500, { error: (err as Error).message });
+      }
+    })();
+  });
+  const sockets = new Set<Socket>();
+  http.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen({ port: config.port, host: config.host }, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const address = http.address();
+  return {
+    config,
+    port: typeof address === 'object' && address ? address.port : config.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeIdleConnections();
+      }),
+    abort: () => {
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
