@@ -13,11 +13,7 @@ import { ScramClientMechanism } from './scram-client.js';
 import { ScramServerMechanism } from './scram-server.js';
 
 export type ServerMechanismName =
-  | 'PLAIN'
-  | 'SCRAM-SHA-1'
-  | 'SCRAM-SHA-256'
-  | 'SCRAM-SHA-1-PLUS'
-  | 'SCRAM-SHA-256-PLUS';
+  'PLAIN' | 'SCRAM-SHA-1' | 'SCRAM-SHA-256' | 'SCRAM-SHA-1-PLUS' | 'SCRAM-SHA-256-PLUS';
 
 /** A fresh server mechanism for one authentication attempt. */
 export function createServerMechanism(
