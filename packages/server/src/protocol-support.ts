@@ -4,7 +4,7 @@ import { builtinModules } from './modules/index.js';
 const CORE: [string, string, string][] = [
   [
     'RFC 6120',
-    'XMPP Core: streams, STARTTLS, SASL (SCRAM-SHA-256, SCRAM-SHA-1, PLAIN), resource binding, stanza routing and errors',
+    'XMPP Core: streams, STARTTLS, SASL (SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-256, SCRAM-SHA-1, PLAIN), resource binding, stanza routing and errors',
     'packages/server/src/core',
   ],
   [
@@ -15,6 +15,11 @@ const CORE: [string, string, string][] = [
   ['RFC 7395', 'XMPP over WebSocket', 'packages/server/src/listeners'],
   ['RFC 7622', 'Addresses (JIDs), PRECIS profiles', 'packages/jid'],
   ['XEP-0368', 'Direct TLS (c2s-tls listener)', 'packages/server/src/listeners'],
+  [
+    'XEP-0440',
+    'SASL channel binding types: tls-exporter (RFC 9266, TLS 1.3) and tls-server-end-point (RFC 5929)',
+    'packages/server/src/core/sasl-offer.ts',
+  ],
   [
     'XEP-0077',
     'In-band registration before authentication (off by default)',

@@ -4,7 +4,13 @@ import { NS, StanzaError, errorReply } from '@natter/protocol';
 import { Emitter, TimeoutError } from './emitter.js';
 import { ClientError, NotConnectedError } from './errors.js';
 import { randomId } from './ids.js';
-import { authenticate, bindResource, establishSession, negotiateStartTls } from './negotiate.js';
+import {
+  authenticate,
+  bindResource,
+  establishSession,
+  negotiateStartTls,
+  type SaslOutcome,
+} from './negotiate.js';
 import type { Hooks, IncomingHook, OutgoingHook, PluginApis, PluginContext, PluginMap } from './plugin.js';
 import { XmppStream } from './xmpp-stream.js';
 import {
@@ -29,7 +35,10 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   tls?: TlsOptions;
   /** Allow SASL PLAIN over an unencrypted connection (never by default). */
   allowPlaintextAuth?: boolean;
-  /** Only use these SASL mechanisms (default: SCRAM-SHA-256, SCRAM-SHA-1, then PLAIN over TLS). */
+  /**
+   * Only use these SASL mechanisms (default: SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS where the
+   * connection allows channel binding, SCRAM-SHA-256, SCRAM-SHA-1, then PLAIN over TLS).
+   */
   saslMechanisms?: string[];
   /** Refuse to authenticate over an unencrypted connection (default false: STARTTLS is still used whenever offered). */
   requireTls?: boolean;
@@ -82,6 +91,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   /** The account's bare JID. */
   readonly account: Jid;
   #jid: Jid | undefined;
+  #sasl: SaslOutcome | undefined;
   #status: ClientStatus = 'offline';
   #stream: XmppStream | undefined;
   #connecting: Promise<Jid> | undefined;
@@ -141,6 +151,19 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   protected override onListenerError(err: unknown, event: keyof ClientEvents): void {
     if (event === 'error') super.onListenerError(err, event);
     else this.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  /**
+   * The SASL mechanism of the last successful login, e.g. `SCRAM-SHA-256-PLUS` when the login was
+   * bound to the TLS channel (undefined before the first login).
+   */
+  get saslMechanism(): string | undefined {
+    return this.#sasl?.mechanism;
+  }
+
+  /** The channel binding type of the last login (`tls-exporter`, `tls-server-end-point`), if bound. */
+  get channelBinding(): string | undefined {
+    return this.#sasl?.channelBinding;
   }
 
   /** The full JID bound for the current session (undefined before the first `online`). */
@@ -252,7 +275,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       if (!transport.secure && this.options.requireTls) {
         throw new ClientError('tls-required', 'the connection is not encrypted and requireTls is set');
       }
-      await authenticate(stream, features, {
+      this.#sasl = await authenticate(stream, features, {
         username: this.account.local,
         password: this.options.password,
         allowPlain: transport.secure || this.options.allowPlaintextAuth === true,

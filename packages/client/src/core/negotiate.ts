@@ -1,7 +1,10 @@
 import { xml, type Element } from '@natter/xml';
 import {
+  CHANNEL_BINDING_TYPES,
   NS,
+  NS_SASL_CB,
   SaslFailure,
+  type ChannelBinding,
   chooseClientMechanism,
   fromBase64,
   toBase64,
@@ -33,16 +36,54 @@ export interface SaslOptions {
   only?: string[] | undefined;
 }
 
+/**
+ * Channel binding for SCRAM-*-PLUS: the first type (tls-exporter, then tls-server-end-point) that
+ * the server lists in XEP-0440's `<sasl-channel-binding/>` and the transport can produce. Without
+ * that feature the server's types are unknown (e.g. Prosody offering -PLUS for tls-unique only),
+ * so no binding is used.
+ */
+function pickChannelBinding(stream: XmppStream, features: Element): ChannelBinding | undefined {
+  const { transport } = stream;
+  if (!transport.channelBinding) return undefined;
+  const serverTypes = (
+    features.getChild('sasl-channel-binding', NS_SASL_CB)?.getChildren('channel-binding') ?? []
+  ).map((b) => b.attrs.type);
+  for (const type of CHANNEL_BINDING_TYPES) {
+    if (!serverTypes.includes(type)) continue;
+    const data = transport.channelBinding(type);
+    if (data) return { type, data };
+  }
+  return undefined;
+}
+
+/** What a login used: the SASL mechanism and, for -PLUS, the channel binding type. */
+export interface SaslOutcome {
+  mechanism: string;
+  channelBinding?: string;
+}
+
 /** RFC 6120 §6: SASL negotiation with the strongest mechanism both sides support. */
-export async function authenticate(stream: XmppStream, features: Element, opts: SaslOptions): Promise<void> {
-  let offered = (features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism', NS.sasl) ?? []).map((m) =>
+export async function authenticate(
+  stream: XmppStream,
+  features: Element,
+  opts: SaslOptions,
+): Promise<SaslOutcome> {
+  const all = (features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism', NS.sasl) ?? []).map((m) =>
     m.text().trim(),
   );
-  if (opts.only) offered = offered.filter((m) => opts.only!.includes(m));
+  const offered = opts.only ? all.filter((m) => opts.only!.includes(m)) : all;
+  const channelBinding = pickChannelBinding(stream, features);
+  // RFC 5802 §6: a client able to bind that sees no -PLUS at all says so with "y" (downgrade detection).
+  const canBind = CHANNEL_BINDING_TYPES.some((t) => stream.transport.channelBinding?.(t) !== undefined);
+  const plusOffered = all.some((m) => m.toUpperCase().endsWith('-PLUS'));
   const mech = chooseClientMechanism(
     offered,
     { username: opts.username, password: opts.password },
-    { allowPlain: opts.allowPlain },
+    {
+      allowPlain: opts.allowPlain,
+      ...(channelBinding ? { channelBinding } : {}),
+      channelBindingSupported: canBind && !plusOffered,
+    },
   );
   if (!mech) {
     const why =
@@ -70,7 +111,9 @@ export async function authenticate(stream: XmppStream, features: Element, opts: 
         stream.send(xml('response', { xmlns: NS.sasl }, resp.length === 0 ? undefined : toBase64(resp)));
       } else if (el.name === 'success') {
         await mech.success(data.length === 0 ? null : data);
-        return;
+        return mech.name.endsWith('-PLUS') && channelBinding
+          ? { mechanism: mech.name, channelBinding: channelBinding.type }
+          : { mechanism: mech.name };
       } else if (el.name === 'failure') {
         const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'not-authorized';
         const text2 = el.getChildText('text');

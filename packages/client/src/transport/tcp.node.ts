@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Emitter } from '../core/emitter.js';
 import type { Transport, TransportContext, TransportEvents, TransportFactory } from './transport.js';
+import { tlsChannelBinding } from './channel-binding.node.js';
 
 /** TCP with STARTTLS (`xmpp://host:5222`) or direct TLS (`xmpps://host:5223`, XEP-0368), for Node. */
 export class TcpTransport implements Transport {
@@ -33,7 +34,13 @@ export class TcpTransport implements Transport {
       rejectUnauthorized: this.ctx.tls.rejectUnauthorized ?? true,
       ca: this.ctx.tls.ca,
       ALPNProtocols: this.#direct ? ['xmpp-client'] : undefined,
+      ...(this.ctx.tls.maxVersion ? { maxVersion: this.ctx.tls.maxVersion } : {}),
     };
+  }
+
+  channelBinding(type: string): Uint8Array | undefined {
+    const s = this.#socket;
+    return this.#secure && s instanceof tls.TLSSocket ? tlsChannelBinding(s, type) : undefined;
   }
 
   connect(): Promise<void> {

@@ -6,6 +6,8 @@ export interface TlsOptions {
   rejectUnauthorized?: boolean;
   /** Extra trusted CA certificate(s), PEM. */
   ca?: string | string[];
+  /** Highest TLS version to negotiate (default: Node's, TLS 1.3). */
+  maxVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 export interface TransportEvents {
@@ -26,6 +28,11 @@ export interface Transport {
   readonly secure: boolean;
   connect(): Promise<void>;
   send(data: string): void;
+  /**
+   * Channel binding data of the TLS connection for a type (`tls-exporter`, `tls-server-end-point`),
+   * for SCRAM-*-PLUS; absent or undefined where the runtime cannot provide it (browsers).
+   */
+  channelBinding?(type: string): Uint8Array | undefined;
   /** Upgrades the connection to TLS (STARTTLS, RFC 6120 §5); absent where the runtime cannot. */
   startTls?(): Promise<void>;
   /** Closes gracefully; the `close` event follows. */

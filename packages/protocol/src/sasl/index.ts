@@ -18,3 +18,12 @@ export {
   createServerMechanism,
   type ServerMechanismName,
 } from './factory.js';
+export {
+  CHANNEL_BINDING_TYPES,
+  NS_SASL_CB,
+  TLS_EXPORTER_LABEL,
+  TLS_EXPORTER_LENGTH,
+  endPointHash,
+  type ChannelBinding,
+  type ChannelBindingType,
+} from './channel-binding.js';

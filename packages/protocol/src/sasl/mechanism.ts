@@ -1,3 +1,4 @@
+import type { ChannelBinding } from './channel-binding.js';
 import type { ScramCredentials, ScramHash } from './scram-crypto.js';
 
 /** Outcome of a successful server-side exchange. */
@@ -40,6 +41,11 @@ export interface ServerMechanismOptions {
    * server does not support channel binding, i.e. the offer was stripped (RFC 5802 §6), and is refused.
    */
   channelBindingOffered?: boolean;
+  /**
+   * SCRAM-*-PLUS: this connection's channel binding data for a type, or undefined when the type is
+   * not supported here (the attempt then fails).
+   */
+  channelBinding?: (type: string) => Uint8Array | undefined;
   /** Iteration count announced for unknown users; set it to what real accounts use. Default 4096. */
   unknownUserIterations?: number;
 }
@@ -68,4 +74,11 @@ export interface ClientMechanismOptions {
   minIterations?: number;
   /** SCRAM: refuse servers announcing more iterations, to bound client work. Default 1,000,000. */
   maxIterations?: number;
+  /** SCRAM-*-PLUS: the channel binding to use (GS2 flag `p=`). Required for -PLUS mechanisms. */
+  channelBinding?: ChannelBinding;
+  /**
+   * Plain SCRAM: the client could bind to the channel but the server offered no -PLUS mechanism,
+   * so it sends the GS2 flag `y` (RFC 5802 §6) and a server that did offer -PLUS detects the downgrade.
+   */
+  channelBindingSupported?: boolean;
 }

@@ -1,4 +1,5 @@
 import { fromBase64, toBase64 } from './base64.js';
+import { isValidChannelBindingName } from './channel-binding.js';
 import type { ClientCredentials, ClientMechanismOptions, SaslClientMechanism } from './mechanism.js';
 import { SaslFailure } from './sasl-failure.js';
 import { saslprep } from './saslprep.js';
@@ -25,7 +26,10 @@ type State =
   | { kind: 'verified' }
   | { kind: 'finished' };
 
-/** Client side of SCRAM-SHA-1 / SCRAM-SHA-256 without channel binding (GS2 flag "n"). */
+/**
+ * Client side of SCRAM-SHA-1 / SCRAM-SHA-256 (GS2 flag "n", or "y" with `channelBindingSupported`),
+ * and of the -PLUS variants with `plus` and `opts.channelBinding` (GS2 flag "p=type").
+ */
 export class ScramClientMechanism implements SaslClientMechanism {
   readonly name: string;
   private state: State = { kind: 'new' };
@@ -34,8 +38,12 @@ export class ScramClientMechanism implements SaslClientMechanism {
     private readonly hash: ScramHash,
     private readonly creds: ClientCredentials,
     private readonly opts: ClientMechanismOptions = {},
+    private readonly plus = false,
   ) {
-    this.name = hash === 'SHA-1' ? 'SCRAM-SHA-1' : 'SCRAM-SHA-256';
+    this.name = (hash === 'SHA-1' ? 'SCRAM-SHA-1' : 'SCRAM-SHA-256') + (plus ? '-PLUS' : '');
+    if (plus && !opts.channelBinding) throw new RangeError(`${this.name} needs channel binding data`);
+    if (plus && !isValidChannelBindingName(opts.channelBinding!.type))
+      throw new RangeError('invalid channel binding name');
     if (opts.nonce !== undefined && !isValidNonce(opts.nonce)) throw new RangeError('invalid client nonce');
   }
 
@@ -43,7 +51,12 @@ export class ScramClientMechanism implements SaslClientMechanism {
     if (this.state.kind !== 'new') throw new SaslFailure('aborted', 'initial() called twice');
     const username = saslprep(this.creds.username);
     const nonce = this.opts.nonce ?? toBase64(randomBytes(CLIENT_NONCE_BYTES));
-    const gs2Header = `n,${this.creds.authzid ? `a=${escapeSaslname(this.creds.authzid)}` : ''},`;
+    const flag = this.plus
+      ? `p=${this.opts.channelBinding!.type}`
+      : this.opts.channelBindingSupported
+        ? 'y'
+        : 'n';
+    const gs2Header = `${flag},${this.creds.authzid ? `a=${escapeSaslname(this.creds.authzid)}` : ''},`;
     const clientFirstBare = `n=${escapeSaslname(username)},r=${nonce}`;
     this.state = { kind: 'first-sent', gs2Header, clientFirstBare, nonce };
     return utf8(gs2Header + clientFirstBare);
@@ -100,7 +113,12 @@ export class ScramClientMechanism implements SaslClientMechanism {
 
     const salted = await hi(this.hash, utf8(saslprep(this.creds.password)), salt, iterations);
     const { clientKey, storedKey, serverKey } = await keysFromSaltedPassword(this.hash, salted);
-    const withoutProof = `c=${toBase64(utf8(st.gs2Header))},r=${r.value}`;
+    const header = utf8(st.gs2Header);
+    const cbData: Uint8Array = this.plus ? this.opts.channelBinding!.data : new Uint8Array(0);
+    const cbind = new Uint8Array(header.length + cbData.length);
+    cbind.set(header, 0);
+    cbind.set(cbData, header.length);
+    const withoutProof = `c=${toBase64(cbind)},r=${r.value}`;
     const authMessage = utf8(`${st.clientFirstBare},${serverFirst},${withoutProof}`);
     const [clientSignature, serverSignature] = await Promise.all([
       hmac(this.hash, storedKey, authMessage),

@@ -1,4 +1,5 @@
 import { fromBase64, toBase64 } from './base64.js';
+import { isValidChannelBindingName } from './channel-binding.js';
 import type {
   CredentialLookup,
   SaslServerMechanism,
@@ -39,6 +40,8 @@ const SERVER_NONCE_BYTES = 24;
 
 interface AfterFirst {
   gs2Header: string;
+  /** Channel binding data appended to the GS2 header in c= (empty without channel binding). */
+  cbData: Uint8Array;
   clientFirstBare: string;
   serverFirst: string;
   nonce: string;
@@ -53,7 +56,10 @@ type State =
   | { kind: 'first-sent'; data: AfterFirst }
   | { kind: 'finished' };
 
-/** Server side of SCRAM-SHA-1 / SCRAM-SHA-256 without channel binding (RFC 5802, RFC 7677). */
+/**
+ * Server side of SCRAM-SHA-1 / SCRAM-SHA-256 (RFC 5802, RFC 7677), and of their -PLUS variants
+ * with channel binding when `plus` is set (the binding data comes from `opts.channelBinding`).
+ */
 export class ScramServerMechanism implements SaslServerMechanism {
   readonly name: string;
   private state: State = { kind: 'start', askedForInitial: false };
@@ -62,8 +68,9 @@ export class ScramServerMechanism implements SaslServerMechanism {
     private readonly hash: ScramHash,
     private readonly lookup: CredentialLookup,
     private readonly opts: ScramServerOptions = {},
+    private readonly plus = false,
   ) {
-    this.name = hash === 'SHA-1' ? 'SCRAM-SHA-1' : 'SCRAM-SHA-256';
+    this.name = (hash === 'SHA-1' ? 'SCRAM-SHA-1' : 'SCRAM-SHA-256') + (plus ? '-PLUS' : '');
     if (opts.serverNonce !== undefined && !isValidNonce(opts.serverNonce))
       throw new RangeError('invalid server nonce');
   }
@@ -104,13 +111,26 @@ export class ScramServerMechanism implements SaslServerMechanism {
     const c2 = c1 < 0 ? -1 : text.indexOf(',', c1 + 1);
     if (c2 < 0) malformed('missing GS2 header');
     const flag = text.slice(0, c1);
+    let cbData: Uint8Array = new Uint8Array(0);
     if (flag.startsWith('p=')) {
-      throw new SaslFailure(
-        'malformed-request',
-        'channel binding requested but this is not a -PLUS mechanism',
-      );
-    }
-    if (flag === 'y') {
+      if (!this.plus) {
+        throw new SaslFailure(
+          'malformed-request',
+          'channel binding requested but this is not a -PLUS mechanism',
+        );
+      }
+      const type = flag.slice(2);
+      if (!isValidChannelBindingName(type)) malformed('invalid channel binding name');
+      const data = this.opts.channelBinding?.(type);
+      if (data === undefined) {
+        throw new SaslFailure('not-authorized', `unsupported channel binding type ${type}`);
+      }
+      cbData = data;
+    } else if (this.plus) {
+      // RFC 5802 §6: a -PLUS mechanism with the "n" or "y" flag fails.
+      if (flag !== 'n' && flag !== 'y') malformed('invalid channel binding flag');
+      throw new SaslFailure('not-authorized', `${this.name} requires channel binding`);
+    } else if (flag === 'y') {
       if (this.opts.channelBindingOffered) {
         throw new SaslFailure(
           'not-authorized',
@@ -147,6 +167,7 @@ export class ScramServerMechanism implements SaslServerMechanism {
     const serverFirst = `r=${nonce},s=${toBase64(creds.salt)},i=${creds.iterations}`;
     return {
       gs2Header,
+      cbData,
       clientFirstBare,
       serverFirst,
       nonce,
@@ -173,9 +194,13 @@ export class ScramServerMechanism implements SaslServerMechanism {
     const cbind = fromBase64(c.value);
     const proof = fromBase64(proofText);
 
-    // Without channel binding, c= carries exactly the GS2 header of the client-first message.
-    if (!constantTimeEqual(cbind, utf8(st.gs2Header))) {
-      throw new SaslFailure('not-authorized', 'channel binding data does not match the GS2 header');
+    // c= carries the GS2 header of the client-first message, then the channel binding data (if any).
+    const header = utf8(st.gs2Header);
+    const expected = new Uint8Array(header.length + st.cbData.length);
+    expected.set(header, 0);
+    expected.set(st.cbData, header.length);
+    if (!constantTimeEqual(cbind, expected)) {
+      throw new SaslFailure('not-authorized', 'channel binding data does not match');
     }
     if (r.value !== st.nonce) throw new SaslFailure('not-authorized', 'nonce mismatch');
     if (proof.length !== hashLength(this.hash)) malformed('proof has the wrong length');

@@ -12,9 +12,11 @@ import {
   toBase64,
   SaslFailure,
   type SaslServerMechanism,
+  type ServerMechanismName,
   type StreamErrorCondition,
 } from '@natter/protocol';
 import type { Transport } from './transport.js';
+import { channelBindingOptions, saslOffer, saslOfferFeatures } from './sasl-offer.js';
 import type { Session } from './session.js';
 import type { Host } from './host.js';
 import type { ServerCore } from './server-core.js';
@@ -22,7 +24,6 @@ import { resultReply } from './iq-dispatcher.js';
 
 type State = 'header' | 'negotiating' | 'authenticated' | 'bound' | 'closing' | 'closed';
 
-const MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'] as const;
 const MESSAGE_TYPES = new Set(['chat', 'error', 'groupchat', 'headline', 'normal']);
 const PRESENCE_TYPES = new Set([
   'error',
@@ -295,13 +296,7 @@ export class C2SStream {
         features.push(xml('starttls', { xmlns: NS.tls }, !this.credentialsAllowed() && xml('required')));
       }
       if (this.credentialsAllowed()) {
-        features.push(
-          xml(
-            'mechanisms',
-            { xmlns: NS.sasl },
-            MECHANISMS.map((m) => xml('mechanism', null, m)),
-          ),
-        );
+        features.push(...saslOfferFeatures(saslOffer(this.transport)));
         if (this.server.config.registration.enabled)
           features.push(xml('register', { xmlns: NS.registerFeature }));
       }
@@ -473,7 +468,8 @@ export class C2SStream {
 
   private async saslAuth(el: Element): Promise<void> {
     const name = el.attrs.mechanism ?? '';
-    if (!(MECHANISMS as readonly string[]).includes(name)) {
+    const offer = saslOffer(this.transport);
+    if (!(offer.mechanisms as string[]).includes(name)) {
       this.saslFailure(new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`));
       return;
     }
@@ -489,17 +485,21 @@ export class C2SStream {
       return;
     }
     const host = this.host!;
-    this.sasl = createServerMechanism(name as (typeof MECHANISMS)[number], {
-      scram: async (username, hash) => {
-        let account: Jid;
-        try {
-          account = jid(username, host.domain);
-        } catch {
-          return null;
-        }
-        return this.server.accounts.scram(account.local, account.domain, hash);
+    this.sasl = createServerMechanism(
+      name as ServerMechanismName,
+      {
+        scram: async (username, hash) => {
+          let account: Jid;
+          try {
+            account = jid(username, host.domain);
+          } catch {
+            return null;
+          }
+          return this.server.accounts.scram(account.local, account.domain, hash);
+        },
       },
-    });
+      channelBindingOptions(offer, this.transport),
+    );
     const text = el.text();
     await this.saslStep(text === '' ? null : text === '=' ? '' : text);
   }

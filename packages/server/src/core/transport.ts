@@ -10,6 +10,11 @@ export interface Transport {
   readonly localPort: number;
   /** Encrypted now (direct TLS, after STARTTLS, or wss behind TLS). */
   readonly secure: boolean;
+  /**
+   * Channel binding data of the TLS connection for a type (`tls-exporter`, `tls-server-end-point`),
+   * or undefined when this connection cannot provide it (not TLS, wrong TLS version).
+   */
+  channelBinding?(type: string): Uint8Array | undefined;
   /** True when this transport can be upgraded with STARTTLS now. */
   readonly canStartTls: boolean;
   /** Bytes queued for writing and not yet handed to the kernel. */

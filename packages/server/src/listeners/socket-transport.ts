@@ -1,6 +1,7 @@
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
 import type { Transport } from '../core/transport.js';
+import { tlsChannelBinding } from './channel-binding.js';
 
 /** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
 export class SocketTransport implements Transport {
@@ -39,6 +40,12 @@ export class SocketTransport implements Transport {
 
   get secure(): boolean {
     return this.kind === 'tls' || this.upgraded;
+  }
+
+  channelBinding(type: string): Uint8Array | undefined {
+    return this.secure && this.socket instanceof TLSSocket
+      ? tlsChannelBinding(this.socket, type, 'server')
+      : undefined;
   }
 
   get canStartTls(): boolean {
