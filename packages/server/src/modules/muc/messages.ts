@@ -43,12 +43,7 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
   const attrs: Record<string, string> = {};
   for (const k in st.attrs) if (k !== 'to') attrs[k] = st.attrs[k]!;
   attrs.from = o.jid.toString();
-  const base = new Element(
-    'message',
-    st.xmlns,
-    attrs,
-    st.getChild('x', NS.mucUser) ? st.children.filter(notMucUser) : st.children,
-  );
+  const base = new Element('message', st.xmlns, attrs, relayedChildren(st));
   base.inheritsNs = st.inheritsNs;
   if (body !== undefined) {
     const at = Date.now();
@@ -58,8 +53,26 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
   for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
 }
 
-function notMucUser(c: Element | string): boolean {
-  return typeof c === 'string' || c.xmlns !== NS.mucUser;
+/** XEP-0091 legacy delayed delivery, still sent by some clients. */
+const LEGACY_DELAY = 'jabber:x:delay';
+
+/**
+ * What the room must not pass on from a sender: `muc#user` payloads (only the room speaks them) and
+ * delayed-delivery stamps (XEP-0203, legacy XEP-0091), which only the room adds (to history): an
+ * occupant's own stamp would make its message show up at a forged time.
+ */
+function notRelayed(c: Element | string): boolean {
+  return (
+    typeof c !== 'string' &&
+    (c.xmlns === NS.mucUser ||
+      (c.name === 'delay' && c.xmlns === NS.delay) ||
+      (c.name === 'x' && c.xmlns === LEGACY_DELAY))
+  );
+}
+
+/** The children of `st` to relay: the same array when nothing is to be removed (the common case). */
+function relayedChildren(st: Element): (Element | string)[] {
+  return st.children.some(notRelayed) ? st.children.filter((c) => !notRelayed(c)) : st.children;
 }
 
 /** §8.1: moderators (and participants where the room allows it) change the subject. */
@@ -94,10 +107,10 @@ export function privateMessage(svc: MucService, room: Room, ev: RouteEvent): voi
   ) {
     throw new StanzaError('forbidden', { text: 'private messages are not allowed in this room' });
   }
-  const target = room.occupants.get(ev.to.resource);
+  const target = room.occupantByNick(ev.to.resource);
   if (!target) throw new StanzaError('item-not-found', { text: 'no such occupant' });
   checkLength(svc, st.getChildText('body'), 'message');
-  const children = st.children.filter(notMucUser);
+  const children = st.children.filter((c) => !notRelayed(c));
   children.push(xml('x', { xmlns: NS.mucUser }));
   const el = new Element('message', st.xmlns, { ...st.attrs, from: o.jid.toString() }, children);
   el.inheritsNs = st.inheritsNs;
@@ -192,7 +205,7 @@ function voiceRequest(svc: MucService, room: Room, ev: RouteEvent, form: Element
   const value = (name: string) => fields.find((f) => f.var === name)?.values[0];
   if (o.role === 'moderator' && form.attrs.type === 'submit') {
     if (parseBoolean(value('muc#request_allow')) !== true) return;
-    const target = room.occupants.get(value('muc#roomnick') ?? '');
+    const target = room.occupantByNick(value('muc#roomnick') ?? '');
     if (target && target.role === 'visitor') setRole(svc, room, target, 'participant', { actor: o.nick });
     return;
   }

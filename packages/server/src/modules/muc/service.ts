@@ -158,7 +158,7 @@ export class MucService {
     if (type !== 'get' && type !== 'set') return;
     const occupant = room?.byReal.get(ev.from.toString());
     if (!room || !occupant) return this.bounce(ev, 'not-acceptable', 'you are not in this room');
-    const target = room.occupants.get(ev.to.resource);
+    const target = room.occupantByNick(ev.to.resource);
     if (!target) return this.bounce(ev, 'item-not-found', 'no such occupant');
     const payload = ev.stanza.firstElement();
     if (payload?.is('ping', NS.ping) && target === occupant) {
