@@ -39,6 +39,7 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
     throw new StanzaError('forbidden', { text: 'you have no voice in this room' });
   }
   if (body !== undefined) checkLength(svc, body.text(), 'message');
+  chargeFanout(svc, room, o);
   // The stanza as the room sends it: the sender's attributes but `to`, from the occupant JID.
   const attrs: Record<string, string> = {};
   for (const k in st.attrs) if (k !== 'to') attrs[k] = st.attrs[k]!;
@@ -51,6 +52,28 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
     if (room.stored) svc.persistHistory(room, base, at);
   }
   for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
+}
+
+/**
+ * Flood control: the message costs one delivery per session in the room, charged to the sender
+ * and the room (flood-control.ts). Refused: an error of type wait; a sender that keeps flooding
+ * its own budget loses its voice, which every occupant sees (a presence with role visitor).
+ */
+function chargeFanout(svc: MucService, room: Room, o: Occupant): void {
+  const verdict = svc.flood.charge(room, o, room.byReal.size);
+  if (verdict === 'ok') return;
+  if (verdict === 'room')
+    throw new StanzaError('resource-constraint', {
+      text: 'this room is too busy right now; try again shortly',
+    });
+  if (verdict === 'revoke' && o.role === 'participant') {
+    setRole(svc, room, o, 'visitor', { reason: 'Voice revoked for flooding the room' });
+    svc.ctx.log.info({ room: room.jid.toString(), nick: o.nick }, 'MUC flood: voice revoked');
+  }
+  throw new StanzaError('policy-violation', {
+    type: 'wait',
+    text: 'you are sending too much to this room; slow down',
+  });
 }
 
 /** XEP-0091 legacy delayed delivery, still sent by some clients. */
@@ -82,6 +105,7 @@ function changeSubject(svc: MucService, room: Room, o: Occupant, ev: RouteEvent,
   }
   const text = subject.text();
   checkLength(svc, text, 'subject');
+  chargeFanout(svc, room, o);
   room.subject = text;
   room.subjectFrom = o.jid.toString();
   const base = xml(

@@ -266,6 +266,9 @@ export function changeNick(svc: MucService, room: Room, o: Occupant, ev: RouteEv
   const holder = room.occupantByNick(nick);
   if (holder && holder !== o) throw new StanzaError('conflict', { text: 'this nickname is already in use' });
   if (nick === o.nick) return updatePresence(svc, room, o, ev.stanza);
+  // Two presences to everyone (flood control).
+  if (svc.flood.charge(room, o, 2 * room.byReal.size, false) !== 'ok')
+    throw new StanzaError('policy-violation', { type: 'wait', text: 'you are changing nickname too often' });
   broadcastPresence(svc, room, o, { type: 'unavailable', codes: [STATUS.nickChanged], nick, children: [] });
   room.occupants.delete(nickKey(o.nick));
   o.nick = nick;
@@ -279,6 +282,9 @@ export function changeNick(svc: MucService, room: Room, o: Occupant, ev: RouteEv
 /** Changing availability status: a new available presence (show, status) from an occupant. */
 export function updatePresence(svc: MucService, room: Room, o: Occupant, stanza: Element): void {
   o.presence = presencePayload(stanza);
+  // Over the fan-out budget (flood control) the new status is kept, for those who enter later,
+  // but not broadcast now.
+  if (svc.flood.charge(room, o, room.byReal.size, false) !== 'ok') return;
   broadcastPresence(svc, room, o);
 }
 
