@@ -2,7 +2,7 @@
  * natter-bench: XMPP load generator and server comparison.
  *
  *   natter-bench compare [--servers prosody,ejabberd,natter] [--scenarios …] [--reps 3] [scale flags]
- *   natter-bench <login|idle|chat|muc|roster-login|flood> --server prosody|ejabberd|natter [flags]
+ *   natter-bench <login|idle|chat|muc|roster-login|flood|muc-flood> --server prosody|ejabberd|natter [flags]
  *   natter-bench <scenario> --server external --host H --port P --domain D --users N [--pid PID] …
  *
  * Every run is bounded: a global deadline (--max-minutes) stops new repetitions, and a hard timer
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULTS, type BenchOptions } from './scenarios/context.js';
 import {
   COMPARE_SCENARIOS,
+  isAbuseScenario,
   SCENARIOS,
   runServer,
   stopCurrent,
@@ -42,6 +43,7 @@ scale and mode flags (defaults in brackets):
   --roster-users N [505]  --roster-size S [100]  --roster-k K [32]
   --flood-pairs P [20]  --flood-rate R [5, msg/s per pair]  --flooders F [10]  --flood-unauth U [1000]
   --flood-unauth-ips N [25]  --flood-seconds S [15, per phase]   (flood runs with default limits ON)
+  --muc-flood-occupants K [200]   (muc-flood: one of K occupants floods the room; pairs as in flood)
   --body-pad N [64]  --drain-seconds S [3]  --max-minutes M [25]  --quick (few-second smoke scale)
   --prosody-gc incremental|generational [incremental]  --natter-from source|dist [source]
   --out DIR [bench/results]  --keep (keep the temporary run folder)`;
@@ -86,6 +88,7 @@ export const QUICK: Partial<BenchOptions> = {
   floodUnauth: 50,
   floodUnauthIps: 2,
   floodSeconds: 2,
+  mucFloodOccupants: 20,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -124,6 +127,7 @@ async function main(argv: string[]): Promise<number> {
       'flood-unauth': { type: 'string' },
       'flood-unauth-ips': { type: 'string' },
       'flood-seconds': { type: 'string' },
+      'muc-flood-occupants': { type: 'string' },
       'drain-seconds': { type: 'string' },
       'max-minutes': { type: 'string' },
       'prosody-gc': { type: 'string' },
@@ -183,6 +187,7 @@ async function main(argv: string[]): Promise<number> {
     floodUnauth: num(values['flood-unauth'], base.floodUnauth),
     floodUnauthIps: num(values['flood-unauth-ips'], base.floodUnauthIps),
     floodSeconds: num(values['flood-seconds'], base.floodSeconds),
+    mucFloodOccupants: num(values['muc-flood-occupants'], base.mucFloodOccupants),
   };
   if (o.floodUnauth > 5000) throw new Error('--flood-unauth above 5000 (open-files limit 20,000 is shared)');
   for (const t of [o.tls, o.loginTls])
@@ -191,9 +196,9 @@ async function main(argv: string[]): Promise<number> {
   const scenarios = (list(values.scenarios) ??
     (isCompare ? [...COMPARE_SCENARIOS] : [command])) as ScenarioName[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`);
-  if (scenarios.includes('flood') && scenarios.length > 1)
+  if (scenarios.some(isAbuseScenario) && scenarios.length > 1)
     throw new Error(
-      "flood runs alone: it needs the servers' default limits on, the other scenarios need them off",
+      "flood and muc-flood run alone: they need the servers' default limits on, the other scenarios need them off",
     );
   const servers = isCompare
     ? (list(values.servers) ?? ['prosody', 'ejabberd', 'natter'])
@@ -224,7 +229,7 @@ async function main(argv: string[]): Promise<number> {
     `natter-bench ${command}: servers ${servers.join(', ')}; scenarios ${scenarios.join(', ')}; ${o.reps} repetition(s); run folder ${runDir}`,
   );
   log(
-    scenarios.includes('flood')
+    scenarios.some(isAbuseScenario)
       ? 'all traffic on loopback; flood: every server keeps its default abuse limits (listed per server below)'
       : 'all traffic on loopback; rate limits and traffic shapers are disabled on every server (listed per server below)',
   );

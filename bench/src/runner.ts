@@ -8,6 +8,7 @@ import { runChat } from './scenarios/chat.js';
 import { runMuc } from './scenarios/muc.js';
 import { runRosterLogin, cliqueRosters } from './scenarios/roster-login.js';
 import { runFlood } from './scenarios/flood.js';
+import { runMucFlood } from './scenarios/muc-flood.js';
 import type { BenchOptions, Figure, ScenarioContext } from './scenarios/context.js';
 import type { BenchUsers, ServerAdapter, ServerTarget } from './servers/types.js';
 import { ProsodyAdapter } from './servers/prosody.js';
@@ -15,7 +16,7 @@ import { EjabberdAdapter } from './servers/ejabberd.js';
 import { NatterAdapter } from './servers/natter.js';
 import { ExternalAdapter, type ExternalTarget } from './servers/external.js';
 
-export const SCENARIOS = ['login', 'idle', 'chat', 'muc', 'roster-login', 'flood'] as const;
+export const SCENARIOS = ['login', 'idle', 'chat', 'muc', 'roster-login', 'flood', 'muc-flood'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 /** What `compare` runs by default: `flood` needs the servers' default limits on, so it runs alone. */
 export const COMPARE_SCENARIOS: ScenarioName[] = ['login', 'idle', 'chat', 'muc', 'roster-login'];
@@ -27,6 +28,7 @@ const RUN: Record<ScenarioName, (ctx: ScenarioContext) => Promise<Figure[]>> = {
   muc: runMuc,
   'roster-login': runRosterLogin,
   flood: runFlood,
+  'muc-flood': runMucFlood,
 };
 
 export interface RunRequest {
@@ -45,9 +47,14 @@ export interface RunRequest {
   log: (msg: string) => void;
 }
 
+/** Scenarios that measure the servers as shipped (default abuse limits on): each runs alone. */
+export function isAbuseScenario(s: ScenarioName): boolean {
+  return s === 'flood' || s === 'muc-flood';
+}
+
 export function makeAdapter(req: RunRequest): ServerAdapter {
   // The flood scenario measures the servers as shipped: default abuse limits on.
-  const limits = req.scenarios.includes('flood') ? 'default' : 'disabled';
+  const limits = req.scenarios.some(isAbuseScenario) ? 'default' : 'disabled';
   switch (req.server) {
     case 'prosody':
       return new ProsodyAdapter(req.prosodyGc, limits);
@@ -69,6 +76,7 @@ export function userPlan(scenarios: ScenarioName[], o: BenchOptions): { plain: n
   if (scenarios.includes('chat')) plain = Math.max(plain, o.chatUsers);
   if (scenarios.includes('muc')) plain = Math.max(plain, o.mucRooms * o.mucOccupants);
   if (scenarios.includes('flood')) plain = Math.max(plain, o.floodPairs * 2 + o.flooders);
+  if (scenarios.includes('muc-flood')) plain = Math.max(plain, o.floodPairs * 2 + o.mucFloodOccupants);
   const roster = scenarios.includes('roster-login') ? o.rosterUsers : 0;
   return { plain, roster };
 }

@@ -76,44 +76,59 @@ function floodChunk(jid: string, domain: string): string {
 export function startFlood(sessions: XmppSession[], domain: string): Reply {
   flooding = true;
   flooders = [];
-  for (const s of sessions) {
-    const sock = s.socket;
-    if (!sock || s.phase !== 'ready') continue;
-    const f: Flooder = {
-      s,
-      written: 0,
-      accepted: 0,
-      local: procAddr(sock.localAddress ?? '', sock.localPort ?? 0),
-      remote: procAddr(sock.remoteAddress ?? '', sock.remotePort ?? 0),
-      closed: false,
-      condition: null,
-    };
-    flooders.push(f);
-    const chunk = Buffer.from(floodChunk(`${s.o.user}@${domain}`, domain));
-    const done = (): void => {
-      f.written += chunk.length;
-    };
-    // Echoes and errors coming back are only checked for a stream error (the framer still reads them,
-    // so the server never sees a slow reader here).
-    s.onElement = (xml) => {
-      if (xml.startsWith('<stream:error')) f.condition = STREAM_ERROR.exec(xml)?.[1] ?? 'unknown';
-    };
-    const prevClose = s.onClose;
-    s.onClose = () => {
-      f.closed = true;
-      prevClose?.();
-    };
-    const pump = (): void => {
-      while (flooding && !f.closed && s.phase === 'ready') {
-        if (!sock.write(chunk, done)) {
-          sock.once('drain', pump);
-          return;
-        }
-      }
-    };
-    pump();
-  }
+  for (const s of sessions) pump(s, Buffer.from(floodChunk(`${s.o.user}@${domain}`, domain)));
   return { flooders: flooders.length };
+}
+
+/**
+ * `muc-flood`: one occupant writes groupchat messages to its room as fast as its socket accepts
+ * (the server's inbound limits decide how many it reads); what comes back (its reflections,
+ * errors) is only scanned for a stream error.
+ */
+export function startMucFlood(s: XmppSession | undefined, room: string): Reply {
+  flooding = true;
+  flooders = [];
+  const one = `<message to='${room}' type='groupchat'><body>flood flood flood flood</body></message>`;
+  if (s) pump(s, Buffer.from(one.repeat(Math.ceil(16_384 / one.length))));
+  return { flooders: flooders.length };
+}
+
+/** Writes `chunk` again and again on `s` while the flood lasts, as fast as its socket accepts. */
+function pump(s: XmppSession, chunk: Buffer): void {
+  const sock = s.socket;
+  if (!sock || s.phase !== 'ready') return;
+  const f: Flooder = {
+    s,
+    written: 0,
+    accepted: 0,
+    local: procAddr(sock.localAddress ?? '', sock.localPort ?? 0),
+    remote: procAddr(sock.remoteAddress ?? '', sock.remotePort ?? 0),
+    closed: false,
+    condition: null,
+  };
+  flooders.push(f);
+  const done = (): void => {
+    f.written += chunk.length;
+  };
+  // Echoes and errors coming back are only checked for a stream error (the framer still reads them,
+  // so the server never sees a slow reader here).
+  s.onElement = (xml) => {
+    if (xml.startsWith('<stream:error')) f.condition = STREAM_ERROR.exec(xml)?.[1] ?? 'unknown';
+  };
+  const prevClose = s.onClose;
+  s.onClose = () => {
+    f.closed = true;
+    prevClose?.();
+  };
+  const next = (): void => {
+    while (flooding && !f.closed && s.phase === 'ready') {
+      if (!sock.write(chunk, done)) {
+        sock.once('drain', next);
+        return;
+      }
+    }
+  };
+  next();
 }
 
 export function floodReport(): Reply {

@@ -43,6 +43,7 @@ export type Command =
   | { cmd: 'resetCounters' }
   | { cmd: 'logoutAll' }
   | { cmd: 'floodStart' }
+  | { cmd: 'mucFloodStart'; id: number; room: string }
   | { cmd: 'floodReport' }
   | { cmd: 'unauthStart'; count: number; addresses: string[] }
   | { cmd: 'floodStop' }

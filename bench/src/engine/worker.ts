@@ -9,7 +9,15 @@ import { XmppSession, type TlsMode } from '../xmpp/session.js';
 import { attr } from '../xmpp/framer.js';
 import { loadScramCache, saveScramCache, scramStats } from '../xmpp/scram.js';
 import type { Command, Reply, WorkerConfig, TrafficSpec } from './protocol.js';
-import { floodReport, startFlood, startUnauth, stopFlood, stopUnauth, unauthReport } from './flood.js';
+import {
+  floodReport,
+  startFlood,
+  startMucFlood,
+  startUnauth,
+  stopFlood,
+  stopUnauth,
+  unauthReport,
+} from './flood.js';
 
 let cfg!: WorkerConfig;
 const online = new Map<number, XmppSession>();
@@ -420,6 +428,8 @@ async function run(cmd: Command): Promise<Reply> {
       return logoutAll();
     case 'floodStart':
       return startFlood([...online.values()], cfg.domain);
+    case 'mucFloodStart':
+      return startMucFlood(online.get(cmd.id), cmd.room);
     case 'floodReport':
       return { ...floodReport(), unauth: unauthReport() };
     case 'unauthStart':

@@ -40,6 +40,8 @@ export interface BenchOptions {
   floodUnauthIps: number;
   /** Length of each of the three phases. */
   floodSeconds: number;
+  /** `muc-flood`: occupants of the flooded room (the flooder among them). */
+  mucFloodOccupants: number;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -71,6 +73,7 @@ export const DEFAULTS: BenchOptions = {
   floodUnauth: 1000,
   floodUnauthIps: 25,
   floodSeconds: 15,
+  mucFloodOccupants: 200,
 };
 
 /** One measured number. */

@@ -31,6 +31,8 @@ const ENABLED = (process.env['NATTER_BENCH_ENABLE'] ?? '')
   .map((m) => m.trim())
   .filter(Boolean);
 const OFF = PARITY_OFF.filter((m) => !ENABLED.includes(m));
+/** NATTER_BENCH_MUC_FLOOD_CONTROL=off: MUC fan-out uncharged, to measure what flood control buys. */
+const MUC_FLOOD_CONTROL = process.env['NATTER_BENCH_MUC_FLOOD_CONTROL'] !== 'off';
 
 export class NatterAdapter implements ServerAdapter {
   readonly name = 'natter' as const;
@@ -85,6 +87,7 @@ export class NatterAdapter implements ServerAdapter {
         : 'limits.disabled = true (every rate limit off, as on the other servers)',
       'auth.allowPlaintext = always (loopback bench only; login scenario uses STARTTLS)',
       `modules ${OFF.join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; SQLite storage in the run folder`,
+      ...(MUC_FLOOD_CONTROL ? [] : ['muc.floodControl.enabled = false (NATTER_BENCH_MUC_FLOOD_CONTROL=off)']),
       `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
     ];
   }
@@ -109,7 +112,7 @@ export class NatterAdapter implements ServerAdapter {
       // archive, offline storage, carbons or stream management (see their notes).
       // NATTER_BENCH_ENABLE=mam,offline keeps some on, to measure what they cost (not for comparisons).
       modules: {
-        muc: {},
+        muc: MUC_FLOOD_CONTROL ? {} : { floodControl: { enabled: false } },
         roster: {},
         ...Object.fromEntries(OFF.map((m) => [m, false] as const)),
       },

@@ -88,7 +88,7 @@ function roleChange(
   const nick = item.attrs.nick;
   if (nick === undefined)
     throw new StanzaError('bad-request', { text: 'a role change names the occupant by nick' });
-  const occupant = room.occupants.get(nick);
+  const occupant = room.occupantByNick(nick);
   if (!occupant) throw new StanzaError('item-not-found', { text: `no occupant named ${nick}` });
   const targetAff = room.affiliationOf(occupant.real);
   if (role === 'moderator' && !isAdminOrOwner(actorAff))
@@ -116,7 +116,7 @@ function affiliationChange(
   const raw = item.attrs.jid;
   if (raw === undefined) {
     // An item may name an occupant by nick instead (clients do this to ban someone present).
-    const o = item.attrs.nick !== undefined ? room.occupants.get(item.attrs.nick) : undefined;
+    const o = item.attrs.nick !== undefined ? room.occupantByNick(item.attrs.nick) : undefined;
     if (!o) throw new StanzaError('bad-request', { text: 'an affiliation change needs a jid' });
     bare = o.real.toBareString();
   } else {
@@ -180,7 +180,7 @@ export function adminSet(svc: MucService, room: Room, req: IqRequest): void {
       affiliationsChanged = true;
       if (before !== c.affiliation)
         affiliationChanged(svc, room, c.bare, before, { ...extras, reason: c.reason });
-    } else if (room.occupants.get(c.occupant.nick) === c.occupant && c.occupant.role !== c.role) {
+    } else if (room.occupantByNick(c.occupant.nick) === c.occupant && c.occupant.role !== c.role) {
       setRole(svc, room, c.occupant, c.role, { ...extras, reason: c.reason });
     }
   }

@@ -39,16 +39,12 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
     throw new StanzaError('forbidden', { text: 'you have no voice in this room' });
   }
   if (body !== undefined) checkLength(svc, body.text(), 'message');
+  chargeFanout(svc, room, o);
   // The stanza as the room sends it: the sender's attributes but `to`, from the occupant JID.
   const attrs: Record<string, string> = {};
   for (const k in st.attrs) if (k !== 'to') attrs[k] = st.attrs[k]!;
   attrs.from = o.jid.toString();
-  const base = new Element(
-    'message',
-    st.xmlns,
-    attrs,
-    st.getChild('x', NS.mucUser) ? st.children.filter(notMucUser) : st.children,
-  );
+  const base = new Element('message', st.xmlns, attrs, relayedChildren(st));
   base.inheritsNs = st.inheritsNs;
   if (body !== undefined) {
     const at = Date.now();
@@ -58,8 +54,48 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
   for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
 }
 
-function notMucUser(c: Element | string): boolean {
-  return typeof c === 'string' || c.xmlns !== NS.mucUser;
+/**
+ * Flood control: the message costs one delivery per session in the room, charged to the sender
+ * and the room (flood-control.ts). Refused: an error of type wait; a sender that keeps flooding
+ * its own budget loses its voice, which every occupant sees (a presence with role visitor).
+ */
+function chargeFanout(svc: MucService, room: Room, o: Occupant): void {
+  const verdict = svc.flood.charge(room, o, room.byReal.size);
+  if (verdict === 'ok') return;
+  if (verdict === 'room')
+    throw new StanzaError('resource-constraint', {
+      text: 'this room is too busy right now; try again shortly',
+    });
+  if (verdict === 'revoke' && o.role === 'participant') {
+    setRole(svc, room, o, 'visitor', { reason: 'Voice revoked for flooding the room' });
+    svc.ctx.log.info({ room: room.jid.toString(), nick: o.nick }, 'MUC flood: voice revoked');
+  }
+  throw new StanzaError('policy-violation', {
+    type: 'wait',
+    text: 'you are sending too much to this room; slow down',
+  });
+}
+
+/** XEP-0091 legacy delayed delivery, still sent by some clients. */
+const LEGACY_DELAY = 'jabber:x:delay';
+
+/**
+ * What the room must not pass on from a sender: `muc#user` payloads (only the room speaks them) and
+ * delayed-delivery stamps (XEP-0203, legacy XEP-0091), which only the room adds (to history): an
+ * occupant's own stamp would make its message show up at a forged time.
+ */
+function notRelayed(c: Element | string): boolean {
+  return (
+    typeof c !== 'string' &&
+    (c.xmlns === NS.mucUser ||
+      (c.name === 'delay' && c.xmlns === NS.delay) ||
+      (c.name === 'x' && c.xmlns === LEGACY_DELAY))
+  );
+}
+
+/** The children of `st` to relay: the same array when nothing is to be removed (the common case). */
+function relayedChildren(st: Element): (Element | string)[] {
+  return st.children.some(notRelayed) ? st.children.filter((c) => !notRelayed(c)) : st.children;
 }
 
 /** §8.1: moderators (and participants where the room allows it) change the subject. */
@@ -69,6 +105,7 @@ function changeSubject(svc: MucService, room: Room, o: Occupant, ev: RouteEvent,
   }
   const text = subject.text();
   checkLength(svc, text, 'subject');
+  chargeFanout(svc, room, o);
   room.subject = text;
   room.subjectFrom = o.jid.toString();
   const base = xml(
@@ -94,10 +131,10 @@ export function privateMessage(svc: MucService, room: Room, ev: RouteEvent): voi
   ) {
     throw new StanzaError('forbidden', { text: 'private messages are not allowed in this room' });
   }
-  const target = room.occupants.get(ev.to.resource);
+  const target = room.occupantByNick(ev.to.resource);
   if (!target) throw new StanzaError('item-not-found', { text: 'no such occupant' });
   checkLength(svc, st.getChildText('body'), 'message');
-  const children = st.children.filter(notMucUser);
+  const children = st.children.filter((c) => !notRelayed(c));
   children.push(xml('x', { xmlns: NS.mucUser }));
   const el = new Element('message', st.xmlns, { ...st.attrs, from: o.jid.toString() }, children);
   el.inheritsNs = st.inheritsNs;
@@ -192,7 +229,7 @@ function voiceRequest(svc: MucService, room: Room, ev: RouteEvent, form: Element
   const value = (name: string) => fields.find((f) => f.var === name)?.values[0];
   if (o.role === 'moderator' && form.attrs.type === 'submit') {
     if (parseBoolean(value('muc#request_allow')) !== true) return;
-    const target = room.occupants.get(value('muc#roomnick') ?? '');
+    const target = room.occupantByNick(value('muc#roomnick') ?? '');
     if (target && target.role === 'visitor') setRole(svc, room, target, 'participant', { actor: o.nick });
     return;
   }

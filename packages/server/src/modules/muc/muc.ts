@@ -20,7 +20,7 @@ const servicesOf = new WeakMap<ServerCore, Set<MucService>>();
 export default defineModule({
   name: 'muc',
   description: 'Multi-user chat rooms on conference.<domain>',
-  specs: ['XEP-0045', 'XEP-0249', 'XEP-0410'],
+  specs: ['XEP-0045', 'XEP-0249', 'XEP-0410', 'RFC 8266'],
   enabledByDefault: true,
   options: mucOptions,
   migrations,

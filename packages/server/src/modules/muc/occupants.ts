@@ -4,6 +4,7 @@ import { NS, StanzaError, delayElement } from '@natter/protocol';
 import type { RouteEvent } from '../../core/hooks.js';
 import { affRank, defaultRole, isAdminOrOwner, type Affiliation, type Role } from './affiliations.js';
 import { parseHistoryRequest } from './history.js';
+import { enforceNick, nickKey } from './nick.js';
 import type { Occupant, Room } from './room.js';
 import type { MucService } from './service.js';
 
@@ -147,6 +148,15 @@ export function broadcastPresence(
   }
 }
 
+/** room@service/nick, for an enforced nickname. */
+function occupantJid(room: Room, nick: string): Jid {
+  try {
+    return room.jid.withResource(nick);
+  } catch {
+    throw new StanzaError('not-acceptable', { text: 'this nickname is not acceptable' });
+  }
+}
+
 /** The presence of `o` as seen by one session (someone entering, or a new moderator). */
 function sendPresenceTo(svc: MucService, room: Room, o: Occupant, to: Jid, withJid: boolean): void {
   svc.sendNew(presenceEl(o, undefined, o.presence, userX(room, o, withJid, [], {})), o.jid, to);
@@ -158,10 +168,9 @@ function sendPresenceTo(svc: MucService, room: Room, o: Occupant, to: Jid, withJ
  * Throws the StanzaError to return.
  */
 export function checkEntry(svc: MucService, room: Room, ev: RouteEvent, creating: boolean): void {
-  const nick = ev.to.resource;
-  if (nick === '') throw new StanzaError('jid-malformed', { text: 'a nickname is required to enter a room' });
-  if (nick.length > svc.options.maxNickLength || nick.trim() === '')
-    throw new StanzaError('not-acceptable', { text: 'this nickname is not acceptable' });
+  if (ev.to.resource === '')
+    throw new StanzaError('jid-malformed', { text: 'a nickname is required to enter a room' });
+  const nick = enforceNick(ev.to.resource, svc.options.maxNickLength);
   if (creating) return;
   const aff = room.affiliationOf(ev.from);
   if (room.locked && aff !== 'owner')
@@ -169,15 +178,17 @@ export function checkEntry(svc: MucService, room: Room, ev: RouteEvent, creating
   if (aff === 'outcast') throw new StanzaError('forbidden', { text: 'you are banned from this room' });
   if (room.config.membersOnly && aff === 'none')
     throw new StanzaError('registration-required', { text: 'this room is members-only' });
-  const holder = room.occupants.get(nick);
-  // Multi-session nick: the same user may enter again from another resource under its nickname.
-  if (holder && holder.real.toBareString() !== ev.from.toBareString())
-    throw new StanzaError('conflict', { text: 'this nickname is already in use' });
+  // §7.2.6 before §7.2.9: without the password, nothing about who is inside (an occupied
+  // nickname's `conflict`) may be learnt.
   if (room.config.password !== '' && aff !== 'owner') {
     const given = ev.stanza.getChild('x', NS.muc)?.getChildText('password', NS.muc);
     if (given !== room.config.password)
       throw new StanzaError('not-authorized', { text: 'a password is required to enter this room' });
   }
+  const holder = room.occupantByNick(nick);
+  // Multi-session nick: the same user may enter again from another resource under its nickname.
+  if (holder && holder.real.toBareString() !== ev.from.toBareString())
+    throw new StanzaError('conflict', { text: 'this nickname is already in use' });
   const max = room.config.maxUsers;
   if (max > 0 && !holder && room.occupants.size >= max && !isAdminOrOwner(aff))
     throw new StanzaError('service-unavailable', { text: 'this room is full' });
@@ -186,10 +197,11 @@ export function checkEntry(svc: MucService, room: Room, ev: RouteEvent, creating
 /** §7.2 Entering a Room: adds the occupant and sends presences, history and subject, in that order. */
 export function enter(svc: MucService, room: Room, ev: RouteEvent, created: boolean): Occupant {
   const aff = room.affiliationOf(ev.from);
-  const existing = room.occupants.get(ev.to.resource);
+  const nick = enforceNick(ev.to.resource, svc.options.maxNickLength);
+  const existing = room.occupantByNick(nick);
   const o: Occupant = existing ?? {
-    nick: ev.to.resource,
-    jid: ev.to,
+    nick,
+    jid: occupantJid(room, nick),
     real: ev.from,
     sessions: [],
     role: defaultRole(aff, room.config.moderated),
@@ -199,7 +211,7 @@ export function enter(svc: MucService, room: Room, ev: RouteEvent, created: bool
   for (const other of room.occupants.values())
     if (other !== o) sendPresenceTo(svc, room, other, ev.from, seesJids);
   o.sessions.push(ev.from);
-  room.occupants.set(o.nick, o);
+  room.occupants.set(nickKey(o.nick), o);
   room.byReal.set(ev.from.toString(), o);
   svc.indexOccupant(ev.from, room);
   const selfCodes: number[] = [];
@@ -249,17 +261,20 @@ export function enter(svc: MucService, room: Room, ev: RouteEvent, created: bool
 
 /** Changing nickname (unavailable with 303 from the old nick, then available from the new). */
 export function changeNick(svc: MucService, room: Room, o: Occupant, ev: RouteEvent): void {
-  const nick = ev.to.resource;
-  if (nick.length > svc.options.maxNickLength || nick.trim() === '')
-    throw new StanzaError('not-acceptable', { text: 'this nickname is not acceptable' });
-  if (room.occupants.has(nick))
-    throw new StanzaError('conflict', { text: 'this nickname is already in use' });
+  const nick = enforceNick(ev.to.resource, svc.options.maxNickLength);
+  // Its own nickname in another case or width is allowed: the occupant changes how it is written.
+  const holder = room.occupantByNick(nick);
+  if (holder && holder !== o) throw new StanzaError('conflict', { text: 'this nickname is already in use' });
+  if (nick === o.nick) return updatePresence(svc, room, o, ev.stanza);
+  // Two presences to everyone (flood control).
+  if (svc.flood.charge(room, o, 2 * room.byReal.size, false) !== 'ok')
+    throw new StanzaError('policy-violation', { type: 'wait', text: 'you are changing nickname too often' });
   broadcastPresence(svc, room, o, { type: 'unavailable', codes: [STATUS.nickChanged], nick, children: [] });
-  room.occupants.delete(o.nick);
+  room.occupants.delete(nickKey(o.nick));
   o.nick = nick;
-  o.jid = ev.to;
+  o.jid = occupantJid(room, nick);
   o.presence = presencePayload(ev.stanza);
-  room.occupants.set(nick, o);
+  room.occupants.set(nickKey(nick), o);
   const requested = (ev.stanza.attrs.to ?? '').split('/').slice(1).join('/');
   broadcastPresence(svc, room, o, { selfCodes: requested !== nick ? [STATUS.nickModified] : [] });
 }
@@ -267,11 +282,14 @@ export function changeNick(svc: MucService, room: Room, o: Occupant, ev: RouteEv
 /** Changing availability status: a new available presence (show, status) from an occupant. */
 export function updatePresence(svc: MucService, room: Room, o: Occupant, stanza: Element): void {
   o.presence = presencePayload(stanza);
+  // Over the fan-out budget (flood control) the new status is kept, for those who enter later,
+  // but not broadcast now.
+  if (svc.flood.charge(room, o, room.byReal.size, false) !== 'ok') return;
   broadcastPresence(svc, room, o);
 }
 
 function detach(svc: MucService, room: Room, o: Occupant): void {
-  room.occupants.delete(o.nick);
+  room.occupants.delete(nickKey(o.nick));
   for (const s of o.sessions) {
     room.byReal.delete(s.toString());
     svc.unindexOccupant(s, room);

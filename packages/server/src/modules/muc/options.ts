@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { floodControlOptions } from './flood-control.js';
 
 /** Options of the `muc` module (XEP-0045 service). */
 export const mucOptions = z
@@ -20,6 +21,8 @@ export const mucOptions = z
     maxItemsPerRequest: z.number().int().min(1).default(100),
     /** Rooms kept on the service (persistent and temporary). */
     maxRooms: z.number().int().min(1).default(100_000),
+    /** Fan-out charged to senders and rooms, in deliveries (flood-control.ts). */
+    floodControl: floodControlOptions,
   })
   .strict()
   .prefault({});

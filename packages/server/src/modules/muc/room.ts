@@ -2,6 +2,7 @@ import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { AffiliationTable, type Affiliation, type Role } from './affiliations.js';
 import { History } from './history.js';
+import { nickKey } from './nick.js';
 import type { RoomConfig } from './room-config.js';
 
 /** An occupant: one real full JID present in a room under a nickname (XEP-0045 §5.1). */
@@ -24,7 +25,10 @@ export interface Occupant {
 /** A room's state: configuration, affiliations, occupants, subject, history. */
 export class Room {
   readonly affiliations = new AffiliationTable();
-  /** By nickname (the occupant JID's resourcepart). */
+  /**
+   * By nickname comparison key (`nickKey`, RFC 8266): a nickname and its case or width variants
+   * are one key. Look up with `occupantByNick`.
+   */
   readonly occupants = new Map<string, Occupant>();
   /** By real full JID string. */
   readonly byReal = new Map<string, Occupant>();
@@ -43,6 +47,11 @@ export class Room {
     readonly createdAt = Date.now(),
   ) {
     this.history = new History(config.historyLength);
+  }
+
+  /** The occupant holding `nick` or an equivalent nickname (RFC 8266 comparison). */
+  occupantByNick(nick: string): Occupant | undefined {
+    return this.occupants.get(nickKey(nick));
   }
 
   get name(): string {

@@ -5,6 +5,7 @@ import type { RouteEvent } from '../../core/hooks.js';
 import { IqDispatcher } from '../../core/iq-dispatcher.js';
 import type { ModuleContext } from '../../core/module.js';
 import { adminGet, adminSet } from './admin-iq.js';
+import { FloodControl } from './flood-control.js';
 import { groupchat, privateMessage, roomMessage } from './messages.js';
 import {
   announceShutdown,
@@ -60,6 +61,8 @@ export class MucService {
     { id: string; requester: Jid; target: Jid; targetOccupant: Jid; timer: NodeJS.Timeout }
   >();
   private relayCounter = 0;
+  /** Fan-out budgets of senders and rooms. */
+  readonly flood: FloodControl;
   private stopped = false;
   /** While the shutdown notices go out: their deliveries, to await before the streams close. */
   private collecting: Promise<unknown>[] | undefined;
@@ -71,6 +74,7 @@ export class MucService {
     private readonly store: RoomStore,
   ) {
     this.jid = parseJid(domain);
+    this.flood = new FloodControl(options.floodControl);
     const crash = (owner: string, err: unknown, stanza: Element) =>
       ctx.log.error({ err, stanza: stanza.toString().slice(0, 500) }, 'MUC IQ handler failed');
     this.serviceIq = new IqDispatcher(crash);
@@ -158,7 +162,7 @@ export class MucService {
     if (type !== 'get' && type !== 'set') return;
     const occupant = room?.byReal.get(ev.from.toString());
     if (!room || !occupant) return this.bounce(ev, 'not-acceptable', 'you are not in this room');
-    const target = room.occupants.get(ev.to.resource);
+    const target = room.occupantByNick(ev.to.resource);
     if (!target) return this.bounce(ev, 'item-not-found', 'no such occupant');
     const payload = ev.stanza.firstElement();
     if (payload?.is('ping', NS.ping) && target === occupant) {
