@@ -11,6 +11,8 @@ import { finElement, queryForm, runQuery } from './query.js';
 import { mamMigrations } from './migrations.js';
 
 const EXTENDED = `${NS.mam}#extended`;
+/** The archive buffers of every host in this process (flushed together before an acknowledgement). */
+const liveStores = new Set<ArchiveStore>();
 const DAY_MS = 86_400_000;
 
 /** The part of the roster module's API that `default='roster'` needs (no roster module: nobody is in a roster). */
@@ -186,8 +188,12 @@ export default defineModule({
       for (const row of rows) store.add(row);
     });
 
-    // XEP-0198: what stream management acknowledges is in the archive (one commit for every waiting session).
-    ctx.hook('session/acknowledging', () => store.flush());
+    // XEP-0198: what stream management acknowledges is in the archives (one commit for every waiting
+    // session). Every host's buffer: the recipient's archive may be another host's.
+    liveStores.add(store);
+    ctx.hook('session/acknowledging', async () => {
+      await Promise.all([...liveStores].map((s) => s.flush()));
+    });
 
     // --- the sender's archive ---------------------------------------------------------------------
     const archiveOutgoing = (ev: RouteEvent, ok: boolean) => {
@@ -381,6 +387,7 @@ export default defineModule({
     // Nothing archived is lost on a clean shutdown: the buffer is written before storage closes.
     ctx.onStop(() => {
       clearTimeout(firstPurge);
+      liveStores.delete(store);
       return store.flush();
     });
 

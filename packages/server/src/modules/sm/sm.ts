@@ -94,13 +94,11 @@ export default defineModule({
           }
           const h = String(sm.inbound);
           const answer = () => void stream.writeElement(xml('a', { xmlns: NS.sm, h }));
-          // What is acknowledged must survive a crash: buffered writes (the archive) commit first.
+          // What is acknowledged must survive a crash: buffered writes (the archive) commit first,
+          // without holding up the stanzas that follow.
           if (!ctx.host.hooks.has('session/acknowledging')) answer();
           else
-            return ctx.host.hooks
-              .notify('session/acknowledging', { session: sm.session })
-              .then(answer, answer)
-              .then(() => true);
+            void ctx.host.hooks.notify('session/acknowledging', { session: sm.session }).then(answer, answer);
           return true;
         }
         case 'a': {
