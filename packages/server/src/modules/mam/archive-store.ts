@@ -72,6 +72,7 @@ export class ArchiveStore {
   private pending: ArchiveRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private soon: Promise<void> | undefined;
   private lastSeq = 0;
   private pool = Buffer.alloc(0);
   private poolAt = 0;
@@ -127,6 +128,20 @@ export class ArchiveStore {
     this.pending.push(row);
     if (this.pending.length >= this.opts.batchSize) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
+  }
+
+  /**
+   * `flush()` shared by every caller in this turn of the event loop: the acknowledgements asked for
+   * by every stanza of a read (and by every session) wait for one commit (group commit).
+   */
+  commitSoon(): Promise<void> {
+    this.soon ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.soon = undefined;
+        void this.flush().then(resolve);
+      }),
+    );
+    return this.soon;
   }
 
   /** Writes everything queued so far; resolves when it is stored (errors are logged and retried). */

@@ -192,7 +192,7 @@ export default defineModule({
     // session). Every host's buffer: the recipient's archive may be another host's.
     liveStores.add(store);
     ctx.hook('session/acknowledging', async () => {
-      await Promise.all([...liveStores].map((s) => s.flush()));
+      await Promise.all([...liveStores].map((s) => s.commitSoon()));
     });
 
     // --- the sender's archive ---------------------------------------------------------------------
