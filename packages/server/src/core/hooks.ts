@@ -17,6 +17,15 @@ export interface RouteEvent {
    * the hooks once already, so archives and carbons must not record or copy it a second time.
    */
   resent?: boolean;
+  /**
+   * For messages: what became of it, shared by every copy of the event made while routing it (set
+   * by the router). `bounced` is true once an error went back to the sender.
+   */
+  outcome?: RouteOutcome;
+}
+
+export interface RouteOutcome {
+  bounced: boolean;
 }
 
 export type HandleResult = boolean | void;
@@ -44,6 +53,16 @@ export interface HookMap {
   'iq/full': HandleHook<RouteEvent>;
   /** A chat/normal message for a local account with no available resource (offline storage). */
   'message/offline': HandleHook<RouteEvent>;
+  /**
+   * A message finished routing (delivered, stored offline, handed to a service, or bounced: see
+   * `outcome.bounced`). Runs on the sender's host and, when another, on the recipient's host.
+   */
+  'message/routed': NotifyHook<RouteEvent & { outcome: RouteOutcome }>;
+  /**
+   * Stream management is about to acknowledge stanzas the session sent (XEP-0198 `<a/>`): modules
+   * that buffer writes commit them first, so an acknowledged stanza survives a crash.
+   */
+  'session/acknowledging': NotifyHook<{ session: Session }>;
   /** After the core delivered a message to a local account's sessions. */
   'message/delivered': NotifyHook<RouteEvent & { sessions: Session[] }>;
   /** A resource was bound. */

@@ -66,6 +66,24 @@ export class Router {
 
   /** Routes an event whose addresses are already parsed. */
   dispatch(ev: RouteEvent): MaybePromise<void> {
+    if (ev.stanza.name !== 'message') return this.dispatchStanza(ev);
+    const outcome = (ev.outcome ??= { bounced: false });
+    const r = this.dispatchStanza(ev);
+    if (r instanceof Promise) return r.then(() => this.routed(ev, outcome));
+    return this.routed(ev, outcome);
+  }
+
+  /** Tells the sender's and the recipient's hosts that a message finished routing (`message/routed`). */
+  private routed(ev: RouteEvent, outcome: { bounced: boolean }): MaybePromise<void> {
+    const from = this.hosts.get(ev.from.domain);
+    const to = ev.to.domain === ev.from.domain ? undefined : this.hosts.get(ev.to.domain);
+    const done = { ...ev, outcome };
+    const a = from?.hooks.has('message/routed') ? from.hooks.notify('message/routed', done) : undefined;
+    const b = to?.hooks.has('message/routed') ? to.hooks.notify('message/routed', done) : undefined;
+    if (a instanceof Promise || b instanceof Promise) return Promise.all([a, b]).then(() => undefined);
+  }
+
+  private dispatchStanza(ev: RouteEvent): MaybePromise<void> {
     const { stanza } = ev;
     if (stanza.name === 'iq') {
       const type = stanza.attrs.type;
@@ -128,6 +146,7 @@ export class Router {
    * IQ response, which are never answered with errors.
    */
   bounce(ev: RouteEvent, condition: StanzaErrorCondition, text?: string): void {
+    if (ev.outcome) ev.outcome.bounced = true;
     const type = ev.stanza.attrs.type;
     if (type === 'error' || (ev.stanza.name === 'iq' && type === 'result')) return;
     const reply = errorReply(ev.stanza, new StanzaError(condition, { text }));

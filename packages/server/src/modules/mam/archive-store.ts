@@ -13,6 +13,14 @@ export interface ArchiveRow {
   with_full: string;
   direction: Direction;
   stanza: string;
+  /** UTF-8 length of `stanza`, counted against the owner's byte quota. */
+  bytes: number;
+}
+
+/** What one archive holds, as counted for its quotas. */
+interface Usage {
+  count: number;
+  bytes: number;
 }
 
 export interface StoredMessage {
@@ -64,6 +72,7 @@ export class ArchiveStore {
   private pending: ArchiveRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private soon: Promise<void> | undefined;
   private lastSeq = 0;
   private pool = Buffer.alloc(0);
   private poolAt = 0;
@@ -71,8 +80,21 @@ export class ArchiveStore {
   constructor(
     private readonly db: Kysely<any>,
     private readonly log: Logger,
-    private readonly opts: { flushMs: number; batchSize: number; maxPending: number },
+    private readonly opts: {
+      flushMs: number;
+      batchSize: number;
+      maxPending: number;
+      /** Per-archive quotas: past either, the oldest messages of that archive are deleted. */
+      maxMessages: number;
+      maxBytes: number;
+    },
   ) {}
+
+  /**
+   * Messages and bytes per archive, loaded with one query the first time an archive is written to
+   * after start-up, then kept up to date by the writer (the only one adding rows).
+   */
+  private usage = new Map<string, Usage>();
 
   /** Continues the order after what a previous run stored. */
   async init(): Promise<void> {
@@ -108,6 +130,20 @@ export class ArchiveStore {
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
   }
 
+  /**
+   * `flush()` shared by every caller in this turn of the event loop: the acknowledgements asked for
+   * by every stanza of a read (and by every session) wait for one commit (group commit).
+   */
+  commitSoon(): Promise<void> {
+    this.soon ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.soon = undefined;
+        void this.flush().then(resolve);
+      }),
+    );
+    return this.soon;
+  }
+
   /** Writes everything queued so far; resolves when it is stored (errors are logged and retried). */
   flush(): Promise<void> {
     if (this.timer) {
@@ -123,14 +159,30 @@ export class ArchiveStore {
     const rows = this.pending;
     this.pending = [];
     try {
-      await this.db.transaction().execute(async (trx) => {
+      const counted = await this.db.transaction().execute(async (trx) => {
+        const counted = new Map<string, Usage>();
+        for (const row of rows) {
+          let u = counted.get(row.owner);
+          if (!u) {
+            const known = this.usage.get(row.owner);
+            u = known ? { ...known } : await this.load(trx, row.owner);
+            counted.set(row.owner, u);
+          }
+          u.count++;
+          u.bytes += row.bytes;
+        }
         for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
           await trx
             .insertInto('mam_messages')
             .values(rows.slice(i, i + ROWS_PER_INSERT))
             .execute();
         }
+        for (const [owner, u] of counted) {
+          if (u.count > this.opts.maxMessages || u.bytes > this.opts.maxBytes) await this.trim(trx, owner, u);
+        }
+        return counted;
       });
+      for (const [owner, u] of counted) this.usage.set(owner, u);
     } catch (err) {
       this.log.error({ err, rows: rows.length }, 'archiving failed; retrying');
       this.pending = rows.concat(this.pending);
@@ -145,17 +197,66 @@ export class ArchiveStore {
     }
   }
 
+  private async load(db: Kysely<any>, owner: string): Promise<Usage> {
+    const row = await db
+      .selectFrom('mam_messages')
+      .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('bytes').as('b')])
+      .where('owner', '=', owner)
+      .executeTakeFirst();
+    return { count: Number(row?.n ?? 0), bytes: Number(row?.b ?? 0) };
+  }
+
+  /** Ring buffer: deletes the oldest messages of `owner` until both quotas hold again. */
+  private async trim(db: Kysely<any>, owner: string, u: Usage): Promise<void> {
+    while (u.count > this.opts.maxMessages || u.bytes > this.opts.maxBytes) {
+      const excess = u.count - this.opts.maxMessages;
+      const oldest = await db
+        .selectFrom('mam_messages')
+        .select(['timestamp', 'seq', 'bytes'])
+        .where('owner', '=', owner)
+        .orderBy('timestamp')
+        .orderBy('seq')
+        .limit(Math.min(Math.max(excess, 64), 1000))
+        .execute();
+      if (oldest.length === 0) {
+        u.count = 0;
+        u.bytes = 0;
+        return;
+      }
+      let n = 0;
+      let bytes = 0;
+      let last = oldest[0]!;
+      for (const r of oldest) {
+        if (u.count - n <= this.opts.maxMessages && u.bytes - bytes <= this.opts.maxBytes) break;
+        n++;
+        bytes += Number(r.bytes);
+        last = r;
+      }
+      // `seq` orders an archive as (timestamp, seq) does: this removes exactly the first n rows.
+      await db
+        .deleteFrom('mam_messages')
+        .where('owner', '=', owner)
+        .where('timestamp', '<=', Number(last.timestamp))
+        .where('seq', '<=', Number(last.seq))
+        .execute();
+      u.count -= n;
+      u.bytes -= bytes;
+    }
+  }
+
   /** Forgets queued messages of an account and deletes its archive. */
   async deleteOwner(owner: string): Promise<void> {
     this.pending = this.pending.filter((r) => r.owner !== owner);
     await this.writing;
     await this.db.deleteFrom('mam_messages').where('owner', '=', owner).execute();
+    this.usage.delete(owner);
   }
 
   /** Deletes messages older than `before` (ms since the epoch): always the oldest of each archive. */
   async purge(before: number): Promise<number> {
     await this.flush();
     const r = await this.db.deleteFrom('mam_messages').where('timestamp', '<', before).executeTakeFirst();
+    this.usage.clear(); // counted again on next use (this also corrects any drift, e.g. in a cluster)
     return Number(r.numDeletedRows ?? 0);
   }
 

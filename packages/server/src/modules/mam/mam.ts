@@ -3,13 +3,16 @@ import { Element, xml, parseElement } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError, delayElement } from '@natter/protocol';
 import { defineModule } from '../../core/module.js';
-import type { RouteEvent, MaybePromise } from '../../core/hooks.js';
-import { ArchiveStore, type Direction } from './archive-store.js';
+import type { RouteEvent, RouteOutcome, MaybePromise } from '../../core/hooks.js';
+import { ArchiveStore, type ArchiveRow, type Direction } from './archive-store.js';
+import { StrangerLimit } from './strangers.js';
 import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';
 import { finElement, queryForm, runQuery } from './query.js';
 import { mamMigrations } from './migrations.js';
 
 const EXTENDED = `${NS.mam}#extended`;
+/** The archive buffers of every host in this process (flushed together before an acknowledgement). */
+const liveStores = new Set<ArchiveStore>();
 const DAY_MS = 86_400_000;
 
 /** The part of the roster module's API that `default='roster'` needs (no roster module: nobody is in a roster). */
@@ -87,6 +90,20 @@ export default defineModule({
       flushIntervalMs: z.number().int().min(0).max(10_000).default(100),
       /** Queued messages that trigger an immediate write. */
       batchSize: z.number().int().min(1).max(10_000).default(1000),
+      /** Messages kept per archive: past it, the oldest are deleted (a ring buffer). */
+      maxMessages: z.number().int().min(1).default(100_000),
+      /** Bytes of stanzas kept per archive: past it, the oldest are deleted. */
+      maxBytes: z
+        .number()
+        .int()
+        .min(1)
+        .default(100 * 1024 * 1024),
+      /**
+       * Messages from senders not in the owner's roster: archived (true), never (false), or up to
+       * `strangerMessagesPerMinute` per archive ('rate-limited').
+       */
+      archiveStrangers: z.union([z.boolean(), z.literal('rate-limited')]).default('rate-limited'),
+      strangerMessagesPerMinute: z.number().int().min(1).default(30),
     })
     .strict()
     .prefault({}),
@@ -97,7 +114,11 @@ export default defineModule({
       flushMs: opts.flushIntervalMs,
       batchSize: opts.batchSize,
       maxPending: 100_000,
+      maxMessages: opts.maxMessages,
+      maxBytes: opts.maxBytes,
     });
+    const strangers = new StrangerLimit(opts.strangerMessagesPerMinute);
+    ctx.every(60_000, () => strangers.sweep());
     await store.init();
     const prefs = new PrefsStore(ctx.db, opts.defaultArchive);
     const outgoing = new WeakMap<Element, { by: string; id: string }>();
@@ -125,25 +146,60 @@ export default defineModule({
         : decide(p, bare, full, roster);
     };
 
-    /** Queues a message for `owner`'s archive; returns its UID. */
-    const record = (owner: Jid, remote: Jid, direction: Direction, stanza: Element): string => {
+    /**
+     * Rows waiting for the end of routing, by message: a message returned to its sender as an
+     * error (no such user, offline storage full, blocked…) is archived on neither side.
+     */
+    const awaiting = new WeakMap<RouteOutcome, ArchiveRow[]>();
+
+    /** Reserves a position and UID in `owner`'s archive; the row is written once routing succeeds. */
+    const record = (
+      ev: RouteEvent,
+      owner: Jid,
+      remote: Jid,
+      direction: Direction,
+      stanza: Element,
+    ): string | undefined => {
+      const text = stanza.toString();
+      const bytes = Buffer.byteLength(text);
+      if (bytes > opts.maxBytes) return undefined; // would push everything else out of the archive
       const at = store.next();
-      store.add({
+      const row: ArchiveRow = {
         owner: owner.toBareString(),
         ...at,
         with_jid: remote.toBareString(),
         with_full: remote.toString(),
         direction,
-        stanza: stanza.toString(),
-      });
+        stanza: text,
+        bytes,
+      };
+      const outcome = (ev.outcome ??= { bounced: false });
+      const rows = awaiting.get(outcome);
+      if (rows) rows.push(row);
+      else awaiting.set(outcome, [row]);
       return at.id;
     };
+
+    ctx.hook('message/routed', (ev) => {
+      const rows = awaiting.get(ev.outcome);
+      if (!rows) return;
+      awaiting.delete(ev.outcome);
+      if (ev.outcome.bounced) return;
+      for (const row of rows) store.add(row);
+    });
+
+    // XEP-0198: what stream management acknowledges is in the archives (one commit for every waiting
+    // session). Every host's buffer: the recipient's archive may be another host's.
+    liveStores.add(store);
+    ctx.hook('session/acknowledging', async () => {
+      await Promise.all([...liveStores].map((s) => s.commitSoon()));
+    });
 
     // --- the sender's archive ---------------------------------------------------------------------
     const archiveOutgoing = (ev: RouteEvent, ok: boolean) => {
       if (!ok) return;
-      const id = record(ev.from.bare, ev.to, 'out', ev.stanza);
-      outgoing.set(ev.stanza, { by: ev.from.toBareString(), id });
+      const id = record(ev, ev.from.bare, ev.to, 'out', ev.stanza);
+      if (id !== undefined) outgoing.set(ev.stanza, { by: ev.from.toBareString(), id });
     };
     ctx.hook(
       'stanza/out',
@@ -162,7 +218,14 @@ export default defineModule({
     // --- the recipient's archive (before delivery or offline storage) ---------------------------
     const archiveIncoming = (ev: RouteEvent, owner: string, ok: boolean): void => {
       const forged = ev.stanza.children.some((c) => isForged(c, owner));
-      if (!ok) {
+      const copy = ok
+        ? shallowCopy(
+            ev.stanza,
+            forged ? ev.stanza.children.filter((c) => !isForged(c, owner)) : [...ev.stanza.children],
+          )
+        : undefined;
+      const id = copy && record(ev, ev.to.bare, ev.from, 'in', copy);
+      if (id === undefined) {
         if (forged)
           ev.stanza = shallowCopy(
             ev.stanza,
@@ -170,15 +233,25 @@ export default defineModule({
           );
         return;
       }
-      const copy = shallowCopy(
-        ev.stanza,
-        forged ? ev.stanza.children.filter((c) => !isForged(c, owner)) : [...ev.stanza.children],
-      );
-      const id = record(ev.to.bare, ev.from, 'in', copy);
       // XEP-0313 §2.4 / XEP-0359: tell the recipient where the message is stored.
-      copy.children.push(xml('stanza-id', { xmlns: NS.sid, by: owner, id }));
-      ev.stanza = copy; // a copy: the original may be shared with other recipients
+      copy!.children.push(xml('stanza-id', { xmlns: NS.sid, by: owner, id }));
+      ev.stanza = copy!; // a copy: the original may be shared with other recipients
     };
+
+    /** The stranger policy: messages from outside the owner's roster are archived within limits. */
+    const admitted = (owner: Jid, from: Jid): MaybePromise<boolean> => {
+      if (opts.archiveStrangers === true || from.bare.equals(owner)) return true;
+      return Promise.resolve(inRoster(owner, from)).then((contact) => {
+        if (contact) return true;
+        if (opts.archiveStrangers === false) return false;
+        return strangers.take(owner.toBareString());
+      });
+    };
+    const decideIncoming = async (ev: RouteEvent, owner: string): Promise<void> => {
+      const ok = (await wanted(ev.to.bare, ev.from)) && (await admitted(ev.to.bare, ev.from));
+      archiveIncoming(ev, owner, ok);
+    };
+
     const incoming = (ev: RouteEvent): MaybePromise<void> => {
       if (ev.resent) return; // archived when it first arrived; it keeps that stanza-id
       const type = ev.stanza.attrs.type;
@@ -190,14 +263,16 @@ export default defineModule({
       }
       const online = ctx.sessions.ofAccount(owner).length > 0;
       if (online) {
-        const ok = wanted(ev.to.bare, ev.from);
-        if (ok instanceof Promise) return ok.then((v) => archiveIncoming(ev, owner, v));
-        return archiveIncoming(ev, owner, ok);
+        if (opts.archiveStrangers === true) {
+          const ok = wanted(ev.to.bare, ev.from);
+          if (ok instanceof Promise) return ok.then((v) => archiveIncoming(ev, owner, v));
+          return archiveIncoming(ev, owner, ok);
+        }
+        return decideIncoming(ev, owner);
       }
       // Nobody online: the account may not exist (the core bounces those); offline storage follows.
       return ctx.host.accountExists(ev).then(async (exists) => {
-        if (!exists) return;
-        archiveIncoming(ev, owner, await wanted(ev.to.bare, ev.from));
+        if (exists) await decideIncoming(ev, owner);
       });
     };
     ctx.hook('message/bare', incoming, 10);
@@ -312,6 +387,7 @@ export default defineModule({
     // Nothing archived is lost on a clean shutdown: the buffer is written before storage closes.
     ctx.onStop(() => {
       clearTimeout(firstPurge);
+      liveStores.delete(store);
       return store.flush();
     });
 

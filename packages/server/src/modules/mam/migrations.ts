@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 
 /**
  * `mam_messages`: one row per message per archive. `seq` orders an archive (strictly increasing
@@ -43,6 +43,22 @@ export const mamMigrations: Record<string, Migration> = {
     async down(db: Kysely<any>) {
       await db.schema.dropTable('mam_prefs').execute();
       await db.schema.dropTable('mam_messages').execute();
+    },
+  },
+  /** Per-archive byte quota (modules.mam.maxBytes): each row's size, kept so trimming needs no scan. */
+  '0002-bytes': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .alterTable('mam_messages')
+        .addColumn('bytes', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute();
+      await db
+        .updateTable('mam_messages')
+        .set({ bytes: sql`length(stanza)` })
+        .execute();
+    },
+    async down(db: Kysely<any>) {
+      await db.schema.alterTable('mam_messages').dropColumn('bytes').execute();
     },
   },
 };

@@ -88,8 +88,17 @@ export default defineModule({
           return true;
         case 'r': {
           const sm = stream.data.get(KEY) as SmState | undefined;
-          if (!sm) stream.fail('unsupported-stanza-type', 'stream management is not enabled');
-          else stream.writeElement(xml('a', { xmlns: NS.sm, h: String(sm.inbound) }));
+          if (!sm) {
+            stream.fail('unsupported-stanza-type', 'stream management is not enabled');
+            return true;
+          }
+          const h = String(sm.inbound);
+          const answer = () => void stream.writeElement(xml('a', { xmlns: NS.sm, h }));
+          // What is acknowledged must survive a crash: buffered writes (the archive) commit first,
+          // without holding up the stanzas that follow.
+          if (!ctx.host.hooks.has('session/acknowledging')) answer();
+          else
+            void ctx.host.hooks.notify('session/acknowledging', { session: sm.session }).then(answer, answer);
           return true;
         }
         case 'a': {
