@@ -7,6 +7,7 @@ import { startServer } from './server.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
 import { NATTER_VERSION } from './version.js';
+import { changePassword, hostedAccount, removeUser } from './admin/user-commands.js';
 import { join, resolve } from 'node:path';
 
 const USAGE = `natter ${NATTER_VERSION} — XMPP server
@@ -17,8 +18,10 @@ Usage:
   natter sessions [--url URL] [--list] [--json] live and hibernated sessions of the running server
                                                (asks GET /admin/sessions on the http listener, loopback only)
   natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
-  natter user passwd USER@HOST [--password P]  change a password
-  natter user remove USER@HOST                 delete an account
+  natter user passwd USER@HOST [--password P] [--url URL]
+                                               change a password; the running server ends its sessions
+  natter user remove USER@HOST [--url URL]     delete an account, its data (roster, archive, offline
+                                               messages, vCard, PEP …) and end its sessions
   natter user list [HOST]                      list accounts
   natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
   natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
@@ -188,23 +191,27 @@ async function main(argv: string[]): Promise<number> {
       switch (sub) {
         case 'add': {
           const { user, host } = splitAccount(arg, config);
+          hostedAccount(config, user, host);
           const account = await store.create(user, host, await readPassword(values.password));
           console.log(`created ${account.toString()}`);
           return 0;
         }
         case 'passwd': {
           const { user, host } = splitAccount(arg, config);
-          if (!(await store.setPassword(user, host, await readPassword(values.password))))
-            throw new Error(`no account ${user}@${host}`);
-          console.log(
-            `password changed for ${user}@${host} (connected sessions keep running until they reconnect)`,
-          );
+          const account = hostedAccount(config, user, host);
+          const password = await readPassword(values.password);
+          console.log(await changePassword(config, store, account, password, values.url));
           return 0;
         }
         case 'remove': {
           const { user, host } = splitAccount(arg, config);
-          if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
-          console.log(`removed ${user}@${host}`);
+          if (!config.hosts.some((h) => h.toLowerCase() === host.toLowerCase())) {
+            // An account of a domain not hosted (older versions let `user add` create one) has no data.
+            if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
+            console.log(`removed ${user}@${host} (not a hosted domain: it had no data and no sessions)`);
+            return 0;
+          }
+          console.log(await removeUser(config, hostedAccount(config, user, host), values.url));
           return 0;
         }
         case 'list': {
@@ -216,6 +223,7 @@ async function main(argv: string[]): Promise<number> {
           const prefix = values.prefix ?? 'user';
           const count = Number(values.count ?? '0');
           const host = values.domain ?? config.hosts[0]!;
+          hostedAccount(config, 'x', host);
           const iterations = Number(values.iterations ?? config.auth.iterations);
           if (!Number.isInteger(count) || count <= 0) throw new Error('--count must be a positive integer');
           if (!values.password) throw new Error('--password is required');

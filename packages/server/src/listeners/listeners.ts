@@ -8,6 +8,7 @@ import { C2SStream } from '../core/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import type { Transport } from '../core/transport.js';
+import { adminActions, runAdminAction } from '../admin/actions.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
 
@@ -92,6 +93,17 @@ export async function startListener(
         res
           .writeHead(200, { 'content-type': 'application/json' })
           .end(JSON.stringify(sessionsReport(core, list)));
+        return;
+      }
+      const action = adminActions[`${req.method ?? ''} ${path ?? ''}`];
+      if (action) {
+        if (!isLoopback(req.socket.remoteAddress) && req.socket.remoteAddress !== req.socket.localAddress) {
+          res.writeHead(403, { 'content-type': 'text/plain' }).end('forbidden\n');
+          return;
+        }
+        void runAdminAction(action, core, new URLSearchParams(query ?? '')).then(({ status, body }) =>
+          res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+        );
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
