@@ -33,14 +33,11 @@ test('a read-only data directory is refused with an error that names the path', 
     return;
   }
   try {
-    await assert.rejects(
-      startTestServer({ storage: { engine: 'sqlite' } }, { dataDir }),
-      (err: Error) => {
-        assert.match(err.message, new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
-        assert.match(err.message, /writable/);
-        return true;
-      },
-    );
+    await assert.rejects(startTestServer({ storage: { engine: 'sqlite' } }, { dataDir }), (err: Error) => {
+      assert.match(err.message, new RegExp(dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+      assert.match(err.message, /writable/);
+      return true;
+    });
   } finally {
     undo();
     rmSync(dataDir, { recursive: true, force: true });
