@@ -7,6 +7,13 @@ import { startServer } from './server.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
 import { NATTER_VERSION } from './version.js';
+import {
+  adminBaseUrl,
+  adminToken,
+  changePassword,
+  hostedAccount,
+  removeUser,
+} from './admin/user-commands.js';
 import { join, resolve } from 'node:path';
 
 const USAGE = `natter ${NATTER_VERSION} — XMPP server
@@ -19,8 +26,11 @@ Usage:
                                                GET /admin/sessions on the admin listener, default 127.0.0.1:5281;
                                                token from --token, NATTER_ADMIN_TOKEN or the listener's config)
   natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
-  natter user passwd USER@HOST [--password P]  change a password
-  natter user remove USER@HOST                 delete an account
+  natter user passwd USER@HOST [--password P] [--url URL] [--token T]
+                                               change a password; the running server ends its sessions
+  natter user remove USER@HOST [--url URL] [--token T]
+                                               delete an account, its data (roster, archive, offline
+                                               messages, vCard, PEP …) and end its sessions
   natter user list [HOST]                      list accounts
   natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
   natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
@@ -72,15 +82,9 @@ async function sessionsCommand(
   json: boolean,
   tokenArg: string | undefined,
 ): Promise<number> {
-  const admin = config.listeners.find((l) => l.type === 'admin');
-  let base = url;
-  if (!base) {
-    if (!admin) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
-    const host =
-      admin.host === '::' || admin.host === '0.0.0.0' || admin.host === '' ? '127.0.0.1' : admin.host;
-    base = `http://${host.includes(':') ? `[${host}]` : host}:${admin.port}`;
-  }
-  const token = tokenArg ?? process.env.NATTER_ADMIN_TOKEN ?? admin?.token;
+  const base = adminBaseUrl(config, url);
+  if (!base) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
+  const token = adminToken(config, tokenArg);
   const res = await fetch(`${base.replace(/\/$/, '')}/admin/sessions${list ? '?list=1' : ''}`, {
     headers: token ? { authorization: `Bearer ${token}` } : {},
   }).catch((err: unknown) => {
@@ -194,23 +198,30 @@ async function main(argv: string[]): Promise<number> {
       switch (sub) {
         case 'add': {
           const { user, host } = splitAccount(arg, config);
+          hostedAccount(config, user, host);
           const account = await store.create(user, host, await readPassword(values.password));
           console.log(`created ${account.toString()}`);
           return 0;
         }
         case 'passwd': {
           const { user, host } = splitAccount(arg, config);
-          if (!(await store.setPassword(user, host, await readPassword(values.password))))
-            throw new Error(`no account ${user}@${host}`);
-          console.log(
-            `password changed for ${user}@${host} (connected sessions keep running until they reconnect)`,
-          );
+          const account = hostedAccount(config, user, host);
+          const password = await readPassword(values.password);
+          console.log(await changePassword(config, store, account, password, { url: values.url, token: values.token }));
           return 0;
         }
         case 'remove': {
           const { user, host } = splitAccount(arg, config);
-          if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
-          console.log(`removed ${user}@${host}`);
+          if (!config.hosts.some((h) => h.toLowerCase() === host.toLowerCase())) {
+            // An account of a domain not hosted (older versions let `user add` create one) has no data.
+            if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
+            console.log(`removed ${user}@${host} (not a hosted domain: it had no data and no sessions)`);
+            return 0;
+          }
+          console.log(await removeUser(config, hostedAccount(config, user, host), {
+              url: values.url,
+              token: values.token,
+            }));
           return 0;
         }
         case 'list': {
@@ -222,6 +233,7 @@ async function main(argv: string[]): Promise<number> {
           const prefix = values.prefix ?? 'user';
           const count = Number(values.count ?? '0');
           const host = values.domain ?? config.hosts[0]!;
+          hostedAccount(config, 'x', host);
           const iterations = Number(values.iterations ?? config.auth.iterations);
           if (!Number.isInteger(count) || count <= 0) throw new Error('--count must be a positive integer');
           if (!values.password) throw new Error('--password is required');

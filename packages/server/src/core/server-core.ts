@@ -206,12 +206,23 @@ export class ServerCore {
     return run;
   }
 
-  /** Disconnects every session of an account (account removed or password changed). */
-  async kickAccount(bare: Jid, condition: 'not-authorized' | 'conflict' = 'not-authorized'): Promise<void> {
+  /**
+   * Disconnects every session of an account, live or hibernated, but `except` (account removed:
+   * not-authorized; password changed: reset, RFC 6120 §4.9.3.16). Returns how many were ended.
+   */
+  async kickAccount(
+    bare: Jid,
+    condition: 'not-authorized' | 'conflict' | 'reset' = 'not-authorized',
+    opts: { except?: Session; text?: string } = {},
+  ): Promise<number> {
+    let ended = 0;
     for (const s of [...this.sessions.ofAccount(bare)]) {
-      s.stream.fail(condition, 'account changed');
+      if (s === opts.except) continue;
+      s.stream.fail(condition, opts.text ?? 'account changed');
       await this.endSession(s, false);
+      ended++;
     }
+    return ended;
   }
 
   /** For a module that needs a stream error object. */

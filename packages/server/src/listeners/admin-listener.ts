@@ -5,6 +5,7 @@ import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
 import type { RunningListener } from './listeners.js';
 import { isLoopbackHost } from './loopback.js';
+import { AdminActionError, accountRoutes } from '../admin/actions.js';
 
 /** One admin endpoint: method + exact path → handler writing a JSON answer (or throwing). */
 export interface AdminRoute {
@@ -67,6 +68,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     path: '/admin/sessions',
     handle: ({ core, query }) => sessionsReport(core, query.get('list') === '1'),
   },
+  ...accountRoutes,
 ];
 
 function sameToken(given: string, expected: string): boolean {
@@ -147,7 +149,7 @@ export async function startAdminListener(
         const body = req.method === 'GET' ? undefined : await readBody(req);
         answer(res, 200, await route.handle({ core, query: url.searchParams, body }));
       } catch (err) {
-        if (err instanceof AdminError) answer(res, err.status, { error: err.message });
+        if (err instanceof AdminError || err instanceof AdminActionError) answer(res, err.status, { error: err.message });
         else answer(res, 500, { error: (err as Error).message });
       }
     })();

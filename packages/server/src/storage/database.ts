@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
@@ -36,12 +36,7 @@ export class Database {
    */
   static open(config: StorageConfig, onConnectionError?: (err: Error) => void): Database {
     if (config.engine === 'sqlite') {
-      if (config.path !== ':memory:') mkdirSync(dirname(config.path), { recursive: true });
-      const sqlite = new SQLite(config.path);
-      sqlite.pragma('journal_mode = WAL');
-      sqlite.pragma('synchronous = NORMAL');
-      sqlite.pragma('foreign_keys = ON');
-      sqlite.pragma('busy_timeout = 5000');
+      const sqlite = openSqlite(config.path);
       return new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), 'sqlite');
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10 });
@@ -97,5 +92,38 @@ export class Database {
   async close(): Promise<void> {
     await this.db.destroy();
     await this.drained();
+  }
+}
+
+/**
+ * Opens (creating it and its directory if needed) an SQLite database in WAL mode. A directory that
+ * cannot be created or written is reported with its path: SQLite's own message ("unable to open
+ * database file", "attempt to write a readonly database") names neither the file nor the cause.
+ */
+function openSqlite(path: string): SQLite.Database {
+  if (path === ':memory:') return new SQLite(path);
+  const dir = dirname(path);
+  let sqlite: SQLite.Database | undefined;
+  try {
+    mkdirSync(dir, { recursive: true });
+    // A probe file: access(2) says yes to root even where writing fails (read-only mounts,
+    // immutable directories), and SQLite needs to create its -wal and -shm files beside the database.
+    const probe = join(dir, `.natter-write-test-${process.pid}`);
+    writeFileSync(probe, '');
+    unlinkSync(probe);
+    sqlite = new SQLite(path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    return sqlite;
+  } catch (err) {
+    sqlite?.close();
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new Error(
+      `cannot open the SQLite database ${path}: the directory ${dir} must exist or be creatable, and be ` +
+        `writable by the user running natter (${reason}); change its permissions, or set dataDir or storage.path`,
+      { cause: err },
+    );
   }
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startServer, type NatterServer } from '../../src/server.js';
 import type { ConfigInput } from '../../src/config.js';
 import type { ModuleDefinition } from '../../src/core/module.js';
+import type { Logger } from '../../src/core/logger.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
 /**
@@ -26,7 +27,7 @@ export interface TestServer extends NatterServer {
  */
 export async function startTestServer(
   config: Partial<ConfigInput> = {},
-  opts: { dataDir?: string; modules?: ModuleDefinition[] } = {},
+  opts: { dataDir?: string; modules?: ModuleDefinition[]; logger?: Logger } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'natter-test-'));
   let storage: ConfigInput['storage'];
@@ -53,7 +54,7 @@ export async function startTestServer(
       log: { level: (process.env.NATTER_TEST_LOG as 'info' | undefined) ?? 'silent' },
       ...config,
     },
-    { modules: opts.modules },
+    { modules: opts.modules, logger: opts.logger },
   );
   return Object.assign(server, {
     dataDir,

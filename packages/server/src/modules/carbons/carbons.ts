@@ -6,6 +6,7 @@ import { defineModule } from '../../core/module.js';
 import type { Session } from '../../core/session.js';
 import type { RouteEvent } from '../../core/hooks.js';
 import { isEligible, type CarbonDirection } from './eligibility.js';
+import type { CarbonsApi } from './api.js';
 
 /**
  * What another module (MAM) may offer carbons: the id under which the sender's own archive stored
@@ -65,6 +66,9 @@ export default defineModule({
     .prefault({}),
   setup(ctx) {
     const enabled = new WeakSet<Session>();
+    /** Delivered messages and the sessions that got a `<received/>` copy of them. */
+    const copies = new WeakMap<Element, readonly Session[]>();
+    ctx.provide<CarbonsApi>('carbons', { copiedTo: (message) => copies.get(message) ?? [] });
 
     // §3: the feature is announced by the user's server.
     ctx.feature('host', NS.carbons);
@@ -113,6 +117,7 @@ export default defineModule({
       const list = targets(ev.to, exclude);
       if (list.length === 0 || !isEligible(ev.stanza, 'received')) return;
       const original = forwardable(ev.stanza);
+      copies.set(ev.stanza, list);
       for (const s of list) ctx.router.deliver(s, wrap('received', ev.to.bare, s, original));
     });
 

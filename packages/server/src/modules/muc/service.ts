@@ -97,7 +97,7 @@ export class MucService {
     );
     for (const r of rooms) this.rooms.set(r.name, r);
     if (rooms.length > 0)
-      this.ctx.log.info({ rooms: rooms.length, service: this.domain }, 'persistent rooms loaded');
+      this.ctx.log.info({ rooms: rooms.length, muc: this.domain }, 'persistent rooms loaded');
   }
 
   /** A room that exists and that `from` may address (a locked room exists only for its owner). */

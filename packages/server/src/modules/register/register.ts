@@ -54,6 +54,14 @@ export default defineModule({
       }
       await ctx.accounts.setPassword(req.from.local, req.from.domain, password);
       ctx.log.info({ account: req.from.bare.toString() }, 'password changed in-band');
+      // Whoever knew the old password is logged out: every other session of the account ends
+      // (stream error <reset/>); the one that changed it stays. After the result, as above.
+      const keep = req.origin;
+      setImmediate(() => {
+        ctx.server
+          .kickAccount(req.from.bare, 'reset', { except: keep, text: 'the password was changed' })
+          .catch((err: unknown) => ctx.log.error({ err }, 'could not end the other sessions'));
+      });
       return undefined;
     };
     for (const target of ['host', 'account'] as const) {

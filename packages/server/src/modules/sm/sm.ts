@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
+import { parseJid } from '@natter/jid';
 import { defineModule } from '../../core/module.js';
+import { isCarbon, type CarbonsApi } from '../carbons/api.js';
 import type { C2SStream } from '../../core/c2s-stream.js';
 import type { Session } from '../../core/session.js';
 
@@ -328,6 +330,41 @@ export default defineModule({
       );
     }
 
+    /** Messages the core delivered to several resources of an account at once (RFC 6121 §8.5.2.1.1). */
+    const recipients = new WeakMap<Element, readonly Session[]>();
+    /** Messages a session that ended left to another recipient still open, to re-route in its place. */
+    const handedOver = new WeakSet<Element>();
+    ctx.hook('message/delivered', (ev) => {
+      if (ev.sessions.length > 1) recipients.set(ev.stanza, ev.sessions);
+    });
+
+    /**
+     * Whether another resource of the account already has this unacknowledged stanza, so that routing
+     * it again to the bare JID would show it twice: carbons (the account's other resources got the
+     * original or their own copy), messages the account sent itself, and messages delivered to
+     * several resources or copied to them as carbons. Of several recipients that all drop, the
+     * last one to end routes it again.
+     */
+    function seenElsewhere(session: Session, el: Element): boolean {
+      if (el.name !== 'message') return false;
+      if (isCarbon(el, NS.carbons)) return true;
+      try {
+        if (parseJid(el.attrs.from ?? '').bare.equals(session.bare)) return true;
+      } catch {
+        /* a server address or none: not the account's own */
+      }
+      const others = [
+        ...(recipients.get(el) ?? []),
+        ...(ctx.use<CarbonsApi>('carbons')?.copiedTo(el) ?? []),
+      ].filter((s) => s !== session);
+      if (others.length === 0) return false;
+      if (others.some((s) => !s.closed)) {
+        handedOver.add(el);
+        return true;
+      }
+      return !handedOver.has(el);
+    }
+
     ctx.hook(
       'session/closed',
       async ({ session }) => {
@@ -339,10 +376,11 @@ export default defineModule({
         clearTimeout(sm.ackTimer);
         if (sm.stream) takeHeld(sm, sm.stream);
         sm.stream = undefined;
-        const pending = sm.queue.splice(0);
-        if (pending.length > 0)
+        const queued = sm.queue.splice(0);
+        const pending = queued.filter(({ el }) => !seenElsewhere(session, el));
+        if (queued.length > 0)
           ctx.log.info(
-            { jid: session.jid.toString(), count: pending.length },
+            { jid: session.jid.toString(), count: pending.length, skipped: queued.length - pending.length },
             'routing unacknowledged stanzas again',
           );
         for (const { el, at } of pending) {

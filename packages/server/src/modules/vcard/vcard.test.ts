@@ -37,6 +37,19 @@ describe('vcard-temp (XEP-0054) and vCard-based avatars (XEP-0153)', () => {
   });
   after(() => server?.destroy());
 
+  test('XEP-0054 §2: the server lists vcard-temp in its disco#info', async () => {
+    const c = await TestClient.login(server, 'nurse', PW, { resource: 'disco' });
+    const res = await c.iq(
+      xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: NS.discoInfo })),
+    );
+    const features = res
+      .getChild('query', NS.discoInfo)!
+      .getChildren('feature')
+      .map((f) => f.attrs.var);
+    assert.ok(features.includes(NS.vcard), features.join(' '));
+    await c.close();
+  });
+
   test('XEP-0054 §3.1: an account without a vCard gets an empty <vCard/>', async () => {
     const c = await TestClient.login(server, 'nurse', PW, { resource: 'a' });
     const res = await c.iq(

@@ -51,6 +51,9 @@ export default defineModule({
 
     const empty = () => xml('vCard', { xmlns: NS.vcard });
 
+    // XEP-0054 §2: a server that supports vcard-temp says so in its own disco#info.
+    ctx.feature('host', NS.vcard);
+
     ctx.iq('account', 'get', NS.vcard, 'vCard', async (req) => {
       const owner = req.to;
       if (
