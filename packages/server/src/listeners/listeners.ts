@@ -7,6 +7,8 @@ import type { ServerCore } from '../core/server-core.js';
 import { C2SStream } from '../core/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
+import { socketGuard } from './socket-guard.js';
+import { TLS12_CIPHERS } from '../tls.js';
 import type { Transport } from '../core/transport.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
@@ -127,15 +129,13 @@ export async function startListener(
         ...tlsFiles,
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['xmpp-client'],
-        handshakeTimeout: Math.min(10_000, core.config.limits.authTimeoutMs),
+        ciphers: TLS12_CIPHERS,
+        handshakeTimeout: core.config.limits.handshakeTimeoutMs,
       },
       (socket) => {
         accept(core, new SocketTransport(socket, 'tls', context));
       },
     );
-    server.on('tlsClientError', () => {
-      /* handshake failures are the client's problem */
-    });
   } else {
     server = createNetServer((socket) => {
       if (core.stopping || !admit(socket.remoteAddress ?? '')) {
@@ -152,6 +152,7 @@ export async function startListener(
     });
   }
   server.maxConnections = 100_000;
+  socketGuard(core).attach(server, config.type);
   const sockets = new Set<import('node:net').Socket>();
   server.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);
