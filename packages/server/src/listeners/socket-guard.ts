@@ -9,9 +9,10 @@ import { ipKey } from '../util/ip-key.js';
 /**
  * Admission of raw sockets, before any TLS handshake or HTTP request: counts every open socket per
  * address (IPv6 grouped by `limits.ipv6Prefix`) on every listener of the process and refuses those
- * beyond `limits.maxSocketsPerIp`, refuses any beyond `limits.maxConnections` in total (kept below
- * the open-files limit, so the process never runs out of descriptors), bounds the TLS handshake and
- * the HTTP request head to `limits.handshakeTimeoutMs`, and logs what it refuses (rate-limited).
+ * beyond `limits.maxSocketsPerIp`; holds the total below `limits.maxConnections` (below the
+ * open-files limit, so the process never runs out of descriptors) by closing the oldest socket still
+ * in its TLS handshake or HTTP request head to make room, else refusing; bounds the handshake and the
+ * request head to `limits.handshakeTimeoutMs`; and logs what it refuses (rate-limited).
  */
 export interface SocketGuard {
   /** Installs the guard on a listener's server; call before it listens. */
@@ -84,6 +85,10 @@ function createGuard(core: ServerCore): SocketGuard {
   const exempt = exemptList(core);
   const perKey = new Map<string, number>();
   let total = 0;
+  /** Sockets not yet past their TLS handshake or HTTP request head, oldest first, by remote address and port. */
+  const pending = new Map<string, Socket>();
+  const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) =>
+    `${s.remoteAddress ?? ''}|${s.remotePort ?? 0}`;
   const key = (address: string) => ipKey(address, limits.ipv6Prefix);
 
   const logPerIp = rateLimited(10_000, (suppressed) =>
@@ -95,7 +100,7 @@ function createGuard(core: ServerCore): SocketGuard {
   const logTotal = rateLimited(10_000, (suppressed) =>
     log.error(
       { maxConnections, suppressed },
-      'connection refused: the server holds limits.maxConnections sockets (open-files limit)',
+      'the server holds limits.maxConnections sockets (open-files limit): closing the oldest unfinished handshake, else refusing',
     ),
   );
   const logAcceptError = rateLimited(10_000, (suppressed) =>
@@ -107,12 +112,18 @@ function createGuard(core: ServerCore): SocketGuard {
   let lastRefused = '';
   let lastAcceptError = '';
 
-  function admit(socket: Socket): void {
+  function admit(socket: Socket, handshake: boolean): void {
     const address = socket.remoteAddress ?? '';
     if (total >= maxConnections) {
       logTotal();
-      socket.destroy();
-      return;
+      const [oldest] = pending;
+      if (!oldest) {
+        socket.destroy();
+        return;
+      }
+      // Its descriptor is released as it closes; the reserve covers the moment in between.
+      pending.delete(oldest[0]);
+      oldest[1].destroy();
     }
     const k = key(address);
     const counted = !limits.disabled && !exempt.has(ipKey(address, 128));
@@ -127,8 +138,11 @@ function createGuard(core: ServerCore): SocketGuard {
       perKey.set(k, n + 1);
     }
     total++;
+    const me = peer(socket);
+    if (handshake) pending.set(me, socket);
     socket.once('close', () => {
       total--;
+      if (pending.get(me) === socket) pending.delete(me);
       if (!counted) return;
       const n = (perKey.get(k) ?? 1) - 1;
       if (n <= 0) perKey.delete(k);
@@ -145,7 +159,7 @@ function createGuard(core: ServerCore): SocketGuard {
     attach(server, type) {
       // First of all 'connection' listeners, so a refused socket costs no TLS or HTTP work.
       server.prependListener('connection', (socket: Socket) => {
-        admit(socket);
+        admit(socket, type !== 'c2s');
         if (type === 'http' && !socket.destroyed) {
           // Until a request or upgrade head has arrived complete; after that, ws and http time it.
           const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
@@ -158,14 +172,17 @@ function createGuard(core: ServerCore): SocketGuard {
         const http = server as HttpServer;
         http.headersTimeout = limits.handshakeTimeoutMs;
         http.requestTimeout = Math.max(limits.handshakeTimeoutMs, 30_000);
-        const headArrived = (req: { socket: Socket }) =>
+        const headArrived = (req: { socket: Socket }) => {
           clearTimeout((req.socket as Socket & { natterHeadTimer?: NodeJS.Timeout }).natterHeadTimer);
+          pending.delete(peer(req.socket));
+        };
         http.prependListener('request', headArrived);
         http.prependListener('upgrade', headArrived);
       }
       if (type === 'c2s-tls') {
         // A handshake that fails or times out (`handshakeTimeout`) must free its socket.
         server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
+        server.on('secureConnection', (socket: TLSSocket) => pending.delete(peer(socket)));
       }
       server.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'EMFILE' || err.code === 'ENFILE') {

@@ -120,28 +120,49 @@ describe('socket guard: raw sockets per address, handshake and request-head time
     }
   });
 
-  test('limits.maxConnections caps sockets in total, across addresses and listeners', async () => {
+  test('limits.maxConnections: at the cap the oldest unfinished handshake makes room for a client that logs in; with none, new sockets are refused', async () => {
     const server = await startTestServer({ limits: { maxConnections: 6 } });
     const held: Held[] = [];
-    try {
-      assert.equal(socketGuard(server.core).maxConnections, 6);
-      for (let i = 0; i < 3; i++) held.push(await hold(server.port('c2s-tls'), '127.0.0.5'));
-      for (let i = 0; i < 3; i++) held.push(await hold(server.port('http'), '127.0.0.6'));
-      await until(() => socketGuard(server.core).total === 6, 'six counted');
-      const seventh = await hold(server.port('c2s'), '127.0.0.7');
-      await within(seventh.gone, 5000, 'the seventh socket is refused');
-      held[0]!.destroy();
-      await until(() => socketGuard(server.core).total === 5, 'one freed');
-      const again = await hold(server.port('c2s'), '127.0.0.7');
-      held.push(again);
-      again.write(header());
+    /** A plain-TCP stream that got its features (past any handshake). */
+    const streamFrom = async (from: string) => {
+      const s = await hold(server.port('c2s'), from);
+      s.write(header());
       await within(
         new Promise<void>((r) =>
-          again.on('data', (d: Buffer) => d.toString().includes('stream:features') && r()),
+          s.on('data', (d: Buffer) => d.toString().includes('stream:features') && r()),
         ),
         5000,
-        'a stream once there is room',
+        'stream features',
       );
+      return s;
+    };
+    try {
+      await server.addUser('romeo', PW);
+      const guard = socketGuard(server.core);
+      assert.equal(guard.maxConnections, 6);
+      for (let i = 0; i < 3; i++) held.push(await streamFrom('127.0.0.7'));
+      const [tlsA, tlsB] = [
+        await hold(server.port('c2s-tls'), '127.0.0.5'),
+        await hold(server.port('c2s-tls'), '127.0.0.5'),
+      ];
+      const httpC = await hold(server.port('http'), '127.0.0.6');
+      held.push(tlsA, tlsB, httpC);
+      await until(() => guard.total === 6, 'six counted');
+      // Full: a client logs in over TLS, and the oldest stalled handshake is what was closed for it.
+      const romeo = await TestClient.login(server, 'romeo', PW, { transport: 'tls', resource: 'a' });
+      await within(tlsA.gone, 5000, 'the oldest unfinished handshake closed');
+      assert.equal(tlsB.isClosed || httpC.isClosed, false);
+      // Full of sockets past their handshakes: a new one is refused.
+      tlsB.destroy();
+      httpC.destroy();
+      await until(() => guard.total === 4, 'two freed');
+      for (let i = 0; i < 2; i++) held.push(await streamFrom('127.0.0.7'));
+      await until(() => guard.total === 6, 'full again');
+      const refused = await hold(server.port('c2s-tls'), '127.0.0.8');
+      await within(refused.gone, 5000, 'a socket beyond the cap is refused');
+      await romeo.close();
+      await until(() => guard.total === 5, 'romeo gone');
+      held.push(await streamFrom('127.0.0.8'));
     } finally {
       for (const s of held) s.destroy();
       await server.destroy();
