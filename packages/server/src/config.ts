@@ -55,6 +55,11 @@ const limits = z
       .int()
       .min(16 * 1024)
       .default(4 * 1024 * 1024),
+    /** Connection and address limits (socket-guard.ts, docs/reliability.md). */
+    maxSocketsPerIp: z.number().int().min(1).default(512),
+    handshakeTimeoutMs: z.number().int().min(100).default(10_000),
+    maxConnections: z.union([z.literal('auto'), z.number().int().min(1)]).default('auto'),
+    ipv6Prefix: z.number().int().min(1).max(128).default(64),
     /** Turns every rate limit off (benchmarks on loopback). */
     disabled: z.boolean().default(false),
   })

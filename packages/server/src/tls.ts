@@ -53,10 +53,28 @@ export async function ensureCertificate(
   return { cert, key, generated: true };
 }
 
+/**
+ * TLS 1.2 suites offered: only AEAD ciphers (AES-GCM, ChaCha20-Poly1305) with forward secrecy
+ * (ECDHE, DHE); no CBC, no SHA-1 MAC, no static RSA key exchange. TLS 1.3 suites are all AEAD with
+ * forward secrecy and stay OpenSSL's defaults.
+ */
+export const TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+  'DHE-RSA-AES128-GCM-SHA256',
+  'DHE-RSA-AES256-GCM-SHA384',
+  'DHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
 export function secureContext(files: CertificateFiles): SecureContext {
   return createSecureContext({
     cert: readFileSync(files.cert),
     key: readFileSync(files.key),
     minVersion: 'TLSv1.2',
+    ciphers: TLS12_CIPHERS,
   });
 }

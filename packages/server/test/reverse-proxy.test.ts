@@ -67,6 +67,31 @@ describe('reverse proxies: trustedProxies and the PROXY protocol', () => {
     }
   });
 
+  test('a trusted proxy is not held to limits.maxSocketsPerIp: its clients are capped by their own addresses', async () => {
+    const server = await startTestServer({
+      trustedProxies: ['127.0.0.1'],
+      limits: { maxSocketsPerIp: 2 },
+      modules: { ping: { idleMs: 0 } },
+    });
+    const open: TestClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) await server.addUser(`user${i}`, PW);
+      // Five streams through the proxy (one TCP peer), from five forwarded clients: all get in.
+      for (let i = 0; i < 5; i++) {
+        const c = await TestClient.open(server, 'ws', undefined, undefined, {
+          headers: { 'x-forwarded-for': `203.0.113.${i + 10}`, 'x-forwarded-proto': 'https' },
+        });
+        open.push(c);
+        await c.authenticate(`user${i % 2}`, PW);
+        await c.bind(`r${i}`);
+      }
+      assert.equal((await sessions(server)).total, 5);
+    } finally {
+      for (const c of open) await c.close().catch(() => {});
+      await server.destroy();
+    }
+  });
+
   test('WebSocket via a trusted proxy: failed logins lock out the forwarded address, not the proxy’s other clients', async () => {
     const server = await startTestServer({
       trustedProxies: ['127.0.0.1'],

@@ -5,6 +5,10 @@ import { AccountExistsError } from './account-store.js';
 import type { ServerCore } from '../core/server-core.js';
 import type { C2SStream } from '../core/c2s-stream.js';
 import { resultReply } from '../core/iq-dispatcher.js';
+import { ipKey } from '../util/ip-key.js';
+
+/** Addresses whose registrations are remembered; beyond it the least recently active are forgotten. */
+export const REGISTRATION_MEMORY = 100_000;
 
 /**
  * In-band registration (XEP-0077) before authentication: off unless `registration.enabled`,
@@ -16,17 +20,27 @@ export class Registration {
 
   constructor(private readonly core: ServerCore) {}
 
-  private allowed(ip: string): boolean {
+  /**
+   * Counts per address key (IPv6 by `limits.ipv6Prefix`). The map is kept in order of last activity
+   * (an entry is re-inserted when touched), so bounding it forgets the addresses idle longest — whose
+   * hour has most likely passed — and never resets everyone's counters at once.
+   */
+  private allowed(address: string): boolean {
+    const ip = ipKey(address, this.core.config.limits.ipv6Prefix);
     const now = Date.now();
     const hour = 3600_000;
     const recent = (this.perIp.get(ip) ?? []).filter((t) => now - t < hour);
+    this.perIp.delete(ip);
     if (recent.length >= this.core.config.registration.perIpPerHour) {
       this.perIp.set(ip, recent);
       return false;
     }
     recent.push(now);
     this.perIp.set(ip, recent);
-    if (this.perIp.size > 100_000) this.perIp.clear(); // bounded memory under address floods
+    for (const oldest of this.perIp.keys()) {
+      if (this.perIp.size <= REGISTRATION_MEMORY) break;
+      this.perIp.delete(oldest);
+    }
     return true;
   }
 

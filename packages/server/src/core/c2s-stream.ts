@@ -21,6 +21,7 @@ import type { Session } from './session.js';
 import type { Host } from './host.js';
 import type { ServerCore } from './server-core.js';
 import { resultReply } from './iq-dispatcher.js';
+import { logAuthFailure } from './auth-log.js';
 
 type State = 'header' | 'negotiating' | 'authenticated' | 'bound' | 'closing' | 'closed';
 
@@ -87,6 +88,8 @@ export class C2SStream {
   private parser!: StreamParser;
   private sasl: SaslServerMechanism | undefined;
   private authFailures = 0;
+  /** Mechanism and username of the current authentication attempt (for the failure log line). */
+  private saslAttempt: { mechanism: string; username?: string } = { mechanism: '' };
   private authTimer: NodeJS.Timeout | undefined;
   private readonly contentNs = NS.client;
   private queue: Element[] = [];
@@ -468,6 +471,7 @@ export class C2SStream {
 
   private async saslAuth(el: Element): Promise<void> {
     const name = el.attrs.mechanism ?? '';
+    this.saslAttempt = { mechanism: name };
     const offer = saslOffer(this.transport);
     if (!(offer.mechanisms as string[]).includes(name)) {
       this.saslFailure(new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`));
@@ -489,6 +493,7 @@ export class C2SStream {
       name as ServerMechanismName,
       {
         scram: async (username, hash) => {
+          this.saslAttempt.username = username;
           let account: Jid;
           try {
             account = jid(username, host.domain);
@@ -565,6 +570,12 @@ export class C2SStream {
     this.writeElement(
       xml('failure', { xmlns: NS.sasl }, xml(f.condition), xml('text', { 'xml:lang': 'en' }, f.message)),
     );
+    logAuthFailure(this.server.log, {
+      address: this.transport.remoteAddress,
+      username: this.saslAttempt.username,
+      mechanism: this.saslAttempt.mechanism,
+      condition: f.condition,
+    });
     if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
     const counts = f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure';
     if (counts && ++this.authFailures >= this.server.config.limits.maxAuthFailures)

@@ -7,6 +7,8 @@ import type { ServerCore } from '../core/server-core.js';
 import { C2SStream } from '../core/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
+import { socketGuard } from './socket-guard.js';
+import { TLS12_CIPHERS } from '../tls.js';
 import type { Transport } from '../core/transport.js';
 import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
 import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
@@ -87,15 +89,13 @@ export async function startListener(
         ...tlsFiles,
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['xmpp-client'],
-        handshakeTimeout: Math.min(10_000, core.config.limits.authTimeoutMs),
+        ciphers: TLS12_CIPHERS,
+        handshakeTimeout: core.config.limits.handshakeTimeoutMs,
       },
       (socket) => {
         accept(core, new SocketTransport(socket, 'tls', context, proxied.of(socket)));
       },
     );
-    server.on('tlsClientError', () => {
-      /* handshake failures are the client's problem */
-    });
   } else {
     server = createNetServer((socket) => {
       if (core.stopping || !admit(proxied.of(socket))) {
@@ -116,11 +116,13 @@ export async function startListener(
     ? proxyProtocolFront(server, {
         trusted,
         addresses: proxied,
-        timeoutMs: Math.min(10_000, core.config.limits.authTimeoutMs),
+        timeoutMs: core.config.limits.handshakeTimeoutMs,
         resume: config.type === 'c2s',
       })
     : server;
   front.maxConnections = 100_000;
+  // Raw sockets per address and in total, handshake timeouts (trusted proxies are not capped).
+  socketGuard(core).attach(server, config.type);
   const sockets = new Set<import('node:net').Socket>();
   front.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);

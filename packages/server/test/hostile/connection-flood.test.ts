@@ -56,7 +56,8 @@ describe('connection floods (RFC 6120 §13.12)', () => {
 
   test(`${FLOOD} idle unauthenticated connections: at most maxUnauthenticated are kept, the rest time out; others are unaffected`, async () => {
     const server = await startTestServer({
-      limits: { authTimeoutMs: 3000 },
+      // Raw sockets per address raised too, so that the stream-level caps below are what is tested.
+      limits: { authTimeoutMs: 3000, maxSocketsPerIp: 5000 },
       modules: {
         ping: { idleMs: 0 },
         limits: { maxConnectionsPerIp: 5000, maxUnauthenticatedPerIp: 5000, maxUnauthenticated: 500 },

@@ -4,6 +4,7 @@ import { defineModule } from '../../core/module.js';
 import type { C2SStream } from '../../core/c2s-stream.js';
 import type { StreamLimiter } from '../../core/server-core.js';
 import { TokenBucket } from './token-bucket.js';
+import { ipKey } from '../../util/ip-key.js';
 
 const rate = z
   .object({
@@ -121,6 +122,8 @@ export default defineModule({
     if (core.config.limits.disabled || core.limiter) return;
     const o = ctx.options;
     const exempt = new Set(o.exempt.map(normalizeIp));
+    /** Counters key on the address, IPv6 grouped by `limits.ipv6Prefix`; exemptions are exact. */
+    const keyOf = (ip: string) => ipKey(ip, core.config.limits.ipv6Prefix);
     const streams = new Map<C2SStream, StreamState>();
     const perIpCount = new Map<string, number>();
     const perIpUnauth = new Map<string, number>();
@@ -219,8 +222,8 @@ export default defineModule({
 
     const limiter: StreamLimiter = {
       opened(stream) {
-        const ip = normalizeIp(stream.transport.remoteAddress);
-        if (exempt.has(ip)) return;
+        if (exempt.has(normalizeIp(stream.transport.remoteAddress))) return;
+        const ip = keyOf(stream.transport.remoteAddress);
         const headerTimer = setTimeout(() => {
           if (stream.state === 'header' && stream.host === undefined)
             stream.fail('connection-timeout', 'no stream header in time');
@@ -273,8 +276,8 @@ export default defineModule({
         return true;
       },
       authFailed(ip) {
-        const key = normalizeIp(ip);
-        if (exempt.has(key)) return;
+        if (exempt.has(normalizeIp(ip))) return;
+        const key = keyOf(ip);
         let b = authFailures.get(key);
         if (!b)
           authFailures.set(
@@ -290,14 +293,14 @@ export default defineModule({
           );
       },
       authWait(ip) {
-        return authFailures.get(normalizeIp(ip))?.waitFor(1) ?? 0;
+        return authFailures.get(keyOf(ip))?.waitFor(1) ?? 0;
       },
     };
 
     core.limiter = limiter;
     core.admit = (rawIp) => {
-      const ip = normalizeIp(rawIp);
-      if (exempt.has(ip)) return true;
+      if (exempt.has(normalizeIp(rawIp))) return true;
+      const ip = keyOf(rawIp);
       const mineUnauth = (s: C2SStream) => streams.get(s)?.ip === ip;
       if ((perIpUnauth.get(ip) ?? 0) >= o.maxUnauthenticatedPerIp) {
         evictOldest(mineUnauth, 'policy-violation', 'too many unauthenticated connections from your address');
