@@ -207,7 +207,9 @@ async function main(argv: string[]): Promise<number> {
           const { user, host } = splitAccount(arg, config);
           const account = hostedAccount(config, user, host);
           const password = await readPassword(values.password);
-          console.log(await changePassword(config, store, account, password, { url: values.url, token: values.token }));
+          console.log(
+            await changePassword(config, store, account, password, { url: values.url, token: values.token }),
+          );
           return 0;
         }
         case 'remove': {
@@ -218,10 +220,12 @@ async function main(argv: string[]): Promise<number> {
             console.log(`removed ${user}@${host} (not a hosted domain: it had no data and no sessions)`);
             return 0;
           }
-          console.log(await removeUser(config, hostedAccount(config, user, host), {
+          console.log(
+            await removeUser(config, hostedAccount(config, user, host), {
               url: values.url,
               token: values.token,
-            }));
+            }),
+          );
           return 0;
         }
         case 'list': {

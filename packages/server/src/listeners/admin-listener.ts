@@ -149,7 +149,8 @@ export async function startAdminListener(
         const body = req.method === 'GET' ? undefined : await readBody(req);
         answer(res, 200, await route.handle({ core, query: url.searchParams, body }));
       } catch (err) {
-        if (err instanceof AdminError || err instanceof AdminActionError) answer(res, err.status, { error: err.message });
+        if (err instanceof AdminError || err instanceof AdminActionError)
+          answer(res, err.status, { error: err.message });
         else answer(res, 500, { error: (err as Error).message });
       }
     })();
