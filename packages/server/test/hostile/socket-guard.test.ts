@@ -1,52 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { xml } from '@natter/xml';
 import { startTestServer } from '../support/test-server.js';
 import { TestClient } from '../support/test-client.js';
 import { socketGuard } from '../../src/listeners/socket-guard.js';
-import { PW, header } from './support/abuse.js';
-
-/** A raw TCP socket from `localAddress`; `gone` resolves when the server (or anyone) closes it. */
-interface Held extends Socket {
-  gone: Promise<void>;
-  isClosed: boolean;
-}
-function hold(port: number, localAddress = '127.0.0.1', host = '127.0.0.1'): Promise<Held> {
-  return new Promise((resolve, reject) => {
-    const s = connect({ host, port, localAddress }) as Held;
-    s.isClosed = false;
-    s.on('error', () => {});
-    s.gone = new Promise((r) =>
-      s.once('close', () => {
-        s.isClosed = true;
-        r();
-      }),
-    );
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-/** Rejects if `p` has not settled within `ms` (a bound on a wait for an event, not a speed check). */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, rej) => {
-      t = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
-/** Waits until `cond` holds (the server side of a close is seen after the client side). */
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { PW, header, hold, within, until, type Held } from './support/abuse.js';
 
 describe('socket guard: raw sockets per address, handshake and request-head timeouts', () => {
   test('idle sockets to the direct-TLS port beyond limits.maxSocketsPerIp are closed at once; another address still logs in over TLS', async () => {

@@ -113,7 +113,7 @@ describe('message archive management (XEP-0313)', () => {
   const mamApi = () => server.core.hosts.get('localhost')!.provided.get('mam') as MamApi;
   before(async () => {
     server = await startTestServer({ modules: MODULES, ...STORAGE });
-    for (const u of ['romeo', 'juliet', 'nurse', 'pager', 'quiet', 'offline', 'sender', 'resender'])
+    for (const u of ['romeo', 'juliet', 'nurse', 'pager', 'quiet', 'offline', 'sender', 'resender', 'hushed'])
       await server.addUser(u, PW);
   });
   after(() => server.destroy());
@@ -376,19 +376,14 @@ describe('message archive management (XEP-0313)', () => {
     await off.close();
   });
 
-  test('XEP-0313 with XEP-0198 §5: a message re-sent after a dropped session is archived once; carbons do not copy it again', async () => {
+  test('XEP-0313 with XEP-0198 §5: a message re-sent after a dropped session is archived once', async () => {
     const phone = await login('quiet', 'phone');
     const { tracker } = await enableSm(phone, false);
     tracker.autoAck = false;
     const desktop = await login('quiet', 'desktop');
-    const enabled = await desktop.iq(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.carbons })));
-    assert.equal(enabled.attrs.type, 'result');
     const sender = await login('resender', 'once');
     sender.send(chat('quiet@localhost/phone', 'archived once'));
     await until(() => tracker.bodies.length === 1, 3000, 'the message on the phone');
-    // The desktop gets a carbon of what the phone received.
-    const carbon = await desktop.receive((e) => e.getChild('received', NS.carbons) !== undefined);
-    assert.ok(carbon);
     // The phone drops without acknowledging: the message is routed again, to the desktop.
     phone.kill();
     const resent = await desktop.receive(withBody('archived once'));
@@ -398,11 +393,30 @@ describe('message archive management (XEP-0313)', () => {
       phone.received.find(withBody('archived once'))?.getChild('stanza-id', NS.sid)?.attrs.id,
       'the re-sent copy names the archive entry made when it first arrived',
     );
-    await desktop.nothing((e) => e.getChild('received', NS.carbons) !== undefined, 300);
     const r = await query(desktop, { with: 'resender@localhost' });
     assert.deepEqual(r.bodies, ['archived once']);
     const out = await query(sender, { with: 'quiet@localhost' });
     assert.deepEqual(out.bodies, ['archived once']);
+    for (const c of [desktop, sender]) await c.close();
+  });
+
+  test('XEP-0313 with XEP-0198 §5 and XEP-0280: a message another resource got as a carbon is not re-sent when the session drops, and is archived once', async () => {
+    const phone = await login('hushed', 'phone');
+    const { tracker } = await enableSm(phone, false);
+    tracker.autoAck = false;
+    const desktop = await login('hushed', 'desktop');
+    const enabled = await desktop.iq(xml('iq', { type: 'set' }, xml('enable', { xmlns: NS.carbons })));
+    assert.equal(enabled.attrs.type, 'result');
+    const sender = await login('resender', 'twice');
+    sender.send(chat('hushed@localhost/phone', 'carbon only'));
+    await until(() => tracker.bodies.length === 1, 3000, 'the message on the phone');
+    const carbon = await desktop.receive((e) => e.getChild('received', NS.carbons) !== undefined);
+    assert.ok(carbon);
+    phone.kill();
+    await desktop.receive((e) => e.name === 'presence' && e.attrs.type === 'unavailable');
+    await desktop.nothing(withBody('carbon only'), 300);
+    const r = await query(desktop, { with: 'resender@localhost' });
+    assert.deepEqual(r.bodies, ['carbon only']);
     for (const c of [desktop, sender]) await c.close();
   });
 
