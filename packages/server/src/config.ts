@@ -94,6 +94,11 @@ export const configSchema = z
         z.string().refine((e) => TrustedProxies.check(e) === undefined, 'not an IP address or CIDR range'),
       )
       .default([]),
+    /**
+     * The one header the trusted proxies write the client's address to (nginx, HAProxy, Caddy,
+     * Traefik: X-Forwarded-For). The other is ignored: a proxy passes it through from the client.
+     */
+    trustedProxyHeader: z.enum(['x-forwarded-for', 'forwarded']).default('x-forwarded-for'),
     tls: z
       .object({
         cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),

@@ -124,9 +124,34 @@ describe('reverse proxies: trustedProxies and the PROXY protocol', () => {
       const jid = await c.bind('other');
       assert.equal(await ipOf(server, jid), '203.0.113.2');
       await c.close();
-      // RFC 7239 Forwarded, quoted IPv6 with a port.
+      // A client's own Forwarded header, passed through by a proxy that writes X-Forwarded-For, is
+      // not believed: the address stays the one the proxy appended.
+      const spoof = await TestClient.open(server, 'ws', undefined, undefined, {
+        headers: {
+          forwarded: 'for=203.0.113.77',
+          'x-forwarded-for': '203.0.113.3',
+          'x-forwarded-proto': 'https',
+        },
+      });
+      await spoof.authenticate('romeo', PW);
+      assert.equal(await ipOf(server, await spoof.bind('spoof')), '203.0.113.3');
+      await spoof.close();
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  test('WebSocket via a trusted proxy that writes RFC 7239 Forwarded (trustedProxyHeader: forwarded)', async () => {
+    const server = await startTestServer({
+      trustedProxies: ['127.0.0.1'],
+      trustedProxyHeader: 'forwarded',
+      modules: { ping: { idleMs: 0 } },
+    });
+    try {
+      await server.addUser('romeo', PW);
+      // Quoted IPv6 with a port; X-Forwarded-For is now the header that is ignored.
       const v6 = await TestClient.open(server, 'ws', undefined, undefined, {
-        headers: { forwarded: 'for="[2001:db8::1]:4711";proto=https' },
+        headers: { forwarded: 'for="[2001:db8::1]:4711";proto=https', 'x-forwarded-for': '203.0.113.78' },
       });
       await v6.authenticate('romeo', PW);
       assert.equal(await ipOf(server, await v6.bind('v6')), '2001:db8::1');

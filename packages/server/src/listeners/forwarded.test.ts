@@ -65,19 +65,19 @@ describe('client address', () => {
       clientAddress('::ffff:10.0.0.1', { 'x-forwarded-for': '203.0.113.9' }, proxies),
       '203.0.113.9',
     );
-    // Forwarded wins over X-Forwarded-For.
-    assert.equal(
-      clientAddress(
-        '10.0.0.1',
-        { forwarded: 'for="[2001:db8::1]:4711", for=10.0.0.5', 'x-forwarded-for': '203.0.113.9' },
-        proxies,
-      ),
-      '2001:db8::1',
-    );
+    // Only the configured header counts: a proxy appending to X-Forwarded-For passes a client's own
+    // Forwarded header through, which must not choose the address (and the other way round).
+    const both = { forwarded: 'for="[2001:db8::1]:4711", for=10.0.0.5', 'x-forwarded-for': '203.0.113.9' };
+    assert.equal(clientAddress('10.0.0.1', both, proxies), '203.0.113.9');
+    assert.equal(clientAddress('10.0.0.1', both, proxies, 'forwarded'), '2001:db8::1');
+    assert.equal(clientAddress('10.0.0.1', { forwarded: 'for=198.51.100.7' }, proxies), '10.0.0.1');
     // No header: the proxy itself.
     assert.equal(clientAddress('10.0.0.1', {}, proxies), '10.0.0.1');
     // A hop without an address stops the walk at the last trusted hop.
-    assert.equal(clientAddress('10.0.0.1', { forwarded: 'for=_hidden, for=10.0.0.5' }, proxies), '10.0.0.5');
+    assert.equal(
+      clientAddress('10.0.0.1', { forwarded: 'for=_hidden, for=10.0.0.5' }, proxies, 'forwarded'),
+      '10.0.0.5',
+    );
     // Every hop trusted: the leftmost.
     assert.equal(clientAddress('10.0.0.1', { 'x-forwarded-for': '10.9.9.9, 10.0.0.5' }, proxies), '10.9.9.9');
   });
@@ -85,9 +85,16 @@ describe('client address', () => {
 
 test('TLS at the proxy: proto=https / X-Forwarded-Proto from a trusted proxy only', () => {
   assert.ok(
-    forwardedSecure('10.0.0.1', { forwarded: 'for=1.2.3.4;proto=http, for=5.6.7.8;proto=https' }, proxies),
+    forwardedSecure(
+      '10.0.0.1',
+      { forwarded: 'for=1.2.3.4;proto=http, for=5.6.7.8;proto=https' },
+      proxies,
+      'forwarded',
+    ),
   );
-  assert.ok(!forwardedSecure('10.0.0.1', { forwarded: 'for=5.6.7.8;proto=http' }, proxies));
+  assert.ok(!forwardedSecure('10.0.0.1', { forwarded: 'for=5.6.7.8;proto=http' }, proxies, 'forwarded'));
+  // With X-Forwarded-For configured, a client's own Forwarded proto= is not believed.
+  assert.ok(!forwardedSecure('10.0.0.1', { forwarded: 'for=5.6.7.8;proto=https' }, proxies));
   assert.ok(forwardedSecure('10.0.0.1', { 'x-forwarded-proto': 'https' }, proxies));
   assert.ok(!forwardedSecure('198.51.100.1', { 'x-forwarded-proto': 'https' }, proxies));
   assert.ok(!forwardedSecure('10.0.0.1', {}, proxies));

@@ -116,22 +116,28 @@ function headerText(v: string | string[] | undefined): string | undefined {
 }
 
 /**
- * The client's address for an HTTP request that came from `peer`. Only a trusted proxy's headers
- * count: `Forwarded` if present, else `X-Forwarded-For`. The chain is walked from the right (the
- * hop nearest us) past trusted proxies; the first address that is not trusted is the client. A hop
+ * Which header the trusted proxies write: exactly one counts. Proxies append to the header they
+ * write and pass the others through as the client sent them, so reading any other header would
+ * let a client choose its own address.
+ */
+export type ForwardedHeader = 'x-forwarded-for' | 'forwarded';
+
+/**
+ * The client's address for an HTTP request that came from `peer`. Only a trusted proxy's header
+ * counts, and only the one configured (`header`). The chain is walked from the right (the hop
+ * nearest us) past trusted proxies; the first address that is not trusted is the client. A hop
  * without a usable address stops the walk at the last trusted hop (never further than the peer).
  */
 export function clientAddress(
   peer: string | undefined,
   headers: IncomingHttpHeaders,
   trusted: TrustedProxies,
+  header: ForwardedHeader = 'x-forwarded-for',
 ): string {
   const direct = normalizeAddress(peer) || (peer ?? '');
   if (!trusted.trusts(direct)) return direct;
-  const forwarded = headerText(headers.forwarded);
-  const xff = headerText(headers['x-forwarded-for']);
-  const chain =
-    forwarded !== undefined ? forwardedFor(forwarded) : xff !== undefined ? xForwardedFor(xff) : [];
+  const text = headerText(headers[header]);
+  const chain = text === undefined ? [] : header === 'forwarded' ? forwardedFor(text) : xForwardedFor(text);
   let client = direct;
   for (let i = chain.length - 1; i >= 0; i--) {
     const hop = chain[i]!;
@@ -143,19 +149,21 @@ export function clientAddress(
 }
 
 /**
- * Did the client reach the trusted proxy `peer` over TLS? From the nearest hop's `proto=` in
- * `Forwarded`, else the last `X-Forwarded-Proto` value (`https`/`wss`). Never for untrusted peers.
+ * Did the client reach the trusted proxy `peer` over TLS? With `Forwarded`, from the nearest hop's
+ * `proto=`; with `X-Forwarded-For`, from the last `X-Forwarded-Proto` value (`https`/`wss`). Never
+ * for untrusted peers.
  */
 export function forwardedSecure(
   peer: string | undefined,
   headers: IncomingHttpHeaders,
   trusted: TrustedProxies,
+  header: ForwardedHeader = 'x-forwarded-for',
 ): boolean {
   if (!trusted.trusts(peer)) return false;
-  const forwarded = headerText(headers.forwarded);
+  const forwarded = header === 'forwarded' ? headerText(headers.forwarded) : undefined;
   let proto: string | undefined;
-  if (forwarded !== undefined) {
-    const nearest = splitOutsideQuotes(forwarded, ',').at(-1) ?? '';
+  if (header === 'forwarded') {
+    const nearest = splitOutsideQuotes(forwarded ?? '', ',').at(-1) ?? '';
     for (const pair of splitOutsideQuotes(nearest, ';')) {
       const eq = pair.indexOf('=');
       if (eq > 0 && pair.slice(0, eq).trim().toLowerCase() === 'proto') proto = unquote(pair.slice(eq + 1));

@@ -65,7 +65,12 @@ export async function startListener(
       handleProtocols: (protocols) => (protocols.has('xmpp') ? 'xmpp' : false),
     });
     http.on('upgrade', (req, socket, head) => {
-      const ip = clientAddress(req.socket.remoteAddress, req.headers, trusted);
+      const ip = clientAddress(
+        req.socket.remoteAddress,
+        req.headers,
+        trusted,
+        core.config.trustedProxyHeader,
+      );
       const url = (req.url ?? '').split('?')[0];
       if (url !== WEBSOCKET_PATH || core.stopping || !admit(ip)) {
         socket.end(
@@ -78,7 +83,12 @@ export async function startListener(
           ws.close(1002, 'the xmpp subprotocol is required (RFC 7395)');
           return;
         }
-        const secure = forwardedSecure(req.socket.remoteAddress, req.headers, trusted);
+        const secure = forwardedSecure(
+          req.socket.remoteAddress,
+          req.headers,
+          trusted,
+          core.config.trustedProxyHeader,
+        );
         accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, secure));
       });
     });
