@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { request } from 'node:http';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient, type Via } from './support/test-client.js';
 import { PROXY_V2_SIGNATURE } from '../src/listeners/proxy-protocol.js';
@@ -248,6 +249,42 @@ describe('the admin listener', () => {
         headers: { authorization: `Bearer ${token}` },
       });
       assert.equal(unknown.status, 404);
+    } finally {
+      await server.destroy();
+    }
+  });
+  test('browsers are refused: a cross-site POST (Origin) or a rebound host name (Host) gets 403 and changes nothing', async () => {
+    const server = await startTestServer();
+    try {
+      await server.addUser('alice', PW);
+      const send = (method: string, path: string, headers: Record<string, string>) =>
+        new Promise<number>((resolve, reject) => {
+          const req = request(
+            { host: '127.0.0.1', port: server.port('admin'), method, path, headers },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      // What a page at https://evil.example makes the administrator's browser send.
+      assert.equal(
+        await send('POST', '/admin/users/remove?jid=alice@localhost', { origin: 'https://evil.example' }),
+        403,
+      );
+      // DNS rebinding: the page's own name, resolving to 127.0.0.1, in Host.
+      assert.equal(await send('GET', '/admin/sessions?list=1', { host: 'evil.example:5281' }), 403);
+      assert.equal(
+        await send('POST', '/admin/users/remove?jid=alice@localhost', { host: 'evil.example' }),
+        403,
+      );
+      // The account is still there; the CLI's own requests (loopback Host, no Origin) are answered.
+      assert.equal(await send('GET', '/admin/sessions', { host: `127.0.0.1:${server.port('admin')}` }), 200);
+      assert.equal(await send('GET', '/admin/sessions', { host: 'localhost' }), 200);
+      const c = await TestClient.login(server, 'alice', PW);
+      await c.close();
     } finally {
       await server.destroy();
     }

@@ -103,6 +103,13 @@ function readBody(req: IncomingMessage): Promise<unknown> {
   });
 }
 
+/** The host name of a Host header value: `127.0.0.1:5281` → `127.0.0.1`, `[::1]:5281` → `::1`. */
+function hostName(host: string): string {
+  if (host.startsWith('[')) return host.slice(1, Math.max(1, host.indexOf(']')));
+  const colon = host.indexOf(':');
+  return colon >= 0 && host.indexOf(':', colon + 1) < 0 ? host.slice(0, colon) : host;
+}
+
 function answer(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 }
@@ -125,6 +132,18 @@ export async function startAdminListener(
         '(requests then need "Authorization: Bearer <token>") or bind it to 127.0.0.1',
     );
   const http = createHttpServer((req, res) => {
+    // Not for browsers: a web page the administrator visits could otherwise POST here (a "simple"
+    // cross-site request needs no preflight), or read it through DNS rebinding (a name of the
+    // attacker's resolving to 127.0.0.1). Browsers always send Origin on a POST and the page's own
+    // host name in Host; the CLI and scripts send neither a foreign Host nor an Origin.
+    if (req.headers.origin !== undefined) {
+      answer(res, 403, { error: 'the admin API does not answer browsers (Origin header present)' });
+      return;
+    }
+    if (!token && !isLoopbackHost(hostName(req.headers.host ?? ''))) {
+      answer(res, 403, { error: 'without a token the admin API answers only for a loopback Host' });
+      return;
+    }
     if (token) {
       const auth = req.headers.authorization ?? '';
       const given = auth.startsWith('Bearer ') ? auth.slice(7).trim() : '';
@@ -151,7 +170,10 @@ export async function startAdminListener(
       } catch (err) {
         if (err instanceof AdminError || err instanceof AdminActionError)
           answer(res, err.status, { error: err.message });
-        else answer(res, 500, { error: (err as Error).message });
+        else {
+          core.log.error({ err, path: url.pathname }, 'admin request failed');
+          answer(res, 500, { error: (err as Error).message });
+        }
       }
     })();
   });
@@ -159,6 +181,9 @@ export async function startAdminListener(
   http.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+  });
+  http.on('error', (err: NodeJS.ErrnoException) => {
+    if (http.listening) core.log.error({ err }, 'admin listener error');
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

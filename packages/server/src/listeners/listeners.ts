@@ -132,7 +132,7 @@ export async function startListener(
     : server;
   front.maxConnections = 100_000;
   // Raw sockets per address and in total, handshake timeouts (trusted proxies are not capped).
-  socketGuard(core).attach(server, config.type);
+  socketGuard(core).attach(server, config.type, front);
   const sockets = new Set<import('node:net').Socket>();
   front.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);

@@ -16,8 +16,12 @@ import { TrustedProxies } from './forwarded.js';
  * request head to `limits.handshakeTimeoutMs`; and logs what it refuses (rate-limited).
  */
 export interface SocketGuard {
-  /** Installs the guard on a listener's server; call before it listens. */
-  attach(server: NetServer | HttpServer, type: ListenerConfig['type']): void;
+  /**
+   * Installs the guard on a listener's server; call before it listens. `acceptor` is the server
+   * that accepts the sockets when it is another (the PROXY protocol front): its accept errors
+   * (EMFILE) are handled too.
+   */
+  attach(server: NetServer | HttpServer, type: ListenerConfig['type'], acceptor?: NetServer): void;
   /** Open sockets counted under an address's key (tests, admin). */
   count(address: string): number;
   readonly total: number;
@@ -118,6 +122,15 @@ function createGuard(core: ServerCore): SocketGuard {
 
   function admit(socket: Socket, handshake: boolean): void {
     const address = socket.remoteAddress ?? '';
+    const k = key(address);
+    const counted = !limits.disabled && !exempt.has(ipKey(address, 128)) && !trusted.trusts(address);
+    // The per-address cap first: a socket that is refused anyway must not evict anyone.
+    if (counted && (perKey.get(k) ?? 0) >= limits.maxSocketsPerIp) {
+      lastRefused = k;
+      logPerIp();
+      socket.destroy();
+      return;
+    }
     if (total >= maxConnections) {
       logTotal();
       const [oldest] = pending;
@@ -129,18 +142,7 @@ function createGuard(core: ServerCore): SocketGuard {
       pending.delete(oldest[0]);
       oldest[1].destroy();
     }
-    const k = key(address);
-    const counted = !limits.disabled && !exempt.has(ipKey(address, 128)) && !trusted.trusts(address);
-    if (counted) {
-      const n = perKey.get(k) ?? 0;
-      if (n >= limits.maxSocketsPerIp) {
-        lastRefused = k;
-        logPerIp();
-        socket.destroy();
-        return;
-      }
-      perKey.set(k, n + 1);
-    }
+    if (counted) perKey.set(k, (perKey.get(k) ?? 0) + 1);
     total++;
     const me = peer(socket);
     if (handshake) pending.set(me, socket);
@@ -160,7 +162,7 @@ function createGuard(core: ServerCore): SocketGuard {
     },
     maxConnections,
     count: (address) => perKey.get(key(address)) ?? 0,
-    attach(server, type) {
+    attach(server, type, acceptor) {
       // First of all 'connection' listeners, so a refused socket costs no TLS or HTTP work.
       server.prependListener('connection', (socket: Socket) => {
         admit(socket, type !== 'c2s');
@@ -188,12 +190,13 @@ function createGuard(core: ServerCore): SocketGuard {
         server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
         server.on('secureConnection', (socket: TLSSocket) => pending.delete(peer(socket)));
       }
-      server.on('error', (err: NodeJS.ErrnoException) => {
-        if (err.code === 'EMFILE' || err.code === 'ENFILE') {
-          lastAcceptError = err.code;
-          logAcceptError();
-        } else if (server.listening) log.error({ err }, 'listener error');
-      });
+      for (const s of acceptor && acceptor !== server ? [server, acceptor] : [server])
+        s.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+            lastAcceptError = err.code;
+            logAcceptError();
+          } else if (s.listening) log.error({ err }, 'listener error');
+        });
     },
   };
 }

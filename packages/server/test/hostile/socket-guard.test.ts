@@ -126,4 +126,26 @@ describe('socket guard: raw sockets per address, handshake and request-head time
       await server.destroy();
     }
   });
+  test('at limits.maxConnections, a socket refused by the per-address cap evicts nobody', async () => {
+    const server = await startTestServer({ limits: { maxConnections: 4, maxSocketsPerIp: 2 } });
+    const held: Held[] = [];
+    try {
+      const guard = socketGuard(server.core);
+      for (const from of ['127.0.0.5', '127.0.0.5', '127.0.0.6', '127.0.0.6'])
+        held.push(await hold(server.port('c2s-tls'), from));
+      await until(() => guard.total === 4, 'four counted');
+      const [oldest] = held;
+      // The server is full and 127.0.0.5 is at its cap: its next socket is refused ...
+      const refused = await hold(server.port('c2s-tls'), '127.0.0.5');
+      await within(refused.gone, 5000, 'refused by the per-address cap');
+      // ... without closing the oldest unfinished handshake for it (that would happen in the same
+      // turn as the refusal; give its close time to arrive all the same).
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(oldest!.isClosed, false);
+      assert.equal(guard.total, 4);
+    } finally {
+      for (const s of held) s.destroy();
+      await server.destroy();
+    }
+  });
 });
