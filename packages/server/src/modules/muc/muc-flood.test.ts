@@ -10,7 +10,9 @@ import {
   enter,
   errorCondition,
   isGroupchat,
+  isPresenceFrom,
   item,
+  join,
   login,
   users,
 } from './muc-test-kit.js';
@@ -151,5 +153,51 @@ describe('MUC flood control: a room’s total fan-out', () => {
       assert.equal(errorType(r), 'wait');
     }
     assert.equal(errorCondition(await say(alice, room, 'a2')), 'resource-constraint');
+  });
+});
+
+describe('MUC flood control: entering and leaving', () => {
+  let server: TestServer;
+  const clients: TestClient[] = [];
+  before(async () => {
+    server = await startTestServer({
+      modules: {
+        ping: { idleMs: 0 },
+        // An entry into a room of two sessions costs 5 deliveries, a departure 3: 12 allow
+        // enter, leave, and not a second entry.
+        muc: { floodControl: { perSenderEntries: { deliveriesPerSecond: SLOW, burstDeliveries: 12 } } },
+      },
+    });
+    await users(server, 'alice', 'mallory', 'bob');
+  });
+  after(async () => {
+    for (const c of clients) c.kill();
+    await server.destroy();
+  });
+
+  test('entering and leaving in a loop is refused (policy-violation, wait) once the entry budget is spent; the others are unaffected', async () => {
+    const [alice, mallory, bob] = await Promise.all(
+      ['alice', 'mallory', 'bob'].map((u) => login(server, u, 'loop')),
+    );
+    clients.push(alice!, mallory!, bob!);
+    const room = `revolving@${SERVICE}`;
+    await createRoom(alice!, room, 'Alice');
+    await enter(bob!, room, 'Bob');
+    await enter(mallory!, room, 'Mallory');
+    await bob!.receive(isPresenceFrom(`${room}/Mallory`));
+    mallory!.send(xml('presence', { to: `${room}/Mallory`, type: 'unavailable' }));
+    await bob!.receive(isPresenceFrom(`${room}/Mallory`, 'unavailable'));
+    await mallory!.receive(isPresenceFrom(`${room}/Mallory`, 'unavailable'));
+    const again = await join(mallory!, room, 'Mallory');
+    assert.equal(again.attrs.type, 'error');
+    assert.equal(errorCondition(again), 'policy-violation');
+    assert.equal(errorType(again), 'wait');
+    await bob!.nothing(isPresenceFrom(`${room}/Mallory`), 300);
+    // Another user still enters, and the room still talks.
+    const carol = await login(server, 'bob', 'second');
+    clients.push(carol);
+    await enter(carol, room, 'Bob');
+    const said = say(bob!, room, 'still-here');
+    assert.equal((await said).attrs.type, 'groupchat');
   });
 });

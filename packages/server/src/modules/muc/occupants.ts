@@ -192,6 +192,12 @@ export function checkEntry(svc: MucService, room: Room, ev: RouteEvent, creating
   const max = room.config.maxUsers;
   if (max > 0 && !holder && room.occupants.size >= max && !isAdminOrOwner(aff))
     throw new StanzaError('service-unavailable', { text: 'this room is full' });
+  // Flood control (flood-control.ts): entering costs a presence to and from every session inside.
+  if (!svc.flood.admitEntry(ev.from, 2 * room.byReal.size + 1))
+    throw new StanzaError('policy-violation', {
+      type: 'wait',
+      text: 'you are entering and leaving rooms too fast; slow down',
+    });
 }
 
 /** §7.2 Entering a Room: adds the occupant and sends presences, history and subject, in that order. */
@@ -323,7 +329,10 @@ export function leave(
   detach(svc, room, o);
   o.role = 'none';
   const children = stanza ? presencePayload(stanza).filter((c) => c.name === 'status') : [];
-  if (!svc.stopping) broadcastPresence(svc, room, o, { type: 'unavailable', children });
+  if (!svc.stopping) {
+    svc.flood.debitDeparture(session, room.byReal.size + 1);
+    broadcastPresence(svc, room, o, { type: 'unavailable', children });
+  }
   svc.roomMaybeEmpty(room);
 }
 
