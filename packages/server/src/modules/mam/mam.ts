@@ -180,12 +180,26 @@ export default defineModule({
       return at.id;
     };
 
+    /**
+     * Archives removed (`user/deleted`) while messages for them were still being routed: rows
+     * reserved before the removal (a lower `seq`) are dropped, so that whoever registers the name
+     * next inherits nothing. Forgotten after a few minutes (routing takes far less).
+     */
+    const removed = new Map<string, { seq: number; at: number }>();
+    ctx.every(60_000, () => {
+      const old = Date.now() - 300_000;
+      for (const [owner, r] of removed) if (r.at < old) removed.delete(owner);
+    });
+
     ctx.hook('message/routed', (ev) => {
       const rows = awaiting.get(ev.outcome);
       if (!rows) return;
       awaiting.delete(ev.outcome);
       if (ev.outcome.bounced) return;
-      for (const row of rows) store.add(row);
+      for (const row of rows) {
+        const r = removed.size > 0 ? removed.get(row.owner) : undefined;
+        if (r === undefined || row.seq > r.seq) store.add(row);
+      }
     });
 
     // XEP-0198: what stream management acknowledges is in the archives (one commit for every waiting
@@ -287,6 +301,7 @@ export default defineModule({
 
     ctx.hook('user/deleted', async ({ jid }) => {
       const owner = jid.toBareString();
+      removed.set(owner, { seq: store.next().seq, at: Date.now() });
       await store.deleteOwner(owner);
       await prefs.delete(owner);
     });
