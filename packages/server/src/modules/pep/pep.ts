@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { xml, type Element } from '@natter/xml';
+import { xml } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
 import { defineModule, type Session } from '../../core/module-api.js';
