@@ -91,7 +91,7 @@ export default tseslint.config(
     files: ['**/*.test.ts', '**/test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
-  // Rules of the house (docs/architecture.md, /work/shared/DESIGN.md) that imports can show.
+  // Rules of the house (DESIGN.md; docs/dev/house-rules.md) that imports can show.
   // In flat config a later `no-restricted-imports` for the same file REPLACES an earlier one, so
   // each block below lists every pattern that applies to its files (`restrict(...)` merges them),
   // ordered from the widest file set to the narrowest. test/lint/house-rules.test.ts proves each

@@ -1,4 +1,4 @@
-// The rules of the house that imports can show (DESIGN.md, docs/architecture.md) are enforced by
+// The rules of the house that imports can show (DESIGN.md; docs/dev/house-rules.md) are enforced by
 // `no-restricted-imports` in eslint.config.js. Patterns can silently stop matching (a moved
 // folder, a later config block replacing an earlier one): this lints in-memory code under made-up
 // file names with the repository's real configuration and asserts that each rule still fires,
