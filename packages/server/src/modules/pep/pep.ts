@@ -306,7 +306,7 @@ export default defineModule({
     for (const xmlns of [NS.pubsub, NS.pubsubOwner]) {
       for (const type of ['get', 'set'] as const) {
         ctx.iq('account', type, xmlns, 'pubsub', async (req) => {
-          if (!(await ctx.host.accountExists(req))) throw new StanzaError('service-unavailable');
+          if (!(await ctx.accountExists(req))) throw new StanzaError('service-unavailable');
           return serviceOf(req.to.bare).handle(req.from, type, req.payload);
         });
       }

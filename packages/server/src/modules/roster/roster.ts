@@ -76,7 +76,7 @@ export default defineModule({
           ? xml('item', { jid: item.jid, subscription: 'remove' })
           : itemElement(item as RosterItem);
       const query = xml('query', { xmlns: NS.roster, ver: opts.versioning ? ver : undefined }, el);
-      const targets = only ? [only] : ctx.host.interestedSessions(owner.toBareString());
+      const targets = only ? [only] : ctx.interestedSessions(owner.toBareString());
       for (const s of targets) {
         if (s.closed) continue;
         ctx.router.deliver(
