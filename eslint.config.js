@@ -2,9 +2,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Tests and the test helpers still kept next to them (they only serve *.test.ts files). */
-// TODO: move modules/{pubsub,pep}/test-support.ts and muc/muc-test-kit.ts under test/ (rule 8).
-const TEST_FILES = ['**/*.test.ts', '**/test-support.ts', '**/*-test-kit.ts'];
+/** Test files (their helpers live under test/, rule 8). */
+const TEST_FILES = ['**/*.test.ts'];
 
 const BROWSER = { group: ['node:*'], message: 'browser code: Node built-ins only in *.node.ts files' };
 const NO_BUFFER = {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { startTestServer } from '../../../test/support/test-server.js';
 import { createLogger } from '../../core/logger.js';
-import { SERVICE, createRoom, login, users } from './muc-test-kit.js';
+import { SERVICE, createRoom, login, users } from '../../../test/support/muc.js';
 
 test('the "persistent rooms loaded" log line has each key once (JSON log parsers keep every field)', async () => {
   const first = await startTestServer();

@@ -17,7 +17,7 @@ import {
   join,
   login,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 const listOf = (res: Element) =>
   res

@@ -15,7 +15,7 @@ import {
   join,
   login,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 // Budgets so small that nothing refills while a test runs (one delivery every 1,000 s): what is
 // allowed and what is refused depends only on what was sent, never on timing.

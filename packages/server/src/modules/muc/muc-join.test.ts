@@ -20,7 +20,7 @@ import {
   ownerSet,
   submitForm,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 describe('MUC: creating, entering and leaving rooms (XEP-0045)', () => {
   let server: TestServer;

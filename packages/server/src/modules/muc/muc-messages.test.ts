@@ -18,7 +18,7 @@ import {
   join,
   login,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 describe('MUC: messages, nicknames, invitations (XEP-0045 §7)', () => {
   let server: TestServer;

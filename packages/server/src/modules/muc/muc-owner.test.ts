@@ -20,7 +20,7 @@ import {
   ownerSet,
   submitForm,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 /** NATTER_TEST_PG_URL=postgres://… runs these tests on an (empty) PostgreSQL database. */
 const STORAGE = process.env.NATTER_TEST_PG_URL

@@ -15,7 +15,7 @@ import {
   join,
   login,
   users,
-} from './muc-test-kit.js';
+} from '../../../test/support/muc.js';
 
 describe('MUC: nicknames, passwords and what an occupant may not forge', () => {
   let server: TestServer;

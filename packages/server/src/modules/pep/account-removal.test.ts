@@ -4,7 +4,7 @@ import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
-import { BASE_MODULES, pubsubIq, ok, fails, publish } from '../pubsub/test-support.js';
+import { BASE_MODULES, pubsubIq, ok, fails, publish } from '../../../test/support/pubsub.js';
 
 const PW = 'secret-password';
 

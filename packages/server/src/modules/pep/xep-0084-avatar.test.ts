@@ -17,8 +17,8 @@ import {
   event,
   about,
   noEvent,
-} from '../pubsub/test-support.js';
-import { presenceWithCaps, subscribeTo, itemPayload } from './test-support.js';
+} from '../../../test/support/pubsub.js';
+import { presenceWithCaps, subscribeTo, itemPayload } from '../../../test/support/pep.js';
 
 const PW = 'secret-password';
 const DATA = 'urn:xmpp:avatar:data';

@@ -14,8 +14,8 @@ import {
   event,
   about,
   noEvent,
-} from '../pubsub/test-support.js';
-import { presenceWithCaps, subscribeTo, itemPayload, settle } from './test-support.js';
+} from '../../../test/support/pubsub.js';
+import { presenceWithCaps, subscribeTo, itemPayload, settle } from '../../../test/support/pep.js';
 import { capsVer } from './xep-0115-caps.js';
 import type { PepApi } from './pep.js';
 import { parseJid } from '@natter/jid';

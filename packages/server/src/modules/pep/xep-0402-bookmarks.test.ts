@@ -14,8 +14,8 @@ import {
   event,
   about,
   noEvent,
-} from '../pubsub/test-support.js';
-import { presenceWithCaps, subscribeTo } from './test-support.js';
+} from '../../../test/support/pubsub.js';
+import { presenceWithCaps, subscribeTo } from '../../../test/support/pep.js';
 
 const PW = 'secret-password';
 const BM = 'urn:xmpp:bookmarks:1';

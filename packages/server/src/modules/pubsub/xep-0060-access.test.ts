@@ -11,8 +11,8 @@ import {
   ok,
   fails,
   publish,
-} from './test-support.js';
-import { subscribeTo, setGroups } from '../pep/test-support.js';
+} from '../../../test/support/pubsub.js';
+import { subscribeTo, setGroups } from '../../../test/support/pep.js';
 
 const PW = 'secret-password';
 const PS = 'pubsub.localhost';

@@ -15,7 +15,7 @@ import {
   event,
   about,
   noEvent,
-} from './test-support.js';
+} from '../../../test/support/pubsub.js';
 
 const PW = 'secret-password';
 const PS = 'pubsub.localhost';

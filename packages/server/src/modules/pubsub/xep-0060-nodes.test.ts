@@ -14,7 +14,7 @@ import {
   publish,
   event,
   about,
-} from './test-support.js';
+} from '../../../test/support/pubsub.js';
 
 const PW = 'secret-password';
 const PS = 'pubsub.localhost';

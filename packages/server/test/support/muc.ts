@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { TestClient } from '../../../test/support/test-client.js';
-import type { TestServer } from '../../../test/support/test-server.js';
+import { TestClient } from './test-client.js';
+import type { TestServer } from './test-server.js';
 
 export const PW = 'muc-test-password';
 export const SERVICE = 'conference.localhost';

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { xml, type Element, type Child } from '@natter/xml';
 import { NS, buildForm } from '@natter/protocol';
-import type { TestClient } from '../../../test/support/test-client.js';
-import { builtinModules } from '../index.js';
+import type { TestClient } from './test-client.js';
+import { builtinModules } from '../../src/modules/index.js';
 
 /** Whether a module is registered (tests needing roster/presence skip until they land). */
 export const hasModule = (name: string): boolean => builtinModules.some((m) => m.name === name);

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import type { TestClient } from '../../../test/support/test-client.js';
-import { capsVer } from './xep-0115-caps.js';
+import type { TestClient } from './test-client.js';
+import { capsVer } from '../../src/modules/pep/xep-0115-caps.js';
 
 let unique = 0;
 
