@@ -104,7 +104,7 @@ export {
   type DiscoItem,
   type DiscoOptions,
 } from './disco/xep-0030-disco.js';
-export { capsVerification, type DiscoIdentity } from './disco/xep-0115-caps.js';
+export { capsVerification, type DiscoIdentity } from './core/xep-0115-caps.js';
 export {
   muc,
   type MucOptions,

@@ -19,7 +19,7 @@ import {
   discoInfoQuery,
   CAPS_NODE,
   type DiscoIdentity,
-} from '../disco/xep-0115-caps.js';
+} from './xep-0115-caps.js';
 import type { TlsOptions, TransportFactory } from '../transport/transport.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';

@@ -3,7 +3,7 @@ import type { Jid } from '@natter/jid';
 import { NS, parseForm, type DataForm } from '@natter/protocol';
 import { emitterWith, type Emitter } from '../core/emitter.js';
 import type { PluginDefinition } from '../core/plugin.js';
-import { capsVerification, type DiscoIdentity } from './xep-0115-caps.js';
+import { capsVerification, type DiscoIdentity } from '../core/xep-0115-caps.js';
 
 export interface DiscoInfo {
   identities: DiscoIdentity[];

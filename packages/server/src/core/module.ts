@@ -8,6 +8,9 @@ import type { ServerCore } from './server-core.js';
 import type { ServiceHandler } from './router.js';
 import type { Logger } from './logger.js';
 import type { C2SStream } from './c2s-stream.js';
+import type { Config } from '../config.js';
+import type { Jid } from '@natter/jid';
+import type { Session } from './session.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -35,6 +38,17 @@ export interface ModuleDefinition<O extends z.ZodType = z.ZodType> {
 export function defineModule<O extends z.ZodType>(def: ModuleDefinition<O>): ModuleDefinition<O> {
   return def;
 }
+
+/** The server's configuration as a module sees it: read-only, all the way down. */
+export type ServerConfigView = DeepReadonly<Config>;
+type DeepReadonly<T> = T extends (...args: any[]) => unknown
+  ? T
+  : T extends object
+    ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
+    : T;
+
+/** Values a module keeps once per server process (see `ModuleContext.processScoped`). */
+const processStores = new WeakMap<ServerCore, Map<string, unknown>>();
 
 /** Where an IQ handler listens: the server's domain, or any account's bare JID. */
 export type IqTarget = 'host' | 'account';
@@ -177,5 +191,45 @@ export class ModuleContext<Options> {
   async stop(): Promise<void> {
     for (const t of this.teardowns.reverse()) await t();
     for (const u of this.undo.reverse()) u();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // What a module may know of the server beyond its host (rule 5: modules never hold `ServerCore`).
+  // Kept at the end of the class, in one block, so it merges cleanly with stream-side changes.
+  // ---------------------------------------------------------------------------------------------
+
+  /** The server's whole configuration, read-only (a module's own options are `options`). */
+  get config(): ServerConfigView {
+    return this.server.config;
+  }
+
+  /** True once the server has begun to shut down. */
+  get stopping(): boolean {
+    return this.server.stopping;
+  }
+
+  /**
+   * Ends every session of an account but `except` (account removed: `not-authorized`; password
+   * changed: `reset`, RFC 6120 §4.9.3.16). Resolves with how many sessions were ended.
+   */
+  kickAccount(
+    bare: Jid,
+    condition: 'not-authorized' | 'conflict' | 'reset' = 'not-authorized',
+    opts: { except?: Session; text?: string } = {},
+  ): Promise<number> {
+    return this.server.kickAccount(bare, condition, opts);
+  }
+
+  /**
+   * One value per server process and key, shared by every virtual host's instance of a module
+   * (rule 7: process-wide concerns register at process scope, never as "the first host configures
+   * it"). `factory` runs once, for whichever host asks first; later calls get the same value.
+   * Key it with the module's name, e.g. `ctx.processScoped('blocking:store', () => open())`.
+   */
+  processScoped<T>(key: string, factory: () => T): T {
+    let store = processStores.get(this.server);
+    if (!store) processStores.set(this.server, (store = new Map()));
+    if (!store.has(key)) store.set(key, factory());
+    return store.get(key) as T;
   }
 }

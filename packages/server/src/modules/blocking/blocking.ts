@@ -2,24 +2,19 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { RouteEvent, HandleResult, MaybePromise } from '../../core/hooks.js';
-import type { ServerCore } from '../../core/server-core.js';
-import type { Session } from '../../core/session.js';
+import {
+  defineModule,
+  type RouteEvent,
+  type HandleResult,
+  type MaybePromise,
+  type Session,
+} from '../../core/module-api.js';
 import { BlocklistStore, blockingMigrations } from './blocklist-store.js';
 import { blocklistMatches } from './xep-0191-matching.js';
-import { mayReceivePresence } from '../last/roster-subscription.js';
+import { mayReceivePresence } from '../last/api.js';
+import type { BlockingApi } from './api.js';
 
-/** What other modules can ask: `ctx.use<BlockingApi>('blocking')`. */
-export interface BlockingApi {
-  /** Does `owner` (a local account) block `other`? Synchronous unless the list must be loaded. */
-  isBlocked(owner: Jid | string, other: Jid): boolean | Promise<boolean>;
-  /** The owner's blocklist. */
-  list(owner: Jid | string): Promise<string[]>;
-}
-
-/** One store per server process, shared by its virtual hosts (a check may cross hosts). */
-const stores = new WeakMap<ServerCore, Promise<BlocklistStore>>();
+export type { BlockingApi } from './api.js';
 
 /** Above the modules that archive or copy messages (MAM, carbons, offline), which run at 0 to 200. */
 const PRIORITY = 500;
@@ -56,12 +51,10 @@ export default defineModule({
     .prefault({}),
   migrations: blockingMigrations,
   async setup(ctx) {
-    let pending = stores.get(ctx.server);
-    if (!pending) {
-      pending = BlocklistStore.open(ctx.db, ctx.options.cacheSize);
-      stores.set(ctx.server, pending);
-    }
-    const store = await pending;
+    // One store per server process, shared by its virtual hosts (a check may cross hosts).
+    const store = await ctx.processScoped('blocking:store', () =>
+      BlocklistStore.open(ctx.db, ctx.options.cacheSize),
+    );
     /** Sessions that retrieved the blocklist: they get the pushes (XEP-0191 §3.3). */
     const interested = new WeakSet<Session>();
     /** Presence this module sends on the user's behalf after a block: let through. */

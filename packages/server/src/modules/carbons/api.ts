@@ -1,5 +1,5 @@
 import type { Element } from '@natter/xml';
-import type { Session } from '../../core/session.js';
+import type { Session } from '../../core/module-api.js';
 
 /**
  * What carbons offers other modules (`ctx.use<CarbonsApi>('carbons')`): stream management asks it,

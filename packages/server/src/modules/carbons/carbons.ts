@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { Element, xml } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
 import type { Jid } from '@natter/jid';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
-import type { RouteEvent } from '../../core/hooks.js';
+import { defineModule, type Session, type RouteEvent } from '../../core/module-api.js';
 import { isEligible, type CarbonDirection } from './eligibility.js';
 import type { CarbonsApi } from './api.js';
 

@@ -1,9 +1,8 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Identity } from '../../core/host.js';
-import type { PepApi } from '../pep/pep.js';
+import { defineModule, type Identity } from '../../core/module-api.js';
+import type { PepApi } from '../pep/api.js';
 
 function info(node: string | undefined, identities: Identity[], features: Iterable<string>) {
   return xml(

@@ -6,7 +6,7 @@ import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
 import { defineModule } from '../../core/module.js';
-import type { RosterApi } from '../roster/roster-api.js';
+import type { RosterApi } from '../roster/api.js';
 import { builtinModules } from '../index.js';
 
 const PW = 'secret-password';

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
+import { defineModule, type Session } from '../../core/module-api.js';
 import { LastStore, lastMigrations, type LastActivity } from './last-store.js';
 import { mayReceivePresence } from './roster-subscription.js';
 

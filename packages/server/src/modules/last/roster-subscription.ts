@@ -1,6 +1,6 @@
 import type { Jid } from '@natter/jid';
-import type { ModuleContext } from '../../core/module.js';
-import type { RosterApi } from '../roster/roster-api.js';
+import type { ModuleContext } from '../../core/module-api.js';
+import type { RosterApi } from '../roster/api.js';
 
 /**
  * RFC 6121 §4: may `contact` see `owner`'s presence (the owner's roster item for the contact has

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Logger } from '../../core/logger.js';
+import type { Logger } from '../../core/module-api.js';
 
 export type Direction = 'in' | 'out';
 

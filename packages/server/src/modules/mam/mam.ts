@@ -2,8 +2,12 @@ import { z } from 'zod';
 import { Element, xml, parseElement } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError, delayElement } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { RouteEvent, RouteOutcome, MaybePromise } from '../../core/hooks.js';
+import {
+  defineModule,
+  type RouteEvent,
+  type RouteOutcome,
+  type MaybePromise,
+} from '../../core/module-api.js';
 import { ArchiveStore, type ArchiveRow, type Direction } from './archive-store.js';
 import { StrangerLimit } from './strangers.js';
 import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';

@@ -1,7 +1,7 @@
 import { xml, type Element } from '@natter/xml';
 import { parseJid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import type { IqRequest } from '../../core/iq-dispatcher.js';
+import type { IqRequest } from '../../core/module-api.js';
 import {
   affRank,
   isAdminOrOwner,

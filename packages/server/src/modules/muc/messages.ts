@@ -1,7 +1,7 @@
 import { Element, xml } from '@natter/xml';
 import { parseJid } from '@natter/jid';
 import { NS, StanzaError, parseBoolean, parseForm, formType } from '@natter/protocol';
-import type { RouteEvent } from '../../core/hooks.js';
+import type { RouteEvent } from '../../core/module-api.js';
 import { isAdminOrOwner, roleRank } from './affiliations.js';
 import { setRole } from './occupants.js';
 import type { Occupant, Room } from './room.js';

@@ -1,14 +1,10 @@
-import { defineModule } from '../../core/module.js';
-import type { ServerCore } from '../../core/server-core.js';
+import { defineModule } from '../../core/module-api.js';
 import { mucOptions } from './options.js';
 import { destroyRoom } from './owner-iq.js';
 import { MucService } from './service.js';
 import { migrations, RoomStore } from './storage.js';
 
 export type { MucApi } from './service.js';
-
-/** The MUC services of each running server (a user of one host may sit in another host's rooms). */
-const servicesOf = new WeakMap<ServerCore, Set<MucService>>();
 
 /**
  * Multi-User Chat (XEP-0045) as a service on its own subdomain (`conference.<host>`): rooms with
@@ -29,9 +25,8 @@ export default defineModule({
     const service = new MucService(ctx, ctx.options, domain, new RoomStore(ctx.db));
     await service.load();
     ctx.service(domain, (ev) => service.handle(ev));
-    let all = servicesOf.get(ctx.server);
-    if (!all) servicesOf.set(ctx.server, (all = new Set()));
-    const siblings = all;
+    // The MUC services of this server process (a user of one host may sit in another host's rooms).
+    const siblings = ctx.processScoped('muc:services', () => new Set<MucService>());
     siblings.add(service);
     // An occupant whose session ends (or goes unavailable) without leaving is removed from its rooms.
     ctx.hook('session/closed', ({ session }) => {

@@ -1,7 +1,7 @@
 import { Element, xml } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError, delayElement } from '@natter/protocol';
-import type { RouteEvent } from '../../core/hooks.js';
+import type { RouteEvent } from '../../core/module-api.js';
 import { affRank, defaultRole, isAdminOrOwner, type Affiliation, type Role } from './affiliations.js';
 import { parseHistoryRequest } from './history.js';
 import { enforceNick, nickKey } from './nick.js';

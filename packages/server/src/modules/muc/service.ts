@@ -1,9 +1,7 @@
 import { Element, xml } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, buildForm, errorReply } from '@natter/protocol';
-import type { RouteEvent } from '../../core/hooks.js';
-import { IqDispatcher } from '../../core/iq-dispatcher.js';
-import type { ModuleContext } from '../../core/module.js';
+import { type RouteEvent, IqDispatcher, type ModuleContext } from '../../core/module-api.js';
 import { adminGet, adminSet } from './admin-iq.js';
 import { FloodControl } from './flood-control.js';
 import { groupchat, privateMessage, roomMessage } from './messages.js';
@@ -322,7 +320,7 @@ export class MucService {
 
   /** The service or the whole server is shutting down: departures are not broadcast. */
   get stopping(): boolean {
-    return this.stopped || this.ctx.server.stopping;
+    return this.stopped || this.ctx.stopping;
   }
 
   /** The server is stopping: every occupant hears why it leaves (332); then departures are silent. */

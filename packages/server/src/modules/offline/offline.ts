@@ -2,11 +2,10 @@ import { z } from 'zod';
 import { parseElement } from '@natter/xml';
 import { tryParseJid, type Jid } from '@natter/jid';
 import { NS, delayElement } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
+import { defineModule, type Session } from '../../core/module-api.js';
 import { OfflineStore, offlineMigrations } from './offline-store.js';
 import { shouldStore } from './xep-0160-policy.js';
-import type { BlockingApi } from '../blocking/blocking.js';
+import type { BlockingApi } from '../blocking/api.js';
 
 /** What the module offers other modules and admin tooling: `ctx.use<OfflineApi>('offline')`. */
 export interface OfflineApi {
@@ -70,7 +69,7 @@ export default defineModule({
       return true;
     });
 
-    const roomBytes = ctx.server.config.limits.maxSendBufferBytes / 4;
+    const roomBytes = ctx.config.limits.maxSendBufferBytes / 4;
     const deliver = async (session: Session): Promise<void> => {
       const owner = session.bare.toBareString();
       const rows = await store.list(owner);

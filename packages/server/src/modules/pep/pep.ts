@@ -2,29 +2,26 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
-import type { PubsubApi } from '../pubsub/pubsub.js';
-import type { PubsubService, ServiceProfile } from '../pubsub/pubsub-service.js';
-import type { StoredNode } from '../pubsub/pubsub-store.js';
-import { defaultConfig } from '../pubsub/node-config.js';
-import { PEP_FEATURES, PUBSUB_FEATURES } from '../pubsub/features.js';
-import { sharesPresence, type RosterApi } from '../pubsub/roster-types.js';
+import { defineModule, type Session } from '../../core/module-api.js';
+import {
+  defaultConfig,
+  PEP_FEATURES,
+  PUBSUB_FEATURES,
+  sharesPresence,
+  type PubsubApi,
+  type PubsubService,
+  type ServiceProfile,
+  type StoredNode,
+} from '../pubsub/api.js';
+import type { RosterApi } from '../roster/api.js';
+import type { PepApi } from './api.js';
 import { CapsCache, capsVer, readCaps, type CapsInfo } from './xep-0115-caps.js';
 
 /** XEP-0084 node names. */
 export const AVATAR_DATA = 'urn:xmpp:avatar:data';
 export const AVATAR_METADATA = 'urn:xmpp:avatar:metadata';
 
-/**
- * What PEP offers the disco module, which owns disco#items/#info on accounts: the nodes of an
- * account the requester may see (XEP-0163 §6.2), or a node's items; a node's identity and
- * meta-data. Both throw StanzaError('item-not-found') for unknown or hidden nodes.
- */
-export interface PepApi {
-  discoItems(account: Jid, requester: Jid, node?: string): Promise<Element>;
-  discoInfo(account: Jid, requester: Jid, node: string): Promise<Element>;
-}
+export type { PepApi } from './api.js';
 
 /** What PEP knows about a connected resource (XEP-0115 caps and what it was already sent). */
 interface ResourceState {

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
+import { defineModule, type Session } from '../../core/module-api.js';
 
 /**
  * XMPP Ping (XEP-0199) both ways: answers clients' pings, and pings clients that have been

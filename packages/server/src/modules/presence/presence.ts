@@ -2,10 +2,8 @@ import { z } from 'zod';
 import { Element, xml } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { RouteEvent } from '../../core/hooks.js';
-import type { Session } from '../../core/session.js';
-import type { RosterApi } from '../roster/roster-api.js';
+import { defineModule, type RouteEvent, type Session } from '../../core/module-api.js';
+import type { RosterApi } from '../roster/api.js';
 import {
   SUBSCRIPTION_TYPES,
   inboundRule,

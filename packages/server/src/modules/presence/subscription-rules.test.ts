@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml } from '@natter/xml';
-import type { RosterItem, SubscriptionState } from '../roster/roster-api.js';
+import type { RosterItem, SubscriptionState } from '../roster/api.js';
 import { inboundRule, outboundRule, type Outcome, type SubscriptionType } from './subscription-rules.js';
 
 /** The nine states of RFC 6121 Appendix A.1, by their names there. */

@@ -1,5 +1,5 @@
 import type { Element } from '@natter/xml';
-import type { StateChange, Subscription, SubscriptionState } from '../roster/roster-api.js';
+import type { StateChange, Subscription, SubscriptionState } from '../roster/api.js';
 
 export type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
 

@@ -2,13 +2,12 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { defineModule, type ModuleContext } from '../../core/module.js';
-import { resultReply } from '../../core/iq-dispatcher.js';
-import type { RouteEvent } from '../../core/hooks.js';
+import { defineModule, type ModuleContext, resultReply, type RouteEvent } from '../../core/module-api.js';
 import { PubsubStore, pubsubMigrations } from './pubsub-store.js';
 import { PubsubService, type EngineDeps, type ServiceProfile } from './pubsub-service.js';
 import { defaultConfig } from './node-config.js';
 import { PUBSUB_FEATURES } from './features.js';
+import type { PubsubApi } from './api.js';
 import type { RosterApi } from './roster-types.js';
 
 export const pubsubOptions = z
@@ -33,13 +32,7 @@ export const pubsubOptions = z
 
 export type PubsubOptions = z.infer<typeof pubsubOptions>;
 
-/** What the pubsub module offers other modules (PEP reuses the node engine). */
-export interface PubsubApi {
-  deps: EngineDeps;
-  options: PubsubOptions;
-  /** An engine for a service address with its own profile. */
-  service(address: string, profile: ServiceProfile): PubsubService;
-}
+export type { PubsubApi } from './api.js';
 
 /** Answers an IQ addressed to a service: result payload, or the thrown StanzaError. */
 export async function answerIq(

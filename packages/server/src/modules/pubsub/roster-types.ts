@@ -1,5 +1,5 @@
 import type { Jid } from '@natter/jid';
-import type { RosterApi } from '../roster/roster-api.js';
+import type { RosterApi } from '../roster/api.js';
 
 export type { RosterApi };
 

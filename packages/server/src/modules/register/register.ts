@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { IqRequest } from '../../core/iq-dispatcher.js';
+import { defineModule, type IqRequest } from '../../core/module-api.js';
 
 /**
  * XEP-0077 after authentication: registration info, password change and account removal.
@@ -35,7 +34,7 @@ export default defineModule({
         ctx.log.info({ account: req.from.bare.toString() }, 'account removed in-band');
         // The result is written first (it is routed as soon as this handler returns), then every
         // session of the account is closed (XEP-0077 §3.2).
-        setImmediate(() => void ctx.server.kickAccount(req.from.bare));
+        setImmediate(() => void ctx.kickAccount(req.from.bare));
         return;
       }
       const username = q.getChildText('username', NS.register);
@@ -47,7 +46,7 @@ export default defineModule({
       if (!ctx.options.allowPasswordChange) throw new StanzaError('not-allowed');
       if (
         !req.origin?.stream.secure &&
-        ctx.server.config.auth.allowPlaintext !== 'always' &&
+        ctx.config.auth.allowPlaintext !== 'always' &&
         !req.origin?.stream.credentialsAllowed()
       ) {
         throw new StanzaError('not-authorized', { text: 'change your password over TLS' });
@@ -58,7 +57,7 @@ export default defineModule({
       // (stream error <reset/>); the one that changed it stays. After the result, as above.
       const keep = req.origin;
       setImmediate(() => {
-        ctx.server
+        ctx
           .kickAccount(req.from.bare, 'reset', { except: keep, text: 'the password was changed' })
           .catch((err: unknown) => ctx.log.error({ err }, 'could not end the other sessions'));
       });

@@ -3,7 +3,7 @@ import type { Kysely, Migration } from 'kysely';
 import { parseJid, type Jid } from '@natter/jid';
 import { parseElement, type Element } from '@natter/xml';
 import { StanzaError } from '@natter/protocol';
-import type { RosterItem, StateChange, Subscription, SubscriptionState } from './roster-api.js';
+import type { RosterItem, StateChange, Subscription, SubscriptionState } from './api.js';
 
 /** An item with the roster version of its last change (RFC 6121 §2.6 / XEP-0237). */
 export interface StoredItem extends RosterItem {

@@ -2,12 +2,11 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { Session } from '../../core/session.js';
-import type { PendingRequest, RosterApi, RosterItem, StateChange, SubscriptionState } from './roster-api.js';
+import { defineModule, type Session } from '../../core/module-api.js';
+import type { PendingRequest, RosterApi, RosterItem, StateChange, SubscriptionState } from './api.js';
 import { RosterStore, rosterMigrations, type RosterData, type StoredItem } from './roster-store.js';
 
-export type { RosterApi, RosterItem } from './roster-api.js';
+export type { RosterApi, RosterItem } from './api.js';
 
 let pushCounter = 0;
 

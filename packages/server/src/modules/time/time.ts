@@ -1,6 +1,6 @@
 import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
+import { defineModule } from '../../core/module-api.js';
 
 /** XEP-0082 time zone offset of this process's local time, e.g. `+02:00` or `-05:30` (`+00:00` in UTC). */
 export function timezoneOffset(date: Date): string {

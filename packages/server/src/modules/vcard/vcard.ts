@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { xml, parseElement, type Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
+import { defineModule } from '../../core/module-api.js';
 import { VcardStore, vcardMigrations } from './vcard-store.js';
 import { photoHash, applyPhotoHash, UNKNOWN_HASH } from './xep-0153-avatar.js';
 

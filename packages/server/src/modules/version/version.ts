@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import { NATTER_VERSION } from '../../version.js';
+import { defineModule, NATTER_VERSION } from '../../core/module-api.js';
 
 /** Software version (XEP-0092). */
 export default defineModule({

@@ -1,3 +1,8 @@
+/**
+ * XEP-0115 entity capabilities: the verification string, our `<c/>` element and our disco#info
+ * answer. In the core because the client stamps caps on its own presence; the disco plugin uses
+ * it too (rule 2: the client core never imports a plugin folder).
+ */
 import { xml, type Element } from '@natter/xml';
 import { NS, toBase64 } from '@natter/protocol';
 

@@ -1,0 +1,28 @@
+/**
+ * The module API: the one file a server module imports from the server (rule 5 of the house,
+ * enforced by `no-restricted-imports` in eslint.config.js). Everything a module may use is
+ * re-exported here; anything not listed (ServerCore, stream classes, the router's internals) is
+ * out of a module's reach, so the core can change behind this surface without touching modules.
+ *
+ * Modules also import the shared packages (@natter/xml, @natter/jid, @natter/protocol), zod and
+ * kysely, files of their own folder, and another module's declared `api.ts`.
+ */
+export { defineModule, ModuleContext } from './module.js';
+export type { ModuleDefinition, IqTarget, ServerConfigView } from './module.js';
+export type {
+  RouteEvent,
+  RouteOutcome,
+  HandleResult,
+  MaybePromise,
+  HandleHook,
+  NotifyHook,
+  HookMap,
+  HookName,
+} from './hooks.js';
+export { IqDispatcher, resultReply } from './iq-dispatcher.js';
+export type { IqHandler, IqRequest } from './iq-dispatcher.js';
+export type { ServiceHandler } from './router.js';
+export type { Session } from './session.js';
+export type { Identity } from './host.js';
+export type { Logger } from './logger.js';
+export { NATTER_VERSION } from '../version.js';
