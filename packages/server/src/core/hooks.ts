@@ -22,6 +22,11 @@ export interface RouteEvent {
    * by the router). `bounced` is true once an error went back to the sender.
    */
   outcome?: RouteOutcome;
+  /**
+   * Set when a privileged entity (XEP-0356, an external component) sent this stanza in the name
+   * of the account in `from`: the component's domain. `origin` is then undefined.
+   */
+  onBehalfOf?: string;
 }
 
 export interface RouteOutcome {
@@ -82,6 +87,13 @@ export interface HookMap {
   'server/stopping': NotifyHook<Record<string, never>>;
   /** An account was deleted: modules remove its data. */
   'user/deleted': NotifyHook<{ jid: Jid }>;
+  /**
+   * An external component (XEP-0114) completed its handshake and now serves `domain`. Runs on
+   * every virtual host (XEP-0356 advertises privileges per host).
+   */
+  'component/connected': NotifyHook<{ domain: string }>;
+  /** An external component's stream ended: `domain` is unreachable until it connects again. */
+  'component/disconnected': NotifyHook<{ domain: string }>;
 }
 
 export type HookName = keyof HookMap;

@@ -232,4 +232,20 @@ export class ModuleContext<Options> {
     if (!store.has(key)) store.set(key, factory());
     return store.get(key) as T;
   }
+
+  // ---------------------------------------------------------------------------------------------
+  // External components (XEP-0114) as modules see them (gateway helper's block).
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Routes a stanza as if the account in `ev.from` (of this host) had sent it: the host's
+   * `stanza/out` hooks first (carbons, blocking, archives), then the router. For stanzas a
+   * privileged entity sends in a user's name (XEP-0356); `ev.origin` is undefined.
+   */
+  routeAs(ev: RouteEvent): void | Promise<void> {
+    if (!this.host.hooks.has('stanza/out')) return this.router.dispatch(ev);
+    const r = this.host.hooks.run('stanza/out', ev);
+    if (r instanceof Promise) return r.then((handled) => (handled ? undefined : this.router.dispatch(ev)));
+    if (!r) return this.router.dispatch(ev);
+  }
 }
