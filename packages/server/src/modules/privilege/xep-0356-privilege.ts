@@ -23,7 +23,7 @@ let advertisementCounter = 0;
 export default defineModule({
   name: 'privilege',
   description:
-    'Privileged components (XEP-0356): roster, message, IQ and presence access granted per component',
+    'Privileged components: roster, message, IQ and presence access, granted only by `components.<domain>.privileges`',
   specs: ['XEP-0356'],
   enabledByDefault: true,
   options: z.object({}).strict().prefault({}),
