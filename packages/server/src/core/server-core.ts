@@ -10,26 +10,27 @@ import type { Host } from './host.js';
 import type { Router } from './router.js';
 import type { SessionRegistry } from './session-registry.js';
 import { Session } from './session.js';
-import type { C2SStream } from './c2s-stream.js';
+import type { C2SStream } from './stream/c2s-stream.js';
+import type { ClientStreamView, StreamView } from './stream/stream-view.js';
 import type { Logger } from './logger.js';
 
 /** Rate limiting seen from a stream (implemented by the limits module). */
 export interface StreamLimiter {
   /** Counts received bytes; may pause the transport. */
-  consume(stream: C2SStream, bytes: number): void;
+  consume(stream: StreamView, bytes: number): void;
   /** Admits one stanza from a bound client; false drops it (the limiter answered or closed). */
-  stanza(stream: C2SStream): boolean;
+  stanza(stream: StreamView): boolean;
   /** A SASL exchange from `ip` failed with not-authorized. */
   authFailed(ip: string): void;
   /** Milliseconds before `ip` may try to authenticate again (0: now). */
   authWait?(ip: string): number;
   /** A stream was created (after admission) / finished. */
-  opened?(stream: C2SStream): void;
-  closed?(stream: C2SStream): void;
+  opened?(stream: StreamView): void;
+  closed?(stream: StreamView): void;
 }
 
 /** Hands a stream to another owner instead of closing its session (stream management). */
-export type CloseInterceptor = (stream: C2SStream, clean: boolean) => boolean | Promise<boolean>;
+export type CloseInterceptor = (stream: ClientStreamView, clean: boolean) => boolean | Promise<boolean>;
 
 /**
  * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
@@ -39,7 +40,7 @@ export class ServerCore {
   readonly hosts = new Map<string, Host>();
   readonly streams = new Set<C2SStream>();
   /** Features offered after authentication (stream management, CSI, roster versioning …). */
-  readonly streamFeatures: ((stream: C2SStream) => Element | null)[] = [];
+  readonly streamFeatures: ((stream: ClientStreamView) => Element | null)[] = [];
   /** Run before a closed stream's session is ended; true keeps the session (hibernation). */
   readonly closeInterceptors: CloseInterceptor[] = [];
   limiter: StreamLimiter | undefined;

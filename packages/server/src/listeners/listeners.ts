@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { WebSocketServer } from 'ws';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
-import { C2SStream } from '../core/c2s-stream.js';
+import { C2SStream } from '../core/stream/c2s-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import { socketGuard } from './socket-guard.js';
