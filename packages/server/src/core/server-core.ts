@@ -11,6 +11,7 @@ import type { Router } from './router.js';
 import type { SessionRegistry } from './session-registry.js';
 import { Session } from './session.js';
 import type { C2SStream } from './stream/c2s-stream.js';
+import type { ComponentStream } from './stream/xep-0114-component-stream.js';
 import type { ClientStreamView, StreamView } from './stream/stream-view.js';
 import type { Logger } from './logger.js';
 
@@ -18,7 +19,7 @@ import type { Logger } from './logger.js';
 export interface StreamLimiter {
   /** Counts received bytes; may pause the transport. */
   consume(stream: StreamView, bytes: number): void;
-  /** Admits one stanza from a bound client; false drops it (the limiter answered or closed). */
+  /** Admits one stanza from a bound client or component; false drops it (the limiter answered or closed). */
   stanza(stream: StreamView): boolean;
   /** A SASL exchange from `ip` failed with not-authorized. */
   authFailed(ip: string): void;
@@ -39,6 +40,10 @@ export type CloseInterceptor = (stream: ClientStreamView, clean: boolean) => boo
 export class ServerCore {
   readonly hosts = new Map<string, Host>();
   readonly streams = new Set<C2SStream>();
+  /** Connected XEP-0114 components by domain (one stream per domain). */
+  readonly components = new Map<string, ComponentStream>();
+  /** Every open component stream, bound or still negotiating (closed on shutdown). */
+  readonly componentStreams = new Set<ComponentStream>();
   /** Features offered after authentication (stream management, CSI, roster versioning …). */
   readonly streamFeatures: ((stream: ClientStreamView) => Element | null)[] = [];
   /** Run before a closed stream's session is ended; true keeps the session (hibernation). */
@@ -105,6 +110,27 @@ export class ServerCore {
     if (r instanceof Promise)
       return this.track(r.then((handled) => (handled ? undefined : this.router.dispatch(ev))));
     if (!r) return this.track(this.router.dispatch(ev));
+  }
+
+  /** A stanza from a connected component, validated (its `from` is on its domain): the router. */
+  routeFromComponent(ev: RouteEvent): void | Promise<void> {
+    return this.track(this.router.dispatch(ev));
+  }
+
+  /** Binds a component's domain to its stream; false when another stream holds it (conflict). */
+  bindComponent(domain: string, stream: ComponentStream): boolean {
+    if (this.components.has(domain)) return false;
+    this.components.set(domain, stream);
+    this.router.connectComponent(domain, (stanza) => stream.deliver(stanza));
+    return true;
+  }
+
+  /** The component's stream ended: its domain is unreachable (service-unavailable) until it is back. */
+  unbindComponent(domain: string, stream: ComponentStream): void {
+    if (this.components.get(domain) !== stream) return;
+    this.components.delete(domain);
+    this.router.connectComponent(domain, undefined);
+    this.log.info({ component: domain }, 'component disconnected');
   }
 
   private track<T>(r: T | Promise<T>): T | Promise<T> {
