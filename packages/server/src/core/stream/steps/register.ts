@@ -1,17 +1,18 @@
 import { xml, type Element } from '@natter/xml';
 import { JidError } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { AccountExistsError } from './account-store.js';
-import type { ServerCore } from '../core/server-core.js';
-import type { C2SStream } from '../core/c2s-stream.js';
-import { resultReply } from '../core/iq-dispatcher.js';
-import { ipKey } from '../util/ip-key.js';
+import { AccountExistsError } from '../../../accounts/account-store.js';
+import type { ServerCore } from '../../server-core.js';
+import type { C2SStream } from '../c2s-stream.js';
+import { resultReply } from '../../iq-dispatcher.js';
+import { ipKey } from '../../../util/ip-key.js';
 
 /** Addresses whose registrations are remembered; beyond it the least recently active are forgotten. */
 export const REGISTRATION_MEMORY = 100_000;
 
 /**
- * In-band registration (XEP-0077) before authentication: off unless `registration.enabled`,
+ * The `register` negotiation step of the client profile. In-band registration (XEP-0077) before
+ * authentication: off unless `registration.enabled`,
  * limited per IP address per hour. Password change and account removal after authentication
  * live in the `register` module.
  */
