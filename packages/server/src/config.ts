@@ -43,17 +43,19 @@ const listener = z
 /** A syntactically valid domain name (RFC 7622 domainpart, ASCII labels), lower case. */
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
-const access = <T extends [string, ...string[]]>(values: T) => z.enum(values).optional();
+const access = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values).optional();
 
 /** One XEP-0114 external component, keyed by its domain. */
 const component = z
   .object({
     /** Shared secret of the handshake (XEP-0114 §3). */
     secret: z.string().min(1, 'the component secret must not be empty'),
-    /** XEP-0356 privileged entity permissions (read by the privilege support; ignored here). */
+    /** XEP-0356 privileged entity permissions (modules/privilege; docs/components.md). */
     privileges: z
       .object({
         roster: access(['none', 'get', 'set', 'both']),
+        /** XEP-0356 §4.4: roster pushes to the component (default: true when `roster` reads). */
+        rosterPush: z.boolean().optional(),
         message: access(['none', 'outgoing']),
         presence: access(['none', 'managed_entity', 'roster']),
         iq: z.record(z.string(), z.enum(['get', 'set', 'both'])).optional(),

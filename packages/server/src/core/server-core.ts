@@ -115,6 +115,23 @@ export class ServerCore {
     this.components.delete(domain);
     this.router.connectComponent(domain, undefined);
     this.log.info({ component: domain }, 'component disconnected');
+    this.notifyHosts('component/disconnected', domain);
+  }
+
+  /** The component's handshake was answered: every host's modules hear of it (XEP-0356 advertises). */
+  componentReady(domain: string): void {
+    this.notifyHosts('component/connected', domain);
+  }
+
+  private notifyHosts(hook: 'component/connected' | 'component/disconnected', domain: string): void {
+    for (const host of this.hosts.values()) {
+      if (!host.hooks.has(hook)) continue;
+      void this.track(
+        host.hooks
+          .notify(hook, { domain })
+          .catch((err: unknown) => this.log.error({ err, hook }, 'hook failed')),
+      );
+    }
   }
 
   private track<T>(r: T | Promise<T>): T | Promise<T> {

@@ -107,6 +107,7 @@ export class ComponentStream extends StreamMachine {
     this.established();
     this.writeElement(xml('handshake', { xmlns: NS.component }));
     this.server.log.info({ component: domain, ip: this.transport.remoteAddress }, 'component connected');
+    this.server.componentReady(domain);
   }
 
   /** XEP-0114 §3.1 / RFC 6120 §8.1: addresses on the component's own domain only, then the router. */

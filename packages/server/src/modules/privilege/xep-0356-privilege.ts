@@ -9,7 +9,6 @@ import {
   allows,
   effectivePrivileges,
   type Privileges,
-  type PrivilegesConfig,
 } from './xep-0356-permissions.js';
 import { PresenceRelay } from './xep-0356-presence.js';
 
@@ -28,9 +27,7 @@ export default defineModule({
   enabledByDefault: true,
   options: z.object({}).strict().prefault({}),
   setup(ctx) {
-    const configured = (
-      ctx.config as unknown as { components?: Readonly<Record<string, { privileges?: PrivilegesConfig }>> }
-    ).components;
+    const configured = ctx.config.components;
     const table = new Map<string, Privileges>();
     for (const [domain, c] of Object.entries(configured ?? {})) {
       const p = effectivePrivileges(domain, c.privileges);
