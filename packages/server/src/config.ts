@@ -58,9 +58,20 @@ const component = z
         rosterPush: z.boolean().optional(),
         message: access(['none', 'outgoing']),
         presence: access(['none', 'managed_entity', 'roster']),
-        iq: z.record(z.string(), z.enum(['get', 'set', 'both'])).optional(),
+        iq: z.record(z.string(), z.enum(['none', 'get', 'set', 'both'])).optional(),
       })
       .strict()
+      .superRefine((p, ctx) => {
+        // XEP-0356 §7.4: the server MUST reject roster presence without read access to rosters
+        if (p.presence === 'roster' && p.roster !== 'get' && p.roster !== 'both')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['presence'],
+            message: 'presence "roster" needs roster "get" or "both" (XEP-0356 §7.4)',
+          });
+        if (p.iq && Object.hasOwn(p.iq, 'urn:xmpp:privilege:2'))
+          ctx.addIssue({ code: 'custom', path: ['iq'], message: 'urn:xmpp:privilege:2 cannot be granted' });
+      })
       .optional(),
   })
   .strict();

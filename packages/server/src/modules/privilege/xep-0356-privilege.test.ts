@@ -6,11 +6,13 @@ import { startTestServer, type TestServer } from '../../../test/support/test-ser
 import { TestClient } from '../../../test/support/test-client.js';
 import { TestComponent } from '../../../test/support/test-component.js';
 import { NS_PRIVILEGE } from './xep-0356-permissions.js';
+import { configSchema } from '../../config.js';
 
 const PW = 'privileged-pw';
 const GW = 'gw.localhost';
 const PLAIN = 'plain.localhost';
 const READER = 'reader.localhost';
+const WATCHER = 'watcher.localhost';
 const SECRET = 'a-long-component-secret';
 
 const condition = (e: Element) =>
@@ -60,6 +62,7 @@ describe('privileged components (XEP-0356)', () => {
         },
         [PLAIN]: { secret: SECRET },
         [READER]: { secret: SECRET, privileges: { roster: 'set' } },
+        [WATCHER]: { secret: SECRET, privileges: { roster: 'get', rosterPush: false, presence: 'roster' } },
       },
       modules: { ping: { idleMs: 0 } },
     });
@@ -457,6 +460,54 @@ describe('privileged components (XEP-0356)', () => {
       (e) => e.name === 'presence' && e.attrs.from === nurse.jid && e.attrs.type === 'unavailable',
     );
     assert.equal(gone.attrs.to, GW);
+  });
+
+  test("§7.4/§8: a roster-presence component gets the users' contacts' presence, once per change; managed_entity ones do not", async () => {
+    const watcher = await TestComponent.connect(server.port('component'), WATCHER, SECRET);
+    const plain = await TestComponent.connect(server.port('component'), PLAIN, SECRET);
+    try {
+      const ad = await watcher.receive(isAdvertisement);
+      assert.deepEqual(perms(ad), { roster: 'get', message: 'none', presence: 'roster' });
+      const rosterPerm = ad
+        .getChild('privilege', NS_PRIVILEGE)!
+        .getChildren('perm', NS_PRIVILEGE)
+        .find((p) => p.attrs.access === 'roster')!;
+      assert.equal(rosterPerm.attrs.push, 'false');
+
+      const romeo = await login('romeo', 'watched', true);
+      const juliet = await login('juliet', 'watched', true);
+      const bob = `bob@${PLAIN}/irc`;
+      const status = (s: string) => xml('status', null, s);
+      // a contact (here an address of another component) tells two users the same presence
+      plain.send(xml('presence', { from: bob, to: 'romeo@localhost' }, status('hi')));
+      plain.send(xml('presence', { from: bob, to: 'juliet@localhost' }, status('hi')));
+      await romeo.receive((e) => e.name === 'presence' && e.attrs.from === bob);
+      await juliet.receive((e) => e.name === 'presence' && e.attrs.from === bob);
+      const relayed = await watcher.receive((e) => e.name === 'presence' && e.attrs.from === bob);
+      assert.equal(relayed.attrs.to, WATCHER);
+      assert.equal(relayed.getChildText('status'), 'hi');
+      // a change is news again
+      plain.send(xml('presence', { from: bob, to: 'romeo@localhost', type: 'unavailable' }));
+      await watcher.receive(
+        (e) => e.name === 'presence' && e.attrs.from === bob && e.attrs.type === 'unavailable',
+      );
+      await watcher.nothing((e) => e.name === 'presence' && e.attrs.from === bob);
+      // managed_entity is about the users only
+      await gw.nothing((e) => e.name === 'presence' && e.attrs.from === bob, 0);
+      await romeo.close();
+      await juliet.close();
+    } finally {
+      await plain.close();
+      await watcher.close();
+    }
+  });
+
+  test('§7.4: presence "roster" without read access to rosters is a configuration error', () => {
+    const parsed = configSchema.safeParse({
+      components: { [WATCHER]: { secret: SECRET, privileges: { roster: 'set', presence: 'roster' } } },
+    });
+    assert.equal(parsed.success, false);
+    assert.match(parsed.error!.issues.map((i) => i.message).join('\n'), /roster "get" or "both"/);
   });
 
   test('§8: a component that connects late gets the presence of users already online', async () => {
