@@ -84,102 +84,96 @@ describe('third-party components on the component listener (XEP-0114)', () => {
   test(
     'slixmpp ComponentXMPP echoes a message and answers disco#info through the server',
     BOUND,
-    async () => {
+    async (t) => {
       const slix = await startSlixmppEcho({ domain: SLIX, secret: SECRET, port: server.port('component') });
+      t.after(() => slix.stop());
       const romeo = await login('slix');
-      try {
-        romeo.send(
-          natterXml(
-            'message',
-            { to: `echo@${SLIX}`, type: 'chat', id: 's1' },
-            natterXml('body', null, 'ping?'),
-          ),
-        );
-        const echo = await romeo.receive(
-          (e) => e.name === 'message' && e.getChildText('body') === 'echo: ping?',
-          20_000,
-        );
-        assert.equal(echo.attrs.from, `echo@${SLIX}`);
+      t.after(() => romeo.close());
+      romeo.send(
+        natterXml(
+          'message',
+          { to: `echo@${SLIX}`, type: 'chat', id: 's1' },
+          natterXml('body', null, 'ping?'),
+        ),
+      );
+      const echo = await romeo.receive(
+        (e) => e.name === 'message' && e.getChildText('body') === 'echo: ping?',
+        20_000,
+      );
+      assert.equal(echo.attrs.from, `echo@${SLIX}`);
 
-        const info = await romeo.iq(
-          natterXml('iq', { type: 'get', to: SLIX }, natterXml('query', { xmlns: NS.discoInfo })),
-          20_000,
-        );
-        assert.equal(info.attrs.type, 'result', info.toString());
-        const q = info.getChild('query', NS.discoInfo)!;
-        assert.ok(
-          q.getChildren('identity').some((i) => i.attrs.category === 'gateway' && i.attrs.type === 'irc'),
-        );
-        assert.ok(q.getChildren('feature').some((f) => f.attrs.var === 'urn:natter:test:echo'));
-      } finally {
-        await romeo.close();
-        await slix.stop();
-      }
+      const info = await romeo.iq(
+        natterXml('iq', { type: 'get', to: SLIX }, natterXml('query', { xmlns: NS.discoInfo })),
+        20_000,
+      );
+      assert.equal(info.attrs.type, 'result', info.toString());
+      const q = info.getChild('query', NS.discoInfo)!;
+      assert.ok(
+        q.getChildren('identity').some((i) => i.attrs.category === 'gateway' && i.attrs.type === 'irc'),
+      );
+      assert.ok(q.getChildren('feature').some((f) => f.attrs.var === 'urn:natter:test:echo'));
     },
   );
 
   test(
     'biboumi: a Natter user joins an IRC channel, talks to IRC and hears IRC as groupchat',
     BOUND,
-    async () => {
+    async (t) => {
       const ircd = await startNgircd();
+      t.after(() => ircd.stop());
       const biboumi = await startBiboumi({ domain: IRC, secret: SECRET, port: server.port('component') });
+      t.after(() => biboumi.stop());
       const irc = await IrcClient.connect(ircd.host, ircd.port, 'mercutio');
+      t.after(() => irc.quit());
       const romeo = await login('irc');
+      t.after(() => romeo.close());
       const room = `#test%${ircd.host}@${IRC}`;
-      try {
-        irc.send('JOIN #test');
-        await irc.waitFor((l) => l.command === 'JOIN' && l.prefix.startsWith('mercutio!'));
+      irc.send('JOIN #test');
+      await irc.waitFor((l) => l.command === 'JOIN' && l.prefix.startsWith('mercutio!'));
 
-        romeo.send(
-          natterXml(
-            'presence',
-            { to: `${room}/romeo` },
-            natterXml('x', { xmlns: 'http://jabber.org/protocol/muc' }),
-          ),
-        );
-        // the user's self-presence (XEP-0045 status 110) says biboumi joined the channel for it
-        await romeo.receive(
-          (e) =>
-            e.name === 'presence' &&
-            e.attrs.from === `${room}/romeo` &&
-            e.attrs.type !== 'error' &&
-            (e
-              .getChild('x', 'http://jabber.org/protocol/muc#user')
-              ?.getChildren('status')
-              .some((s) => s.attrs.code === '110') ??
-              false),
-          60_000,
-        );
-        await irc.waitFor((l) => l.command === 'JOIN' && l.prefix.startsWith('romeo!'), 30_000);
+      romeo.send(
+        natterXml(
+          'presence',
+          { to: `${room}/romeo` },
+          natterXml('x', { xmlns: 'http://jabber.org/protocol/muc' }),
+        ),
+      );
+      // the user's self-presence (XEP-0045 status 110) says biboumi joined the channel for it
+      await romeo.receive(
+        (e) =>
+          e.name === 'presence' &&
+          e.attrs.from === `${room}/romeo` &&
+          e.attrs.type !== 'error' &&
+          (e
+            .getChild('x', 'http://jabber.org/protocol/muc#user')
+            ?.getChildren('status')
+            .some((s) => s.attrs.code === '110') ??
+            false),
+        60_000,
+      );
+      await irc.waitFor((l) => l.command === 'JOIN' && l.prefix.startsWith('romeo!'), 30_000);
 
-        romeo.send(
-          natterXml(
-            'message',
-            { to: room, type: 'groupchat', id: 'g1' },
-            natterXml('body', null, 'hello from xmpp'),
-          ),
-        );
-        const said = await irc.waitFor(
-          (l) => l.command === 'PRIVMSG' && l.params[1] === 'hello from xmpp',
-          30_000,
-        );
-        assert.ok(said.prefix.startsWith('romeo!'));
-        assert.equal(said.params[0], '#test');
+      romeo.send(
+        natterXml(
+          'message',
+          { to: room, type: 'groupchat', id: 'g1' },
+          natterXml('body', null, 'hello from xmpp'),
+        ),
+      );
+      const said = await irc.waitFor(
+        (l) => l.command === 'PRIVMSG' && l.params[1] === 'hello from xmpp',
+        30_000,
+      );
+      assert.ok(said.prefix.startsWith('romeo!'));
+      assert.equal(said.params[0], '#test');
 
-        irc.send('PRIVMSG #test :hello from irc');
-        const heard = await romeo.receive(
-          (e) => e.name === 'message' && e.getChildText('body') === 'hello from irc',
-          30_000,
-        );
-        assert.equal(heard.attrs.type, 'groupchat');
-        assert.equal(heard.attrs.from, `${room}/mercutio`);
-      } finally {
-        await romeo.close();
-        await irc.quit();
-        await biboumi.stop();
-        await ircd.stop();
-      }
+      irc.send('PRIVMSG #test :hello from irc');
+      const heard = await romeo.receive(
+        (e) => e.name === 'message' && e.getChildText('body') === 'hello from irc',
+        30_000,
+      );
+      assert.equal(heard.attrs.type, 'groupchat');
+      assert.equal(heard.attrs.from, `${room}/mercutio`);
     },
   );
 });
