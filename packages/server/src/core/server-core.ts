@@ -56,7 +56,7 @@ export class ServerCore {
   }
 
   /** Binds a resource (RFC 6120 §7.7.2.2: a conflicting resource replaces the older session). */
-  async bind(stream: C2SStream, full: Jid): Promise<Session | StanzaError> {
+  async bind(stream: ClientStreamView, full: Jid): Promise<Session | StanzaError> {
     if (this.stopping) return new StanzaError('service-unavailable', { text: 'the server is shutting down' });
     const existing = this.sessions.get(full);
     if (existing) {
