@@ -2,6 +2,60 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/** Tests and the test helpers still kept next to them (they only serve *.test.ts files). */
+// TODO: move modules/{pubsub,pep}/test-support.ts and muc/muc-test-kit.ts under test/ (rule 8).
+const TEST_FILES = ['**/*.test.ts', '**/test-support.ts', '**/*-test-kit.ts'];
+
+const BROWSER = { group: ['node:*'], message: 'browser code: Node built-ins only in *.node.ts files' };
+const NO_BUFFER = {
+  'no-restricted-globals': ['error', { name: 'Buffer', message: 'browser code: use Uint8Array' }],
+};
+const RULE_1 = {
+  regex: '^@natter/(server|client|component)(/|$)|(^|/)(server|client|component)/src(/|$)',
+  message: 'rule 1: xml, jid and protocol never import server, client or component',
+};
+const RULE_2_SERVER = {
+  regex: '^@natter/server(/|$)|(^|/)server/src(/|$)',
+  message: 'rule 2: the client never imports the server',
+};
+const RULE_2_NODE_FILES = {
+  regex: '\\.node(\\.[jt]s)?$',
+  message: 'rule 2: browser code never imports a *.node.ts file',
+};
+const CLIENT_PLUGINS =
+  'avatar|disco|muc|ping|pubsub|receipts|reconnect|roster|storage|stream-management|vcard';
+const RULE_2_CORE = {
+  regex: `^\\.\\./(${CLIENT_PLUGINS})(/|$)`,
+  message: 'rule 2: the client core never imports a plugin folder (move what it needs into core/)',
+};
+const RULE_3 = {
+  regex: '^\\.\\./(modules|listeners)(/|$)',
+  message: 'rule 3: the server core never imports a module or a listener',
+};
+const RULE_4 = {
+  regex: '^\\.\\./core(/|$)',
+  message: 'rule 4: accounts/ and storage/ sit below the core and never import it',
+};
+/** Rule 5 for a file `depth` folders below modules/ (1: modules/<x>/file.ts). */
+const RULE_5 = (depth) => {
+  const up = '\\.\\./'.repeat(depth);
+  return [
+    {
+      regex: `^${up}\\.\\./(?!core/module-api\\.js$)`,
+      message: 'rule 5: a module imports from the server only core/module-api.js',
+    },
+    {
+      regex: `^${up}(?!\\.\\./)(index\\.js$|[^/]+/(?!api\\.js$))`,
+      message: 'rule 5: a module imports another module only through its api.ts (modules/<x>/api.ts)',
+    },
+  ];
+};
+const RULE_8 = {
+  regex: '(^|/)test(/|$)',
+  message: 'rule 8: src never imports test helpers (they live under test/)',
+};
+const restrict = (...patterns) => ({ 'no-restricted-imports': ['error', { patterns }] });
+
 export default tseslint.config(
   {
     ignores: [
@@ -37,23 +91,80 @@ export default tseslint.config(
     files: ['**/*.test.ts', '**/test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },
   },
+  // Rules of the house (DESIGN.md; docs/dev/house-rules.md) that imports can show.
+  // In flat config a later `no-restricted-imports` for the same file REPLACES an earlier one, so
+  // each block below lists every pattern that applies to its files (`restrict(...)` merges them),
+  // ordered from the widest file set to the narrowest. test/lint/house-rules.test.ts proves each
+  // rule still fires.
   {
-    // The client SDK runs in browsers: Node built-ins only in *.node.ts files.
+    // Rule 8 everywhere in src.
+    files: ['packages/*/src/**/*.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8),
+  },
+  {
+    // Rules 1 and 8, and browser code (the shared packages run in the client too).
+    files: ['packages/xml/src/**/*.ts', 'packages/jid/src/**/*.ts', 'packages/protocol/src/**/*.ts'],
+    ignores: [...TEST_FILES, '**/*.node.ts'],
+    rules: { ...restrict(RULE_8, RULE_1, BROWSER), ...NO_BUFFER },
+  },
+  {
+    // Rules 2 and 8 in the client's browser code.
+    files: ['packages/client/src/**/*.ts'],
+    ignores: [...TEST_FILES, '**/*.node.ts'],
+    rules: { ...restrict(RULE_8, RULE_2_SERVER, RULE_2_NODE_FILES, BROWSER), ...NO_BUFFER },
+  },
+  {
+    // The client's Node-only files may use Node, never the server.
+    files: ['packages/client/src/**/*.node.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8, RULE_2_SERVER),
+  },
+  {
+    // Rule 2: the client core never imports a plugin folder.
+    files: ['packages/client/src/core/**/*.ts'],
+    ignores: [...TEST_FILES, '**/*.node.ts'],
+    rules: { ...restrict(RULE_8, RULE_2_SERVER, RULE_2_NODE_FILES, RULE_2_CORE, BROWSER), ...NO_BUFFER },
+  },
+  {
+    // Rule 3: the server core knows no feature and no socket.
+    files: ['packages/server/src/core/**/*.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8, RULE_3),
+  },
+  {
+    // Rule 4: accounts/ and storage/ sit below the core.
+    files: ['packages/server/src/accounts/**/*.ts', 'packages/server/src/storage/**/*.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8, RULE_4),
+  },
+  {
+    // Rule 5, for a module's own files (modules/<x>/*.ts).
+    files: ['packages/server/src/modules/*/*.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8, ...RULE_5(1)),
+  },
+  {
+    // Rule 5, one folder deeper (modules/<x>/<sub>/*.ts, e.g. pubsub/commands/).
+    files: ['packages/server/src/modules/*/*/*.ts'],
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8, ...RULE_5(2)),
+  },
+  {
+    // TODO(integrator): remove once the "stream" helper's branch is merged: sm, csi and limits
+    // still import core/c2s-stream.ts and server-core.ts there (rule 5).
     files: [
-      'packages/client/src/**/*.ts',
-      'packages/xml/src/**/*.ts',
-      'packages/jid/src/**/*.ts',
-      'packages/protocol/src/**/*.ts',
+      'packages/server/src/modules/sm/*.ts',
+      'packages/server/src/modules/csi/*.ts',
+      'packages/server/src/modules/limits/*.ts',
     ],
-    ignores: ['**/*.node.ts', '**/*.test.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [{ group: ['node:*'], message: 'browser code: Node built-ins only in *.node.ts files' }],
-        },
-      ],
-      'no-restricted-globals': ['error', { name: 'Buffer', message: 'browser code: use Uint8Array' }],
-    },
+    ignores: TEST_FILES,
+    rules: restrict(RULE_8),
+  },
+  {
+    // TODO(integrator): remove once the "stream" helper's branch is merged:
+    // accounts/registration.ts still imports the core there (rule 4).
+    files: ['packages/server/src/accounts/registration.ts'],
+    rules: restrict(RULE_8),
   },
 );

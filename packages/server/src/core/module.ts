@@ -295,4 +295,19 @@ export class ModuleContext<Options> {
     if (r instanceof Promise) return r.then((handled) => (handled ? undefined : this.router.dispatch(ev)));
     if (!r) return this.router.dispatch(ev);
   }
+
+  /** Does the account `ev.to` names exist (a live session, or a stored account)? */
+  accountExists(ev: RouteEvent): Promise<boolean> {
+    return this.host.accountExists(ev);
+  }
+
+  /** The account's sessions that requested the roster (RFC 6121 §2.1.6: they get roster pushes). */
+  interestedSessions(bare: string): Session[] {
+    return this.host.interestedSessions(bare);
+  }
+
+  /** Runs every handler of a notification hook of this host (e.g. `user/deleted`). */
+  notify<K extends HookName>(name: K, event: Parameters<HookMap[K]>[0]): Promise<void> {
+    return this.host.hooks.notify(name, event);
+  }
 }

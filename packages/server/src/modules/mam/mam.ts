@@ -290,7 +290,7 @@ export default defineModule({
         return decideIncoming(ev, owner);
       }
       // Nobody online: the account may not exist (the core bounces those); offline storage follows.
-      return ctx.host.accountExists(ev).then(async (exists) => {
+      return ctx.accountExists(ev).then(async (exists) => {
         if (exists) await decideIncoming(ev, owner);
       });
     };

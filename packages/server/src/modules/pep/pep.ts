@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { xml, type Element } from '@natter/xml';
+import { xml } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
 import { defineModule, type Session } from '../../core/module-api.js';
@@ -306,7 +306,7 @@ export default defineModule({
     for (const xmlns of [NS.pubsub, NS.pubsubOwner]) {
       for (const type of ['get', 'set'] as const) {
         ctx.iq('account', type, xmlns, 'pubsub', async (req) => {
-          if (!(await ctx.host.accountExists(req))) throw new StanzaError('service-unavailable');
+          if (!(await ctx.accountExists(req))) throw new StanzaError('service-unavailable');
           return serviceOf(req.to.bare).handle(req.from, type, req.payload);
         });
       }

@@ -120,7 +120,7 @@ export default defineModule({
       const user = ev.to.bare;
       const sender = ev.from.bare;
       if (sender.equals(user)) return true;
-      if (!(await ctx.host.accountExists({ ...ev, to: user }))) {
+      if (!(await ctx.accountExists({ ...ev, to: user }))) {
         // RFC 6121 §8.5.1: no such user
         if (type === 'subscribe')
           await send(

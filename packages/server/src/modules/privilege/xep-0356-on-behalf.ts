@@ -64,7 +64,7 @@ export function handlePrivilegedMessage(
     return true;
   }
   const routed: RouteEvent = { stanza, from, to, origin: undefined, onBehalfOf: ev.from.domain };
-  return ctx.host.accountExists({ ...routed, to: from }).then(async (exists) => {
+  return ctx.accountExists({ ...routed, to: from }).then(async (exists) => {
     if (!exists) {
       ctx.bounce(ev, 'forbidden', `${from.toString()} is not an account of ${ctx.domain}`);
       return true;
@@ -117,7 +117,7 @@ export async function handlePrivilegedIq(
     throw new StanzaError('forbidden', {
       text: `no IQ ${req.type} privilege for namespace ${payload.xmlns || '(none)'}`,
     });
-  if (!(await ctx.host.accountExists(req)))
+  if (!(await ctx.accountExists(req)))
     throw new StanzaError('forbidden', { text: `${user.toString()} is not an account of ${ctx.domain}` });
   let to: Jid;
   try {

@@ -4,7 +4,7 @@ import { parseJid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
 import { defineModule, type ModuleContext, resultReply, type RouteEvent } from '../../core/module-api.js';
 import { PubsubStore, pubsubMigrations } from './pubsub-store.js';
-import { PubsubService, type EngineDeps, type ServiceProfile } from './pubsub-service.js';
+import { PubsubService, type EngineDeps } from './pubsub-service.js';
 import { defaultConfig } from './node-config.js';
 import { PUBSUB_FEATURES } from './features.js';
 import type { PubsubApi } from './api.js';

@@ -30,7 +30,7 @@ export default defineModule({
       if (q.getChild('remove', NS.register)) {
         if (!ctx.options.allowRemove) throw new StanzaError('not-allowed');
         await ctx.accounts.remove(req.from.local, req.from.domain);
-        await ctx.host.hooks.notify('user/deleted', { jid: req.from.bare });
+        await ctx.notify('user/deleted', { jid: req.from.bare });
         ctx.log.info({ account: req.from.bare.toString() }, 'account removed in-band');
         // The result is written first (it is routed as soon as this handler returns), then every
         // session of the account is closed (XEP-0077 §3.2).

@@ -80,7 +80,7 @@ export default defineModule({
           ? xml('item', { jid: item.jid, subscription: 'remove' })
           : itemElement(item as RosterItem);
       const query = xml('query', { xmlns: NS.roster, ver: opts.versioning ? ver : undefined }, el);
-      const targets = only ? [only] : ctx.host.interestedSessions(owner.toBareString());
+      const targets = only ? [only] : ctx.interestedSessions(owner.toBareString());
       // XEP-0356 §4.4: components with roster privilege get pushes from the user's bare JID.
       if (!only) {
         for (const component of ctx.use<PrivilegeApi>('privilege')?.rosterPushTargets() ?? []) {
@@ -281,7 +281,7 @@ export default defineModule({
         throw new StanzaError('forbidden', {
           text: type === 'get' ? 'you may only read your own roster' : 'you may only change your own roster',
         });
-      if (!(await ctx.host.accountExists(req))) throw new StanzaError('service-unavailable');
+      if (!(await ctx.accountExists(req))) throw new StanzaError('service-unavailable');
       return true;
     };
 
