@@ -40,6 +40,18 @@ test('a stanza written to a standalone frame carries jabber:client; inside forwa
   assert.equal(serialize(parsed, 'jabber:component:accept'), '<message to="a@b"/>');
 });
 
+test("a stanza's children in its namespace move with it to another stream namespace; forwarded ones do not", () => {
+  const parsed = parseElement(
+    '<message xmlns="jabber:client" to="a@b"><body>hi</body><forwarded xmlns="urn:xmpp:forward:0">' +
+      '<message xmlns="jabber:client" to="c@d"><body>inner</body></message></forwarded></message>',
+  );
+  assert.equal(
+    serialize(parsed, 'jabber:component:accept'),
+    '<message to="a@b"><body>hi</body><forwarded xmlns="urn:xmpp:forward:0">' +
+      '<message xmlns="jabber:client" to="c@d"><body>inner</body></message></forwarded></message>',
+  );
+});
+
 test('stream-namespace elements are written with the stream prefix', () => {
   const f = xml(
     'features',

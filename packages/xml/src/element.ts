@@ -196,17 +196,27 @@ const STANZA_NAMESPACES = new Set(['jabber:client', 'jabber:server', 'jabber:com
  */
 export function serialize(el: Element, contextNs: string, streamPrefixDeclared = false): string {
   let ns = el.xmlns;
-  if (contextNs !== '' && (ns === '' || STANZA_NAMESPACES.has(ns)) && STANZA_NAMESPACES.has(contextNs))
+  let remap: Remap | undefined;
+  if (contextNs !== '' && (ns === '' || STANZA_NAMESPACES.has(ns)) && STANZA_NAMESPACES.has(contextNs)) {
+    // The stanza's own children (body, subject, error, …) move with it: a <body/> parsed on a
+    // client stream is jabber:client, and must not stay so on a component stream.
+    if (ns !== '' && ns !== contextNs) remap = { from: ns, to: contextNs };
     ns = contextNs;
-  else if (ns === '' && contextNs === '' && el.inheritsNs && isStanzaName(el.name)) ns = 'jabber:client';
-  return write(el, ns, contextNs, streamPrefixDeclared);
+  } else if (ns === '' && contextNs === '' && el.inheritsNs && isStanzaName(el.name)) ns = 'jabber:client';
+  return write(el, ns, contextNs, streamPrefixDeclared, remap);
+}
+
+/** A stanza namespace rewritten to the stream's, for the stanza and its children in that namespace. */
+interface Remap {
+  from: string;
+  to: string;
 }
 
 function isStanzaName(name: string): boolean {
   return name === 'message' || name === 'presence' || name === 'iq';
 }
 
-function write(el: Element, ns: string, parentNs: string, streamDeclared: boolean): string {
+function write(el: Element, ns: string, parentNs: string, streamDeclared: boolean, remap?: Remap): string {
   let s: string;
   let tag: string;
   let childNs = ns;
@@ -228,7 +238,12 @@ function write(el: Element, ns: string, parentNs: string, streamDeclared: boolea
   s += '>';
   for (const c of children) {
     if (typeof c === 'string') s += escapeText(c);
-    else s += write(c, c.inheritsNs && c.xmlns === '' ? childNs : c.xmlns, childNs, streamDeclared);
+    else {
+      let cns = c.inheritsNs && c.xmlns === '' ? childNs : c.xmlns;
+      // only where the stanza namespace is in force: a message forwarded inside keeps jabber:client
+      if (remap && cns === remap.from && childNs === remap.to) cns = remap.to;
+      s += write(c, cns, childNs, streamDeclared, remap);
+    }
   }
   return s + `</${tag}>`;
 }

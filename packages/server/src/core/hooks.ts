@@ -1,7 +1,7 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import type { Session } from './session.js';
-import type { C2SStream } from './c2s-stream.js';
+import type { ClientStreamView } from './stream/stream-view.js';
 
 /** A stanza on its way through the router. */
 export interface RouteEvent {
@@ -22,6 +22,11 @@ export interface RouteEvent {
    * by the router). `bounced` is true once an error went back to the sender.
    */
   outcome?: RouteOutcome;
+  /**
+   * Set when a privileged entity (XEP-0356, an external component) sent this stanza in the name
+   * of the account in `from`: the component's domain. `origin` is then undefined.
+   */
+  onBehalfOf?: string;
 }
 
 export interface RouteOutcome {
@@ -74,7 +79,7 @@ export interface HookMap {
   /** A session ended (clean: the client closed the stream or sent unavailable first). */
   'session/closed': NotifyHook<{ session: Session; clean: boolean }>;
   /** A first-level element on a stream that is not a stanza (SM, CSI). Return true when handled. */
-  'stream/nonza': HandleHook<{ stream: C2SStream; element: Element }>;
+  'stream/nonza': HandleHook<{ stream: ClientStreamView; element: Element }>;
   /**
    * The server is stopping: streams are still open, so modules can tell clients (MUC status 332).
    * Runs before every stream is closed with <system-shutdown/>.
@@ -82,6 +87,13 @@ export interface HookMap {
   'server/stopping': NotifyHook<Record<string, never>>;
   /** An account was deleted: modules remove its data. */
   'user/deleted': NotifyHook<{ jid: Jid }>;
+  /**
+   * An external component (XEP-0114) completed its handshake and now serves `domain`. Runs on
+   * every virtual host (XEP-0356 advertises privileges per host).
+   */
+  'component/connected': NotifyHook<{ domain: string }>;
+  /** An external component's stream ended: `domain` is unreachable until it connects again. */
+  'component/disconnected': NotifyHook<{ domain: string }>;
 }
 
 export type HookName = keyof HookMap;

@@ -7,8 +7,8 @@ import type { Host, Identity } from './host.js';
 import type { ServerCore } from './server-core.js';
 import type { ServiceHandler } from './router.js';
 import type { Logger } from './logger.js';
-import type { C2SStream } from './c2s-stream.js';
-import type { Config } from '../config.js';
+import type { ClientStreamView, Admission, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
+import type { Config, Limits } from '../config.js';
 import type { Jid } from '@natter/jid';
 import type { Session } from './session.js';
 
@@ -149,12 +149,64 @@ export class ModuleContext<Options> {
   }
 
   /** Offers a stream feature after authentication. */
-  streamFeature(fn: (stream: C2SStream) => Element | null): void {
+  streamFeature(fn: (stream: ClientStreamView) => Element | null): void {
     this.server.streamFeatures.push(fn);
     this.undo.push(() => {
       const i = this.server.streamFeatures.indexOf(fn);
       if (i >= 0) this.server.streamFeatures.splice(i, 1);
     });
+  }
+
+  // --- streams and sessions (stream management, limits) ----------------------------------------
+
+  /**
+   * Runs `fn` when a client stream of this host closes, before its session ends; `fn` returning
+   * true keeps the session (XEP-0198 hibernation). Removed with the module.
+   */
+  onStreamClose(fn: CloseInterceptor): void {
+    const guarded: CloseInterceptor = (stream, clean) =>
+      stream.host?.domain === this.domain ? fn(stream, clean) : false;
+    this.server.closeInterceptors.push(guarded);
+    this.undo.push(() => {
+      const i = this.server.closeInterceptors.indexOf(guarded);
+      if (i >= 0) this.server.closeInterceptors.splice(i, 1);
+    });
+  }
+
+  /** Ends a session (hibernated or live): presence unavailable, undelivered messages routed again. */
+  endSession(session: Session, clean: boolean): Promise<void> {
+    return this.server.endSession(session, clean);
+  }
+
+  /** Routes again a stanza a session accepted but never delivered (see ServerCore.reroute). */
+  reroute(session: Session, stanza: Element, at?: number): void | Promise<void> {
+    return this.server.reroute(session, stanza, at);
+  }
+
+  /** The server is shutting down. */
+  get stopping(): boolean {
+    return this.server.stopping;
+  }
+
+  /** The server-wide `limits` configuration. */
+  get serverLimits(): Limits {
+    return this.server.config.limits;
+  }
+
+  /**
+   * Installs the process-wide stream limiter and connection admission (the limits module); false
+   * when one is installed already. Removed with the module that installed it.
+   */
+  installLimiter(limiter: StreamLimiter, admit: Admission): boolean {
+    if (this.server.limiter) return false;
+    this.server.limiter = limiter;
+    this.server.admit = admit;
+    this.undo.push(() => {
+      if (this.server.limiter !== limiter) return;
+      this.server.limiter = undefined;
+      this.server.admit = undefined;
+    });
+    return true;
   }
 
   /** Routes a server-originated stanza (its `from` must be set). */
@@ -203,11 +255,6 @@ export class ModuleContext<Options> {
     return this.server.config;
   }
 
-  /** True once the server has begun to shut down. */
-  get stopping(): boolean {
-    return this.server.stopping;
-  }
-
   /**
    * Ends every session of an account but `except` (account removed: `not-authorized`; password
    * changed: `reset`, RFC 6120 §4.9.3.16). Resolves with how many sessions were ended.
@@ -231,6 +278,22 @@ export class ModuleContext<Options> {
     if (!store) processStores.set(this.server, (store = new Map()));
     if (!store.has(key)) store.set(key, factory());
     return store.get(key) as T;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // External components (XEP-0114) as modules see them (gateway helper's block).
+  // ---------------------------------------------------------------------------------------------
+
+  /**
+   * Routes a stanza as if the account in `ev.from` (of this host) had sent it: the host's
+   * `stanza/out` hooks first (carbons, blocking, archives), then the router. For stanzas a
+   * privileged entity sends in a user's name (XEP-0356); `ev.origin` is undefined.
+   */
+  routeAs(ev: RouteEvent): void | Promise<void> {
+    if (!this.host.hooks.has('stanza/out')) return this.router.dispatch(ev);
+    const r = this.host.hooks.run('stanza/out', ev);
+    if (r instanceof Promise) return r.then((handled) => (handled ? undefined : this.router.dispatch(ev)));
+    if (!r) return this.router.dispatch(ev);
   }
 
   /** Does the account `ev.to` names exist (a live session, or a stored account)? */

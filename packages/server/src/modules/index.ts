@@ -18,6 +18,7 @@ import carbons from './carbons/carbons.js';
 import mam from './mam/mam.js';
 import pubsub from './pubsub/pubsub.js';
 import pep from './pep/pep.js';
+import privilege from './privilege/xep-0356-privilege.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -44,4 +45,5 @@ export const builtinModules: ModuleDefinition[] = [
   pubsub,
   pep,
   muc,
+  privilege,
 ];

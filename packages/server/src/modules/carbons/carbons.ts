@@ -94,7 +94,10 @@ export default defineModule({
       'stanza/out',
       (ev: RouteEvent) => {
         const { stanza, origin } = ev;
-        if (stanza.name !== 'message' || !origin) return;
+        // A privileged component (XEP-0356) sending in the user's name has no origin session:
+        // every carbons-enabled resource gets the copy (how gateways reflect messages the user
+        // sent from the legacy network).
+        if (stanza.name !== 'message' || (!origin && !ev.onBehalfOf)) return;
         // A message to the account itself reaches its resources as a received message (below).
         if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
         const list = targets(ev.from, (s) => s === origin);

@@ -27,12 +27,19 @@ export default defineModule({
       if (node !== undefined) throw new StanzaError('item-not-found');
       return info(undefined, host.hostIdentities, [...host.hostFeatures, NS.discoItems]);
     });
+    // External components (XEP-0114) are listed by the host they are a subdomain of; one under no
+    // host is listed by every host (else nobody could discover it). Their own disco#info is
+    // answered by the component itself: queries to its domain are routed to it.
+    const hosts = ctx.config.hosts.map((h) => h.toLowerCase());
+    const components = Object.keys(ctx.config.components).filter(
+      (d) => d.endsWith(`.${ctx.domain}`) || !hosts.some((h) => d.endsWith(`.${h}`)),
+    );
     ctx.iq('host', 'get', NS.discoItems, 'query', (req) => {
       if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
       return xml(
         'query',
         { xmlns: NS.discoItems },
-        [...host.services].sort().map((jid) => xml('item', { jid })),
+        [...new Set([...host.services, ...components])].sort().map((jid) => xml('item', { jid })),
       );
     });
     // An account's nodes are its PEP nodes (XEP-0163 §6.2), when PEP is enabled.

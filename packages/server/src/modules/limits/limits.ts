@@ -1,8 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { defineModule } from '../../core/module.js';
-import type { C2SStream } from '../../core/c2s-stream.js';
-import type { StreamLimiter } from '../../core/server-core.js';
+import type { StreamLimiter, StreamView } from '../../core/stream/stream-view.js';
 import { TokenBucket } from './token-bucket.js';
 import { ipKey } from '../../util/ip-key.js';
 
@@ -117,14 +116,13 @@ export default defineModule({
   enabledByDefault: true,
   options,
   setup(ctx) {
-    const core = ctx.server;
     // Limits are per process: the first host configures them.
-    if (core.config.limits.disabled || core.limiter) return;
+    if (ctx.serverLimits.disabled) return;
     const o = ctx.options;
     const exempt = new Set(o.exempt.map(normalizeIp));
     /** Counters key on the address, IPv6 grouped by `limits.ipv6Prefix`; exemptions are exact. */
-    const keyOf = (ip: string) => ipKey(ip, core.config.limits.ipv6Prefix);
-    const streams = new Map<C2SStream, StreamState>();
+    const keyOf = (ip: string) => ipKey(ip, ctx.serverLimits.ipv6Prefix);
+    const streams = new Map<StreamView, StreamState>();
     const perIpCount = new Map<string, number>();
     const perIpUnauth = new Map<string, number>();
     const dec = (m: Map<string, number>, ip: string) => {
@@ -147,10 +145,10 @@ export default defineModule({
       return b;
     }
     /** Unauthenticated streams, oldest first (Set keeps insertion order). */
-    const unauthenticated = new Set<C2SStream>();
+    const unauthenticated = new Set<StreamView>();
     const authFailures = new Map<string, TokenBucket>();
 
-    function rateFor(stream: C2SStream, authenticated: boolean): Rate {
+    function rateFor(stream: StreamView, authenticated: boolean): Rate {
       const base = authenticated ? DEFAULT_AUTHENTICATED : DEFAULT_UNAUTHENTICATED;
       const general = authenticated ? o.authenticated : o.unauthenticated;
       const listener = o.listeners[LISTENER_OF[stream.transport.kind]];
@@ -165,7 +163,7 @@ export default defineModule({
       return out;
     }
 
-    function buckets(stream: C2SStream, authenticated: boolean): Pick<StreamState, 'bytes' | 'stanzas'> {
+    function buckets(stream: StreamView, authenticated: boolean): Pick<StreamState, 'bytes' | 'stanzas'> {
       const r = rateFor(stream, authenticated);
       return {
         bytes: new TokenBucket(r.bytesPerSecond, r.burstBytes),
@@ -173,7 +171,7 @@ export default defineModule({
       };
     }
 
-    function stateOf(stream: C2SStream): StreamState | undefined {
+    function stateOf(stream: StreamView): StreamState | undefined {
       const st = streams.get(stream);
       if (!st) return undefined;
       if (!st.authenticated && stream.authenticated) {
@@ -185,7 +183,7 @@ export default defineModule({
       return st;
     }
 
-    function throttle(stream: C2SStream, st: StreamState, waitMs: number): void {
+    function throttle(stream: StreamView, st: StreamState, waitMs: number): void {
       const until = Date.now() + waitMs;
       if (st.timer && until <= st.resumeAt) return;
       clearTimeout(st.timer);
@@ -199,7 +197,7 @@ export default defineModule({
     }
 
     function evictOldest(
-      filter: (s: C2SStream) => boolean,
+      filter: (s: StreamView) => boolean,
       condition: 'policy-violation' | 'resource-constraint',
       text: string,
     ): boolean {
@@ -297,11 +295,10 @@ export default defineModule({
       },
     };
 
-    core.limiter = limiter;
-    core.admit = (rawIp) => {
+    const admit = (rawIp: string): boolean => {
       if (exempt.has(normalizeIp(rawIp))) return true;
       const ip = keyOf(rawIp);
-      const mineUnauth = (s: C2SStream) => streams.get(s)?.ip === ip;
+      const mineUnauth = (s: StreamView) => streams.get(s)?.ip === ip;
       if ((perIpUnauth.get(ip) ?? 0) >= o.maxUnauthenticatedPerIp) {
         evictOldest(mineUnauth, 'policy-violation', 'too many unauthenticated connections from your address');
       }
@@ -316,6 +313,7 @@ export default defineModule({
       }
       return true;
     };
+    if (!ctx.installLimiter(limiter, admit)) return;
 
     // Forget idle per-IP and auth-failure buckets.
     ctx.every(60_000, () => {
@@ -327,10 +325,6 @@ export default defineModule({
     });
 
     return () => {
-      if (core.limiter === limiter) {
-        core.limiter = undefined;
-        core.admit = undefined;
-      }
       for (const st of streams.values()) {
         clearTimeout(st.timer);
         clearTimeout(st.headerTimer);

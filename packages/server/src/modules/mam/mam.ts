@@ -222,7 +222,8 @@ export default defineModule({
     ctx.hook(
       'stanza/out',
       (ev) => {
-        if (ev.stanza.name !== 'message' || !ev.origin) return;
+        // from a client of the account, or from a privileged component in its name (XEP-0356)
+        if (ev.stanza.name !== 'message' || (!ev.origin && !ev.onBehalfOf)) return;
         // A message to the account itself is stored once, as it arrives.
         if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return;
         if (!archivable(ev.stanza)) return;

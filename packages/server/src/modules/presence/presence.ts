@@ -11,6 +11,7 @@ import {
   type Outcome,
   type SubscriptionType,
 } from './subscription-rules.js';
+import { ComponentPresence } from './component-presence.js';
 
 const NS_PRE_APPROVAL = 'urn:xmpp:features:pre-approval';
 
@@ -249,10 +250,18 @@ export default defineModule({
       return false;
     });
 
+    // A component (XEP-0114) that goes away cannot send unavailable for its addresses: the server
+    // does, to every user of this host that had their available presence.
+    const componentPresence = new ComponentPresence((domain) => ctx.config.components[domain] !== undefined);
+    ctx.hook('component/disconnected', async ({ domain }) => {
+      for (const p of componentPresence.disconnected(domain)) await send(p);
+    });
+
     ctx.hook('presence/bare', (ev) => {
       const { stanza } = ev;
       const type = stanza.attrs.type;
       if (ev.origin && stanza.attrs.to === undefined) return broadcast(ev, ev.origin);
+      if (type === undefined || type === 'unavailable') componentPresence.observe(ev);
       if (type === undefined || type === 'unavailable' || type === 'error') return false;
       if (type === 'probe') return probe(ev);
       if (SUBSCRIPTION_TYPES.has(type)) return inbound(ev, type as SubscriptionType);
@@ -263,6 +272,7 @@ export default defineModule({
     // (the server answers probes on the user's behalf; subscriptions are between accounts).
     ctx.hook('presence/full', (ev) => {
       const type = ev.stanza.attrs.type;
+      if (type === undefined || type === 'unavailable') componentPresence.observe(ev);
       if (type === 'probe') return probe({ ...ev, to: ev.to.bare });
       if (type !== undefined && SUBSCRIPTION_TYPES.has(type))
         return inbound({ ...ev, to: ev.to.bare }, type as SubscriptionType);

@@ -5,7 +5,7 @@ import { defineModule, type IqRequest } from '../../core/module-api.js';
 
 /**
  * XEP-0077 after authentication: registration info, password change and account removal.
- * (Registration before authentication is in accounts/registration.ts, off by default.)
+ * (Registration before authentication is in core/stream/steps/register.ts, off by default.)
  */
 export default defineModule({
   name: 'register',

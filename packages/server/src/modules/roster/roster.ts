@@ -2,13 +2,17 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule, type Session } from '../../core/module-api.js';
+import { defineModule, type IqRequest, type Session } from '../../core/module-api.js';
+import type { PrivilegeApi } from '../privilege/api.js';
 import type { PendingRequest, RosterApi, RosterItem, StateChange, SubscriptionState } from './api.js';
 import { RosterStore, rosterMigrations, type RosterData, type StoredItem } from './roster-store.js';
 
 export type { RosterApi, RosterItem } from './api.js';
 
 let pushCounter = 0;
+
+/** Most items in one roster set from a privileged component (XEP-0356). */
+const MAX_PRIVILEGED_ITEMS = 100;
 
 /** `<item/>` of a roster result or push (RFC 6121 §2.1.2). */
 export function itemElement(i: RosterItem): Element {
@@ -77,6 +81,24 @@ export default defineModule({
           : itemElement(item as RosterItem);
       const query = xml('query', { xmlns: NS.roster, ver: opts.versioning ? ver : undefined }, el);
       const targets = only ? [only] : ctx.interestedSessions(owner.toBareString());
+      // XEP-0356 §4.4: components with roster privilege get pushes from the user's bare JID.
+      if (!only) {
+        for (const component of ctx.use<PrivilegeApi>('privilege')?.rosterPushTargets() ?? []) {
+          void ctx.send(
+            xml(
+              'iq',
+              {
+                xmlns: NS.client,
+                type: 'set',
+                id: `push${(++pushCounter).toString(36)}`,
+                from: owner.toBareString(),
+                to: component,
+              },
+              query,
+            ),
+          );
+        }
+      }
       for (const s of targets) {
         if (s.closed) continue;
         ctx.router.deliver(
@@ -175,13 +197,13 @@ export default defineModule({
 
     // --- roster get (RFC 6121 §2.2, §2.6.3) ------------------------------------------------------
     ctx.iq('account', 'get', NS.roster, 'query', async (req) => {
-      if (!req.from.bare.equals(req.to))
-        throw new StanzaError('forbidden', { text: 'you may only read your own roster' });
+      await checkAccess(req, 'get');
       const session = req.origin;
       if (session) session.interested = true;
       const data = await store.load(req.to.toBareString());
       const asked = req.payload.attrs.ver;
-      if (opts.versioning && asked !== undefined) {
+      // incremental sync needs a session to push the changes to (a privileged component has none)
+      if (opts.versioning && asked !== undefined && session) {
         const since = sinceVersion(asked, data);
         if (since !== undefined) {
           if (since === data.version) return undefined; // up to date: empty result, later changes as pushes
@@ -211,13 +233,69 @@ export default defineModule({
 
     // --- roster set and remove (RFC 6121 §2.3–§2.5) ----------------------------------------------
     ctx.iq('account', 'set', NS.roster, 'query', async (req) => {
-      if (!req.from.bare.equals(req.to))
-        throw new StanzaError('forbidden', { text: 'you may only change your own roster' });
+      const privileged = await checkAccess(req, 'set');
       const owner = req.to;
       const items = req.payload.getChildren('item', NS.roster);
+      if (privileged) {
+        // XEP-0356 §4.3: a privileged component manages the roster "in the usual way"; as Prosody
+        // and ejabberd do, it may also set several items at once and their subscription state
+        // (a gateway mirrors its legacy contacts).
+        if (items.length === 0 || items.length > MAX_PRIVILEGED_ITEMS)
+          throw new StanzaError('bad-request', {
+            text: `a privileged roster set holds 1 to ${MAX_PRIVILEGED_ITEMS} items`,
+          });
+        const parsed = items.map((el) => parseItem(owner, el, true));
+        for (const item of parsed) {
+          if (item.subscription === 'remove') {
+            const exists = await api.get(owner, item.contact);
+            if (exists) await removeItem(owner, item.contact);
+            continue;
+          }
+          const { contact, subscription, name, groups } = item;
+          await transition(owner, contact, () => ({
+            change: {
+              item: subscription === undefined ? { name, groups } : { name, groups, subscription },
+            },
+          }));
+        }
+        return undefined;
+      }
       if (items.length !== 1)
         throw new StanzaError('bad-request', { text: 'a roster set holds exactly one item' });
-      const el = items[0]!;
+      const { contact, subscription, name, groups } = parseItem(owner, items[0]!, false);
+      if (subscription === 'remove') {
+        await removeItem(owner, contact);
+        return undefined;
+      }
+      await transition(owner, contact, () => ({ change: { item: { name, groups } } }));
+      return undefined;
+    });
+
+    /**
+     * Whether a roster IQ is a privileged component's (XEP-0356 §4.3) rather than the user's own;
+     * throws `forbidden` when it is neither, `service-unavailable` when no such account exists.
+     */
+    const checkAccess = async (req: IqRequest, type: 'get' | 'set'): Promise<boolean> => {
+      if (req.from.bare.equals(req.to)) return false;
+      if (!ctx.use<PrivilegeApi>('privilege')?.mayRoster(req.from, type))
+        throw new StanzaError('forbidden', {
+          text: type === 'get' ? 'you may only read your own roster' : 'you may only change your own roster',
+        });
+      if (!(await ctx.accountExists(req))) throw new StanzaError('service-unavailable');
+      return true;
+    };
+
+    /** The fields of a roster set's `<item/>` (RFC 6121 §2.3), validated. */
+    const parseItem = (
+      owner: Jid,
+      el: Element,
+      privileged: boolean,
+    ): {
+      contact: Jid;
+      subscription: 'remove' | 'none' | 'to' | 'from' | 'both' | undefined;
+      name: string | undefined;
+      groups: string[];
+    } => {
       let contact: Jid;
       try {
         contact = parseJid(el.attrs.jid ?? '');
@@ -227,11 +305,10 @@ export default defineModule({
       if (contact.bare.equals(owner))
         throw new StanzaError('not-allowed', { text: 'you cannot add yourself to your roster' });
       const sub = el.attrs.subscription;
-      if (sub === 'remove') {
-        await removeItem(owner, contact);
-        return undefined;
-      }
-      if (sub !== undefined)
+      if (sub === 'remove') return { contact, subscription: 'remove', name: undefined, groups: [] };
+      if (privileged && (sub === 'none' || sub === 'to' || sub === 'from' || sub === 'both')) {
+        // as given by the privileged component
+      } else if (sub !== undefined)
         throw new StanzaError('bad-request', {
           text: `a roster set may only carry subscription="remove", not "${sub}"`,
         });
@@ -257,9 +334,8 @@ export default defineModule({
         seen.add(t);
         groups.push(t);
       }
-      await transition(owner, contact, () => ({ change: { item: { name, groups } } }));
-      return undefined;
-    });
+      return { contact, subscription: sub as 'none' | 'to' | 'from' | 'both' | undefined, name, groups };
+    };
 
     /**
      * RFC 6121 §2.5.2: removing an item cancels the subscriptions both ways (unsubscribe,

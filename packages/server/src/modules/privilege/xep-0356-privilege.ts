@@ -1,0 +1,111 @@
+import { z } from 'zod';
+import type { Jid } from '@natter/jid';
+import { defineModule } from '../../core/module-api.js';
+import type { PrivilegeApi } from './api.js';
+import { handlePrivilegedIq, handlePrivilegedMessage } from './xep-0356-on-behalf.js';
+import {
+  NS_PRIVILEGE,
+  advertisement,
+  allows,
+  effectivePrivileges,
+  type Privileges,
+} from './xep-0356-permissions.js';
+import { PresenceRelay } from './xep-0356-presence.js';
+
+let advertisementCounter = 0;
+
+/**
+ * Privileged Entity (XEP-0356 v0.4.1): external components granted, in the server's
+ * configuration (`components.<domain>.privileges`), access to the rosters of this host's users,
+ * messages and IQs in their name, and their presence. Nothing is granted unless configured.
+ */
+export default defineModule({
+  name: 'privilege',
+  description:
+    'Privileged components: roster, message, IQ and presence access, granted only by `components.<domain>.privileges`',
+  specs: ['XEP-0356'],
+  enabledByDefault: true,
+  options: z.object({}).strict().prefault({}),
+  setup(ctx) {
+    const configured = ctx.config.components;
+    const table = new Map<string, Privileges>();
+    for (const [domain, c] of Object.entries(configured ?? {})) {
+      const p = effectivePrivileges(domain, c.privileges);
+      if (p) table.set(domain, p);
+    }
+    const connected = new Set<string>();
+    const privilegesOf = (sender: Jid): Privileges | undefined => table.get(sender.domain);
+
+    ctx.provide<PrivilegeApi>('privilege', {
+      mayRoster: (entity, type) => allows(privilegesOf(entity)?.roster, type),
+      rosterPushTargets: () => [...connected].filter((d) => table.get(d)!.rosterPush),
+    });
+    if (table.size === 0) return;
+
+    const presenceTargets = () => {
+      const out: { domain: string; roster: boolean }[] = [];
+      for (const d of connected) {
+        const p = table.get(d)!.presence;
+        if (p !== 'none') out.push({ domain: d, roster: p === 'roster' });
+      }
+      return out;
+    };
+    const anyPresence = [...table.values()].some((p) => p.presence !== 'none');
+    const anyRosterPresence = [...table.values()].some((p) => p.presence === 'roster');
+    const relay = anyPresence ? new PresenceRelay(ctx, presenceTargets) : undefined;
+
+    // §4.2: once a privileged component is connected, it is told what it may do on this host.
+    ctx.hook('component/connected', ({ domain }) => {
+      const p = table.get(domain);
+      if (!p) return;
+      connected.add(domain);
+      const id = `privilege-${(++advertisementCounter).toString(36)}`;
+      void ctx.send(advertisement(ctx.domain, domain, id, p));
+      if (p.presence !== 'none') relay?.connected(domain, p.presence === 'roster');
+    });
+    ctx.hook('component/disconnected', ({ domain }) => {
+      connected.delete(domain);
+      relay?.disconnected(domain);
+    });
+
+    // §5: messages in the name of a user (or of the server), addressed to the server.
+    ctx.hook('message/host', (ev) => handlePrivilegedMessage(ctx, privilegesOf, ev), 100);
+
+    // §6: IQs in the name of a user, addressed to the user's bare JID.
+    for (const type of ['get', 'set'] as const)
+      ctx.iq(
+        'account',
+        type,
+        NS_PRIVILEGE,
+        'privileged_iq',
+        (req) => handlePrivilegedIq(ctx, privilegesOf, req),
+        {
+          feature: false,
+        },
+      );
+
+    // §7: presence of the users (and of their contacts) to components that may see it.
+    if (relay) {
+      ctx.hook(
+        'stanza/out',
+        (ev) => {
+          if (ev.stanza.name === 'presence' && ev.origin && ev.stanza.attrs.to === undefined)
+            relay.fromUser(ev.origin, ev.stanza);
+          return false;
+        },
+        -100,
+      );
+      ctx.hook('session/closed', ({ session }) => {
+        if (session.jid.domain === ctx.domain) relay.sessionClosed(session);
+      });
+      if (anyRosterPresence) {
+        const contact = (ev: Parameters<typeof relay.toUser>[0]) => {
+          if (ev.stanza.attrs.to !== undefined) relay.toUser(ev);
+          return false;
+        };
+        ctx.hook('presence/bare', contact, 100);
+        ctx.hook('presence/full', contact, 100);
+      }
+    }
+  },
+});
