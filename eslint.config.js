@@ -40,8 +40,9 @@ const RULE_5 = (depth) => {
   const up = '\\.\\./'.repeat(depth);
   return [
     {
-      regex: `^${up}\\.\\./(?!core/module-api\\.js$)`,
-      message: 'rule 5: a module imports from the server only core/module-api.js',
+      regex: `^${up}\\.\\./(?!core/module-api\\.js$|util/)`,
+      message:
+        'rule 5: a module imports from the server only core/module-api.js (and the pure util/ libraries)',
     },
     {
       regex: `^${up}(?!\\.\\./)(index\\.js$|[^/]+/(?!api\\.js$))`,
@@ -148,22 +149,5 @@ export default tseslint.config(
     files: ['packages/server/src/modules/*/*/*.ts'],
     ignores: TEST_FILES,
     rules: restrict(RULE_8, ...RULE_5(2)),
-  },
-  {
-    // TODO(integrator): remove once the "stream" helper's branch is merged: sm, csi and limits
-    // still import core/c2s-stream.ts and server-core.ts there (rule 5).
-    files: [
-      'packages/server/src/modules/sm/*.ts',
-      'packages/server/src/modules/csi/*.ts',
-      'packages/server/src/modules/limits/*.ts',
-    ],
-    ignores: TEST_FILES,
-    rules: restrict(RULE_8),
-  },
-  {
-    // TODO(integrator): remove once the "stream" helper's branch is merged:
-    // accounts/registration.ts still imports the core there (rule 4).
-    files: ['packages/server/src/accounts/registration.ts'],
-    rules: restrict(RULE_8),
   },
 );

@@ -79,6 +79,7 @@ test('the browser rule still fires next to the house rules', async () => {
 
 const allowed: [file: string, source: string][] = [
   ['packages/server/src/modules/ping/house-rules-probe.ts', '../../core/module-api.js'],
+  ['packages/server/src/modules/limits/house-rules-probe.ts', '../../util/ip-key.js'],
   ['packages/server/src/modules/ping/house-rules-probe.ts', '../roster/api.js'],
   ['packages/server/src/modules/ping/house-rules-probe.ts', './ping.js'],
   ['packages/server/src/modules/ping/house-rules-probe.ts', '@natter/protocol'],

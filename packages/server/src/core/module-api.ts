@@ -23,6 +23,14 @@ export { IqDispatcher, resultReply } from './iq-dispatcher.js';
 export type { IqHandler, IqRequest } from './iq-dispatcher.js';
 export type { ServiceHandler } from './router.js';
 export type { Session } from './session.js';
+export type {
+  StreamState,
+  StreamView,
+  ClientStreamView,
+  StreamLimiter,
+  Admission,
+  CloseInterceptor,
+} from './stream/stream-view.js';
 export type { Identity } from './host.js';
 export type { Logger } from './logger.js';
 export { NATTER_VERSION } from '../version.js';

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { defineModule } from '../../core/module.js';
-import type { ClientStreamView } from '../../core/stream/stream-view.js';
+import { defineModule, type ClientStreamView } from '../../core/module-api.js';
 
 const KEY = Symbol('csi');
 

@@ -1,7 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { defineModule } from '../../core/module.js';
-import type { StreamLimiter, StreamView } from '../../core/stream/stream-view.js';
+import { defineModule, type StreamLimiter, type StreamView } from '../../core/module-api.js';
 import { TokenBucket } from './token-bucket.js';
 import { ipKey } from '../../util/ip-key.js';
 

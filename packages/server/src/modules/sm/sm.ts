@@ -3,10 +3,8 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { parseJid } from '@natter/jid';
-import { defineModule } from '../../core/module.js';
+import { defineModule, type ClientStreamView, type Session } from '../../core/module-api.js';
 import { isCarbon, type CarbonsApi } from '../carbons/api.js';
-import type { ClientStreamView } from '../../core/stream/stream-view.js';
-import type { Session } from '../../core/session.js';
 
 const options = z
   .object({
