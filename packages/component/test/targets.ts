@@ -29,7 +29,7 @@ export const targets: TargetFactory[] = [
   {
     name: 'prosody',
     async start() {
-      const p = await startProsody({ users: 12, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
+      const p = await startProsody({ users: 40, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
       return {
         name: 'prosody',
         domain: p.domain,
@@ -44,7 +44,7 @@ export const targets: TargetFactory[] = [
   {
     name: 'ejabberd',
     async start() {
-      const e = await startEjabberd({ users: 12, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
+      const e = await startEjabberd({ users: 40, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
       return {
         name: 'ejabberd',
         domain: e.domain,
