@@ -608,6 +608,43 @@ for (const factory of targets) {
       });
     });
 
+    test('a second connection for a bound domain: Prosody and Natter refuse it with conflict, ejabberd balances', async () => {
+      const first = gateway();
+      await first.connect();
+      const second = gateway({ reconnect: false });
+      if (target.name === 'ejabberd') {
+        await second.connect();
+        assert.equal(second.status, 'online');
+      } else {
+        await assert.rejects(second.connect(), (err: unknown) => {
+          assert.ok(err instanceof ComponentError);
+          assert.equal(err.condition, 'conflict');
+          assert.equal(err.fatal, false);
+          return true;
+        });
+        assert.equal(first.status, 'online', 'the working connection is kept');
+      }
+    });
+
+    test('an idle component sends whitespace keepalives; disconnect() emits offline without an error', async () => {
+      const relay = await startRelay(Number(new URL(target.componentService).port));
+      try {
+        const gw = gateway({ service: relay.service, keepaliveMs: 1000 });
+        await gw.connect();
+        await new Promise<void>((resolve) => {
+          relay.onClientData = (chunk) => {
+            if (chunk.toString() === ' ') resolve();
+          };
+        });
+        const offline = gw.waitFor('offline', { timeoutMs: WAIT });
+        await gw.disconnect();
+        assert.equal((await offline).error, undefined);
+        assert.equal(gw.status, 'closed');
+      } finally {
+        await relay.close();
+      }
+    });
+
     test('a lost connection is re-established with backoff, and stanzas sent while offline are delivered after it', async () => {
       const relay = await startRelay(Number(new URL(target.componentService).port));
       try {
