@@ -190,6 +190,8 @@ export class Component extends Emitter<ComponentEvents> {
     this.disco = new Disco(this, options.disco);
     this.puppets = new Puppets(this, options.puppets);
     this.rooms = new Rooms(this);
+    // XEP-0199: the server and users may ping the gateway; replace with handleIq to do more
+    this.handleIq('get', NS.ping, 'ping', () => undefined);
   }
 
   get status(): ComponentStatus {

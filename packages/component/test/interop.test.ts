@@ -147,6 +147,12 @@ for (const factory of targets) {
       assert.ok(features.includes('jabber:iq:version'), String(features));
       assert.ok(features.includes(NS.discoInfo));
 
+      assert.ok(features.includes('urn:xmpp:ping'), 'XEP-0199 ping is answered by default');
+      const pong = await alice.iq(
+        xml('iq', { type: 'get', to: `x@${COMPONENT_DOMAIN}` }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+      );
+      assert.equal(pong.attr('type'), 'result');
+
       const version = await alice.iq(
         xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('query', { xmlns: 'jabber:iq:version' })),
       );
