@@ -242,6 +242,7 @@ export class Component extends Emitter<ComponentEvents> {
         ),
       this.#opts.timeoutMs,
     );
+    handshakeTimer.unref();
     const parser = new StreamParser(
       {
         streamStart: (header: StreamHeader) => {
@@ -263,6 +264,7 @@ export class Component extends Emitter<ComponentEvents> {
           );
         },
         element: (el) => {
+          if (socket !== this.#socket) return; // a stream already given up: nothing it says counts
           if (el.is('handshake') && this.#status === 'connecting') {
             clearTimeout(handshakeTimer);
             this.#online(socket);
