@@ -150,4 +150,27 @@ export default tseslint.config(
     ignores: TEST_FILES,
     rules: restrict(RULE_8, ...RULE_5(2)),
   },
+  {
+    // Rule of the house 1 and the gateway SDK's promise: the component never depends on the server.
+    // Only the test harness (the ./testing subpath) may start a server and log users in.
+    files: ['packages/component/src/**/*.ts'],
+    ignores: ['packages/component/src/testing/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@natter/server', '@natter/server/*', '**/server/src/**'],
+              message: 'the component SDK never imports the server',
+            },
+            {
+              group: ['@natter/client', '@natter/client/*', '**/client/src/**'],
+              message: 'the component SDK is built on xml, jid and protocol only',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );
