@@ -6,10 +6,8 @@
 // The gateway subscribes at the broker to each topic filter somebody needs, and unsubscribes when
 // nobody does any more. Subscriptions are kept in a file and renewed at start.
 import { randomBytes } from 'node:crypto';
-import type { Jid } from '@natter/jid';
-import { jid, tryParseJid } from '@natter/jid';
-import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { xml, type Element } from '@natter/xml';
+import { StanzaError, jid, xml, type Element, type Jid } from '@natter/component';
+import { errorReply } from '@natter/protocol';
 import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
 import type { GatewayConfig } from './config.js';
 import { payloadBody } from './payload.js';
@@ -21,9 +19,18 @@ import { isWildcard, localToTopic, topicProblem, topicToLocal } from './topic-ad
 /** Namespace of the element that tells a machine reader which topic a message came from. */
 export const NS_MQTT = 'urn:natter:gateway-mqtt:0';
 
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
+
+/** A stanza as `@natter/component` hands it over: parsed addresses and the element. */
+export interface IncomingStanza {
+  from: Jid;
+  to: Jid;
+  element: Element;
+}
+
 /** What the gateway needs of a component (a `@natter/component` Component provides it). */
 export interface GatewayComponent {
-  on(event: 'message' | 'presence', handler: (stanza: { element: Element }) => void): unknown;
+  on(event: 'message' | 'presence', handler: (stanza: IncomingStanza) => void): unknown;
   on(event: 'online', handler: () => void): unknown;
   send(element: Element): unknown;
 }
@@ -121,12 +128,12 @@ export class MqttGateway {
         this.log('warn', 'cannot renew a subscription', { filter, err: String(err) }),
       );
     }
-    this.component.on('message', ({ element }) => {
-      this.onMessage(element).catch((err: unknown) =>
+    this.component.on('message', (m) => {
+      this.onMessage(m).catch((err: unknown) =>
         this.log('error', 'message handling failed', { err: String(err) }),
       );
     });
-    this.component.on('presence', ({ element }) => this.enqueue(() => this.onPresence(element)));
+    this.component.on('presence', (p) => this.enqueue(() => this.onPresence(p)));
     this.component.on('online', () => this.announce());
   }
 
@@ -371,10 +378,8 @@ export class MqttGateway {
   // ------------------------------------------------------------------------------------------
   // XMPP side: messages
 
-  private async onMessage(el: Element): Promise<void> {
-    const from = tryParseJid(el.attr('from') ?? '');
-    const to = tryParseJid(el.attr('to') ?? '');
-    if (!from || !to || to.domain !== this.domain) return;
+  private async onMessage({ from, to, element: el }: IncomingStanza): Promise<void> {
+    if (to.domain !== this.domain) return;
     const type = el.attr('type') ?? 'normal';
     if (type === 'error') {
       // A groupchat message bounced: the occupant is gone (XEP-0045 §7.2.13 ghosts).
@@ -438,10 +443,8 @@ export class MqttGateway {
       .catch((err: unknown) => this.log('error', 'presence handling failed', { err: String(err) }));
   }
 
-  private async onPresence(el: Element): Promise<void> {
-    const from = tryParseJid(el.attr('from') ?? '');
-    const to = tryParseJid(el.attr('to') ?? '');
-    if (!from || !to || to.domain !== this.domain) return;
+  private async onPresence({ from, to, element: el }: IncomingStanza): Promise<void> {
+    if (to.domain !== this.domain) return;
     const type = el.attr('type') ?? 'available';
     if (!to.local) return this.toDomain(el, from, type);
     if (to.resource) {
@@ -525,7 +528,7 @@ export class MqttGateway {
       { from: this.occupantAddress(filter, nick), to, type },
       xml(
         'x',
-        { xmlns: NS.mucUser },
+        { xmlns: NS_MUC_USER },
         xml('item', { affiliation: 'none', role: type === 'unavailable' ? 'none' : 'participant' }),
         self && xml('status', { code: '110' }),
       ),

@@ -1,11 +1,12 @@
 // A stand-in for the XMPP side in the bridge's own tests: stanzas "from users" are handed to the
 // gateway the way @natter/component hands them over, and what the gateway sends is recorded.
 // End-to-end tests with a real XMPP server and client are in e2e.test.ts.
+import { parseJid } from '@natter/jid';
 import { parseElement } from '@natter/xml';
 import type { Element } from '@natter/xml';
-import type { GatewayComponent } from '../../src/gateway.js';
+import type { GatewayComponent, IncomingStanza } from '../../src/gateway.js';
 
-type Handler = (arg: { element: Element }) => void;
+type Handler = (arg: IncomingStanza) => void;
 
 export class LoopbackComponent implements GatewayComponent {
   readonly sent: Element[] = [];
@@ -31,11 +32,13 @@ export class LoopbackComponent implements GatewayComponent {
   /** Delivers a stanza written as XML to the gateway. */
   deliver(stanza: string): void {
     const element = parseElement(stanza);
-    for (const h of this.handlers.get(element.name) ?? []) h({ element });
+    const from = parseJid(element.attr('from') ?? '');
+    const to = parseJid(element.attr('to') ?? '');
+    for (const h of this.handlers.get(element.name) ?? []) h({ from, to, element });
   }
 
   online(): void {
-    for (const h of this.handlers.get('online') ?? []) h({ element: parseElement('<x/>') });
+    for (const h of this.handlers.get('online') ?? []) (h as () => void)();
   }
 
   /** The first stanza sent (already, or within `timeoutMs`) that matches; each is taken once. */
