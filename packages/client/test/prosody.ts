@@ -63,11 +63,13 @@ export interface ProsodyOptions {
   users?: number;
   /** Extra Lua config lines for the main VirtualHost. */
   extraHostConfig?: string;
+  /** XEP-0114 external components to accept on a component port: domain → shared secret. */
+  components?: Record<string, string>;
 }
 
 export async function startProsody(
   opts: ProsodyOptions = {},
-): Promise<Target & { dir: string; configFile: string }> {
+): Promise<Target & { dir: string; configFile: string; componentPort?: number }> {
   await ensureProsody();
   const domain = 'localhost';
   const sha1Domain = 'sha1.localhost';
@@ -93,6 +95,8 @@ export async function startProsody(
     join(certs, `${domain}.crt`),
   ]);
   const [c2s, c2sTls, http] = [await freePort(), await freePort(), await freePort()];
+  const components = Object.entries(opts.components ?? {});
+  const componentPort = components.length > 0 ? await freePort() : undefined;
   const configFile = join(dir, 'prosody.cfg.lua');
   const log = join(dir, 'prosody.log');
   await writeFile(
@@ -110,7 +114,8 @@ interfaces = { "127.0.0.1" }
 c2s_ports = { ${c2s} }
 c2s_direct_tls_ports = { ${c2sTls} }
 s2s_ports = { }
-component_ports = { }
+component_ports = { ${componentPort ?? ''} }
+component_interfaces = { "127.0.0.1" }
 http_ports = { ${http} }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
@@ -141,7 +146,7 @@ Component "conference.${domain}" "muc"
 
 Component "pubsub.${domain}" "pubsub"
   pubsub_max_items = 100
-`,
+${components.map(([d, secret]) => `\nComponent ${luaString(d)}\n  component_secret = ${luaString(secret)}\n`).join('')}`,
   );
   const n = opts.users ?? 40;
   const users = Array.from({ length: n }, (_, i) => ({
@@ -171,6 +176,7 @@ kill $child 2>/dev/null; wait $child`;
   try {
     await waitForPort(c2s, proc, log);
     await waitForPort(http, proc, log);
+    if (componentPort !== undefined) await waitForPort(componentPort, proc, log);
   } catch (err) {
     proc.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${stderr}`);
@@ -178,6 +184,7 @@ kill $child 2>/dev/null; wait $child`;
   return {
     name: 'prosody',
     dir,
+    componentPort,
     configFile,
     domain,
     service: {

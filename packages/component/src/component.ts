@@ -215,6 +215,7 @@ export class Component extends Emitter<ComponentEvents> {
     const socket = net.connect({ host: this.#host, port: this.#port });
     this.#socket = socket;
     let streamOpen = false;
+    let headerProblem: ComponentError | undefined;
     const handshakeTimer = setTimeout(
       () =>
         this.#fail(
@@ -229,7 +230,9 @@ export class Component extends Emitter<ComponentEvents> {
           streamOpen = true;
           const id = header.attrs.id;
           if (!id) {
-            this.#fail(socket, new ComponentError('invalid-xml', 'the stream header has no id'));
+            // Some servers open the stream without an id only to send a stream error (Prosody for
+            // an unknown domain): report that error when it comes, this one if none does.
+            headerProblem = new ComponentError('invalid-xml', 'the stream header has no id');
             return;
           }
           this.#write(
@@ -278,7 +281,11 @@ export class Component extends Emitter<ComponentEvents> {
     );
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
-      this.#fail(socket, new ComponentError('connection-closed', 'the connection closed'), false);
+      this.#fail(
+        socket,
+        headerProblem ?? new ComponentError('connection-closed', 'the connection closed'),
+        false,
+      );
     });
     return done;
   }
