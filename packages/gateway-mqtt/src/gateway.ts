@@ -1,12 +1,27 @@
 // The XMPP↔MQTT bridge. Topics are addresses on the gateway's domain (see topic-address.ts).
 // - Roster: a user who subscribes to the presence of `topic@domain` follows the topic; messages
 //   published on it arrive as chat messages from that contact; a message to the contact is published.
+//   Each followed topic is a puppet of the component (gw.puppets) that answers probes and
+//   subscription requests.
 // - Rooms: a user who joins `topic@domain/nick` (XEP-0045 join) gets the topic's messages as
 //   groupchat; a groupchat message to the room is published on the topic.
 // The gateway subscribes at the broker to each topic filter somebody needs, and unsubscribes when
 // nobody does any more. Subscriptions are kept in a file and renewed at start.
 import { randomBytes } from 'node:crypto';
-import { StanzaError, jid, xml, type Element, type Jid } from '@natter/component';
+import {
+  StanzaError,
+  createComponent,
+  jid,
+  xml,
+  type Component,
+  type ComponentMessage,
+  type ComponentPresence,
+  type Element,
+  type Jid,
+  type Puppet,
+  type PuppetPresence,
+  type SubscribeRequest,
+} from '@natter/component';
 import { errorReply } from '@natter/protocol';
 import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
 import type { GatewayConfig } from './config.js';
@@ -21,29 +36,16 @@ export const NS_MQTT = 'urn:natter:gateway-mqtt:0';
 
 const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
 
-/** A stanza as `@natter/component` hands it over: parsed addresses and the element. */
-export interface IncomingStanza {
-  from: Jid;
-  to: Jid;
-  element: Element;
-}
-
-/** What the gateway needs of a component (a `@natter/component` Component provides it). */
-export interface GatewayComponent {
-  on(event: 'message' | 'presence', handler: (stanza: IncomingStanza) => void): unknown;
-  on(event: 'online', handler: () => void): unknown;
-  send(element: Element): unknown;
-}
-
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type Log = (level: LogLevel, message: string, data?: Record<string, unknown>) => void;
 
 export interface GatewayOptions {
   config: GatewayConfig;
-  component: GatewayComponent;
   /** A connected MQTT client (MQTT 5), owned by the caller. */
   mqtt: MqttClient;
   log?: Log;
+  /** Reconnect the component after a lost connection (default true). */
+  reconnect?: boolean;
   /** How long a publish may wait for the broker's acknowledgement (ms). */
   publishTimeoutMs?: number;
 }
@@ -70,8 +72,9 @@ const ECHO_TTL_MS = 60_000;
 
 export class MqttGateway {
   readonly domain: string;
+  /** The XEP-0114 component (connected by `start()`). */
+  readonly component: Component;
   private readonly config: GatewayConfig;
-  private readonly component: GatewayComponent;
   private readonly mqtt: MqttClient;
   private readonly log: Log;
   private readonly policy: Policy;
@@ -95,9 +98,25 @@ export class MqttGateway {
   constructor(opts: GatewayOptions) {
     this.config = opts.config;
     this.domain = opts.config.component.domain;
-    this.component = opts.component;
     this.mqtt = opts.mqtt;
     this.log = opts.log ?? (() => {});
+    this.component = createComponent({
+      service: opts.config.component.service,
+      domain: opts.config.component.domain,
+      secret: opts.config.component.secret,
+      reconnect: opts.reconnect ?? true,
+      disco: {
+        identities: [{ category: 'conference', type: 'text', name: 'MQTT topics' }],
+        features: ['http://jabber.org/protocol/muc'],
+      },
+      puppets: {
+        // Each subscription request is checked (user, topic, limits) before it is approved.
+        autoApprove: false,
+        resolve: (name, from) => this.resolveContact(name, from),
+        maxPuppets: opts.config.limits.maxTopics,
+      },
+      log: this.log,
+    });
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
     this.policy = new Policy(opts.config.allowedUsers, opts.config.topicPrefixes, opts.config.allowWildcards);
     this.rate = new RateLimiter(opts.config.limits.publishRate);
@@ -108,11 +127,17 @@ export class MqttGateway {
     );
   }
 
-  /** Loads saved subscriptions, subscribes at the broker, and starts handling stanzas. */
+  /**
+   * Loads saved subscriptions, subscribes at the broker, starts handling stanzas, and connects the
+   * component (rejects with a ComponentError when the server refuses it).
+   */
   async start(): Promise<void> {
     const saved = await this.store.load();
     for (const [user, filters] of Object.entries(saved.contacts)) {
-      for (const f of filters) this.addContact(user, f);
+      for (const f of filters) {
+        this.addContact(user, f);
+        this.contactPuppet(f).subscribers.add(user);
+      }
     }
     for (const [filter, occupants] of Object.entries(saved.rooms)) {
       const room = this.room(filter);
@@ -134,14 +159,21 @@ export class MqttGateway {
       );
     });
     this.component.on('presence', (p) => this.enqueue(() => this.onPresence(p)));
+    this.component.puppets.on('subscribe', (req) => this.enqueue(() => this.follow(req)));
+    this.component.puppets.on('unsubscribe', ({ puppet, from }) =>
+      this.enqueue(() => this.unfollow(from, localToTopic(puppet.name))),
+    );
     this.component.on('online', () => this.announce());
+    this.component.on('error', (err) => this.log('warn', 'component error', { err: String(err) }));
+    await this.component.connect();
   }
 
-  /** Stops handling broker messages and writes pending changes. The caller closes the clients. */
+  /** Stops handling stanzas and broker messages, writes pending changes, disconnects the component. */
   async stop(): Promise<void> {
     this.stopped = true;
     await this.presenceQueue;
     await this.store.flush();
+    await this.component.disconnect();
   }
 
   /** Topic filters a user follows (as contacts and in rooms). */
@@ -185,6 +217,15 @@ export class MqttGateway {
     let room = this.rooms.get(filter);
     if (!room) this.rooms.set(filter, (room = { occupants: new Map() }));
     return room;
+  }
+
+  private contactPresence(filter: string): PuppetPresence {
+    return { status: `MQTT topic ${filter}` };
+  }
+
+  private contactPuppet(filter: string): Puppet {
+    const name = topicToLocal(filter);
+    return this.component.puppets.get(name) ?? this.component.puppets.add(name, this.contactPresence(filter));
   }
 
   private topicsOf(user: string): Set<string> {
@@ -273,10 +314,14 @@ export class MqttGateway {
     const echo = this.takeEcho(props?.correlationData);
     const info = xml('mqtt', { xmlns: NS_MQTT, topic, retain: packet.retain ? 'true' : undefined });
     for (const filter of new Set(filters)) {
-      const from = this.address(filter);
       const body = isWildcard(filter) ? `${topic}: ${content.body}` : content.body;
+      const puppet = this.component.puppets.get(topicToLocal(filter));
       for (const user of this.followers.get(filter) ?? []) {
-        this.out(xml('message', { from, to: user, type: 'chat' }, xml('body', null, body), info));
+        try {
+          puppet?.say(user, body, { children: [info] });
+        } catch (err) {
+          this.log('warn', 'cannot send a stanza', { err: String(err), to: user });
+        }
       }
       const room = this.rooms.get(filter);
       if (room && room.occupants.size > 0) {
@@ -370,15 +415,18 @@ export class MqttGateway {
 
   /** Available presence from every followed topic to its followers (when the component comes online). */
   private announce(): void {
-    for (const [filter, users] of this.followers) {
-      for (const user of users) this.sendPresence({ from: this.address(filter), to: user });
-    }
+    for (const filter of this.followers.keys())
+      this.contactPuppet(filter).setPresence(this.contactPresence(filter));
+  }
+
+  private errorPresence(from: string, to: Jid | string, err: StanzaError): void {
+    this.out(xml('presence', { from, to: to.toString(), type: 'error' }, err.toElement()));
   }
 
   // ------------------------------------------------------------------------------------------
   // XMPP side: messages
 
-  private async onMessage({ from, to, element: el }: IncomingStanza): Promise<void> {
+  private async onMessage({ from, to, element: el }: ComponentMessage): Promise<void> {
     if (to.domain !== this.domain) return;
     const type = el.attr('type') ?? 'normal';
     if (type === 'error') {
@@ -443,7 +491,7 @@ export class MqttGateway {
       .catch((err: unknown) => this.log('error', 'presence handling failed', { err: String(err) }));
   }
 
-  private async onPresence({ from, to, element: el }: IncomingStanza): Promise<void> {
+  private async onPresence({ from, to, element: el }: ComponentPresence): Promise<void> {
     if (to.domain !== this.domain) return;
     const type = el.attr('type') ?? 'available';
     if (!to.local) return this.toDomain(el, from, type);
@@ -453,17 +501,7 @@ export class MqttGateway {
         return this.leave(to.local, from, type === 'unavailable');
       return;
     }
-    const filter = localToTopic(to.local);
-    if (type === 'subscribe') return this.follow(el, from, filter);
-    if (type === 'unsubscribe') return this.unfollow(from, filter);
-    if (type === 'probe') {
-      const following = this.contacts.get(from.toBareString())?.has(filter) ?? false;
-      this.sendPresence({
-        from: this.address(filter),
-        to: from.toString(),
-        type: following ? undefined : 'unsubscribed',
-      });
-    }
+    // Presence to a topic's bare address is handled by the puppets (follow/unfollow below).
   }
 
   /** The gateway's own address may be added as a contact too, by allowed users. */
@@ -493,23 +531,44 @@ export class MqttGateway {
     return undefined;
   }
 
-  private async follow(el: Element, from: Jid, filter: string): Promise<void> {
-    const user = from.toBareString();
-    const contact = this.address(filter);
-    const refused = this.refusal(from, filter);
+  /**
+   * A probe or a subscription request reached a topic that is no puppet yet: a puppet is made for
+   * an allowed topic; otherwise the user gets an error (and the SDK denies the request).
+   */
+  private resolveContact(name: string, from: Jid): PuppetPresence | undefined {
+    const filter = localToTopic(name);
+    let refused: StanzaError | undefined;
+    if (!this.policy.userAllowed(from)) {
+      refused = new StanzaError('forbidden', { text: 'you may not use this gateway' });
+    } else {
+      const why = this.policy.topicRefusal(filter);
+      if (why) refused = new StanzaError('forbidden', { text: why });
+      else if (this.component.puppets.size >= this.config.limits.maxTopics)
+        refused = new StanzaError('resource-constraint', { text: 'the gateway follows too many topics' });
+    }
+    if (!refused) return this.contactPresence(filter);
+    this.errorPresence(this.address(filter), from, refused);
+    return undefined;
+  }
+
+  private async follow(req: SubscribeRequest): Promise<void> {
+    const user = req.from.toBareString();
+    const filter = localToTopic(req.puppet.name);
     try {
+      const refused = this.refusal(req.from, filter);
       if (refused) throw refused;
       await this.ensureBroker(filter);
     } catch (err) {
-      this.sendError(el, err instanceof StanzaError ? err : new StanzaError('internal-server-error'));
+      const error = err instanceof StanzaError ? err : new StanzaError('internal-server-error');
+      this.errorPresence(this.address(filter), user, error);
       // Also deny the subscription, so the user's roster does not keep it pending (RFC 6121 §3.2).
-      this.sendPresence({ from: contact, to: user, type: 'unsubscribed' });
+      req.deny();
+      this.dropPuppetIfUnused(filter);
       return;
     }
     this.addContact(user, filter);
     this.store.save();
-    this.sendPresence({ from: contact, to: user, type: 'subscribed' });
-    this.sendPresence({ from: contact, to: user });
+    req.approve();
     this.log('info', 'contact subscribed', { user, filter });
   }
 
@@ -517,9 +576,13 @@ export class MqttGateway {
     const user = from.toBareString();
     if (!this.removeContact(user, filter)) return;
     this.store.save();
-    this.sendPresence({ from: this.address(filter), to: user, type: 'unavailable' });
+    this.dropPuppetIfUnused(filter);
     await this.releaseBroker(filter);
     this.log('info', 'contact unsubscribed', { user, filter });
+  }
+
+  private dropPuppetIfUnused(filter: string): void {
+    if ((this.followers.get(filter)?.size ?? 0) === 0) this.component.puppets.remove(topicToLocal(filter));
   }
 
   private occupantPresence(filter: string, nick: string, to: string, type?: string, self = false): Element {

@@ -7,15 +7,7 @@ export {
   ENV_VARS,
   type GatewayConfig,
 } from './config.js';
-export {
-  MqttGateway,
-  NS_MQTT,
-  type GatewayComponent,
-  type GatewayOptions,
-  type IncomingStanza,
-  type Log,
-  type LogLevel,
-} from './gateway.js';
+export { MqttGateway, NS_MQTT, type GatewayOptions, type Log, type LogLevel } from './gateway.js';
 export { startGateway, type RunningGateway, type StartOptions } from './run.js';
 export { topicToLocal, localToTopic, topicMatches, filterProblem } from './topic-address.js';
 export type { BinaryPolicy } from './payload.js';

@@ -1,6 +1,6 @@
 // Starts the whole gateway from a configuration: the MQTT client, the component, the bridge.
 import { randomBytes } from 'node:crypto';
-import { createComponent, type Component } from '@natter/component';
+import type { Component } from '@natter/component';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { GatewayConfig } from './config.js';
 import { MqttGateway, type Log } from './gateway.js';
@@ -39,22 +39,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   });
   client.on('error', (err) => log('warn', 'MQTT error', { err: String(err) }));
   client.on('offline', () => log('warn', 'MQTT broker unreachable; reconnecting'));
-  const component = createComponent({
-    service: config.component.service,
-    domain: config.component.domain,
-    secret: config.component.secret,
-    reconnect: opts.reconnect ?? true,
-    disco: {
-      identities: [{ category: 'conference', type: 'text', name: 'MQTT topics' }],
-      features: ['http://jabber.org/protocol/muc'],
-    },
-    log,
-  });
-  component.on('error', (err) => log('warn', 'component error', { err: String(err) }));
-  const gateway = new MqttGateway({ config, component, mqtt: client, log });
+  const gateway = new MqttGateway({ config, mqtt: client, log, reconnect: opts.reconnect });
   try {
     await gateway.start();
-    await component.connect();
   } catch (err) {
     await gateway.stop().catch(() => {});
     await client.endAsync().catch(() => {});
@@ -63,11 +50,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   log('info', 'gateway online', { domain: config.component.domain, broker: config.mqtt.url });
   return {
     gateway,
-    component,
+    component: gateway.component,
     mqtt: client,
     async stop() {
       await gateway.stop();
-      await component.disconnect();
       await client.endAsync();
     },
   };
