@@ -56,4 +56,25 @@ export default tseslint.config(
       'no-restricted-globals': ['error', { name: 'Buffer', message: 'browser code: use Uint8Array' }],
     },
   },
+  {
+    // Rule of the house 1 and the gateway SDK's promise: the component never depends on the server.
+    files: ['packages/component/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@natter/server', '@natter/server/*', '**/server/src/**'],
+              message: 'the component SDK never imports the server',
+            },
+            {
+              group: ['@natter/client', '@natter/client/*', '**/client/src/**'],
+              message: 'the component SDK is built on xml, jid and protocol only',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

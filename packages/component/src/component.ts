@@ -148,7 +148,23 @@ export class Component extends Emitter<ComponentEvents> {
   #commands: Commands | undefined;
 
   constructor(options: ComponentOptions) {
-    super((err) => this.emit('error', err));
+    // What a listener throws becomes an 'error' event; what an 'error' listener throws is rethrown
+    // asynchronously, so a faulty error handler cannot recurse.
+    let reporting = false;
+    super((err) => {
+      if (reporting)
+        queueMicrotask(() => {
+          throw err;
+        });
+      else {
+        reporting = true;
+        try {
+          this.emit('error', err);
+        } finally {
+          reporting = false;
+        }
+      }
+    });
     const { host, port } = parseService(options.service);
     this.#host = host;
     this.#port = port;

@@ -51,6 +51,8 @@ for (const factory of targets) {
       const c = createClient({ service: target.service, tls: target.tls, ...account, resource: 'test' });
       clients.push(c);
       await c.connect();
+      // as real clients do; Prosody delivers subscription answers only to resources that asked for the roster
+      await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS.roster })));
       await c.sendPresence();
       return c;
     }
@@ -408,6 +410,202 @@ for (const factory of targets) {
       assert.equal(result.attr('status'), 'completed');
       assert.equal(result.getChildText('note'), 'saved sensors/#');
       assert.equal(saved, 'sensors/#');
+    });
+
+    test('a handler that throws something else gives internal-server-error and an error event', async () => {
+      const gw = gateway();
+      gw.handleIq('get', 'urn:example:crash', 'q', () => {
+        throw new Error('boom');
+      });
+      await gw.connect();
+      const alice = await user();
+      const reported = gw.waitFor('error', { timeoutMs: WAIT });
+      await assert.rejects(
+        alice.iq(xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('q', { xmlns: 'urn:example:crash' }))),
+        (err: { condition?: string }) => err.condition === 'internal-server-error',
+      );
+      assert.equal((await reported).message, 'boom');
+    });
+
+    test('gw.iq() rejects with a TimeoutError when the user never answers', async () => {
+      const gw = gateway();
+      await gw.connect();
+      const alice = await user();
+      alice.handleIq('get', 'slow', 'urn:example:slow', () => new Promise(() => {}));
+      await assert.rejects(
+        gw.iq(
+          xml('iq', { type: 'get', to: alice.jid!.toString() }, xml('slow', { xmlns: 'urn:example:slow' })),
+          500,
+        ),
+        (err: Error) => err.name === 'TimeoutError',
+      );
+    });
+
+    test('RFC 6121 §3.1: with autoApprove off, the gateway decides; a denied request gets unsubscribed', async () => {
+      const gw = gateway({ puppets: { autoApprove: false } });
+      await gw.connect();
+      gw.puppets.add('frank', { status: 'private' });
+      const alice = await user();
+      const asked = gw.puppets.waitFor('subscribe', { timeoutMs: WAIT });
+      const denied = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === `frank@${COMPONENT_DOMAIN}` && p.attr('type') === 'unsubscribed',
+      });
+      await alice.sendPresence({ to: `frank@${COMPONENT_DOMAIN}`, type: 'subscribe' });
+      const req = await asked;
+      assert.equal(req.from.toString(), alice.account.toString());
+      req.deny();
+      await denied;
+      assert.equal(gw.puppets.get('frank')!.subscribers.size, 0);
+    });
+
+    test('puppets.resolve creates a puppet on the first subscription request to an unknown name', async () => {
+      const gw = gateway({
+        puppets: { resolve: (name) => (name === 'grace' ? { show: 'dnd' } : undefined) },
+      });
+      await gw.connect();
+      const alice = await user();
+      const seen = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === `grace@${COMPONENT_DOMAIN}` && p.getChildText('show') === 'dnd',
+      });
+      await alice.sendPresence({ to: `grace@${COMPONENT_DOMAIN}`, type: 'subscribe' });
+      await seen;
+      assert.ok(gw.puppets.get('grace'));
+      const refused = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === `nobody@${COMPONENT_DOMAIN}` && p.attr('type') === 'unsubscribed',
+      });
+      await alice.sendPresence({ to: `nobody@${COMPONENT_DOMAIN}`, type: 'subscribe' });
+      await refused;
+    });
+
+    test('rooms created on first join are listed in disco#items and answer disco#info as conference/text', async () => {
+      const gw = gateway();
+      gw.rooms.onUnknownRoom((name) =>
+        name.startsWith('topic-') ? { name: `Topic ${name.slice(6)}` } : undefined,
+      );
+      await gw.connect();
+      const alice = await user();
+      const self = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === `topic-a@${COMPONENT_DOMAIN}/alice`,
+      });
+      await alice.send(
+        xml('presence', { to: `topic-a@${COMPONENT_DOMAIN}/alice` }, xml('x', { xmlns: NS.muc })),
+      );
+      await self;
+      const refused = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === `other@${COMPONENT_DOMAIN}/alice` && p.attr('type') === 'error',
+      });
+      await alice.send(
+        xml('presence', { to: `other@${COMPONENT_DOMAIN}/alice` }, xml('x', { xmlns: NS.muc })),
+      );
+      assert.equal(StanzaError.fromStanza(await refused).condition, 'item-not-found');
+      const items = await alice.iq(
+        xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('query', { xmlns: NS.discoItems })),
+      );
+      assert.deepEqual(
+        items
+          .getChild('query')!
+          .getChildren('item')
+          .map((i) => [i.attr('jid'), i.attr('name')]),
+        [[`topic-a@${COMPONENT_DOMAIN}`, 'Topic a']],
+      );
+      const info = await alice.iq(
+        xml('iq', { type: 'get', to: `topic-a@${COMPONENT_DOMAIN}` }, xml('query', { xmlns: NS.discoInfo })),
+      );
+      const identity = info.getChild('query')!.getChild('identity')!;
+      assert.deepEqual([identity.attr('category'), identity.attr('type')], ['conference', 'text']);
+    });
+
+    test('XEP-0100 §4.1, §4.3 and §6: the gateway and the user subscribe to each other, unregistering undoes it; jabber:iq:gateway escapes legacy addresses', async () => {
+      const gw = gateway();
+      let removed = '';
+      gw.registration({
+        fields: [{ var: 'username', required: true }],
+        onRegister: () => {},
+        onUnregister: (from) => {
+          removed = from.toBareString();
+        },
+        gateway: { prompt: 'IRC nick' },
+      });
+      await gw.connect();
+      const alice = await user();
+      const prompt = await alice.iq(
+        xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('query', { xmlns: 'jabber:iq:gateway' })),
+      );
+      assert.equal(prompt.getChild('query')?.getChildText('prompt'), 'IRC nick');
+      const translated = await alice.iq(
+        xml(
+          'iq',
+          { type: 'set', to: COMPONENT_DOMAIN },
+          xml('query', { xmlns: 'jabber:iq:gateway' }, xml('prompt', null, 'john doe')),
+        ),
+      );
+      assert.equal(translated.getChild('query')?.getChildText('jid'), `john\\20doe@${COMPONENT_DOMAIN}`);
+      // XEP-0100 §4.1.1: register, accept the gateway's request, ask for its presence in return
+      const asked = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === COMPONENT_DOMAIN && p.attr('type') === 'subscribe',
+      });
+      await alice.iq(
+        xml(
+          'iq',
+          { type: 'set', to: COMPONENT_DOMAIN },
+          xml('query', { xmlns: NS.register }, xml('username', null, 'j')),
+        ),
+      );
+      await asked;
+      const approved = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === COMPONENT_DOMAIN && p.attr('type') === 'subscribed',
+      });
+      const gatewayOnline = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === COMPONENT_DOMAIN && p.attr('type') === undefined,
+      });
+      await alice.sendPresence({ to: COMPONENT_DOMAIN, type: 'subscribed' });
+      await alice.sendPresence({ to: COMPONENT_DOMAIN, type: 'subscribe' });
+      await approved;
+      await gatewayOnline;
+      // XEP-0100 §4.3: unregistering removes the gateway from the roster both ways
+      const unsubscribe = alice.waitFor('presence', {
+        timeout: WAIT,
+        filter: (p) => p.attr('from') === COMPONENT_DOMAIN && p.attr('type') === 'unsubscribed',
+      });
+      await alice.iq(
+        xml('iq', { type: 'set', to: COMPONENT_DOMAIN }, xml('query', { xmlns: NS.register }, xml('remove'))),
+      );
+      await unsubscribe;
+      assert.equal(removed, alice.account.toString());
+    });
+
+    test('XEP-0050 §4.4: a cancelled session is gone; an unknown session id gets bad-sessionid', async () => {
+      const gw = gateway();
+      gw.command('settings', 'Settings', () => ({
+        form: { type: 'form', fields: [{ var: 'x', values: [] }] },
+      }));
+      await gw.connect();
+      const alice = await user();
+      const cmdNs = 'http://jabber.org/protocol/commands';
+      const run = (attrs: Record<string, string>) =>
+        alice.iq(
+          xml(
+            'iq',
+            { type: 'set', to: COMPONENT_DOMAIN },
+            xml('command', { xmlns: cmdNs, node: 'settings', ...attrs }),
+          ),
+        );
+      const sessionid = (await run({ action: 'execute' })).getChild('command', cmdNs)!.attr('sessionid')!;
+      const cancelled = await run({ sessionid, action: 'cancel' });
+      assert.equal(cancelled.getChild('command', cmdNs)!.attr('status'), 'canceled');
+      await assert.rejects(run({ sessionid, action: 'complete' }), (err: StanzaError) => {
+        assert.equal(err.condition, 'not-allowed');
+        assert.equal(err.appCondition?.name, 'bad-sessionid');
+        return true;
+      });
     });
 
     test('a lost connection is re-established with backoff, and stanzas sent while offline are delivered after it', async () => {

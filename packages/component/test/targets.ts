@@ -1,6 +1,9 @@
 // The servers the component SDK is tested against, each started privately for one test file.
 import { startProsody } from '../../client/test/prosody.js';
 import type { TlsOptions } from '@natter/client';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startEjabberd } from './ejabberd.js';
 
 export const COMPONENT_DOMAIN = 'gw.localhost';
@@ -25,11 +28,48 @@ export interface TargetFactory {
   start(): Promise<ComponentTarget>;
 }
 
+/** Natter in-process (packages/server): port 0, a temporary data folder, its own certificate. */
+export async function startNatterTarget(): Promise<ComponentTarget> {
+  // Imported by name only when this target runs, so the SDK's sources never depend on the server.
+  const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
+  const dir = await mkdtemp(join(tmpdir(), 'natter-component-'));
+  const domain = 'localhost';
+  const server = await startServer({
+    hosts: [domain],
+    dataDir: dir,
+    listeners: [
+      { type: 'c2s', port: 0, host: '127.0.0.1' },
+      { type: 'component', port: 0, host: '127.0.0.1' },
+    ],
+    components: { [COMPONENT_DOMAIN]: { secret: COMPONENT_SECRET } },
+    limits: { disabled: true },
+    log: { level: 'silent' },
+  });
+  const users = Array.from({ length: 40 }, (_, i) => ({
+    jid: `user${i + 1}@${domain}`,
+    password: `pw-${i + 1}-secret`,
+  }));
+  for (const u of users) await server.addUser(u.jid.split('@')[0]!, u.password);
+  return {
+    name: 'natter',
+    domain,
+    service: `xmpp://127.0.0.1:${server.port('c2s')}`,
+    tls: { ca: await readFile(server.certificate.cert, 'utf8') },
+    componentService: `xmpp://127.0.0.1:${server.port('component')}`,
+    users,
+    async stop() {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 export const targets: TargetFactory[] = [
+  { name: 'natter', start: startNatterTarget },
   {
     name: 'prosody',
     async start() {
-      const p = await startProsody({ users: 12, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
+      const p = await startProsody({ users: 40, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
       return {
         name: 'prosody',
         domain: p.domain,
@@ -44,7 +84,7 @@ export const targets: TargetFactory[] = [
   {
     name: 'ejabberd',
     async start() {
-      const e = await startEjabberd({ users: 12, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
+      const e = await startEjabberd({ users: 40, components: { [COMPONENT_DOMAIN]: COMPONENT_SECRET } });
       return {
         name: 'ejabberd',
         domain: e.domain,

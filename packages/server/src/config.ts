@@ -7,19 +7,22 @@ import { isLoopbackHost } from './listeners/loopback.js';
 const listener = z
   .object({
     type: z
-      .enum(['c2s', 'c2s-tls', 'http', 'admin'])
+      .enum(['c2s', 'c2s-tls', 'http', 'admin', 'component'])
       .describe(
-        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API',
+        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API; component: XEP-0114 external components',
       ),
     port: z.number().int().min(0).max(65535),
-    /** Default '::'; for an admin listener 127.0.0.1. */
+    /** Default '::'; for admin and component listeners 127.0.0.1. */
     host: z.string().optional(),
     /** c2s, c2s-tls: every connection starts with a PROXY protocol v2 header, from `trustedProxies` only. */
     proxyProtocol: z.boolean().default(false),
     /** admin: bearer token required on every request; mandatory when not bound to loopback. */
     token: z.string().min(16).optional(),
   })
-  .transform((l) => ({ ...l, host: l.host ?? (l.type === 'admin' ? '127.0.0.1' : '::') }))
+  .transform((l) => ({
+    ...l,
+    host: l.host ?? (l.type === 'admin' || l.type === 'component' ? '127.0.0.1' : '::'),
+  }))
   .superRefine((l, ctx) => {
     if (l.proxyProtocol && l.type !== 'c2s' && l.type !== 'c2s-tls')
       ctx.addIssue({
@@ -36,6 +39,29 @@ const listener = z
         message: `an admin listener bound to ${l.host} (not loopback) needs a token; or bind it to 127.0.0.1`,
       });
   });
+
+/** A syntactically valid domain name (RFC 7622 domainpart, ASCII labels), lower case. */
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+const access = <T extends [string, ...string[]]>(values: T) => z.enum(values).optional();
+
+/** One XEP-0114 external component, keyed by its domain. */
+const component = z
+  .object({
+    /** Shared secret of the handshake (XEP-0114 §3). */
+    secret: z.string().min(1, 'the component secret must not be empty'),
+    /** XEP-0356 privileged entity permissions (read by the privilege support; ignored here). */
+    privileges: z
+      .object({
+        roster: access(['none', 'get', 'set', 'both']),
+        message: access(['none', 'outgoing']),
+        presence: access(['none', 'managed_entity', 'roster']),
+        iq: z.record(z.string(), z.enum(['get', 'set', 'both'])).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
 
 const limits = z
   .object({
@@ -121,6 +147,13 @@ export const configSchema = z
       })
       .prefault({}),
     limits,
+    /** XEP-0114 external components: domain → { secret }. */
+    components: z
+      .record(
+        z.string().refine((d) => DOMAIN.test(d), 'a component key must be a lower-case domain name'),
+        component,
+      )
+      .default({}),
     /** Module name → options, or false to disable a default module. */
     modules: z
       .record(z.string(), z.union([z.literal(false), z.record(z.string(), z.unknown())]))
@@ -131,7 +164,23 @@ export const configSchema = z
       })
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const hosts = c.hosts.map((h) => h.toLowerCase());
+    for (const domain of Object.keys(c.components)) {
+      const clash = hosts.includes(domain)
+        ? 'a virtual host'
+        : hosts.some((h) => domain === `conference.${h}` || domain === `pubsub.${h}`)
+          ? 'a service domain (MUC or pubsub)'
+          : undefined;
+      if (clash)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['components', domain],
+          message: `${domain} is already ${clash}; give the component a domain of its own`,
+        });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -16,6 +16,11 @@ const CORE: [string, string, string][] = [
   ['RFC 7622', 'Addresses (JIDs), PRECIS profiles', 'packages/jid'],
   ['XEP-0368', 'Direct TLS (c2s-tls listener)', 'packages/server/src/listeners'],
   [
+    'XEP-0114',
+    'Jabber Component Protocol, accept side: component listener, handshake, routing of the component domain',
+    'packages/server/src/core/stream/xep-0114-component-stream.ts',
+  ],
+  [
     'XEP-0440',
     'SASL channel binding types: tls-exporter (RFC 9266, TLS 1.3) and tls-server-end-point (RFC 5929)',
     'packages/server/src/core/sasl-offer.ts',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseConfig, ConfigError, type Config, type ConfigInput } from './config.js';
+import { parseConfig, ConfigError, type Config, type ConfigInput, type ListenerConfig } from './config.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations } from './accounts/account-store.js';
 import { Registration } from './accounts/registration.js';
@@ -27,7 +27,7 @@ export interface NatterServer {
   readonly config: Config;
   readonly certificate: CertificateFiles;
   /** Bound port of the first listener of a kind (useful with port 0). */
-  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin'): number;
+  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin' | 'component'): number;
   /** Creates an account. */
   addUser(username: string, password: string, host?: string): Promise<void>;
   /**
@@ -116,6 +116,9 @@ export async function startServer(
   const core = new ServerCore(config, router, sessions, accounts, database, log);
   core.registration = new Registration(core);
 
+  // XEP-0114 component domains are routed (or bounced while away) from the start.
+  for (const domain of Object.keys(config.components)) router.addComponent(domain);
+
   const contexts: ModuleContext<unknown>[] = [];
   const teardowns: (() => void | Promise<void>)[] = [];
   for (const domain of config.hosts.map((h) => h.toLowerCase())) {
@@ -144,7 +147,8 @@ export async function startServer(
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];
   try {
-    for (const l of config.listeners) listeners.push(await startListener(core, l, context, tlsFiles, admit));
+    for (const l of listenersOf(config))
+      listeners.push(await startListener(core, l, context, tlsFiles, admit));
   } catch (err) {
     for (const l of listeners) await l.close();
     await database.close();
@@ -187,6 +191,8 @@ export async function startServer(
         for (const host of core.hosts.values())
           await withTimeout(host.hooks.notify('server/stopping', {}), left(), log, 'announcing the shutdown');
         for (const stream of [...core.streams]) stream.fail('system-shutdown', 'the server is shutting down');
+        for (const stream of [...core.componentStreams])
+          stream.fail('system-shutdown', 'the server is shutting down');
         // 3. End every session, hibernated ones included: unacknowledged and undelivered messages are
         //    routed again, to offline storage, while the database is still open.
         const ending = [...sessions.all()].map((s) =>
@@ -201,6 +207,7 @@ export async function startServer(
         // Clients got </stream:stream>: give them a moment to read what is buffered, then cut.
         await withTimeout(closing, Math.min(2000, left()), log, 'closing connections');
         for (const stream of [...core.streams]) stream.transport.destroy();
+        for (const stream of [...core.componentStreams]) stream.transport.destroy();
         for (const l of listeners) l.abort();
         await database.close();
         log.info('natter stopped');
@@ -221,4 +228,15 @@ async function withTimeout(p: Promise<unknown>, ms: number, log: Logger, what: s
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The listeners to start: those configured, plus a component listener on 127.0.0.1:5347 when
+ * components are configured and no component listener is listed.
+ */
+function listenersOf(config: Config): ListenerConfig[] {
+  const list = [...config.listeners];
+  if (Object.keys(config.components).length > 0 && !list.some((l) => l.type === 'component'))
+    list.push({ type: 'component', port: 5347, host: '127.0.0.1', proxyProtocol: false });
+  return list;
 }

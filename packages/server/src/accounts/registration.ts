@@ -3,7 +3,7 @@ import { JidError } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
 import { AccountExistsError } from './account-store.js';
 import type { ServerCore } from '../core/server-core.js';
-import type { C2SStream } from '../core/c2s-stream.js';
+import type { C2SStream } from '../core/stream/c2s-stream.js';
 import { resultReply } from '../core/iq-dispatcher.js';
 import { ipKey } from '../util/ip-key.js';
 

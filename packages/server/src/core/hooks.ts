@@ -1,7 +1,7 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import type { Session } from './session.js';
-import type { C2SStream } from './c2s-stream.js';
+import type { ClientStreamView } from './stream/stream-view.js';
 
 /** A stanza on its way through the router. */
 export interface RouteEvent {
@@ -74,7 +74,7 @@ export interface HookMap {
   /** A session ended (clean: the client closed the stream or sent unavailable first). */
   'session/closed': NotifyHook<{ session: Session; clean: boolean }>;
   /** A first-level element on a stream that is not a stanza (SM, CSI). Return true when handled. */
-  'stream/nonza': HandleHook<{ stream: C2SStream; element: Element }>;
+  'stream/nonza': HandleHook<{ stream: ClientStreamView; element: Element }>;
   /**
    * The server is stopping: streams are still open, so modules can tell clients (MUC status 332).
    * Runs before every stream is closed with <system-shutdown/>.

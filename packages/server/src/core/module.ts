@@ -7,7 +7,7 @@ import type { Host, Identity } from './host.js';
 import type { ServerCore } from './server-core.js';
 import type { ServiceHandler } from './router.js';
 import type { Logger } from './logger.js';
-import type { C2SStream } from './c2s-stream.js';
+import type { ClientStreamView } from './stream/stream-view.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -135,7 +135,7 @@ export class ModuleContext<Options> {
   }
 
   /** Offers a stream feature after authentication. */
-  streamFeature(fn: (stream: C2SStream) => Element | null): void {
+  streamFeature(fn: (stream: ClientStreamView) => Element | null): void {
     this.server.streamFeatures.push(fn);
     this.undo.push(() => {
       const i = this.server.streamFeatures.indexOf(fn);

@@ -28,6 +28,8 @@ export class IqTimeoutError extends Error {
 export class Router {
   readonly hosts = new Map<string, Host>();
   private readonly services = new Map<string, { handler: ServiceHandler; host: Host; owner: string }>();
+  /** XEP-0114 component domains (configured), with the function delivering to the connected one. */
+  private readonly components = new Map<string, ((stanza: Element) => void) | undefined>();
   private readonly pending = new Map<string, PendingIq>();
   private iqCounter = 0;
 
@@ -37,14 +39,31 @@ export class Router {
   ) {}
 
   addService(domain: string, host: Host, handler: ServiceHandler, owner: string): () => void {
-    if (this.hosts.has(domain) || this.services.has(domain))
+    if (this.hosts.has(domain) || this.services.has(domain) || this.components.has(domain))
       throw new Error(`domain ${domain} is already served`);
     this.services.set(domain, { handler, host, owner });
     return () => this.services.delete(domain);
   }
 
   isLocalDomain(domain: string): boolean {
-    return this.hosts.has(domain) || this.services.has(domain);
+    return this.hosts.has(domain) || this.services.has(domain) || this.components.has(domain);
+  }
+
+  /** Declares a component domain (configuration): routed to its component, or bounced while it is away. */
+  addComponent(domain: string): void {
+    if (this.hosts.has(domain) || this.services.has(domain) || this.components.has(domain))
+      throw new Error(`domain ${domain} is already served`);
+    this.components.set(domain, undefined);
+  }
+
+  /** Sets (or clears, when the component disconnects) the delivery function of a component domain. */
+  connectComponent(domain: string, deliver: ((stanza: Element) => void) | undefined): void {
+    if (this.components.has(domain)) this.components.set(domain, deliver);
+  }
+
+  /** The configured component domains. */
+  get componentDomains(): string[] {
+    return [...this.components.keys()];
   }
 
   /** Routes a stanza whose `from` is trusted (stamped by the server or a service). */
@@ -99,6 +118,13 @@ export class Router {
       } catch (err) {
         this.serviceCrash(service.owner, ev, err);
       }
+      return;
+    }
+    if (this.components.has(ev.to.domain)) {
+      const deliver = this.components.get(ev.to.domain);
+      if (deliver) deliver(ev.stanza);
+      // XEP-0114: the component is away; presence is state, not worth an error.
+      else if (ev.stanza.name !== 'presence') this.bounce(ev, 'service-unavailable');
       return;
     }
     // No server-to-server federation yet: every remote domain is unreachable.

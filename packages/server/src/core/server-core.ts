@@ -10,26 +10,28 @@ import type { Host } from './host.js';
 import type { Router } from './router.js';
 import type { SessionRegistry } from './session-registry.js';
 import { Session } from './session.js';
-import type { C2SStream } from './c2s-stream.js';
+import type { C2SStream } from './stream/c2s-stream.js';
+import type { ComponentStream } from './stream/xep-0114-component-stream.js';
+import type { ClientStreamView, StreamView } from './stream/stream-view.js';
 import type { Logger } from './logger.js';
 
 /** Rate limiting seen from a stream (implemented by the limits module). */
 export interface StreamLimiter {
   /** Counts received bytes; may pause the transport. */
-  consume(stream: C2SStream, bytes: number): void;
-  /** Admits one stanza from a bound client; false drops it (the limiter answered or closed). */
-  stanza(stream: C2SStream): boolean;
+  consume(stream: StreamView, bytes: number): void;
+  /** Admits one stanza from a bound client or component; false drops it (the limiter answered or closed). */
+  stanza(stream: StreamView): boolean;
   /** A SASL exchange from `ip` failed with not-authorized. */
   authFailed(ip: string): void;
   /** Milliseconds before `ip` may try to authenticate again (0: now). */
   authWait?(ip: string): number;
   /** A stream was created (after admission) / finished. */
-  opened?(stream: C2SStream): void;
-  closed?(stream: C2SStream): void;
+  opened?(stream: StreamView): void;
+  closed?(stream: StreamView): void;
 }
 
 /** Hands a stream to another owner instead of closing its session (stream management). */
-export type CloseInterceptor = (stream: C2SStream, clean: boolean) => boolean | Promise<boolean>;
+export type CloseInterceptor = (stream: ClientStreamView, clean: boolean) => boolean | Promise<boolean>;
 
 /**
  * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
@@ -38,8 +40,12 @@ export type CloseInterceptor = (stream: C2SStream, clean: boolean) => boolean | 
 export class ServerCore {
   readonly hosts = new Map<string, Host>();
   readonly streams = new Set<C2SStream>();
+  /** Connected XEP-0114 components by domain (one stream per domain). */
+  readonly components = new Map<string, ComponentStream>();
+  /** Every open component stream, bound or still negotiating (closed on shutdown). */
+  readonly componentStreams = new Set<ComponentStream>();
   /** Features offered after authentication (stream management, CSI, roster versioning …). */
-  readonly streamFeatures: ((stream: C2SStream) => Element | null)[] = [];
+  readonly streamFeatures: ((stream: ClientStreamView) => Element | null)[] = [];
   /** Run before a closed stream's session is ended; true keeps the session (hibernation). */
   readonly closeInterceptors: CloseInterceptor[] = [];
   limiter: StreamLimiter | undefined;
@@ -104,6 +110,27 @@ export class ServerCore {
     if (r instanceof Promise)
       return this.track(r.then((handled) => (handled ? undefined : this.router.dispatch(ev))));
     if (!r) return this.track(this.router.dispatch(ev));
+  }
+
+  /** A stanza from a connected component, validated (its `from` is on its domain): the router. */
+  routeFromComponent(ev: RouteEvent): void | Promise<void> {
+    return this.track(this.router.dispatch(ev));
+  }
+
+  /** Binds a component's domain to its stream; false when another stream holds it (conflict). */
+  bindComponent(domain: string, stream: ComponentStream): boolean {
+    if (this.components.has(domain)) return false;
+    this.components.set(domain, stream);
+    this.router.connectComponent(domain, (stanza) => stream.deliver(stanza));
+    return true;
+  }
+
+  /** The component's stream ended: its domain is unreachable (service-unavailable) until it is back. */
+  unbindComponent(domain: string, stream: ComponentStream): void {
+    if (this.components.get(domain) !== stream) return;
+    this.components.delete(domain);
+    this.router.connectComponent(domain, undefined);
+    this.log.info({ component: domain }, 'component disconnected');
   }
 
   private track<T>(r: T | Promise<T>): T | Promise<T> {

@@ -1,6 +1,6 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
-import type { C2SStream } from './c2s-stream.js';
+import type { ClientStreamView } from './stream/stream-view.js';
 
 let counter = 0;
 
@@ -31,7 +31,7 @@ export class Session {
 
   constructor(
     readonly jid: Jid,
-    public stream: C2SStream,
+    public stream: ClientStreamView,
   ) {}
 
   get bare(): Jid {

@@ -1,3 +1,5 @@
+import type { X509Certificate } from 'node:crypto';
+
 /**
  * What a stream needs from its connection: bytes or frames out, bytes or frames in. TCP (with
  * STARTTLS), direct TLS and WebSocket implement it; the stream state machine never sees sockets.
@@ -15,12 +17,21 @@ export interface Transport {
    * or undefined when this connection cannot provide it (not TLS, wrong TLS version).
    */
   channelBinding?(type: string): Uint8Array | undefined;
+  /**
+   * The TLS peer's certificate (a server's, on an outbound connection; a client certificate, if one
+   * was presented, inbound), or undefined without TLS or certificate. Server-to-server needs it.
+   */
+  peerCertificate(): X509Certificate | undefined;
   /** True when this transport can be upgraded with STARTTLS now. */
   readonly canStartTls: boolean;
   /** Bytes queued for writing and not yet handed to the kernel. */
   readonly bufferedBytes: number;
   write(data: string): void;
-  /** Writes `<proceed/>` then upgrades; incoming data after the upgrade arrives decrypted. */
+  /**
+   * Inbound: writes `<proceed/>` then upgrades as the TLS server. Outbound (`connectTcp`): the peer
+   * sent `<proceed/>`; upgrades as the TLS client (`proceed` is not written). Incoming data after
+   * the upgrade arrives decrypted.
+   */
   startTls(proceed: string): Promise<void>;
   /** Stops reading (back-pressure) / resumes. */
   pause(): void;

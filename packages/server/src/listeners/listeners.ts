@@ -4,7 +4,8 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { WebSocketServer } from 'ws';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
-import { C2SStream } from '../core/c2s-stream.js';
+import { C2SStream } from '../core/stream/c2s-stream.js';
+import { ComponentStream } from '../core/stream/xep-0114-component-stream.js';
 import { SocketTransport } from './socket-transport.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import { socketGuard } from './socket-guard.js';
@@ -106,6 +107,15 @@ export async function startListener(
         accept(core, new SocketTransport(socket, 'tls', context, proxied.of(socket)));
       },
     );
+  } else if (config.type === 'component') {
+    // XEP-0114: plain TCP (loopback by default); the shared secret authenticates the component.
+    server = createNetServer((socket) => {
+      if (core.stopping || !admit(socket.remoteAddress ?? '')) {
+        socket.destroy();
+        return;
+      }
+      new ComponentStream(new SocketTransport(socket, 'tcp', undefined), core);
+    });
   } else {
     server = createNetServer((socket) => {
       if (core.stopping || !admit(proxied.of(socket))) {

@@ -165,7 +165,7 @@ function createGuard(core: ServerCore): SocketGuard {
     attach(server, type, acceptor) {
       // First of all 'connection' listeners, so a refused socket costs no TLS or HTTP work.
       server.prependListener('connection', (socket: Socket) => {
-        admit(socket, type !== 'c2s');
+        admit(socket, type !== 'c2s' && type !== 'component');
         if (type === 'http' && !socket.destroyed) {
           // Until a request or upgrade head has arrived complete; after that, ws and http time it.
           const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);

@@ -1,5 +1,6 @@
-import { TLSSocket, type SecureContext } from 'node:tls';
-import type { Socket } from 'node:net';
+import { TLSSocket, connect as tlsConnect, type SecureContext } from 'node:tls';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { X509Certificate } from 'node:crypto';
 import type { Transport } from '../core/transport.js';
 import { tlsChannelBinding } from './channel-binding.js';
 
@@ -20,6 +21,8 @@ export class SocketTransport implements Transport {
     private readonly context: SecureContext | undefined,
     /** The client's address when a proxy told it (PROXY protocol); else the TCP peer. */
     remoteAddress?: string,
+    /** Outbound connections (connectTcp) upgrade as the TLS client, to this server name. */
+    private readonly outbound?: { servername: string },
   ) {
     this.socket = socket;
     this.remoteAddress = remoteAddress ?? socket.remoteAddress ?? '';
@@ -49,7 +52,14 @@ export class SocketTransport implements Transport {
   }
 
   get canStartTls(): boolean {
-    return this.kind === 'tcp' && !this.upgraded && this.context !== undefined;
+    return (
+      this.kind === 'tcp' && !this.upgraded && (this.context !== undefined || this.outbound !== undefined)
+    );
+  }
+
+  peerCertificate(): X509Certificate | undefined {
+    if (!(this.socket instanceof TLSSocket)) return undefined;
+    return this.socket.getPeerX509Certificate() ?? undefined;
   }
 
   get bufferedBytes(): number {
@@ -62,6 +72,7 @@ export class SocketTransport implements Transport {
   }
 
   startTls(proceed: string): Promise<void> {
+    if (this.outbound) return this.startTlsClient(this.outbound.servername);
     const raw = this.socket;
     return new Promise((resolve, reject) => {
       raw.pause();
@@ -84,6 +95,37 @@ export class SocketTransport implements Transport {
         });
         tls.on('close', (hadError: boolean) => this.closeCb(hadError));
       });
+    });
+  }
+
+  /** The outbound side of STARTTLS: the peer sent <proceed/>; the certificate is checked by the caller. */
+  private startTlsClient(servername: string): Promise<void> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('drain');
+    return new Promise((resolve, reject) => {
+      const tls = tlsConnect({
+        socket: raw,
+        servername,
+        minVersion: 'TLSv1.2',
+        // Who the peer is, is decided from peerCertificate() (RFC 6125 / XEP-0178), not here.
+        rejectUnauthorized: false,
+        ...(this.context ? { secureContext: this.context } : {}),
+      });
+      this.socket = tls;
+      this.upgraded = true;
+      const onError = (err: Error) => {
+        tls.destroy();
+        reject(err);
+      };
+      tls.once('error', onError);
+      tls.once('secureConnect', () => {
+        tls.off('error', onError);
+        this.attach(tls);
+        resolve();
+      });
+      tls.on('close', (hadError: boolean) => this.closeCb(hadError));
     });
   }
 
@@ -119,4 +161,35 @@ export class SocketTransport implements Transport {
   onDrain(cb: () => void): void {
     this.drainCb = cb;
   }
+}
+
+/**
+ * Opens an outbound TCP connection (server-to-server next) as a Transport; `servername` is the
+ * name sent in SNI when the stream upgrades with STARTTLS. `context` adds our certificate (a TLS
+ * client certificate, for SASL EXTERNAL between servers).
+ */
+export function connectTcp(opts: {
+  host: string;
+  port: number;
+  servername: string;
+  context?: SecureContext;
+  timeoutMs?: number;
+}): Promise<SocketTransport> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: opts.host, port: opts.port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connecting to ${opts.host}:${opts.port} timed out`));
+    }, opts.timeoutMs ?? 10_000);
+    timer.unref();
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(new SocketTransport(socket, 'tcp', opts.context, undefined, { servername: opts.servername }));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
 }

@@ -6,6 +6,11 @@ export class WebSocketTransport implements Transport {
   readonly kind = 'websocket' as const;
   readonly framed = true;
   readonly canStartTls = false;
+
+  /** TLS, if any, ends at the HTTP server or a proxy in front: no peer certificate here. */
+  peerCertificate(): undefined {
+    return undefined;
+  }
   private dataCb: (chunk: string) => void = () => {};
   private closeCb: (hadError: boolean) => void = () => {};
 

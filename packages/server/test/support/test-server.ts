@@ -23,7 +23,9 @@ export interface TestServer extends NatterServer {
 
 /**
  * A real server on ephemeral loopback ports with its own data directory. `dataDir` may be
- * passed to restart a server over the same storage.
+ * passed to restart a server over the same storage. With
+ * `startTestServer({ components: { 'gw.localhost': { secret: 's3cret' } } })` it also listens for
+ * XEP-0114 components on `server.port('component')` (see support/component-client.ts).
  */
 export async function startTestServer(
   config: Partial<ConfigInput> = {},
@@ -50,6 +52,8 @@ export async function startTestServer(
         { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
         { type: 'http', port: 0, host: '127.0.0.1' },
         { type: 'admin', port: 0, host: '127.0.0.1' },
+        // With `components` configured, an XEP-0114 listener too: `server.port('component')`.
+        ...(config.components ? [{ type: 'component' as const, port: 0, host: '127.0.0.1' }] : []),
       ],
       log: { level: (process.env.NATTER_TEST_LOG as 'info' | undefined) ?? 'silent' },
       ...config,

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { defineModule } from '../../core/module.js';
-import type { C2SStream } from '../../core/c2s-stream.js';
+import type { ClientStreamView } from '../../core/stream/stream-view.js';
 
 const KEY = Symbol('csi');
 
@@ -49,20 +49,20 @@ export default defineModule({
     .prefault({}),
   setup(ctx) {
     const { maxHeld } = ctx.options;
-    const mine = (stream: C2SStream) => stream.host?.domain === ctx.domain;
+    const mine = (stream: ClientStreamView) => stream.host?.domain === ctx.domain;
 
     ctx.streamFeature((stream) =>
       mine(stream) && stream.state === 'authenticated' ? xml('csi', { xmlns: NS.csi }) : null,
     );
 
-    function stateOf(stream: C2SStream): CsiState {
+    function stateOf(stream: ClientStreamView): CsiState {
       let st = stream.data.get(KEY) as CsiState | undefined;
       if (st) return st;
       st = { inactive: false, held: new Map() };
       const state = st;
       stream.data.set(KEY, st);
-      stream.outbound.push((el) => filter(stream, state, el));
-      stream.holders.push(() => {
+      stream.pipeline.filter('csi', (el) => filter(stream, state, el));
+      stream.pipeline.holder('csi', () => {
         const out = [...state.held.values()];
         state.held.clear();
         return out;
@@ -70,14 +70,14 @@ export default defineModule({
       return st;
     }
 
-    function flush(stream: C2SStream, st: CsiState): void {
+    function flush(stream: ClientStreamView, st: CsiState): void {
       if (st.held.size === 0) return;
       const out = [...st.held.values()];
       st.held.clear();
       for (const el of out) stream.writeStanza(el);
     }
 
-    function filter(stream: C2SStream, st: CsiState, el: Element): Element | null {
+    function filter(stream: ClientStreamView, st: CsiState, el: Element): Element | null {
       if (!st.inactive) return el;
       let key: string | undefined;
       if (isPresenceUpdate(el)) key = `p ${el.attrs.from ?? ''}`;

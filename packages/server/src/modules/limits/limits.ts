@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { defineModule } from '../../core/module.js';
-import type { C2SStream } from '../../core/c2s-stream.js';
+import type { StreamView } from '../../core/stream/stream-view.js';
 import type { StreamLimiter } from '../../core/server-core.js';
 import { TokenBucket } from './token-bucket.js';
 import { ipKey } from '../../util/ip-key.js';
@@ -124,7 +124,7 @@ export default defineModule({
     const exempt = new Set(o.exempt.map(normalizeIp));
     /** Counters key on the address, IPv6 grouped by `limits.ipv6Prefix`; exemptions are exact. */
     const keyOf = (ip: string) => ipKey(ip, core.config.limits.ipv6Prefix);
-    const streams = new Map<C2SStream, StreamState>();
+    const streams = new Map<StreamView, StreamState>();
     const perIpCount = new Map<string, number>();
     const perIpUnauth = new Map<string, number>();
     const dec = (m: Map<string, number>, ip: string) => {
@@ -147,10 +147,10 @@ export default defineModule({
       return b;
     }
     /** Unauthenticated streams, oldest first (Set keeps insertion order). */
-    const unauthenticated = new Set<C2SStream>();
+    const unauthenticated = new Set<StreamView>();
     const authFailures = new Map<string, TokenBucket>();
 
-    function rateFor(stream: C2SStream, authenticated: boolean): Rate {
+    function rateFor(stream: StreamView, authenticated: boolean): Rate {
       const base = authenticated ? DEFAULT_AUTHENTICATED : DEFAULT_UNAUTHENTICATED;
       const general = authenticated ? o.authenticated : o.unauthenticated;
       const listener = o.listeners[LISTENER_OF[stream.transport.kind]];
@@ -165,7 +165,7 @@ export default defineModule({
       return out;
     }
 
-    function buckets(stream: C2SStream, authenticated: boolean): Pick<StreamState, 'bytes' | 'stanzas'> {
+    function buckets(stream: StreamView, authenticated: boolean): Pick<StreamState, 'bytes' | 'stanzas'> {
       const r = rateFor(stream, authenticated);
       return {
         bytes: new TokenBucket(r.bytesPerSecond, r.burstBytes),
@@ -173,7 +173,7 @@ export default defineModule({
       };
     }
 
-    function stateOf(stream: C2SStream): StreamState | undefined {
+    function stateOf(stream: StreamView): StreamState | undefined {
       const st = streams.get(stream);
       if (!st) return undefined;
       if (!st.authenticated && stream.authenticated) {
@@ -185,7 +185,7 @@ export default defineModule({
       return st;
     }
 
-    function throttle(stream: C2SStream, st: StreamState, waitMs: number): void {
+    function throttle(stream: StreamView, st: StreamState, waitMs: number): void {
       const until = Date.now() + waitMs;
       if (st.timer && until <= st.resumeAt) return;
       clearTimeout(st.timer);
@@ -199,7 +199,7 @@ export default defineModule({
     }
 
     function evictOldest(
-      filter: (s: C2SStream) => boolean,
+      filter: (s: StreamView) => boolean,
       condition: 'policy-violation' | 'resource-constraint',
       text: string,
     ): boolean {
@@ -301,7 +301,7 @@ export default defineModule({
     core.admit = (rawIp) => {
       if (exempt.has(normalizeIp(rawIp))) return true;
       const ip = keyOf(rawIp);
-      const mineUnauth = (s: C2SStream) => streams.get(s)?.ip === ip;
+      const mineUnauth = (s: StreamView) => streams.get(s)?.ip === ip;
       if ((perIpUnauth.get(ip) ?? 0) >= o.maxUnauthenticatedPerIp) {
         evictOldest(mineUnauth, 'policy-violation', 'too many unauthenticated connections from your address');
       }

@@ -5,7 +5,7 @@ import { NS } from '@natter/protocol';
 import { parseJid } from '@natter/jid';
 import { defineModule } from '../../core/module.js';
 import { isCarbon, type CarbonsApi } from '../carbons/api.js';
-import type { C2SStream } from '../../core/c2s-stream.js';
+import type { ClientStreamView } from '../../core/stream/stream-view.js';
 import type { Session } from '../../core/session.js';
 
 const options = z
@@ -29,7 +29,7 @@ interface SmState {
   id: string;
   session: Session;
   /** The stream counting now; undefined while hibernated. */
-  stream: C2SStream | undefined;
+  stream: ClientStreamView | undefined;
   resumable: boolean;
   maxMs: number;
   /** Stanzas received from the client (h of our `<a/>`), mod 2^32. */
@@ -73,7 +73,7 @@ export default defineModule({
     const opts = ctx.options;
     const byId = new Map<string, SmState>();
     const bySession = new WeakMap<Session, SmState>();
-    const mine = (stream: C2SStream) => stream.host?.domain === ctx.domain;
+    const mine = (stream: ClientStreamView) => stream.host?.domain === ctx.domain;
 
     ctx.streamFeature((stream) =>
       mine(stream) && stream.state === 'authenticated' ? xml('sm', { xmlns: NS.sm }) : null,
@@ -115,7 +115,7 @@ export default defineModule({
       }
     });
 
-    function enable(stream: C2SStream, el: Element): void {
+    function enable(stream: ClientStreamView, el: Element): void {
       if (stream.state !== 'bound' || !stream.session) {
         stream.writeElement(failed('unexpected-request'));
         return;
@@ -159,26 +159,31 @@ export default defineModule({
     }
 
     /** Makes `stream` the one that counts for `sm`. */
-    function attach(sm: SmState, stream: C2SStream): void {
+    function attach(sm: SmState, stream: ClientStreamView): void {
       sm.stream = stream;
       stream.data.set(KEY, sm);
-      stream.tracksDelivery = true;
-      stream.onReceived.push(() => {
-        if (sm.stream === stream) sm.inbound = (sm.inbound + 1) % U32;
-      });
-      stream.onWritten.push((el) => {
-        if (sm.stream !== stream) return;
-        sm.queue.push({ el, at: Date.now() });
-        if (sm.queue.length > opts.maxQueue) {
-          ctx.log.info(
-            { jid: sm.session.jid.toString(), queued: sm.queue.length },
-            'client does not acknowledge: disconnecting',
-          );
-          stream.fail('policy-violation', 'too many unacknowledged stanzas');
-          return;
-        }
-        requestLater(sm);
-      });
+      stream.pipeline.count(
+        'sm',
+        {
+          received: () => {
+            if (sm.stream === stream) sm.inbound = (sm.inbound + 1) % U32;
+          },
+          written: (el) => {
+            if (sm.stream !== stream) return;
+            sm.queue.push({ el, at: Date.now() });
+            if (sm.queue.length > opts.maxQueue) {
+              ctx.log.info(
+                { jid: sm.session.jid.toString(), queued: sm.queue.length },
+                'client does not acknowledge: disconnecting',
+              );
+              stream.fail('policy-violation', 'too many unacknowledged stanzas');
+              return;
+            }
+            requestLater(sm);
+          },
+        },
+        { tracksDelivery: true },
+      );
     }
 
     function requestNow(sm: SmState): void {
@@ -200,7 +205,7 @@ export default defineModule({
     }
 
     /** Applies the client's h (XEP-0198 §4); false when the stream was failed for a bad h. */
-    function ack(sm: SmState, stream: C2SStream, hAttr: string | undefined): boolean {
+    function ack(sm: SmState, stream: ClientStreamView, hAttr: string | undefined): boolean {
       const h = Number(hAttr);
       if (hAttr === undefined || !Number.isInteger(h) || h < 0 || h >= U32) {
         stream.fail('undefined-condition', 'h must be an unsigned 32-bit integer');
@@ -230,7 +235,7 @@ export default defineModule({
       return true;
     }
 
-    function resume(stream: C2SStream, el: Element): void {
+    function resume(stream: ClientStreamView, el: Element): void {
       if (stream.state !== 'authenticated' || !stream.account) {
         stream.writeElement(failed('unexpected-request'));
         return;
@@ -271,7 +276,6 @@ export default defineModule({
       sm.acked = h;
       sm.ackRequested = false;
       const resend = sm.queue.splice(0);
-      session.stream = stream;
       stream.adoptSession(session);
       attach(sm, stream);
       // Closed once the session has moved, so that its end does not end the session.
@@ -284,9 +288,9 @@ export default defineModule({
     }
 
     /** Stanzas an outbound filter (CSI) held back on a dying stream belong to the queue. */
-    function takeHeld(sm: SmState, stream: C2SStream): void {
+    function takeHeld(sm: SmState, stream: ClientStreamView): void {
       const now = Date.now();
-      for (const give of stream.holders) for (const el of give()) sm.queue.push({ el, at: now });
+      for (const el of stream.pipeline.takeHeld()) sm.queue.push({ el, at: now });
     }
 
     ctx.server.closeInterceptors.push(intercept);
@@ -296,7 +300,7 @@ export default defineModule({
     };
 
     /** A stream ended: hibernate its session if it can be resumed (XEP-0198 §5). */
-    function intercept(stream: C2SStream, clean: boolean): boolean {
+    function intercept(stream: ClientStreamView, clean: boolean): boolean {
       const sm = stream.data.get(KEY) as SmState | undefined;
       if (!sm || sm.stream !== stream || !mine(stream)) return false;
       takeHeld(sm, stream);

@@ -1,0 +1,500 @@
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { serialize, xml, type Element } from '@natter/xml';
+import { jid, parseJid, tryParseJid, JidError, type Jid } from '@natter/jid';
+import {
+  NS,
+  StanzaError,
+  errorReply,
+  createServerMechanism,
+  fromBase64,
+  toBase64,
+  SaslFailure,
+  type SaslServerMechanism,
+  type ServerMechanismName,
+} from '@natter/protocol';
+import type { Transport } from '../transport.js';
+import { channelBindingOptions, saslOffer, saslOfferFeatures } from '../sasl-offer.js';
+import type { Session } from '../session.js';
+import type { Host } from '../host.js';
+import type { ServerCore } from '../server-core.js';
+import { resultReply } from '../iq-dispatcher.js';
+import { logAuthFailure } from '../auth-log.js';
+import { StreamMachine } from './stream-machine.js';
+import { checkStanza } from './stanza-checks.js';
+import { StreamPipeline } from './stream-pipeline.js';
+import type { ClientStreamView } from './stream-view.js';
+
+function isLoopback(address: string): boolean {
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
+}
+
+/**
+ * The client profile of the stream machine (RFC 6120 §4–§7): stream header, STARTTLS, SASL,
+ * resource binding, then stanzas validated, stamped and handed to the router in order. Knows
+ * nothing of rosters or rooms.
+ */
+export class C2SStream extends StreamMachine implements ClientStreamView {
+  readonly kind = 'c2s';
+  protected readonly contentNs = NS.client;
+  host: Host | undefined;
+  /** Authenticated account (bare JID), after SASL. */
+  account: Jid | undefined;
+  session: Session | undefined;
+  /** Outbound filters, counters and holders (CSI, stream management). */
+  readonly pipeline = new StreamPipeline();
+
+  private sasl: SaslServerMechanism | undefined;
+  private authFailures = 0;
+  /** Mechanism and username of the current authentication attempt (for the failure log line). */
+  private saslAttempt: { mechanism: string; username?: string } = { mechanism: '' };
+
+  constructor(
+    transport: Transport,
+    readonly server: ServerCore,
+  ) {
+    super(transport, server);
+    this.start();
+  }
+
+  protected override errorHeaderFrom(): string | undefined {
+    return this.host?.domain;
+  }
+
+  // --- stream header ------------------------------------------------------------------------
+
+  protected openStream(attrs: Record<string, string>, contentNs: string): void {
+    const to = (attrs.to ?? '').toLowerCase();
+    const host = to === '' ? this.server.defaultHost : this.server.hosts.get(to);
+    if (this.host === undefined && host) this.host = host;
+    // RFC 6120 §4.7.1/§4.7.4: answer with our domain, and `to` the client's `from` when valid.
+    const clientFrom = attrs.from !== undefined ? tryParseJid(attrs.from)?.toString() : undefined;
+    const lang = attrs['xml:lang'];
+    if (lang !== undefined && /^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$/.test(lang)) this.lang = lang;
+    this.sendHeader(this.host?.domain ?? (to || undefined), clientFrom);
+    if (contentNs !== NS.client) {
+      this.fail('invalid-namespace', `the content namespace of a client stream is ${NS.client}`);
+      return;
+    }
+    if (!host || (this.host && host !== this.host)) {
+      this.fail('host-unknown', `this server does not serve ${to}`);
+      return;
+    }
+    // RFC 6120 §4.7.5: major.minor, each an integer (leading zeros ignored); major 1 is ours.
+    const version = /^(\d+)\.(\d+)$/.exec(attrs.version ?? '');
+    if (!version || Number(version[1]) !== 1) {
+      this.fail('unsupported-version', 'XMPP version 1.0 is required');
+      return;
+    }
+    if (this.state === 'header') this.state = 'negotiating';
+    this.sendFeatures();
+  }
+
+  /** May credentials be sent on this connection now? */
+  credentialsAllowed(): boolean {
+    if (this.transport.secure) return true;
+    const policy = this.server.config.auth.allowPlaintext;
+    return policy === 'always' || (policy === 'loopback' && isLoopback(this.transport.remoteAddress));
+  }
+
+  private sendFeatures(): void {
+    const features: Element[] = [];
+    if (this.state === 'negotiating') {
+      if (this.transport.canStartTls) {
+        features.push(xml('starttls', { xmlns: NS.tls }, !this.credentialsAllowed() && xml('required')));
+      }
+      if (this.credentialsAllowed()) {
+        features.push(...saslOfferFeatures(saslOffer(this.transport)));
+        if (this.server.config.registration.enabled)
+          features.push(xml('register', { xmlns: NS.registerFeature }));
+      }
+    } else if (this.state === 'authenticated') {
+      features.push(xml('bind', { xmlns: NS.bind }));
+      features.push(xml('session', { xmlns: NS.session }, xml('optional')));
+      for (const f of this.server.streamFeatures) {
+        const el = f(this);
+        if (el) features.push(el);
+      }
+    }
+    this.writeElement(xml('features', { xmlns: NS.stream }, features));
+  }
+
+  /** Authenticated (SASL succeeded), bound or not. */
+  get authenticated(): boolean {
+    return this.account !== undefined;
+  }
+
+  protected handleElement(el: Element): void | Promise<void> {
+    switch (this.state) {
+      case 'negotiating':
+        return this.handleNegotiating(el);
+      case 'authenticated':
+        return this.handleAuthenticated(el);
+      case 'bound':
+        return this.handleBound(el);
+      default:
+        return;
+    }
+  }
+
+  private handleNegotiating(el: Element): void | Promise<void> {
+    if (el.xmlns === NS.tls && el.name === 'starttls') return this.startTls();
+    if (el.xmlns === NS.sasl) {
+      if (!this.credentialsAllowed()) {
+        this.writeElement(xml('failure', { xmlns: NS.sasl }, xml('encryption-required')));
+        return;
+      }
+      if (el.name === 'auth') return this.saslAuth(el);
+      if (el.name === 'response') return this.saslResponse(el);
+      if (el.name === 'abort') {
+        this.sasl = undefined;
+        this.saslFailure(new SaslFailure('aborted', 'authentication aborted by the client'));
+        return;
+      }
+    }
+    if (el.name === 'iq' && this.server.config.registration.enabled && el.getChild('query', NS.register)) {
+      if (!this.credentialsAllowed()) {
+        this.writeElement(
+          errorReply(el, new StanzaError('not-authorized', { text: 'registration requires TLS' })),
+        );
+        return;
+      }
+      return this.server.registration.handlePreAuth(this, el);
+    }
+    if (el.name === 'message' || el.name === 'presence' || el.name === 'iq') {
+      this.fail('not-authorized', 'stanzas are not accepted before authentication');
+      return;
+    }
+    this.fail('unsupported-stanza-type', `<${el.name} xmlns='${el.xmlns}'/> is not allowed here`);
+  }
+
+  private async startTls(): Promise<void> {
+    if (!this.transport.canStartTls) {
+      this.writeElement(xml('failure', { xmlns: NS.tls }));
+      this.close();
+      return;
+    }
+    this.discardInput = true;
+    this.transport.pause();
+    try {
+      await this.transport.startTls(serialize(xml('proceed', { xmlns: NS.tls }), NS.client));
+    } catch (err) {
+      this.server.log.info({ err: (err as Error).message, stream: this.id }, 'TLS handshake failed');
+      this.transport.destroy();
+      return;
+    }
+    // Anything the client sent after <starttls/> in the clear is discarded (RFC 6120 §5.4.3.3).
+    this.queue = [];
+    this.state = 'header';
+    this.discardInput = false;
+    this.newParser();
+  }
+
+  // --- SASL (RFC 6120 §6) -----------------------------------------------------------------------
+
+  private async saslAuth(el: Element): Promise<void> {
+    const name = el.attrs.mechanism ?? '';
+    this.saslAttempt = { mechanism: name };
+    const offer = saslOffer(this.transport);
+    if (!(offer.mechanisms as string[]).includes(name)) {
+      this.saslFailure(new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`));
+      return;
+    }
+    // Password guessing spread over connections: the address waits before anything is checked.
+    const wait = this.server.limiter?.authWait?.(this.transport.remoteAddress) ?? 0;
+    if (wait > 0) {
+      this.saslFailure(
+        new SaslFailure(
+          'temporary-auth-failure',
+          `too many failed authentication attempts from your address; try again in ${Math.ceil(wait / 1000)} s`,
+        ),
+      );
+      return;
+    }
+    const host = this.host!;
+    this.sasl = createServerMechanism(
+      name as ServerMechanismName,
+      {
+        scram: async (username, hash) => {
+          this.saslAttempt.username = username;
+          let account: Jid;
+          try {
+            account = jid(username, host.domain);
+          } catch {
+            return null;
+          }
+          return this.server.accounts.scram(account.local, account.domain, hash);
+        },
+      },
+      channelBindingOptions(offer, this.transport),
+    );
+    const text = el.text();
+    await this.saslStep(text === '' ? null : text === '=' ? '' : text);
+  }
+
+  private async saslResponse(el: Element): Promise<void> {
+    if (!this.sasl) {
+      this.saslFailure(new SaslFailure('malformed-request', 'no authentication in progress'));
+      return;
+    }
+    const text = el.text();
+    await this.saslStep(text === '=' ? '' : text);
+  }
+
+  private async saslStep(b64: string | null): Promise<void> {
+    const mech = this.sasl!;
+    let input: Uint8Array | null;
+    try {
+      input = b64 === null ? null : fromBase64(b64.trim());
+    } catch {
+      this.sasl = undefined;
+      this.saslFailure(new SaslFailure('incorrect-encoding', 'the data is not valid base64'));
+      return;
+    }
+    try {
+      const r = await mech.step(input);
+      if (this.state === 'closed') return;
+      if (!r.done) {
+        this.writeElement(xml('challenge', { xmlns: NS.sasl }, toBase64(r.challenge)));
+        return;
+      }
+      this.sasl = undefined;
+      const account = jid(r.result.username, this.host!.domain);
+      if (r.result.authzid !== undefined && r.result.authzid !== '') {
+        let authz: Jid | undefined;
+        try {
+          authz = parseJid(r.result.authzid);
+        } catch {
+          authz = undefined;
+        }
+        if (!authz || !authz.equals(account)) {
+          this.saslFailure(new SaslFailure('invalid-authzid', 'you may only authorise as yourself'));
+          return;
+        }
+      }
+      this.account = account;
+      this.state = 'authenticated';
+      const extra = r.result.additionalData;
+      this.writeElement(
+        xml('success', { xmlns: NS.sasl }, extra && extra.length > 0 ? toBase64(extra) : undefined),
+      );
+      this.server.log.debug({ stream: this.id, account: account.toString() }, 'authenticated');
+      if (!this.transport.framed) this.newParser();
+    } catch (err) {
+      this.sasl = undefined;
+      if (err instanceof SaslFailure) this.saslFailure(err);
+      else if (err instanceof JidError)
+        this.saslFailure(new SaslFailure('not-authorized', 'authentication failed'));
+      else throw err;
+    }
+  }
+
+  private saslFailure(f: SaslFailure): void {
+    this.writeElement(
+      xml('failure', { xmlns: NS.sasl }, xml(f.condition), xml('text', { 'xml:lang': 'en' }, f.message)),
+    );
+    logAuthFailure(this.server.log, {
+      address: this.transport.remoteAddress,
+      username: this.saslAttempt.username,
+      mechanism: this.saslAttempt.mechanism,
+      condition: f.condition,
+    });
+    if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
+    const counts = f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure';
+    if (counts && ++this.authFailures >= this.server.config.limits.maxAuthFailures)
+      this.fail('policy-violation', 'too many failed authentication attempts');
+  }
+
+  // --- resource binding (RFC 6120 §7) -----------------------------------------------------------
+
+  private handleAuthenticated(el: Element): void | Promise<void> {
+    if (el.name === 'iq' && el.getChild('bind', NS.bind)) {
+      if (el.attrs.type === 'set' && el.attrs.id) return this.bind(el);
+      // RFC 6120 §7.6.1 / §8.1.3: binding is an IQ set, and every IQ needs an id.
+      this.writeElement(
+        errorReply(
+          el,
+          new StanzaError('bad-request', { text: 'resource binding is an <iq type="set"/> with an id' }),
+        ),
+      );
+      return;
+    }
+    if (el.name === 'iq' && el.getChild('session', NS.session)) {
+      this.writeElement(resultReply(el, undefined));
+      return;
+    }
+    if (el.name !== 'message' && el.name !== 'presence' && el.name !== 'iq') return this.nonza(el);
+    this.fail('not-authorized', 'bind a resource first');
+  }
+
+  private async bind(iq: Element): Promise<void> {
+    const requested = iq.getChild('bind', NS.bind)!.getChildText('resource', NS.bind)?.trim();
+    let full: Jid;
+    try {
+      full = this.account!.withResource(requested ? requested : randomBytes(6).toString('hex'));
+    } catch (err) {
+      this.writeElement(errorReply(iq, new StanzaError('bad-request', { text: (err as Error).message })));
+      return;
+    }
+    const result = await this.server.bind(this, full);
+    if (result instanceof StanzaError) {
+      this.writeElement(errorReply(iq, result));
+      return;
+    }
+    this.session = result;
+    this.state = 'bound';
+    this.established();
+    this.writeElement(
+      xml(
+        'iq',
+        { type: 'result', id: iq.attrs.id },
+        xml('bind', { xmlns: NS.bind }, xml('jid', null, full.toString())),
+      ),
+    );
+    await this.host!.hooks.notify('session/bound', { session: result });
+  }
+
+  // --- established stream -------------------------------------------------------------------------
+
+  private handleBound(el: Element): void | Promise<void> {
+    if (el.name === 'message' || el.name === 'presence' || el.name === 'iq') {
+      if (el.xmlns !== this.contentNs) {
+        this.fail('invalid-namespace', `stanzas must be qualified by ${this.contentNs}`);
+        return;
+      }
+      this.pipeline.received(el);
+      if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('bind', NS.bind) && !el.attrs.to) {
+        // RFC 6120 §7.7.2.2: one resource per stream here (binding several was removed from the RFC).
+        this.writeStanza(
+          errorReply(
+            el,
+            new StanzaError('not-allowed', { text: 'a resource is already bound to this stream' }),
+          ),
+        );
+        return;
+      }
+      if (el.name === 'iq' && el.attrs.type === 'set' && el.getChild('session', NS.session) && !el.attrs.to) {
+        this.writeStanza(resultReply(el, undefined)); // RFC 6121 §1.4 legacy session establishment
+        return;
+      }
+      return this.stanza(el);
+    }
+    return this.nonza(el);
+  }
+
+  private nonza(el: Element): void | Promise<void> {
+    const r = this.host!.hooks.run('stream/nonza', { stream: this, element: el });
+    const after = (handled: boolean) => {
+      if (!handled)
+        this.fail('unsupported-stanza-type', `<${el.name} xmlns='${el.xmlns}'/> is not supported`);
+    };
+    if (r instanceof Promise) return r.then(after);
+    after(r);
+  }
+
+  /** RFC 6120 §8.1: validate, stamp `from`, hand to the router. */
+  private stanza(el: Element): void | Promise<void> {
+    const session = this.session!;
+    if (this.server.limiter && !this.server.limiter.stanza(this)) return;
+    const fromAttr = el.attrs.from;
+    if (fromAttr !== undefined && fromAttr !== session.jid.toString()) {
+      let claimed: Jid | undefined;
+      try {
+        claimed = parseJid(fromAttr);
+      } catch {
+        claimed = undefined;
+      }
+      if (!claimed || !(claimed.equals(session.jid) || (claimed.isBare && claimed.equals(session.bare)))) {
+        this.fail('invalid-from', `you are ${session.jid.toString()}, not ${fromAttr}`);
+        return;
+      }
+    }
+    el.attrs.from = session.jid.toString();
+    const type = el.attrs.type;
+    const invalid = checkStanza(el);
+    if (invalid) {
+      this.writeStanza(errorReply(el, invalid));
+      return;
+    }
+    let to: Jid;
+    const toAttr = el.attrs.to;
+    if (toAttr === undefined || toAttr === '') {
+      delete el.attrs.to;
+      to = session.bare;
+    } else {
+      try {
+        to = parseJid(toAttr);
+      } catch (err) {
+        if (type !== 'error' && type !== 'result') {
+          const reply = errorReply(el, new StanzaError('jid-malformed', { text: (err as Error).message }));
+          delete reply.attrs.from;
+          this.writeStanza(reply);
+        }
+        return;
+      }
+      el.attrs.to = to.toString(); // delivered in its canonical form (RFC 7622 §3)
+    }
+    if (el.attrs['xml:lang'] === undefined) el.attrs['xml:lang'] = this.lang; // RFC 6120 §8.1.5
+    let transition: 'session/available' | 'session/unavailable' | undefined;
+    if (el.name === 'presence' && toAttr === undefined) {
+      // The core keeps each resource's broadcast presence: routing decisions depend on it.
+      if (type === undefined) {
+        if (session.presence === null) transition = 'session/available';
+        session.presence = el;
+        const p = Number.parseInt(el.getChildText('priority') ?? '0', 10);
+        session.priority = Number.isFinite(p) ? Math.max(-128, Math.min(127, p)) : 0;
+      } else if (type === 'unavailable') {
+        if (session.presence !== null) transition = 'session/unavailable';
+        session.presence = null;
+      }
+    }
+    const routed = this.server.routeFromClient({ stanza: el, from: session.jid, to, origin: session });
+    if (transition === undefined) return routed;
+    const hook = transition;
+    return Promise.resolve(routed).then(() => this.host!.hooks.notify(hook, { session }));
+  }
+
+  // --- output ---------------------------------------------------------------------------------
+
+  /** Writes a stanza to the client through the outbound filters. */
+  deliver(stanza: Element): void {
+    if (this.state === 'closed' || this.state === 'closing') {
+      // The session outlives its stream for a moment: a message must not vanish in that gap.
+      const s = this.session;
+      if (s && !s.closed && s.stream === this && stanza.name === 'message' && !this.pipeline.tracksDelivery)
+        s.undelivered.push(stanza);
+      return;
+    }
+    const el = this.pipeline.outbound(stanza);
+    if (el !== null) this.writeStanza(el);
+  }
+
+  protected override beforeWrite(el: Element): void {
+    this.pipeline.written(el);
+  }
+
+  protected override keepsUntilSent(el: Element): boolean {
+    return el.name === 'message' && !this.pipeline.tracksDelivery;
+  }
+
+  protected override cutOffUnsent(unsent: Element[]): void {
+    const session = this.session;
+    if (session && session.stream === this && !session.closed) session.undelivered.push(...unsent);
+  }
+
+  /**
+   * Attaches a session resumed from another stream (XEP-0198): this stream becomes bound to it
+   * without binding a resource again.
+   */
+  adoptSession(session: Session): void {
+    session.stream = this;
+    this.session = session;
+    this.state = 'bound';
+    this.established();
+  }
+
+  protected async finished_(clean: boolean): Promise<void> {
+    await this.server.streamClosed(this, clean);
+  }
+}

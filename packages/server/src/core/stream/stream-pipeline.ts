@@ -1,0 +1,96 @@
+import type { Element } from '@natter/xml';
+
+/** An outbound stage: returns the stanza to write (possibly another one), or null to hold it back. */
+export type OutboundFilter = (stanza: Element) => Element | null;
+
+interface Filter {
+  name: string;
+  order: number;
+  fn: OutboundFilter;
+}
+
+/**
+ * What happens to stanzas on their way through a stream, as named, ordered stages, so that modules
+ * do not reach into the stream: outbound filters (CSI holds presence back), counters of what is
+ * written and received (stream management), and holders that give back what a filter kept when
+ * the stream dies (stream management queues it). The stream runs it; modules add stages.
+ */
+export class StreamPipeline {
+  private filters: Filter[] = [];
+  private readonly writtenCounters = new Map<string, (stanza: Element) => void>();
+  private readonly receivedCounters = new Map<string, (stanza: Element) => void>();
+  private readonly holders = new Map<string, () => Element[]>();
+  private tracking = new Set<string>();
+
+  /**
+   * Adds an outbound filter named `name` (one per name); filters run from the lowest `order` up.
+   * Returns a function removing it.
+   */
+  filter(name: string, fn: OutboundFilter, order = 0): () => void {
+    if (this.filters.some((f) => f.name === name)) throw new Error(`outbound stage ${name} exists`);
+    const entry = { name, order, fn };
+    this.filters = [...this.filters, entry].sort((a, b) => a.order - b.order);
+    return () => {
+      this.filters = this.filters.filter((f) => f !== entry);
+    };
+  }
+
+  /**
+   * Counts stanzas: `written` sees every stanza written to the peer (after the filters, before
+   * the bytes go out), `received` every stanza accepted from it. With `tracksDelivery`, the counter
+   * accounts for every stanza written (stream management): the stream then no longer keeps its
+   * own copy of unsent messages for re-routing.
+   */
+  count(
+    name: string,
+    counters: { written?: (stanza: Element) => void; received?: (stanza: Element) => void },
+    opts: { tracksDelivery?: boolean } = {},
+  ): () => void {
+    if (counters.written) this.writtenCounters.set(name, counters.written);
+    if (counters.received) this.receivedCounters.set(name, counters.received);
+    if (opts.tracksDelivery) this.tracking.add(name);
+    return () => {
+      this.writtenCounters.delete(name);
+      this.receivedCounters.delete(name);
+      this.tracking.delete(name);
+    };
+  }
+
+  /** A filter that holds stanzas back registers here what it gives up when the stream dies. */
+  holder(name: string, giveUp: () => Element[]): () => void {
+    this.holders.set(name, giveUp);
+    return () => this.holders.delete(name);
+  }
+
+  /** Some stage accounts for every stanza written (stream management). */
+  get tracksDelivery(): boolean {
+    return this.tracking.size > 0;
+  }
+
+  // --- run by the stream --------------------------------------------------------------------------
+
+  /** Runs the outbound filters; null when one held the stanza back. */
+  outbound(stanza: Element): Element | null {
+    let el: Element | null = stanza;
+    for (const f of this.filters) {
+      el = f.fn(el);
+      if (el === null) return null;
+    }
+    return el;
+  }
+
+  written(stanza: Element): void {
+    for (const cb of this.writtenCounters.values()) cb(stanza);
+  }
+
+  received(stanza: Element): void {
+    for (const cb of this.receivedCounters.values()) cb(stanza);
+  }
+
+  /** Everything the filters held back, in the holders' order (the stream is dying). */
+  takeHeld(): Element[] {
+    const out: Element[] = [];
+    for (const give of this.holders.values()) out.push(...give());
+    return out;
+  }
+}
