@@ -1,4 +1,7 @@
 // Real XMPP servers with the gateway's domain on their component port, and real user clients.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createClient, xml, type Client, type Element, type TlsOptions } from '@natter/client';
 import { startProsody } from '../../../client/test/prosody.js';
 import { startEjabberd } from '../../../component/test/ejabberd.js';
@@ -19,6 +22,42 @@ export interface Server {
 }
 
 export const servers: { name: string; start(): Promise<Server> }[] = [
+  {
+    // Natter in-process: port 0, a temporary data folder, its own certificate.
+    name: 'natter',
+    async start() {
+      // Imported by name, only for tests: the gateway's sources never depend on the server.
+      const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
+      const dir = await mkdtemp(join(tmpdir(), 'natter-mqtt-server-'));
+      const server = await startServer({
+        hosts: ['localhost'],
+        dataDir: dir,
+        listeners: [
+          { type: 'c2s', port: 0, host: '127.0.0.1' },
+          { type: 'component', port: 0, host: '127.0.0.1' },
+        ],
+        components: { [GATEWAY_DOMAIN]: { secret: GATEWAY_SECRET } },
+        limits: { disabled: true },
+        log: { level: 'silent' },
+      });
+      const users = Array.from({ length: 40 }, (_, i) => ({
+        jid: `user${i + 1}@localhost`,
+        password: `pw-${i + 1}-secret`,
+      }));
+      for (const u of users) await server.addUser(u.jid.split('@')[0]!, u.password);
+      return {
+        name: 'natter',
+        service: `xmpp://127.0.0.1:${server.port('c2s')}`,
+        tls: { ca: await readFile(server.certificate.cert, 'utf8') },
+        componentService: `xmpp://127.0.0.1:${server.port('component')}`,
+        users,
+        async stop() {
+          await server.stop();
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
   {
     name: 'prosody',
     async start() {
