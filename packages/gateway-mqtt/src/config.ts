@@ -43,6 +43,8 @@ export interface GatewayConfig {
     maxSubscriptionsPerUser: number;
     /** Distinct topic filters the gateway subscribes to at the broker. */
     maxTopics: number;
+    /** Users with at least one subscription. */
+    maxUsers: number;
     /** Occupants of one topic room. */
     maxOccupantsPerRoom: number;
     /** Largest payload forwarded either way, in bytes. */
@@ -59,6 +61,7 @@ export class ConfigError extends Error {
 export const DEFAULT_LIMITS: GatewayConfig['limits'] = {
   maxSubscriptionsPerUser: 50,
   maxTopics: 10_000,
+  maxUsers: 10_000,
   maxOccupantsPerRoom: 200,
   maxPayloadBytes: 8192,
   publishRate: { burst: 10, perSecond: 1 },
@@ -148,6 +151,7 @@ export function parseConfig(input: unknown): GatewayConfig {
         1,
       ),
       maxTopics: num(limits.maxTopics, 'limits.maxTopics', DEFAULT_LIMITS.maxTopics, 1),
+      maxUsers: num(limits.maxUsers, 'limits.maxUsers', DEFAULT_LIMITS.maxUsers, 1),
       maxOccupantsPerRoom: num(
         limits.maxOccupantsPerRoom,
         'limits.maxOccupantsPerRoom',

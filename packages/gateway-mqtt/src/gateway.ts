@@ -68,6 +68,8 @@ interface PendingEcho {
 }
 
 const MAX_PENDING_ECHOES = 1000;
+/** Presences waiting to be handled; beyond, new ones are dropped (a flood must not grow memory). */
+const MAX_QUEUED_PRESENCES = 10_000;
 const ECHO_TTL_MS = 60_000;
 
 export class MqttGateway {
@@ -93,6 +95,7 @@ export class MqttGateway {
   private nextSubscriptionId = 1;
   /** Presence handling is serialised: joins, leaves and (un)subscriptions change shared state. */
   private presenceQueue: Promise<void> = Promise.resolve();
+  private queued = 0;
   private stopped = false;
 
   constructor(opts: GatewayOptions) {
@@ -234,6 +237,13 @@ export class MqttGateway {
       for (const full of room.occupants.keys()) if (bareOf(full) === user) topics.add(filter);
     }
     return topics;
+  }
+
+  /** Users with at least one subscription (contact or room). */
+  private userCount(): number {
+    const users = new Set(this.contacts.keys());
+    for (const room of this.rooms.values()) for (const full of room.occupants.keys()) users.add(bareOf(full));
+    return users.size;
   }
 
   private neededFilters(): Set<string> {
@@ -486,9 +496,15 @@ export class MqttGateway {
   // XMPP side: presence
 
   private enqueue(task: () => Promise<void>): void {
+    if (this.queued >= MAX_QUEUED_PRESENCES) {
+      this.log('warn', 'presence queue full: presence dropped');
+      return;
+    }
+    this.queued++;
     this.presenceQueue = this.presenceQueue
       .then(task)
-      .catch((err: unknown) => this.log('error', 'presence handling failed', { err: String(err) }));
+      .catch((err: unknown) => this.log('error', 'presence handling failed', { err: String(err) }))
+      .finally(() => this.queued--);
   }
 
   private async onPresence({ from, to, element: el }: ComponentPresence): Promise<void> {
@@ -527,6 +543,9 @@ export class MqttGateway {
       return new StanzaError('policy-violation', {
         text: `you may follow at most ${this.config.limits.maxSubscriptionsPerUser} topics`,
       });
+    }
+    if (topics.size === 0 && this.userCount() >= this.config.limits.maxUsers) {
+      return new StanzaError('resource-constraint', { text: 'the gateway serves too many users' });
     }
     return undefined;
   }

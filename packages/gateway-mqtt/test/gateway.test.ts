@@ -12,7 +12,8 @@ import { parseConfig, type GatewayConfig } from '../src/config.js';
 import { NS_MQTT } from '../src/gateway.js';
 import { startGateway, type RunningGateway } from '../src/run.js';
 import { topicToLocal } from '../src/topic-address.js';
-import { connectBroker, subscriber, uniquePrefix } from './support/broker.js';
+import { BROKER_URL, connectBroker, subscriber, uniquePrefix } from './support/broker.js';
+import { startRelay } from './support/relay.js';
 import {
   GATEWAY_DOMAIN,
   GATEWAY_SECRET,
@@ -25,6 +26,7 @@ import {
 } from './support/xmpp.js';
 
 const MUC = 'http://jabber.org/protocol/muc';
+const brokerPort = Number(new URL(BROKER_URL).port || 1883);
 const MUC_USER = 'http://jabber.org/protocol/muc#user';
 
 function addr(topic: string, nick?: string): string {
@@ -316,6 +318,67 @@ for (const factory of servers) {
         bodies.push((await alice.receive(is('message', { from: addr(topic) }))).getChildText('body'));
       }
       assert.ok(!bodies.includes('far too long for the limit'), bodies.join(', '));
+    });
+
+    test('limits: users of the gateway', async () => {
+      await gateway(config('max-users', { limits: { maxUsers: 1 } }));
+      const [alice, bob] = [await user(), await user()];
+      await follow(alice, `${prefix}/mu/1`);
+      await follow(alice, `${prefix}/mu/2`);
+      await bob.client.send(xml('presence', { to: addr(`${prefix}/mu/1`), type: 'subscribe' }));
+      assert.equal(
+        errorCondition(await bob.receive(is('presence', { type: 'error' }))),
+        'resource-constraint',
+      );
+    });
+
+    test('after the broker connection breaks, the gateway reconnects and renews its subscriptions', async () => {
+      const relay = await startRelay(brokerPort);
+      try {
+        const g = await gateway(config('broker-cut', { mqtt: { url: relay.url } }));
+        const alice = await user();
+        const topic = `${prefix}/cut`;
+        await follow(alice, topic);
+        relay.cut();
+        await waitFor(() => relay.accepted >= 2 && g.mqtt.connected, 'reconnected to the broker');
+        // Subscriptions are renewed right after the reconnection: publish until one arrives.
+        let n = 0;
+        const arrived = alice.receive(is('message', { from: addr(topic) }));
+        const timer = setInterval(() => void publisher.publishAsync(topic, `again ${++n}`, { qos: 1 }), 250);
+        try {
+          assert.match((await arrived).getChildText('body') ?? '', /^again \d+$/);
+        } finally {
+          clearInterval(timer);
+        }
+      } finally {
+        await relay.close();
+      }
+    });
+
+    test('after the XMPP connection breaks, the component reconnects and followers see the topics again', async () => {
+      const relay = await startRelay(Number(new URL(server.componentService).port));
+      try {
+        const cfg = config('xmpp-cut', {
+          component: { service: relay.xmpp, domain: GATEWAY_DOMAIN, secret: GATEWAY_SECRET },
+        });
+        const g = await startGateway(cfg, { reconnect: true });
+        gateways.push(g);
+        const alice = await user();
+        const topic = `${prefix}/xcut`;
+        await follow(alice, topic);
+        // Forget presence received so far (the server may have probed the contact too).
+        await alice.sync();
+        alice.inbox.length = 0;
+        const online = g.component.waitFor('online', { timeoutMs: 15_000 });
+        relay.cut();
+        await online;
+        await alice.receive(is('presence', { from: addr(topic), type: undefined }));
+        await publisher.publishAsync(topic, 'still here', { qos: 1 });
+        const msg = await alice.receive(is('message', { from: addr(topic) }));
+        assert.equal(msg.getChildText('body'), 'still here');
+      } finally {
+        await relay.close();
+      }
     });
 
     test('binary payloads arrive in base64 with a note, or are skipped', async () => {
