@@ -22,6 +22,7 @@ import {
   type PuppetPresence,
   type SubscribeRequest,
 } from '@natter/component';
+import { tryParseJid } from '@natter/jid';
 import { errorReply } from '@natter/protocol';
 import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
 import type { GatewayConfig } from './config.js';
@@ -136,20 +137,38 @@ export class MqttGateway {
    */
   async start(): Promise<void> {
     const saved = await this.store.load();
+    // What the configuration no longer allows (users, topics) is dropped, not renewed.
+    let dropped = 0;
+    const allowed = (user: string, filter: string): boolean => {
+      const jid = tryParseJid(user);
+      const ok = !!jid && this.policy.userAllowed(jid) && !this.policy.topicRefusal(filter);
+      if (!ok) dropped++;
+      return ok;
+    };
     for (const [user, filters] of Object.entries(saved.contacts)) {
       for (const f of filters) {
+        if (!allowed(user, f)) continue;
         this.addContact(user, f);
         this.contactPuppet(f).subscribers.add(user);
       }
     }
     for (const [filter, occupants] of Object.entries(saved.rooms)) {
-      const room = this.room(filter);
-      for (const [full, nick] of Object.entries(occupants)) room.occupants.set(full, nick);
+      for (const [full, nick] of Object.entries(occupants)) {
+        if (allowed(full, filter)) this.room(filter).occupants.set(full, nick);
+      }
+    }
+    if (dropped > 0) {
+      this.log('warn', 'saved subscriptions the configuration no longer allows were dropped', { dropped });
+      this.store.save();
     }
     this.mqtt.on('message', (topic, payload, packet) => this.fromBroker(topic, payload, packet));
     // A clean session forgets subscriptions: renew them on every reconnection.
     this.mqtt.on('connect', () => {
-      for (const [filter, sub] of this.broker) this.brokerSubscribe(filter, sub.id).catch(() => {});
+      for (const [filter, sub] of this.broker) {
+        this.brokerSubscribe(filter, sub.id).catch((err: unknown) =>
+          this.log('warn', 'cannot renew a subscription', { filter, err: String(err) }),
+        );
+      }
     });
     for (const filter of this.neededFilters()) {
       await this.ensureBroker(filter).catch((err: unknown) =>

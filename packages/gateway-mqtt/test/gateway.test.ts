@@ -196,6 +196,17 @@ for (const factory of servers) {
       assert.equal(msg.getChildText('body'), 'after restart');
     });
 
+    test('saved subscriptions that the configuration no longer allows are dropped at start', async () => {
+      const cfg = config('narrowed');
+      const first = await gateway(cfg);
+      const alice = await user();
+      await follow(alice, `${prefix}/old/a`);
+      await follow(alice, `${prefix}/kept/b`);
+      await stopGateway(first);
+      const second = await gateway({ ...cfg, topicPrefixes: [`${prefix}/kept/`] });
+      assert.deepEqual(second.gateway.subscriptionsOf(jidOf(alice)), [`${prefix}/kept/b`]);
+    });
+
     test('a topic outside the allowed prefixes is refused with forbidden', async () => {
       await gateway(config('refused'));
       const alice = await user();
