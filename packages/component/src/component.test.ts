@@ -84,6 +84,16 @@ describe('component, locally', () => {
     );
   });
 
+  test('XEP-0114 §4: a stanza from outside the domain or without a to is refused before it could end the stream', () => {
+    const gw = createComponent({ service: 'xmpp://127.0.0.1:1', domain: 'gw.example', secret: 's' });
+    assert.throws(
+      () => gw.sendMessage({ from: 'alice@example.com', to: 'bob@example.com', body: 'x' }),
+      TypeError,
+    );
+    assert.throws(() => gw.send(xml('presence', { from: 'a@gw.example' })), TypeError);
+    gw.sendMessage({ from: 'alice@gw.example/r', to: 'bob@example.com', body: 'fine' });
+  });
+
   test('iq() refuses anything but an IQ get or set', async () => {
     const gw = createComponent({ service: 'xmpp://127.0.0.1:1', domain: 'gw.example', secret: 's' });
     await assert.rejects(gw.iq(xml('iq', { type: 'result' })), TypeError);

@@ -190,6 +190,8 @@ export class Component extends Emitter<ComponentEvents> {
     this.disco = new Disco(this, options.disco);
     this.puppets = new Puppets(this, options.puppets);
     this.rooms = new Rooms(this);
+    // XEP-0199: the server and users may ping the gateway; replace with handleIq to do more
+    this.handleIq('get', NS.ping, 'ping', () => undefined);
   }
 
   get status(): ComponentStatus {
@@ -398,12 +400,18 @@ export class Component extends Emitter<ComponentEvents> {
   }
 
   /**
-   * Sends a stanza. A stanza without `from` is sent from the domain. While offline (before a
+   * Sends a stanza. A stanza without `from` is sent from the domain; a `from` off the domain or a
+   * missing `to` throws a TypeError (the server would end the stream for it). While offline (before a
    * reconnect) it is queued, up to `maxQueue`; after `disconnect()` this throws `not-connected`.
    */
   send(element: Element): void {
     if (element.name === 'message' || element.name === 'presence' || element.name === 'iq') {
-      if (element.attr('from') === undefined) element.setAttr('from', this.domain);
+      const from = element.attr('from');
+      if (from === undefined) element.setAttr('from', this.domain);
+      // the server would end the whole stream with invalid-from (XEP-0114 §4): refuse this one stanza
+      else if (tryParseJid(from)?.domain !== this.domain)
+        throw new TypeError(`a component sends only from its own domain ${this.domain}, not from ${from}`);
+      if (element.attr('to') === undefined) throw new TypeError(`a component's ${element.name} needs a to`);
     }
     const data = serialize(element, NS.component, true);
     if (this.#status === 'online' && this.#socket) {

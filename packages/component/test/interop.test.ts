@@ -147,6 +147,12 @@ for (const factory of targets) {
       assert.ok(features.includes('jabber:iq:version'), String(features));
       assert.ok(features.includes(NS.discoInfo));
 
+      assert.ok(features.includes('urn:xmpp:ping'), 'XEP-0199 ping is answered by default');
+      const pong = await alice.iq(
+        xml('iq', { type: 'get', to: `x@${COMPONENT_DOMAIN}` }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+      );
+      assert.equal(pong.attr('type'), 'result');
+
       const version = await alice.iq(
         xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('query', { xmlns: 'jabber:iq:version' })),
       );
@@ -606,6 +612,43 @@ for (const factory of targets) {
         assert.equal(err.appCondition?.name, 'bad-sessionid');
         return true;
       });
+    });
+
+    test('a second connection for a bound domain: Prosody and Natter refuse it with conflict, ejabberd balances', async () => {
+      const first = gateway();
+      await first.connect();
+      const second = gateway({ reconnect: false });
+      if (target.name === 'ejabberd') {
+        await second.connect();
+        assert.equal(second.status, 'online');
+      } else {
+        await assert.rejects(second.connect(), (err: unknown) => {
+          assert.ok(err instanceof ComponentError);
+          assert.equal(err.condition, 'conflict');
+          assert.equal(err.fatal, false);
+          return true;
+        });
+        assert.equal(first.status, 'online', 'the working connection is kept');
+      }
+    });
+
+    test('an idle component sends whitespace keepalives; disconnect() emits offline without an error', async () => {
+      const relay = await startRelay(Number(new URL(target.componentService).port));
+      try {
+        const gw = gateway({ service: relay.service, keepaliveMs: 1000 });
+        await gw.connect();
+        await new Promise<void>((resolve) => {
+          relay.onClientData = (chunk) => {
+            if (chunk.toString() === ' ') resolve();
+          };
+        });
+        const offline = gw.waitFor('offline', { timeoutMs: WAIT });
+        await gw.disconnect();
+        assert.equal((await offline).error, undefined);
+        assert.equal(gw.status, 'closed');
+      } finally {
+        await relay.close();
+      }
     });
 
     test('a lost connection is re-established with backoff, and stanzas sent while offline are delivered after it', async () => {

@@ -6,6 +6,8 @@ export interface Relay {
   service: string;
   /** Connections accepted so far. */
   readonly accepted: number;
+  /** Called with every chunk the component (the relay's client side) sends. */
+  onClientData?: (chunk: Buffer) => void;
   /** Destroys every open connection (both sides). */
   cut(): void;
   close(): Promise<void>;
@@ -14,11 +16,13 @@ export interface Relay {
 export async function startRelay(targetPort: number): Promise<Relay> {
   const open = new Set<net.Socket>();
   let accepted = 0;
+  let onClientData: ((chunk: Buffer) => void) | undefined;
   const server = net.createServer((client) => {
     accepted++;
     const upstream = net.connect(targetPort, '127.0.0.1');
     open.add(client);
     open.add(upstream);
+    client.on('data', (chunk: Buffer) => onClientData?.(chunk));
     client.pipe(upstream);
     upstream.pipe(client);
     const end = () => {
@@ -45,6 +49,9 @@ export async function startRelay(targetPort: number): Promise<Relay> {
     async close() {
       cut();
       await new Promise<void>((r) => server.close(() => r()));
+    },
+    set onClientData(cb: ((chunk: Buffer) => void) | undefined) {
+      onClientData = cb;
     },
   };
 }

@@ -28,7 +28,7 @@ const CORE: [string, string, string][] = [
   [
     'XEP-0077',
     'In-band registration before authentication (off by default)',
-    'packages/server/src/accounts/registration.ts',
+    'packages/server/src/core/stream/steps/register.ts',
   ],
 ];
 

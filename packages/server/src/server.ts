@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseConfig, ConfigError, type Config, type ConfigInput, type ListenerConfig } from './config.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations } from './accounts/account-store.js';
-import { Registration } from './accounts/registration.js';
+import { Registration } from './core/stream/steps/register.js';
 import { Router } from './core/router.js';
 import { SessionRegistry } from './core/session-registry.js';
 import { ServerCore } from './core/server-core.js';

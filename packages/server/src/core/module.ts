@@ -7,7 +7,9 @@ import type { Host, Identity } from './host.js';
 import type { ServerCore } from './server-core.js';
 import type { ServiceHandler } from './router.js';
 import type { Logger } from './logger.js';
-import type { ClientStreamView } from './stream/stream-view.js';
+import type { ClientStreamView, Admission, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
+import type { Session } from './session.js';
+import type { Limits } from '../config.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -141,6 +143,58 @@ export class ModuleContext<Options> {
       const i = this.server.streamFeatures.indexOf(fn);
       if (i >= 0) this.server.streamFeatures.splice(i, 1);
     });
+  }
+
+  // --- streams and sessions (stream management, limits) ----------------------------------------
+
+  /**
+   * Runs `fn` when a client stream of this host closes, before its session ends; `fn` returning
+   * true keeps the session (XEP-0198 hibernation). Removed with the module.
+   */
+  onStreamClose(fn: CloseInterceptor): void {
+    const guarded: CloseInterceptor = (stream, clean) =>
+      stream.host?.domain === this.domain ? fn(stream, clean) : false;
+    this.server.closeInterceptors.push(guarded);
+    this.undo.push(() => {
+      const i = this.server.closeInterceptors.indexOf(guarded);
+      if (i >= 0) this.server.closeInterceptors.splice(i, 1);
+    });
+  }
+
+  /** Ends a session (hibernated or live): presence unavailable, undelivered messages routed again. */
+  endSession(session: Session, clean: boolean): Promise<void> {
+    return this.server.endSession(session, clean);
+  }
+
+  /** Routes again a stanza a session accepted but never delivered (see ServerCore.reroute). */
+  reroute(session: Session, stanza: Element, at?: number): void | Promise<void> {
+    return this.server.reroute(session, stanza, at);
+  }
+
+  /** The server is shutting down. */
+  get stopping(): boolean {
+    return this.server.stopping;
+  }
+
+  /** The server-wide `limits` configuration. */
+  get serverLimits(): Limits {
+    return this.server.config.limits;
+  }
+
+  /**
+   * Installs the process-wide stream limiter and connection admission (the limits module); false
+   * when one is installed already. Removed with the module that installed it.
+   */
+  installLimiter(limiter: StreamLimiter, admit: Admission): boolean {
+    if (this.server.limiter) return false;
+    this.server.limiter = limiter;
+    this.server.admit = admit;
+    this.undo.push(() => {
+      if (this.server.limiter !== limiter) return;
+      this.server.limiter = undefined;
+      this.server.admit = undefined;
+    });
+    return true;
   }
 
   /** Routes a server-originated stanza (its `from` must be set). */

@@ -3,7 +3,7 @@ import { parseJid, type Jid } from '@natter/jid';
 import { StanzaError, StreamError, delayElement, NS } from '@natter/protocol';
 import type { Config } from '../config.js';
 import type { AccountStore } from '../accounts/account-store.js';
-import type { Registration } from '../accounts/registration.js';
+import type { Registration } from './stream/steps/register.js';
 import type { Database } from '../storage/database.js';
 import type { RouteEvent } from './hooks.js';
 import type { Host } from './host.js';
@@ -12,26 +12,10 @@ import type { SessionRegistry } from './session-registry.js';
 import { Session } from './session.js';
 import type { C2SStream } from './stream/c2s-stream.js';
 import type { ComponentStream } from './stream/xep-0114-component-stream.js';
-import type { ClientStreamView, StreamView } from './stream/stream-view.js';
+import type { ClientStreamView, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
 import type { Logger } from './logger.js';
 
-/** Rate limiting seen from a stream (implemented by the limits module). */
-export interface StreamLimiter {
-  /** Counts received bytes; may pause the transport. */
-  consume(stream: StreamView, bytes: number): void;
-  /** Admits one stanza from a bound client or component; false drops it (the limiter answered or closed). */
-  stanza(stream: StreamView): boolean;
-  /** A SASL exchange from `ip` failed with not-authorized. */
-  authFailed(ip: string): void;
-  /** Milliseconds before `ip` may try to authenticate again (0: now). */
-  authWait?(ip: string): number;
-  /** A stream was created (after admission) / finished. */
-  opened?(stream: StreamView): void;
-  closed?(stream: StreamView): void;
-}
-
-/** Hands a stream to another owner instead of closing its session (stream management). */
-export type CloseInterceptor = (stream: ClientStreamView, clean: boolean) => boolean | Promise<boolean>;
+export type { StreamLimiter, CloseInterceptor } from './stream/stream-view.js';
 
 /**
  * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
@@ -72,7 +56,7 @@ export class ServerCore {
   }
 
   /** Binds a resource (RFC 6120 §7.7.2.2: a conflicting resource replaces the older session). */
-  async bind(stream: C2SStream, full: Jid): Promise<Session | StanzaError> {
+  async bind(stream: ClientStreamView, full: Jid): Promise<Session | StanzaError> {
     if (this.stopping) return new StanzaError('service-unavailable', { text: 'the server is shutting down' });
     const existing = this.sessions.get(full);
     if (existing) {

@@ -1,29 +1,20 @@
-import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { serialize, xml, type Element } from '@natter/xml';
-import { jid, parseJid, tryParseJid, JidError, type Jid } from '@natter/jid';
-import {
-  NS,
-  StanzaError,
-  errorReply,
-  createServerMechanism,
-  fromBase64,
-  toBase64,
-  SaslFailure,
-  type SaslServerMechanism,
-  type ServerMechanismName,
-} from '@natter/protocol';
+import { xml, type Element } from '@natter/xml';
+import { parseJid, tryParseJid, type Jid } from '@natter/jid';
+import { NS, StanzaError, errorReply } from '@natter/protocol';
 import type { Transport } from '../transport.js';
-import { channelBindingOptions, saslOffer, saslOfferFeatures } from '../sasl-offer.js';
 import type { Session } from '../session.js';
 import type { Host } from '../host.js';
 import type { ServerCore } from '../server-core.js';
 import { resultReply } from '../iq-dispatcher.js';
-import { logAuthFailure } from '../auth-log.js';
 import { StreamMachine } from './stream-machine.js';
 import { checkStanza } from './stanza-checks.js';
 import { StreamPipeline } from './stream-pipeline.js';
-import type { ClientStreamView } from './stream-view.js';
+import { NOT_MINE, type ClientNegotiation, type NegotiationStep } from './steps/step.js';
+import { StartTlsStep } from './steps/starttls.js';
+import { SaslStep } from './steps/sasl.js';
+import { RegisterStep } from './steps/register.js';
+import { BindStep } from './steps/bind.js';
 
 function isLoopback(address: string): boolean {
   const a = address.startsWith('::ffff:') ? address.slice(7) : address;
@@ -35,7 +26,7 @@ function isLoopback(address: string): boolean {
  * resource binding, then stanzas validated, stamped and handed to the router in order. Knows
  * nothing of rosters or rooms.
  */
-export class C2SStream extends StreamMachine implements ClientStreamView {
+export class C2SStream extends StreamMachine implements ClientNegotiation {
   readonly kind = 'c2s';
   protected readonly contentNs = NS.client;
   host: Host | undefined;
@@ -45,10 +36,13 @@ export class C2SStream extends StreamMachine implements ClientStreamView {
   /** Outbound filters, counters and holders (CSI, stream management). */
   readonly pipeline = new StreamPipeline();
 
-  private sasl: SaslServerMechanism | undefined;
-  private authFailures = 0;
-  /** Mechanism and username of the current authentication attempt (for the failure log line). */
-  private saslAttempt: { mechanism: string; username?: string } = { mechanism: '' };
+  /** Negotiation steps before authentication, then before binding (RFC 6120 §5–§7). */
+  private readonly negotiating: NegotiationStep[] = [
+    new StartTlsStep(this),
+    new SaslStep(this),
+    new RegisterStep(this),
+  ];
+  private readonly binding: NegotiationStep[] = [new BindStep(this)];
 
   constructor(
     transport: Transport,
@@ -100,18 +94,10 @@ export class C2SStream extends StreamMachine implements ClientStreamView {
 
   private sendFeatures(): void {
     const features: Element[] = [];
-    if (this.state === 'negotiating') {
-      if (this.transport.canStartTls) {
-        features.push(xml('starttls', { xmlns: NS.tls }, !this.credentialsAllowed() && xml('required')));
-      }
-      if (this.credentialsAllowed()) {
-        features.push(...saslOfferFeatures(saslOffer(this.transport)));
-        if (this.server.config.registration.enabled)
-          features.push(xml('register', { xmlns: NS.registerFeature }));
-      }
-    } else if (this.state === 'authenticated') {
-      features.push(xml('bind', { xmlns: NS.bind }));
-      features.push(xml('session', { xmlns: NS.session }, xml('optional')));
+    const steps =
+      this.state === 'negotiating' ? this.negotiating : this.state === 'authenticated' ? this.binding : [];
+    for (const step of steps) features.push(...step.features());
+    if (this.state === 'authenticated') {
       for (const f of this.server.streamFeatures) {
         const el = f(this);
         if (el) features.push(el);
@@ -139,28 +125,9 @@ export class C2SStream extends StreamMachine implements ClientStreamView {
   }
 
   private handleNegotiating(el: Element): void | Promise<void> {
-    if (el.xmlns === NS.tls && el.name === 'starttls') return this.startTls();
-    if (el.xmlns === NS.sasl) {
-      if (!this.credentialsAllowed()) {
-        this.writeElement(xml('failure', { xmlns: NS.sasl }, xml('encryption-required')));
-        return;
-      }
-      if (el.name === 'auth') return this.saslAuth(el);
-      if (el.name === 'response') return this.saslResponse(el);
-      if (el.name === 'abort') {
-        this.sasl = undefined;
-        this.saslFailure(new SaslFailure('aborted', 'authentication aborted by the client'));
-        return;
-      }
-    }
-    if (el.name === 'iq' && this.server.config.registration.enabled && el.getChild('query', NS.register)) {
-      if (!this.credentialsAllowed()) {
-        this.writeElement(
-          errorReply(el, new StanzaError('not-authorized', { text: 'registration requires TLS' })),
-        );
-        return;
-      }
-      return this.server.registration.handlePreAuth(this, el);
+    for (const step of this.negotiating) {
+      const r = step.handle(el);
+      if (r !== NOT_MINE) return r;
     }
     if (el.name === 'message' || el.name === 'presence' || el.name === 'iq') {
       this.fail('not-authorized', 'stanzas are not accepted before authentication');
@@ -169,21 +136,22 @@ export class C2SStream extends StreamMachine implements ClientStreamView {
     this.fail('unsupported-stanza-type', `<${el.name} xmlns='${el.xmlns}'/> is not allowed here`);
   }
 
-  private async startTls(): Promise<void> {
-    if (!this.transport.canStartTls) {
-      this.writeElement(xml('failure', { xmlns: NS.tls }));
-      this.close();
-      return;
+  private handleAuthenticated(el: Element): void | Promise<void> {
+    for (const step of this.binding) {
+      const r = step.handle(el);
+      if (r !== NOT_MINE) return r;
     }
+    if (el.name !== 'message' && el.name !== 'presence' && el.name !== 'iq') return this.nonza(el);
+    this.fail('not-authorized', 'bind a resource first');
+  }
+
+  // --- what the steps do to the stream -----------------------------------------------------------
+
+  tlsStarting(): void {
     this.discardInput = true;
-    this.transport.pause();
-    try {
-      await this.transport.startTls(serialize(xml('proceed', { xmlns: NS.tls }), NS.client));
-    } catch (err) {
-      this.server.log.info({ err: (err as Error).message, stream: this.id }, 'TLS handshake failed');
-      this.transport.destroy();
-      return;
-    }
+  }
+
+  tlsEstablished(): void {
     // Anything the client sent after <starttls/> in the clear is discarded (RFC 6120 §5.4.3.3).
     this.queue = [];
     this.state = 'header';
@@ -191,168 +159,16 @@ export class C2SStream extends StreamMachine implements ClientStreamView {
     this.newParser();
   }
 
-  // --- SASL (RFC 6120 §6) -----------------------------------------------------------------------
-
-  private async saslAuth(el: Element): Promise<void> {
-    const name = el.attrs.mechanism ?? '';
-    this.saslAttempt = { mechanism: name };
-    const offer = saslOffer(this.transport);
-    if (!(offer.mechanisms as string[]).includes(name)) {
-      this.saslFailure(new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`));
-      return;
-    }
-    // Password guessing spread over connections: the address waits before anything is checked.
-    const wait = this.server.limiter?.authWait?.(this.transport.remoteAddress) ?? 0;
-    if (wait > 0) {
-      this.saslFailure(
-        new SaslFailure(
-          'temporary-auth-failure',
-          `too many failed authentication attempts from your address; try again in ${Math.ceil(wait / 1000)} s`,
-        ),
-      );
-      return;
-    }
-    const host = this.host!;
-    this.sasl = createServerMechanism(
-      name as ServerMechanismName,
-      {
-        scram: async (username, hash) => {
-          this.saslAttempt.username = username;
-          let account: Jid;
-          try {
-            account = jid(username, host.domain);
-          } catch {
-            return null;
-          }
-          return this.server.accounts.scram(account.local, account.domain, hash);
-        },
-      },
-      channelBindingOptions(offer, this.transport),
-    );
-    const text = el.text();
-    await this.saslStep(text === '' ? null : text === '=' ? '' : text);
+  authenticatedAs(account: Jid): void {
+    this.account = account;
+    this.state = 'authenticated';
+    if (!this.transport.framed) this.newParser();
   }
 
-  private async saslResponse(el: Element): Promise<void> {
-    if (!this.sasl) {
-      this.saslFailure(new SaslFailure('malformed-request', 'no authentication in progress'));
-      return;
-    }
-    const text = el.text();
-    await this.saslStep(text === '=' ? '' : text);
-  }
-
-  private async saslStep(b64: string | null): Promise<void> {
-    const mech = this.sasl!;
-    let input: Uint8Array | null;
-    try {
-      input = b64 === null ? null : fromBase64(b64.trim());
-    } catch {
-      this.sasl = undefined;
-      this.saslFailure(new SaslFailure('incorrect-encoding', 'the data is not valid base64'));
-      return;
-    }
-    try {
-      const r = await mech.step(input);
-      if (this.state === 'closed') return;
-      if (!r.done) {
-        this.writeElement(xml('challenge', { xmlns: NS.sasl }, toBase64(r.challenge)));
-        return;
-      }
-      this.sasl = undefined;
-      const account = jid(r.result.username, this.host!.domain);
-      if (r.result.authzid !== undefined && r.result.authzid !== '') {
-        let authz: Jid | undefined;
-        try {
-          authz = parseJid(r.result.authzid);
-        } catch {
-          authz = undefined;
-        }
-        if (!authz || !authz.equals(account)) {
-          this.saslFailure(new SaslFailure('invalid-authzid', 'you may only authorise as yourself'));
-          return;
-        }
-      }
-      this.account = account;
-      this.state = 'authenticated';
-      const extra = r.result.additionalData;
-      this.writeElement(
-        xml('success', { xmlns: NS.sasl }, extra && extra.length > 0 ? toBase64(extra) : undefined),
-      );
-      this.server.log.debug({ stream: this.id, account: account.toString() }, 'authenticated');
-      if (!this.transport.framed) this.newParser();
-    } catch (err) {
-      this.sasl = undefined;
-      if (err instanceof SaslFailure) this.saslFailure(err);
-      else if (err instanceof JidError)
-        this.saslFailure(new SaslFailure('not-authorized', 'authentication failed'));
-      else throw err;
-    }
-  }
-
-  private saslFailure(f: SaslFailure): void {
-    this.writeElement(
-      xml('failure', { xmlns: NS.sasl }, xml(f.condition), xml('text', { 'xml:lang': 'en' }, f.message)),
-    );
-    logAuthFailure(this.server.log, {
-      address: this.transport.remoteAddress,
-      username: this.saslAttempt.username,
-      mechanism: this.saslAttempt.mechanism,
-      condition: f.condition,
-    });
-    if (f.condition === 'not-authorized') this.server.limiter?.authFailed(this.transport.remoteAddress);
-    const counts = f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure';
-    if (counts && ++this.authFailures >= this.server.config.limits.maxAuthFailures)
-      this.fail('policy-violation', 'too many failed authentication attempts');
-  }
-
-  // --- resource binding (RFC 6120 §7) -----------------------------------------------------------
-
-  private handleAuthenticated(el: Element): void | Promise<void> {
-    if (el.name === 'iq' && el.getChild('bind', NS.bind)) {
-      if (el.attrs.type === 'set' && el.attrs.id) return this.bind(el);
-      // RFC 6120 §7.6.1 / §8.1.3: binding is an IQ set, and every IQ needs an id.
-      this.writeElement(
-        errorReply(
-          el,
-          new StanzaError('bad-request', { text: 'resource binding is an <iq type="set"/> with an id' }),
-        ),
-      );
-      return;
-    }
-    if (el.name === 'iq' && el.getChild('session', NS.session)) {
-      this.writeElement(resultReply(el, undefined));
-      return;
-    }
-    if (el.name !== 'message' && el.name !== 'presence' && el.name !== 'iq') return this.nonza(el);
-    this.fail('not-authorized', 'bind a resource first');
-  }
-
-  private async bind(iq: Element): Promise<void> {
-    const requested = iq.getChild('bind', NS.bind)!.getChildText('resource', NS.bind)?.trim();
-    let full: Jid;
-    try {
-      full = this.account!.withResource(requested ? requested : randomBytes(6).toString('hex'));
-    } catch (err) {
-      this.writeElement(errorReply(iq, new StanzaError('bad-request', { text: (err as Error).message })));
-      return;
-    }
-    const result = await this.server.bind(this, full);
-    if (result instanceof StanzaError) {
-      this.writeElement(errorReply(iq, result));
-      return;
-    }
-    this.session = result;
+  boundTo(session: Session): void {
+    this.session = session;
     this.state = 'bound';
     this.established();
-    this.writeElement(
-      xml(
-        'iq',
-        { type: 'result', id: iq.attrs.id },
-        xml('bind', { xmlns: NS.bind }, xml('jid', null, full.toString())),
-      ),
-    );
-    await this.host!.hooks.notify('session/bound', { session: result });
   }
 
   // --- established stream -------------------------------------------------------------------------

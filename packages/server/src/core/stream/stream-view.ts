@@ -63,3 +63,24 @@ export interface ClientStreamView extends StreamView {
   /** Resolves true once at most `bytes` wait to be sent, false when the stream is closing. */
   sendRoom(bytes: number): Promise<boolean>;
 }
+
+/** Rate limiting seen from a stream (implemented by the limits module). */
+export interface StreamLimiter {
+  /** Counts received bytes; may pause the transport. */
+  consume(stream: StreamView, bytes: number): void;
+  /** Admits one stanza from a bound client or component; false drops it (the limiter answered or closed). */
+  stanza(stream: StreamView): boolean;
+  /** A SASL exchange from `ip` failed with not-authorized. */
+  authFailed(ip: string): void;
+  /** Milliseconds before `ip` may try to authenticate again (0: now). */
+  authWait?(ip: string): number;
+  /** A stream was created (after admission) / finished. */
+  opened?(stream: StreamView): void;
+  closed?(stream: StreamView): void;
+}
+
+/** Admission of a new connection by IP address (connection caps), before any stream exists. */
+export type Admission = (ip: string) => boolean;
+
+/** Hands a stream to another owner instead of closing its session (stream management). */
+export type CloseInterceptor = (stream: ClientStreamView, clean: boolean) => boolean | Promise<boolean>;

@@ -1,8 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { defineModule } from '../../core/module.js';
-import type { StreamView } from '../../core/stream/stream-view.js';
-import type { StreamLimiter } from '../../core/server-core.js';
+import type { StreamLimiter, StreamView } from '../../core/stream/stream-view.js';
 import { TokenBucket } from './token-bucket.js';
 import { ipKey } from '../../util/ip-key.js';
 
@@ -117,13 +116,12 @@ export default defineModule({
   enabledByDefault: true,
   options,
   setup(ctx) {
-    const core = ctx.server;
     // Limits are per process: the first host configures them.
-    if (core.config.limits.disabled || core.limiter) return;
+    if (ctx.serverLimits.disabled) return;
     const o = ctx.options;
     const exempt = new Set(o.exempt.map(normalizeIp));
     /** Counters key on the address, IPv6 grouped by `limits.ipv6Prefix`; exemptions are exact. */
-    const keyOf = (ip: string) => ipKey(ip, core.config.limits.ipv6Prefix);
+    const keyOf = (ip: string) => ipKey(ip, ctx.serverLimits.ipv6Prefix);
     const streams = new Map<StreamView, StreamState>();
     const perIpCount = new Map<string, number>();
     const perIpUnauth = new Map<string, number>();
@@ -297,8 +295,7 @@ export default defineModule({
       },
     };
 
-    core.limiter = limiter;
-    core.admit = (rawIp) => {
+    const admit = (rawIp: string): boolean => {
       if (exempt.has(normalizeIp(rawIp))) return true;
       const ip = keyOf(rawIp);
       const mineUnauth = (s: StreamView) => streams.get(s)?.ip === ip;
@@ -316,6 +313,7 @@ export default defineModule({
       }
       return true;
     };
+    if (!ctx.installLimiter(limiter, admit)) return;
 
     // Forget idle per-IP and auth-failure buckets.
     ctx.every(60_000, () => {
@@ -327,10 +325,6 @@ export default defineModule({
     });
 
     return () => {
-      if (core.limiter === limiter) {
-        core.limiter = undefined;
-        core.admit = undefined;
-      }
       for (const st of streams.values()) {
         clearTimeout(st.timer);
         clearTimeout(st.headerTimer);

@@ -6,7 +6,7 @@ import type { IqRequest } from '../../core/iq-dispatcher.js';
 
 /**
  * XEP-0077 after authentication: registration info, password change and account removal.
- * (Registration before authentication is in accounts/registration.ts, off by default.)
+ * (Registration before authentication is in core/stream/steps/register.ts, off by default.)
  */
 export default defineModule({
   name: 'register',

@@ -293,11 +293,7 @@ export default defineModule({
       for (const el of stream.pipeline.takeHeld()) sm.queue.push({ el, at: now });
     }
 
-    ctx.server.closeInterceptors.push(intercept);
-    const removeInterceptor = () => {
-      const i = ctx.server.closeInterceptors.indexOf(intercept);
-      if (i >= 0) ctx.server.closeInterceptors.splice(i, 1);
-    };
+    ctx.onStreamClose(intercept);
 
     /** A stream ended: hibernate its session if it can be resumed (XEP-0198 §5). */
     function intercept(stream: ClientStreamView, clean: boolean): boolean {
@@ -307,8 +303,7 @@ export default defineModule({
       sm.stream = undefined;
       clearTimeout(sm.ackTimer);
       sm.ackTimer = undefined;
-      if (!sm.resumable || clean || ctx.server.stopping || !RESUMABLE_AFTER.has(stream.closeCondition))
-        return false;
+      if (!sm.resumable || clean || ctx.stopping || !RESUMABLE_AFTER.has(stream.closeCondition)) return false;
       hibernate(sm);
       return true;
     }
@@ -320,12 +315,12 @@ export default defineModule({
         sm.queue.push({ el, at: Date.now() });
         if (sm.queue.length > opts.maxQueue) {
           ctx.log.info({ jid: session.jid.toString() }, 'hibernated session queue full: ending it');
-          void ctx.server.endSession(session, false);
+          void ctx.endSession(session, false);
         }
       };
       sm.hibernateTimer = setTimeout(() => {
         ctx.log.info({ jid: session.jid.toString() }, 'resumption time over: ending the session');
-        void ctx.server.endSession(session, false);
+        void ctx.endSession(session, false);
       }, sm.maxMs);
       sm.hibernateTimer.unref();
       ctx.log.info(
@@ -389,7 +384,7 @@ export default defineModule({
           );
         for (const { el, at } of pending) {
           try {
-            await ctx.server.reroute(session, el, at);
+            await ctx.reroute(session, el, at);
           } catch (err) {
             ctx.log.error({ err }, 'could not route an unacknowledged stanza again');
           }
@@ -397,10 +392,6 @@ export default defineModule({
       },
       100,
     );
-
-    return () => {
-      removeInterceptor();
-    };
   },
 });
 

@@ -1,17 +1,18 @@
 import { xml, type Element } from '@natter/xml';
 import { JidError } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { AccountExistsError } from './account-store.js';
-import type { ServerCore } from '../core/server-core.js';
-import type { C2SStream } from '../core/stream/c2s-stream.js';
-import { resultReply } from '../core/iq-dispatcher.js';
-import { ipKey } from '../util/ip-key.js';
+import { AccountExistsError } from '../../../accounts/account-store.js';
+import type { ServerCore } from '../../server-core.js';
+import { NOT_MINE, type ClientNegotiation, type NegotiationStep } from './step.js';
+import { resultReply } from '../../iq-dispatcher.js';
+import { ipKey } from '../../../util/ip-key.js';
 
 /** Addresses whose registrations are remembered; beyond it the least recently active are forgotten. */
 export const REGISTRATION_MEMORY = 100_000;
 
 /**
- * In-band registration (XEP-0077) before authentication: off unless `registration.enabled`,
+ * The `register` negotiation step of the client profile. In-band registration (XEP-0077) before
+ * authentication: off unless `registration.enabled`,
  * limited per IP address per hour. Password change and account removal after authentication
  * live in the `register` module.
  */
@@ -44,7 +45,7 @@ export class Registration {
     return true;
   }
 
-  async handlePreAuth(stream: C2SStream, iq: Element): Promise<void> {
+  async handlePreAuth(stream: ClientNegotiation, iq: Element): Promise<void> {
     const query = iq.getChild('query', NS.register)!;
     const type = iq.attrs.type;
     if (type === 'get') {
@@ -115,5 +116,32 @@ export class Registration {
         stream.writeElement(errorReply(iq, new StanzaError('jid-malformed', { text: err.message })));
       else throw err;
     }
+  }
+}
+
+/** The client profile's `register` step: XEP-0077 before authentication, when enabled. */
+export class RegisterStep implements NegotiationStep {
+  readonly name = 'register';
+
+  constructor(private readonly stream: ClientNegotiation) {}
+
+  private get enabled(): boolean {
+    return this.stream.server.config.registration.enabled;
+  }
+
+  features(): Element[] {
+    if (!this.enabled || !this.stream.credentialsAllowed()) return [];
+    return [xml('register', { xmlns: NS.registerFeature })];
+  }
+
+  handle(el: Element): typeof NOT_MINE | void | Promise<void> {
+    if (el.name !== 'iq' || !this.enabled || !el.getChild('query', NS.register)) return NOT_MINE;
+    if (!this.stream.credentialsAllowed()) {
+      this.stream.writeElement(
+        errorReply(el, new StanzaError('not-authorized', { text: 'registration requires TLS' })),
+      );
+      return;
+    }
+    return this.stream.server.registration.handlePreAuth(this.stream, el);
   }
 }

@@ -1,0 +1,2 @@
+// @natter/component/testing: an in-process Natter for a gateway's tests.
+export { startHarness, type Harness, type HarnessOptions } from './harness.js';
