@@ -17,7 +17,6 @@ import { startRelay } from './support/relay.js';
 import {
   GATEWAY_DOMAIN,
   GATEWAY_SECRET,
-  connectUser,
   errorCondition,
   is,
   servers,
@@ -47,7 +46,6 @@ for (const factory of servers) {
   describe(`the MQTT gateway through ${factory.name}`, () => {
     const prefix = uniquePrefix();
     let server: Server;
-    let nextAccount = 0;
     let dir: string;
     let publisher: MqttClient;
     let gateways: RunningGateway[] = [];
@@ -96,9 +94,7 @@ for (const factory of servers) {
     }
 
     async function user(): Promise<User> {
-      const account = server.users[nextAccount++];
-      if (!account) throw new Error(`${server.name} has only ${server.users.length} accounts`);
-      const u = await connectUser(server, account);
+      const u = await server.user();
       users.push(u);
       return u;
     }

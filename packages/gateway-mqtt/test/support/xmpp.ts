@@ -1,8 +1,6 @@
 // Real XMPP servers with the gateway's domain on their component port, and real user clients.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createClient, xml, type Client, type Element, type TlsOptions } from '@natter/client';
+import { startHarness } from '@natter/component/testing';
 import { startProsody } from '../../../client/test/prosody.js';
 import { startEjabberd } from '../../../component/test/ejabberd.js';
 
@@ -12,49 +10,47 @@ const WAIT = 15_000;
 
 export interface Server {
   name: string;
-  /** Where users connect (c2s). */
-  service: string;
-  tls?: TlsOptions;
   /** The component port, as `xmpp://127.0.0.1:port`. */
   componentService: string;
-  users: { jid: string; password: string }[];
+  /** A new account, logged in, with initial presence sent. */
+  user(): Promise<User>;
   stop(): Promise<void>;
+}
+
+/** Users from a list of accounts on a server started outside this process. */
+function accounts(
+  list: { jid: string; password: string }[],
+  service: string,
+  tls?: TlsOptions,
+): () => Promise<User> {
+  let next = 0;
+  return async () => {
+    const account = list[next++];
+    if (!account) throw new Error(`only ${list.length} accounts`);
+    const client = createClient({ service, tls, ...account, resource: 'test' });
+    const user = wrapClient(client, account.jid);
+    await client.connect();
+    await client.sendPresence();
+    return user;
+  };
 }
 
 export const servers: { name: string; start(): Promise<Server> }[] = [
   {
-    // Natter in-process: port 0, a temporary data folder, its own certificate.
+    // Natter in-process, through @natter/component's test harness (no system packages needed).
     name: 'natter',
     async start() {
-      // Imported by name, only for tests: the gateway's sources never depend on the server.
-      const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
-      const dir = await mkdtemp(join(tmpdir(), 'natter-mqtt-server-'));
-      const server = await startServer({
-        hosts: ['localhost'],
-        dataDir: dir,
-        listeners: [
-          { type: 'c2s', port: 0, host: '127.0.0.1' },
-          { type: 'component', port: 0, host: '127.0.0.1' },
-        ],
-        components: { [GATEWAY_DOMAIN]: { secret: GATEWAY_SECRET } },
-        limits: { disabled: true },
-        log: { level: 'silent' },
-      });
-      const users = Array.from({ length: 40 }, (_, i) => ({
-        jid: `user${i + 1}@localhost`,
-        password: `pw-${i + 1}-secret`,
-      }));
-      for (const u of users) await server.addUser(u.jid.split('@')[0]!, u.password);
+      const h = await startHarness({ domain: GATEWAY_DOMAIN, secret: GATEWAY_SECRET, connect: false });
+      let n = 0;
       return {
         name: 'natter',
-        service: `xmpp://127.0.0.1:${server.port('c2s')}`,
-        tls: { ca: await readFile(server.certificate.cert, 'utf8') },
-        componentService: `xmpp://127.0.0.1:${server.port('component')}`,
-        users,
-        async stop() {
-          await server.stop();
-          await rm(dir, { recursive: true, force: true });
+        componentService: h.componentOptions.service,
+        async user() {
+          const name = `user${++n}`;
+          const client = await h.user(name, { resource: 'test' });
+          return wrapClient(client, `${name}@${h.host}`);
         },
+        stop: () => h.stop(),
       };
     },
   },
@@ -64,10 +60,8 @@ export const servers: { name: string; start(): Promise<Server> }[] = [
       const p = await startProsody({ users: 40, components: { [GATEWAY_DOMAIN]: GATEWAY_SECRET } });
       return {
         name: 'prosody',
-        service: p.service.tcp,
-        tls: p.tls,
         componentService: `xmpp://127.0.0.1:${p.componentPort}`,
-        users: p.users,
+        user: accounts(p.users, p.service.tcp, p.tls),
         stop: () => p.stop(),
       };
     },
@@ -78,9 +72,8 @@ export const servers: { name: string; start(): Promise<Server> }[] = [
       const e = await startEjabberd({ users: 12, components: { [GATEWAY_DOMAIN]: GATEWAY_SECRET } });
       return {
         name: 'ejabberd',
-        service: e.service,
         componentService: `xmpp://127.0.0.1:${e.componentPort}`,
-        users: e.users,
+        user: accounts(e.users, e.service),
         stop: () => e.stop(),
       };
     },
@@ -102,21 +95,19 @@ export interface User {
   sync(): Promise<void>;
 }
 
-export async function connectUser(server: Server, account: { jid: string; password: string }): Promise<User> {
-  const client = createClient({ service: server.service, tls: server.tls, ...account, resource: 'test' });
+/** Keeps what a client receives from now on, for a test to take. */
+export function wrapClient(client: Client, jid: string): User {
   const inbox: Element[] = [];
   const waiters = new Set<(el: Element) => boolean>();
   client.on('stanza', (el) => {
     for (const w of waiters) if (w(el)) return;
     inbox.push(el);
   });
-  await client.connect();
-  await client.sendPresence();
-  const domain = account.jid.split('@')[1]!;
+  const domain = jid.split('@')[1]!;
   return {
     client,
-    jid: account.jid,
-    full: `${account.jid}/test`,
+    jid,
+    full: `${jid}/test`,
     inbox,
     receive: (match) => {
       const i = inbox.findIndex(match);
