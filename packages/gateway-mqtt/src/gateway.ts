@@ -12,6 +12,7 @@ import {
   StanzaError,
   createComponent,
   jid,
+  parseJid,
   xml,
   type Component,
   type ComponentMessage,
@@ -22,8 +23,6 @@ import {
   type PuppetPresence,
   type SubscribeRequest,
 } from '@natter/component';
-import { tryParseJid } from '@natter/jid';
-import { errorReply } from '@natter/protocol';
 import type { IClientPublishOptions, MqttClient, Packet } from 'mqtt';
 import type { GatewayConfig } from './config.js';
 import { payloadBody } from './payload.js';
@@ -140,7 +139,7 @@ export class MqttGateway {
     // What the configuration no longer allows (users, topics) is dropped, not renewed.
     let dropped = 0;
     const allowed = (user: string, filter: string): boolean => {
-      const jid = tryParseJid(user);
+      const jid = tryParse(user);
       const ok = !!jid && this.policy.userAllowed(jid) && !this.policy.topicRefusal(filter);
       if (!ok) dropped++;
       return ok;
@@ -698,6 +697,29 @@ export class MqttGateway {
     await this.releaseBroker(filter);
     this.log('info', 'room left', { user: full, filter });
   }
+}
+
+function tryParse(address: string): Jid | undefined {
+  try {
+    return parseJid(address);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The error reply to a stanza (RFC 6120 §8.3.1): same kind and id, addresses swapped, the
+ * original children kept (messages and presences), then the error.
+ */
+function errorReply(stanza: Element, error: StanzaError): Element {
+  const reply = xml(stanza.name, {
+    type: 'error',
+    id: stanza.attr('id'),
+    from: stanza.attr('to'),
+    to: stanza.attr('from'),
+  });
+  for (const c of stanza.children) if (typeof c !== 'string' && c.name !== 'error') reply.append(c.clone());
+  return reply.append(error.toElement());
 }
 
 function bareOf(full: string): string {

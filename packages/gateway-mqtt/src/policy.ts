@@ -1,5 +1,5 @@
 // Who may use the gateway, and which topics.
-import type { Jid } from '@natter/jid';
+import type { Jid } from '@natter/component';
 import { filterProblem, isWildcard } from './topic-address.js';
 
 export class Policy {

@@ -1,7 +1,7 @@
 // MQTT topics as XMPP addresses: a topic (or a subscription filter with `+`/`#`) is the localpart
 // of a JID on the gateway's domain, escaped per XEP-0106 (`sensors/kitchen/temp` →
 // `sensors\2fkitchen\2ftemp@mqtt.example`). Topic syntax follows MQTT 3.1.1 §4.7 / MQTT 5 §4.7.
-import { escapeLocal, unescapeLocal } from '@natter/jid';
+import { escapeLocal, unescapeLocal } from '@natter/component';
 
 /** MQTT's limit on a topic's UTF-8 length (§1.5.3); JID localparts stop at 1023 bytes (RFC 7622 §3.3.1). */
 const MAX_LOCALPART_BYTES = 1023;
