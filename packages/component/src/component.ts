@@ -242,6 +242,7 @@ export class Component extends Emitter<ComponentEvents> {
         ),
       this.#opts.timeoutMs,
     );
+    handshakeTimer.unref();
     const parser = new StreamParser(
       {
         streamStart: (header: StreamHeader) => {
@@ -263,6 +264,7 @@ export class Component extends Emitter<ComponentEvents> {
           );
         },
         element: (el) => {
+          if (socket !== this.#socket) return; // a stream already given up: nothing it says counts
           if (el.is('handshake') && this.#status === 'connecting') {
             clearTimeout(handshakeTimer);
             this.#online(socket);
@@ -435,7 +437,9 @@ export class Component extends Emitter<ComponentEvents> {
     let id = element.attr('id');
     if (!id) element.setAttr('id', (id = newId()));
     if (element.attr('from') === undefined) element.setAttr('from', this.domain);
-    const to = element.attr('to') ?? '';
+    const rawTo = element.attr('to') ?? '';
+    // answers come from the address asked, as the server normalised it (RFC 7622)
+    const to = tryParseJid(rawTo)?.toString() ?? rawTo;
     const key = `${id}\u0000${to}`;
     return new Promise<Element>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -571,15 +575,9 @@ export class Component extends Emitter<ComponentEvents> {
 
   #incomingIq(el: Element, from: Jid, to: Jid, type: string | undefined): void {
     if (type === 'result' || type === 'error') {
-      const key = `${el.attr('id') ?? ''}\u0000${from.toString()}`;
-      let p = this.#pending.get(key);
-      let k = key;
-      if (!p && from.toString() === this.domain) {
-        // an IQ to nobody in particular is answered by the server itself
-        k = `${el.attr('id') ?? ''}\u0000`;
-        p = this.#pending.get(k);
-      }
-      if (!p) return;
+      const k = `${el.attr('id') ?? ''}\u0000${from.toString()}`;
+      const p = this.#pending.get(k);
+      if (!p) return; // unknown id, or an answer from someone not asked: ignored (RFC 6120 §8.2.3)
       this.#pending.delete(k);
       clearTimeout(p.timer);
       if (type === 'result') p.resolve(el);

@@ -209,6 +209,10 @@ for (const factory of targets) {
       assert.equal(p.getChildText('show'), 'away');
       assert.equal(p.getChildText('status'), 'on the legacy network');
       assert.ok(puppet.subscribers.has(account.jid));
+      const info = await first.iq(
+        xml('iq', { type: 'get', to: puppet.jid.toString() }, xml('query', { xmlns: NS.discoInfo })),
+      );
+      assert.equal(info.getChild('query')?.getChild('identity')?.attr('category'), 'client');
 
       // a new presence is pushed to the subscriber
       const update = first.waitFor('presence', {

@@ -3,6 +3,8 @@ import { xml, type Element } from '@natter/xml';
 import type { Component, ComponentPresence } from '../component.js';
 import { Emitter } from '../emitter.js';
 
+const NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info';
+
 /** A puppet's presence: available with an optional show/status, or unavailable. */
 export interface PuppetPresence {
   /** Default `available`. */
@@ -132,6 +134,17 @@ export class Puppets extends Emitter<PuppetsEvents> {
       resolve: opts.resolve,
     };
     gw.interceptors.presence.push((p) => this.#onPresence(p));
+    // XEP-0030: a puppet answers disco#info as the legacy contact it stands for
+    gw.disco.providers.push({
+      info: (req, node) => {
+        const puppet = node === '' && req.to.resource === '' ? this.#all.get(req.to.local) : undefined;
+        if (!puppet) return undefined;
+        return {
+          identities: [{ category: 'client', type: 'pc', name: puppet.name }],
+          features: [NS_DISCO_INFO],
+        };
+      },
+    });
   }
 
   /** Adds (or returns) the puppet `name@domain`; `name` is the escaped local part (see escapeLocal). */
