@@ -339,7 +339,7 @@ export class MqttGateway {
     const filters = (Array.isArray(ids) ? ids : ids === undefined ? [] : [ids])
       .map((id) => this.filterById.get(id))
       .filter((f): f is string => f !== undefined);
-    const echo = this.takeEcho(props?.correlationData);
+    const echo = this.findEcho(props?.correlationData);
     const info = xml('mqtt', { xmlns: NS_MQTT, topic, retain: packet.retain ? 'true' : undefined });
     for (const filter of new Set(filters)) {
       const body = isWildcard(filter) ? `${topic}: ${content.body}` : content.body;
@@ -354,6 +354,8 @@ export class MqttGateway {
       const room = this.rooms.get(filter);
       if (room && room.occupants.size > 0) {
         const mine = echo?.filter === filter ? echo : undefined;
+        // Used once: a copy replayed by another MQTT client does not speak for the sender again.
+        if (mine) this.echoes.delete(mine.key);
         const sender = this.occupantAddress(filter, mine ? mine.nick : topic);
         for (const full of room.occupants.keys()) {
           this.out(
@@ -369,13 +371,12 @@ export class MqttGateway {
     }
   }
 
-  private takeEcho(correlation: Buffer | undefined): PendingEcho | undefined {
+  private findEcho(correlation: Buffer | undefined): (PendingEcho & { key: string }) | undefined {
     if (!correlation) return undefined;
     const key = correlation.toString('hex');
     const echo = this.echoes.get(key);
     if (!echo || echo.expires < Date.now()) return undefined;
-    // Kept until it expires: with overlapping subscriptions the broker may deliver it twice.
-    return echo;
+    return { ...echo, key };
   }
 
   private rememberEcho(echo: PendingEcho): Buffer {

@@ -163,6 +163,12 @@ for (const factory of servers) {
         assert.equal(m.attr('id'), 'g1');
         assert.equal(m.getChildText('body'), 'from bob');
       }
+      // Another MQTT client replaying the message's correlation data does not speak as bob.
+      const correlationData = sub.lastCorrelation();
+      assert.ok(correlationData);
+      await publisher.publishAsync(topic, 'replayed', { qos: 1, properties: { correlationData } });
+      const replayed = await alice.receive(is('message', { type: 'groupchat', from: addr(topic, topic) }));
+      assert.equal(replayed.getChildText('body'), 'replayed');
 
       await bob.client.send(xml('presence', { to: addr(topic, 'bob'), type: 'unavailable' }));
       await bob.receive(is('presence', { from: addr(topic, 'bob'), type: 'unavailable' }));

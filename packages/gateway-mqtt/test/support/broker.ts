@@ -17,11 +17,15 @@ export async function connectBroker(): Promise<MqttClient> {
 export async function subscriber(filter: string): Promise<{
   client: MqttClient;
   next: (timeoutMs?: number) => Promise<{ topic: string; payload: string }>;
+  /** MQTT 5 correlation data of the last message received. */
+  lastCorrelation: () => Buffer | undefined;
 }> {
   const client = await connectBroker();
   const queue: { topic: string; payload: string }[] = [];
   const waiting: ((m: { topic: string; payload: string }) => void)[] = [];
-  client.on('message', (topic, payload) => {
+  let correlation: Buffer | undefined;
+  client.on('message', (topic, payload, packet) => {
+    correlation = packet.properties?.correlationData;
     const m = { topic, payload: payload.toString('utf8') };
     const w = waiting.shift();
     if (w) w(m);
@@ -30,6 +34,7 @@ export async function subscriber(filter: string): Promise<{
   await client.subscribeAsync(filter, { qos: 1 });
   return {
     client,
+    lastCorrelation: () => correlation,
     next: (timeoutMs = 10_000) => {
       const m = queue.shift();
       if (m) return Promise.resolve(m);
