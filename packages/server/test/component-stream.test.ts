@@ -131,6 +131,7 @@ test('XEP-0114: stanzas to the domain, bare and full JIDs on it reach the compon
     );
     const m1 = await romeo.receive((e) => e.name === 'message' && e.getChildText('body') === 'hi romeo');
     assert.equal(m1.attrs.from, `alice@${GW}/irc`);
+    assert.equal(m1.xmlns, NS.client, 'written to the client in its own namespace');
     gw.write(`<message from='${GW}' to='romeo@localhost/pc'><body>from the domain</body></message>`);
     const m2 = await romeo.receive(
       (e) => e.name === 'message' && e.getChildText('body') === 'from the domain',
@@ -279,6 +280,30 @@ test('XEP-0114: on shutdown a connected component is told <system-shutdown/>', a
     const stopping = server.stop();
     assert.equal(await closedWith(gw), 'system-shutdown');
     await stopping;
+  } finally {
+    await server.destroy();
+  }
+});
+
+test('XEP-0114 / RFC 6120 §13.12: a component flooding stanzas beyond the limits module allowance gets <policy-violation/>; another component is unaffected', async () => {
+  const server = await startTestServer({
+    components: { [GW]: { secret: SECRET }, 'other.localhost': { secret: 'other-secret' } },
+    modules: {
+      limits: { authenticated: { stanzasPerSecond: 5, burstStanzas: 5 }, stanzaFloodDebt: 20 },
+    },
+  });
+  try {
+    await server.addUser('romeo', PW);
+    const romeo = await TestClient.login(server, 'romeo', PW, { resource: 'pc', presence: true });
+    const flooder = await connectComponent(server, GW, SECRET);
+    const calm = await connectComponent(server, 'other.localhost', 'other-secret');
+    const one = `<message from='${GW}' to='nobody@other.localhost'><body>flood</body></message>`;
+    flooder.write(one.repeat(200));
+    assert.equal(await closedWith(flooder), 'policy-violation');
+    calm.write(`<message from='other.localhost' to='romeo@localhost'><body>calm</body></message>`);
+    await romeo.receive((e) => e.name === 'message' && e.getChildText('body') === 'calm');
+    calm.kill();
+    await romeo.close();
   } finally {
     await server.destroy();
   }

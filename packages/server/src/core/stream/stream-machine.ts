@@ -6,13 +6,9 @@ import type { Logger } from '../logger.js';
 import type { Jid } from '@natter/jid';
 import type { Limits } from '../../config.js';
 import type { Session } from '../session.js';
-import type { StreamView } from './stream-view.js';
+import type { StreamState, StreamView } from './stream-view.js';
 
-/**
- * Where a stream is: before its header, negotiating (STARTTLS, SASL, handshake …), authenticated
- * (a client before binding), bound (stanzas flow), closing, closed. A profile uses the subset it needs.
- */
-export type StreamState = 'header' | 'negotiating' | 'authenticated' | 'bound' | 'closing' | 'closed';
+export type { StreamState } from './stream-view.js';
 
 /** How long a peer may leave more than `limits.maxSendBufferBytes` unread without reading anything. */
 const SLOW_READER_GRACE_MS = 5000;

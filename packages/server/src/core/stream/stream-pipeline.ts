@@ -20,7 +20,10 @@ export class StreamPipeline {
   private readonly writtenCounters = new Map<string, (stanza: Element) => void>();
   private readonly receivedCounters = new Map<string, (stanza: Element) => void>();
   private readonly holders = new Map<string, () => Element[]>();
-  private tracking = new Set<string>();
+  private readonly tracking = new Set<string>();
+  /** Snapshots of the counters, for the per-stanza path (no iterator per stanza). */
+  private written_: ((stanza: Element) => void)[] = [];
+  private received_: ((stanza: Element) => void)[] = [];
 
   /**
    * Adds an outbound filter named `name` (one per name); filters run from the lowest `order` up.
@@ -49,11 +52,18 @@ export class StreamPipeline {
     if (counters.written) this.writtenCounters.set(name, counters.written);
     if (counters.received) this.receivedCounters.set(name, counters.received);
     if (opts.tracksDelivery) this.tracking.add(name);
+    this.snapshot();
     return () => {
       this.writtenCounters.delete(name);
       this.receivedCounters.delete(name);
       this.tracking.delete(name);
+      this.snapshot();
     };
+  }
+
+  private snapshot(): void {
+    this.written_ = [...this.writtenCounters.values()];
+    this.received_ = [...this.receivedCounters.values()];
   }
 
   /** A filter that holds stanzas back registers here what it gives up when the stream dies. */
@@ -71,20 +81,20 @@ export class StreamPipeline {
 
   /** Runs the outbound filters; null when one held the stanza back. */
   outbound(stanza: Element): Element | null {
+    const filters = this.filters;
     let el: Element | null = stanza;
-    for (const f of this.filters) {
-      el = f.fn(el);
-      if (el === null) return null;
-    }
+    for (let i = 0; i < filters.length && el !== null; i++) el = filters[i]!.fn(el);
     return el;
   }
 
   written(stanza: Element): void {
-    for (const cb of this.writtenCounters.values()) cb(stanza);
+    const counters = this.written_;
+    for (let i = 0; i < counters.length; i++) counters[i]!(stanza);
   }
 
   received(stanza: Element): void {
-    for (const cb of this.receivedCounters.values()) cb(stanza);
+    const counters = this.received_;
+    for (let i = 0; i < counters.length; i++) counters[i]!(stanza);
   }
 
   /** Everything the filters held back, in the holders' order (the stream is dying). */

@@ -1,9 +1,14 @@
 import type { Element, XmlError } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import type { StreamErrorCondition } from '@natter/protocol';
-import type { StreamState } from './stream-machine.js';
 import type { Session } from '../session.js';
 import type { StreamPipeline } from './stream-pipeline.js';
+
+/**
+ * Where a stream is: before its header, negotiating (STARTTLS, SASL, handshake …), authenticated
+ * (a client before binding), bound (stanzas flow), closing, closed. A profile uses the subset it needs.
+ */
+export type StreamState = 'header' | 'negotiating' | 'authenticated' | 'bound' | 'closing' | 'closed';
 
 /**
  * A stream as modules see it (limits, stream management, CSI): who is on it, its state, its

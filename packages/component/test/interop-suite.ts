@@ -1,5 +1,6 @@
-// @natter/component against real servers' component ports (Prosody, ejabberd): a real user logs
-// in with @natter/client and talks to the gateway through the server.
+// The interop suite of @natter/component against a real server's component port: a real user logs
+// in with @natter/client and talks to the gateway through the server. One test file per server
+// (interop-<server>.test.ts), so each stays within the runner's per-file timeout.
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { createClient, xml, type Client, type Element } from '@natter/client';
@@ -12,11 +13,17 @@ import {
   type ComponentOptions,
 } from '../src/index.js';
 import { startRelay } from './proxy.js';
-import { Accounts, COMPONENT_DOMAIN, COMPONENT_SECRET, targets, type ComponentTarget } from './targets.js';
+import {
+  Accounts,
+  COMPONENT_DOMAIN,
+  COMPONENT_SECRET,
+  type ComponentTarget,
+  type TargetFactory,
+} from './targets.js';
 
 const WAIT = 15_000;
 
-for (const factory of targets) {
+export function interopSuite(factory: TargetFactory): void {
   describe(`@natter/component against ${factory.name}`, () => {
     let target: ComponentTarget;
     let accounts: Accounts;

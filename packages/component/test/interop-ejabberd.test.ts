@@ -1,0 +1,5 @@
+// @natter/component against Ejabberd (Debian's package): see interop-suite.ts.
+import { interopSuite } from './interop-suite.js';
+import { targets } from './targets.js';
+
+interopSuite(targets.find((t) => t.name === 'ejabberd')!);
