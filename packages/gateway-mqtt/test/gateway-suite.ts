@@ -40,8 +40,12 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 15_000): P
   }
 }
 
-for (const factory of servers) {
-  // Every behaviour on Natter and Prosody; the flows of issue 11 part 4 on ejabberd as well.
+/**
+ * The gateway's behaviour through one server (one test file per server, each within the runner's
+ * per-file time): every behaviour on Natter and Prosody, the flows of issue 11 part 4 on ejabberd.
+ */
+export function gatewaySuite(serverName: 'natter' | 'prosody' | 'ejabberd'): void {
+  const factory = servers.find((s) => s.name === serverName)!;
   const everything = factory.name !== 'ejabberd';
   describe(`the MQTT gateway through ${factory.name}`, () => {
     const prefix = uniquePrefix();
