@@ -67,4 +67,26 @@ describe('@natter/component/testing', () => {
       await h.stop();
     }
   });
+
+  test('a gateway that uses no puppets receives probes and subscription requests as presence events', async () => {
+    const h = await startHarness();
+    try {
+      const seen = new Promise<{ type: string | undefined; to: string; from: string }>((resolve, reject) => {
+        setTimeout(() => reject(new Error('no subscribe presence event within 15 s')), 15_000).unref();
+        h.component.on('presence', (p) => {
+          if (p.type === 'subscribe')
+            resolve({ type: p.type, to: p.to.toString(), from: p.from.toBareString() });
+        });
+      });
+      const alice = await h.user('alice');
+      await alice.sendPresence({ to: 'topic@gw.localhost', type: 'subscribe' });
+      assert.deepEqual(await seen, {
+        type: 'subscribe',
+        to: 'topic@gw.localhost',
+        from: alice.jid!.bare.toString(),
+      });
+    } finally {
+      await h.stop();
+    }
+  });
 });

@@ -192,6 +192,8 @@ export class Puppets extends Emitter<PuppetsEvents> {
     if (p.to.local === '' || p.to.resource !== '' || this.gw.rooms.get(p.to.local)) return false;
     const puppet = this.#all.get(p.to.local);
     if (!puppet) {
+      // A gateway that uses no puppets (none added, no resolver) sees these presences itself.
+      if (this.#all.size === 0 && !this.#opts.resolve) return false;
       if (p.type === 'probe' || p.type === 'subscribe') {
         void this.#resolveUnknown(p);
         return true;
