@@ -63,6 +63,14 @@ test('XEP-0114 §3: a domain that is not a configured component gets <host-unkno
   });
 });
 
+test('XEP-0114 §3: a domain named after an Object.prototype property is unknown, not a component whose secret is "undefined"', async () => {
+  await withServer(async (server) => {
+    for (const domain of ['constructor', '__proto__']) {
+      await assert.rejects(connectComponent(server, domain, 'undefined'), /host-unknown/, domain);
+    }
+  });
+});
+
 test('XEP-0114: a stanza before the handshake gets <not-authorized/>', async () => {
   await withServer(async (server) => {
     const c = await connectComponentSocket(server, GW);

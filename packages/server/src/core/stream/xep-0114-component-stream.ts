@@ -52,7 +52,8 @@ export class ComponentStream extends StreamMachine {
       return;
     }
     const to = (attrs.to ?? '').toLowerCase();
-    const known = this.server.config.components[to] !== undefined;
+    // An own key only: `to='constructor'` must not find Object.prototype's (secret: undefined).
+    const known = Object.hasOwn(this.server.config.components, to);
     if (known) this.domain = to;
     this.sendHeader(known ? to : undefined, undefined);
     if (contentNs !== NS.component) {
@@ -86,6 +87,10 @@ export class ComponentStream extends StreamMachine {
       return;
     }
     const secret = this.server.config.components[domain]!.secret;
+    if (typeof secret !== 'string' || secret === '') {
+      this.fail('not-authorized');
+      return;
+    }
     if (!handshakeMatches(this.streamId, secret, el.text())) {
       this.server.log.info(
         { stream: this.id, component: domain, ip: this.transport.remoteAddress },
