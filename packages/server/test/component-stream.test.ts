@@ -6,7 +6,9 @@ import { parseConfig } from '../src/config.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient } from './support/test-client.js';
 import { componentHeader, connectComponent, connectComponentSocket } from './support/component-client.js';
+import type { Socket } from 'node:net';
 import type { RawClient } from './conformance/raw-client.js';
+import { TestComponent } from './support/test-component.js';
 
 const GW = 'gw.localhost';
 const SECRET = 's3cret';
@@ -312,6 +314,62 @@ test('XEP-0114 / RFC 6120 §13.12: a component flooding stanzas beyond the limit
     await romeo.receive((e) => e.name === 'message' && e.getChildText('body') === 'calm');
     calm.kill();
     await romeo.close();
+  } finally {
+    await server.destroy();
+  }
+});
+
+test('RFC 6120 §13.12 / XEP-0114: a component that stops reading is cut off; each message it never got bounces to its sender with service-unavailable', async () => {
+  const server = await startTestServer({
+    limits: { disabled: true, maxSendBufferBytes: 64 * 1024 },
+    components: { [GW]: { secret: SECRET } },
+    modules: { ping: { idleMs: 0 } },
+  });
+  try {
+    await server.addUser('sender', PW);
+    const gw = await TestComponent.connect(server.port('component'), GW, SECRET);
+    const socket = (gw as unknown as { socket: Socket }).socket;
+    socket.pause(); // what the server writes piles up in its send buffer
+    const sender = await TestClient.login(server, 'sender', PW, { resource: 'pc' });
+    // Large error messages fill the buffers (errors are never bounced); each is followed by a
+    // small message, which is either read by the component or bounced once it is cut off.
+    const filler = 'z'.repeat(4000);
+    let sent = 0;
+    while (server.core.components.has(GW)) {
+      if (sent >= 10_000) assert.fail('the component was not cut off');
+      for (let i = sent; i < sent + 50; i++) {
+        sender.send(
+          xml('message', { to: `bot@${GW}`, id: `f${i}`, type: 'error' }, xml('body', null, filler)),
+        );
+        sender.send(xml('message', { to: `bot@${GW}`, id: `m${i}` }, xml('body', null, String(i))));
+      }
+      sent += 50;
+      await sender.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })), 30_000);
+    }
+    // The component reads what the kernel had taken before the cut-off; the rest came back as errors.
+    socket.resume();
+    await gw.waitClosed(30_000);
+    const got = new Set(
+      gw.received.filter((e) => e.name === 'message' && e.attrs.id?.startsWith('m')).map((e) => e.attrs.id),
+    );
+    const bounced = new Set<string | undefined>();
+    await until(() => {
+      for (const e of sender.received.splice(0))
+        if (e.name === 'message' && e.attrs.type === 'error') {
+          assert.ok(e.getChild('error')?.getChild('service-unavailable', NS.stanzas), e.toString());
+          bounced.add(e.attrs.id);
+        }
+      return got.size + bounced.size >= sent;
+    }, 'every message to be either read by the component or bounced').catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}: ${sent} sent, ${got.size} read, ${bounced.size} bounced`);
+    });
+    assert.deepEqual(
+      [...got].filter((id) => bounced.has(id)),
+      [],
+      'a message read by the component is not bounced',
+    );
+    assert.ok(bounced.size > 0);
+    await sender.close();
   } finally {
     await server.destroy();
   }

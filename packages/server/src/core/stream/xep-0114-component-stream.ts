@@ -163,8 +163,36 @@ export class ComponentStream extends StreamMachine {
     this.writeStanza(stanza);
   }
 
+  /** Messages and IQ requests are kept until sent: a component cut off as a slow reader bounces them. */
+  protected override keepsUntilSent(el: Element): boolean {
+    const type = el.attrs.type;
+    if (type === 'error') return false;
+    return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+  }
+
+  protected override cutOffUnsent(unsent: Element[]): void {
+    // Bounced once the domain is unbound (finished_), so that an error to an address of the
+    // component itself is not written to the stream being cut off.
+    this.unsent = unsent;
+  }
+
+  private unsent: Element[] = [];
+
   protected async finished_(): Promise<void> {
     this.server.componentStreams.delete(this);
     if (this.domain !== undefined) this.server.unbindComponent(this.domain, this);
+    const unsent = this.unsent;
+    this.unsent = [];
+    for (const stanza of unsent) {
+      let from: Jid, to: Jid;
+      try {
+        from = parseJid(stanza.attrs.from ?? '');
+        to = parseJid(stanza.attrs.to ?? '');
+      } catch {
+        continue;
+      }
+      // XEP-0114: what the component never got is answered as if it had been away.
+      this.server.router.bounce({ stanza, from, to, origin: undefined }, 'service-unavailable');
+    }
   }
 }
