@@ -57,6 +57,19 @@ test('XEP-0114 §3: a wrong secret gets <not-authorized/> and the stream closes'
   });
 });
 
+test('XEP-0114 §3 / RFC 6120 §13.12: failed handshakes count against the address; past its allowance even the right secret is refused unchecked', async () => {
+  const server = await startTestServer({
+    components: { [GW]: { secret: SECRET } },
+    modules: { limits: { authFailuresPerIp: { burst: 2, perMinute: 1 } } },
+  });
+  try {
+    for (let i = 0; i < 2; i++) await assert.rejects(connectComponent(server, GW, 'guess'), /not-authorized/);
+    await assert.rejects(connectComponent(server, GW, SECRET), /policy-violation/);
+  } finally {
+    await server.destroy();
+  }
+});
+
 test('XEP-0114 §3: a domain that is not a configured component gets <host-unknown/>', async () => {
   await withServer(async (server) => {
     const c = await connectComponentSocket(server, 'nope.localhost');

@@ -6,6 +6,7 @@ import type { ServerCore } from '../server-core.js';
 import { StreamMachine } from './stream-machine.js';
 import { checkStanza } from './stanza-checks.js';
 import { handshakeMatches } from './steps/handshake.js';
+import { logAuthFailure } from '../auth-log.js';
 
 /**
  * The component profile of the stream machine (XEP-0114, accept side): the component opens a
@@ -91,11 +92,25 @@ export class ComponentStream extends StreamMachine {
       this.fail('not-authorized');
       return;
     }
-    if (!handshakeMatches(this.streamId, secret, el.text())) {
-      this.server.log.info(
-        { stream: this.id, component: domain, ip: this.transport.remoteAddress },
-        'component handshake failed',
+    const ip = this.transport.remoteAddress;
+    // Secret guessing, one connection per guess: the address's failed attempts (SASL's and
+    // handshakes alike) are limited before anything is checked.
+    const wait = this.server.limiter?.authWait?.(ip) ?? 0;
+    if (wait > 0) {
+      this.fail(
+        'policy-violation',
+        `too many failed authentication attempts from your address; try again in ${Math.ceil(wait / 1000)} s`,
       );
+      return;
+    }
+    if (!handshakeMatches(this.streamId, secret, el.text())) {
+      logAuthFailure(this.server.log, {
+        address: ip,
+        username: domain,
+        mechanism: 'XEP-0114',
+        condition: 'not-authorized',
+      });
+      this.server.limiter?.authFailed(ip);
       this.fail('not-authorized', 'wrong handshake');
       return;
     }
