@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Jid } from '@natter/jid';
 import { defineModule } from '../../core/module-api.js';
 import type { PrivilegeApi } from './api.js';
+import type { RosterApi } from '../roster/api.js';
 import { handlePrivilegedIq, handlePrivilegedMessage } from './xep-0356-on-behalf.js';
 import {
   NS_PRIVILEGE,
@@ -99,9 +100,23 @@ export default defineModule({
         if (session.jid.domain === ctx.domain) relay.sessionClosed(session);
       });
       if (anyRosterPresence) {
+        // §7.4: the presence of the users' roster contacts (whose presence the user receives:
+        // subscription to or both), not whatever directed presence a user is sent (MUC occupants,
+        // strangers, other components' addresses).
         const contact = (ev: Parameters<typeof relay.toUser>[0]) => {
-          if (ev.stanza.attrs.to !== undefined) relay.toUser(ev);
-          return false;
+          if (ev.stanza.attrs.to === undefined) return false;
+          const type = ev.stanza.attrs.type;
+          if (type !== undefined && type !== 'unavailable') return false;
+          const roster = ctx.use<RosterApi>('roster');
+          if (!roster) return false;
+          return roster.get(ev.to.bare, ev.from.bare).then(
+            (item) => {
+              if (item?.subscription === 'to' || item?.subscription === 'both') relay.toUser(ev);
+              else if (type === 'unavailable') relay.toUserIfRelayed(ev); // a contact removed meanwhile
+              return false;
+            },
+            () => false,
+          );
         };
         ctx.hook('presence/bare', contact, 100);
         ctx.hook('presence/full', contact, 100);
