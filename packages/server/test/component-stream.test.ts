@@ -216,6 +216,23 @@ test('XEP-0114: stanzas from a component are validated like client stanzas (IQ w
   });
 });
 
+test('RFC 6120 §8.3.1 / §8.2.3: an invalid IQ error or result from a component is dropped, never answered with an error', async () => {
+  await withServer(async (server) => {
+    const c = await connectComponent(server, GW, SECRET);
+    c.write(`<iq type='error' from='${GW}' to='localhost'/>`);
+    c.write(`<iq type='result' from='${GW}' to='localhost'/>`);
+    c.write(`<iq type='get' id='then' from='${GW}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    const pong = await c.receive((e) => e.name === 'iq' && e.attrs.id === 'then');
+    assert.equal(pong.attrs.type, 'result');
+    assert.deepEqual(
+      c.received.filter((e) => e.name === 'iq').map((e) => e.toString()),
+      [],
+      'nothing answers the error and the result',
+    );
+    c.kill();
+  });
+});
+
 test('XEP-0114: while the component is away, messages and IQs to its domain bounce with service-unavailable; presence is dropped', async () => {
   await withServer(async (server) => {
     await server.addUser('romeo', PW);

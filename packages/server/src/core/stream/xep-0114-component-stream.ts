@@ -4,7 +4,7 @@ import { NS, errorReply, StanzaError } from '@natter/protocol';
 import type { Transport } from '../transport.js';
 import type { ServerCore } from '../server-core.js';
 import { StreamMachine } from './stream-machine.js';
-import { checkStanza } from './stanza-checks.js';
+import { answerable, checkStanza } from './stanza-checks.js';
 import { handshakeMatches } from './steps/handshake.js';
 import { logAuthFailure } from '../auth-log.js';
 
@@ -154,7 +154,7 @@ export class ComponentStream extends StreamMachine {
     el.attrs.from = from.toString();
     const invalid = checkStanza(el);
     if (invalid) {
-      this.writeStanza(errorReply(el, invalid));
+      if (answerable(el)) this.writeStanza(errorReply(el, invalid));
       return;
     }
     let to: Jid;
