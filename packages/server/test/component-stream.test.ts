@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { xml } from '@natter/xml';
+import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { parseConfig } from '../src/config.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -121,6 +121,27 @@ test('XEP-0114: a second connection for a bound domain gets <conflict/>; the fir
     assert.equal((await again.receive('message')).getChildText('body'), 'back');
     again.kill();
     await romeo.close();
+  });
+});
+
+test('XEP-0114: a refused second connection makes the server ping the bound one; a live one stays, a silent one (its peer vanished) is closed and the domain freed', async () => {
+  await withServer(async (server) => {
+    const isPing = (e: Element) =>
+      e.name === 'iq' && e.attrs.type === 'get' && e.getChild('ping', NS.ping) !== undefined;
+    const first = await connectComponent(server, GW, SECRET);
+    await assert.rejects(connectComponent(server, GW, SECRET), /conflict/);
+    const ping = await first.receive(isPing);
+    first.write(`<iq type='result' id='${ping.attrs.id}' from='${GW}' to='${ping.attrs.from}'/>`);
+    // Answered: still bound; a new probe starts only once that one settled, and is sent to it again.
+    await assert.rejects(connectComponent(server, GW, SECRET), /conflict/);
+    const again = await first.receive(isPing);
+    assert.equal(first.closed, false);
+    // Silent this time, as a peer that vanished without closing: cut off, and the domain is free.
+    await first.waitClosed(30_000);
+    assert.equal(first.streamError(), 'connection-timeout');
+    assert.ok(again.attrs.id);
+    const next = await connectComponent(server, GW, SECRET);
+    next.kill();
   });
 });
 

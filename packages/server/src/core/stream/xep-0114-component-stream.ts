@@ -120,6 +120,8 @@ export class ComponentStream extends StreamMachine {
     }
     if (!this.server.bindComponent(domain, this)) {
       // The working connection is kept: a stray or misconfigured second instance cannot hijack it.
+      // Whether it still works is checked: a silent one is closed, and the next attempt gets in.
+      this.server.probeComponent(domain);
       this.fail('conflict', `component ${domain} is already connected`);
       return;
     }
