@@ -6,6 +6,7 @@ import { parseConfig } from '../src/config.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient } from './support/test-client.js';
 import { componentHeader, connectComponent, connectComponentSocket } from './support/component-client.js';
+import { handshakeDigest } from '../src/core/stream/steps/handshake.js';
 import type { Socket } from 'node:net';
 import type { RawClient } from './conformance/raw-client.js';
 import { TestComponent } from './support/test-component.js';
@@ -220,6 +221,39 @@ test('XEP-0114: a from outside the component domain is <invalid-from/>; a missin
     const c = await connectComponent(server, GW, SECRET);
     c.write(`<message from='${GW}'><body>nowhere</body></message>`);
     assert.equal(await closedWith(c), 'improper-addressing');
+  });
+});
+
+test('XEP-0114: a subdomain or look-alike of the component domain is <invalid-from/>; its own domain in any case is accepted and normalised', async () => {
+  await withServer(async (server) => {
+    for (const from of [`x@evil.${GW}`, 'x@gw.localhost.evil', 'x@xgw.localhost', `${GW}@localhost`]) {
+      const c = await connectComponent(server, GW, SECRET);
+      c.write(`<message from='${from}' to='juliet@localhost'><body>spoof</body></message>`);
+      assert.equal(await closedWith(c), 'invalid-from', from);
+    }
+    await server.addUser('juliet', PW);
+    const juliet = await TestClient.login(server, 'juliet', PW, { resource: 'pc', presence: true });
+    const c = await connectComponent(server, GW, SECRET);
+    c.write(
+      `<message from='Alice@GW.LocalHost/Res' to='juliet@localhost' id='case'><body>hi</body></message>`,
+    );
+    const got = await juliet.receive((e) => e.name === 'message' && e.attrs.id === 'case');
+    assert.equal(got.attrs.from, `alice@${GW}/Res`);
+    c.kill();
+    await juliet.close();
+  });
+});
+
+test('XEP-0114 §3: the handshake digest is accepted in upper-case hex; a second handshake once bound ends the stream', async () => {
+  await withServer(async (server) => {
+    const c = await connectComponentSocket(server, GW);
+    c.write(componentHeader(GW));
+    await c.waitHeader();
+    const digest = handshakeDigest(c.header?.attrs.id ?? '', SECRET);
+    c.write(`<handshake>${digest.toUpperCase()}</handshake>`);
+    await c.receive('handshake');
+    c.write(`<handshake>${digest}</handshake>`);
+    assert.equal(await closedWith(c), 'unsupported-stanza-type');
   });
 });
 
