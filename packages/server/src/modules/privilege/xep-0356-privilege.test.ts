@@ -302,6 +302,33 @@ describe('privileged components (XEP-0356)', () => {
     await juliet.close();
   });
 
+  test('§6: a privileged IQ waiting for a slow addressee does not hold up what the component sends next', async () => {
+    // PLAIN is connected but answers nothing: the inner ping waits for its timeout.
+    const plain = await TestComponent.connect(server.port('component'), PLAIN, SECRET);
+    try {
+      gw.send(
+        xml(
+          'iq',
+          { type: 'get', to: 'romeo@localhost', id: 'priv-slow' },
+          xml(
+            'privileged_iq',
+            { xmlns: NS_PRIVILEGE },
+            xml(
+              'iq',
+              { xmlns: NS.client, type: 'get', id: 'inner-slow', to: `bot@${PLAIN}` },
+              xml('ping', { xmlns: NS.ping }),
+            ),
+          ),
+        ),
+      );
+      await plain.receive((e) => e.name === 'iq' && e.getChild('ping', NS.ping) !== undefined);
+      const pong = await gw.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })));
+      assert.equal(pong.attrs.type, 'result');
+    } finally {
+      await plain.close();
+    }
+  });
+
   test('§6.3: an IQ in the name of a user is sent as the user and its answer comes back wrapped', async () => {
     const vcard = xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', null, 'Romeo Montague'));
     const res = await gw.iq(
