@@ -156,4 +156,49 @@ describe('components as entities of the server', () => {
     await romeo.close();
     await phone.close();
   });
+  test('XEP-0191 §3.3: a user who blocked a component address gets nothing from it; its IQs to the bare JID get service-unavailable', async () => {
+    const romeo = await login('romeo', 'blocker', true);
+    const blocked = `mallory@${GW}`;
+    const set = await romeo.iq(
+      xml('iq', { type: 'set' }, xml('block', { xmlns: NS.blocking }, xml('item', { jid: blocked }))),
+    );
+    assert.equal(set.attrs.type, 'result');
+    const condition = (e: Element) =>
+      e
+        .getChild('error')
+        ?.elements()
+        .find((c) => c.xmlns === NS.stanzas)?.name;
+    // IQs to the bare JID are answered by the server for the user: refused all the same.
+    for (const [ns, name] of [
+      [NS.vcard, 'vCard'],
+      [NS.last, 'query'],
+      [NS.ping, 'ping'],
+      [NS.discoInfo, 'query'],
+    ] as const) {
+      const answer = await gw.iq(
+        xml('iq', { type: 'get', from: blocked, to: 'romeo@localhost' }, xml(name, { xmlns: ns })),
+      );
+      assert.equal(answer.attrs.type, 'error', `${ns}: ${answer.toString()}`);
+      assert.equal(condition(answer), 'service-unavailable', ns);
+    }
+    gw.send(
+      xml('message', { from: blocked, to: 'romeo@localhost', id: 'm-blocked' }, xml('body', null, 'hi')),
+    );
+    const bounced = await gw.receive((e) => e.name === 'message' && e.attrs.id === 'm-blocked');
+    assert.equal(condition(bounced), 'service-unavailable');
+    // Another address of the same component is not blocked.
+    const ok = await gw.iq(
+      xml(
+        'iq',
+        { type: 'get', from: `friend@${GW}`, to: 'romeo@localhost' },
+        xml('ping', { xmlns: NS.ping }),
+      ),
+    );
+    assert.equal(ok.attrs.type, 'result');
+    await romeo.nothing((e) => e.name === 'message' && e.attrs.id === 'm-blocked');
+    await romeo.iq(
+      xml('iq', { type: 'set' }, xml('unblock', { xmlns: NS.blocking }, xml('item', { jid: blocked }))),
+    );
+    await romeo.close();
+  });
 });

@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { xml } from '@natter/xml';
+import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { parseConfig } from '../src/config.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient } from './support/test-client.js';
 import { componentHeader, connectComponent, connectComponentSocket } from './support/component-client.js';
+import { handshakeDigest } from '../src/core/stream/steps/handshake.js';
+import type { Socket } from 'node:net';
 import type { RawClient } from './conformance/raw-client.js';
+import { TestComponent } from './support/test-component.js';
 
 const GW = 'gw.localhost';
 const SECRET = 's3cret';
@@ -55,11 +58,32 @@ test('XEP-0114 §3: a wrong secret gets <not-authorized/> and the stream closes'
   });
 });
 
+test('XEP-0114 §3 / RFC 6120 §13.12: failed handshakes count against the address; past its allowance even the right secret is refused unchecked', async () => {
+  const server = await startTestServer({
+    components: { [GW]: { secret: SECRET } },
+    modules: { limits: { authFailuresPerIp: { burst: 2, perMinute: 1 } } },
+  });
+  try {
+    for (let i = 0; i < 2; i++) await assert.rejects(connectComponent(server, GW, 'guess'), /not-authorized/);
+    await assert.rejects(connectComponent(server, GW, SECRET), /policy-violation/);
+  } finally {
+    await server.destroy();
+  }
+});
+
 test('XEP-0114 §3: a domain that is not a configured component gets <host-unknown/>', async () => {
   await withServer(async (server) => {
     const c = await connectComponentSocket(server, 'nope.localhost');
     c.write(componentHeader('nope.localhost'));
     assert.equal(await closedWith(c), 'host-unknown');
+  });
+});
+
+test('XEP-0114 §3: a domain named after an Object.prototype property is unknown, not a component whose secret is "undefined"', async () => {
+  await withServer(async (server) => {
+    for (const domain of ['constructor', '__proto__']) {
+      await assert.rejects(connectComponent(server, domain, 'undefined'), /host-unknown/, domain);
+    }
   });
 });
 
@@ -98,6 +122,27 @@ test('XEP-0114: a second connection for a bound domain gets <conflict/>; the fir
     assert.equal((await again.receive('message')).getChildText('body'), 'back');
     again.kill();
     await romeo.close();
+  });
+});
+
+test('XEP-0114: a refused second connection makes the server ping the bound one; a live one stays, a silent one (its peer vanished) is closed and the domain freed', async () => {
+  await withServer(async (server) => {
+    const isPing = (e: Element) =>
+      e.name === 'iq' && e.attrs.type === 'get' && e.getChild('ping', NS.ping) !== undefined;
+    const first = await connectComponent(server, GW, SECRET);
+    await assert.rejects(connectComponent(server, GW, SECRET), /conflict/);
+    const ping = await first.receive(isPing);
+    first.write(`<iq type='result' id='${ping.attrs.id}' from='${GW}' to='${ping.attrs.from}'/>`);
+    // Answered: still bound; a new probe starts only once that one settled, and is sent to it again.
+    await assert.rejects(connectComponent(server, GW, SECRET), /conflict/);
+    const again = await first.receive(isPing);
+    assert.equal(first.closed, false);
+    // Silent this time, as a peer that vanished without closing: cut off, and the domain is free.
+    await first.waitClosed(30_000);
+    assert.equal(first.streamError(), 'connection-timeout');
+    assert.ok(again.attrs.id);
+    const next = await connectComponent(server, GW, SECRET);
+    next.kill();
   });
 });
 
@@ -179,6 +224,39 @@ test('XEP-0114: a from outside the component domain is <invalid-from/>; a missin
   });
 });
 
+test('XEP-0114: a subdomain or look-alike of the component domain is <invalid-from/>; its own domain in any case is accepted and normalised', async () => {
+  await withServer(async (server) => {
+    for (const from of [`x@evil.${GW}`, 'x@gw.localhost.evil', 'x@xgw.localhost', `${GW}@localhost`]) {
+      const c = await connectComponent(server, GW, SECRET);
+      c.write(`<message from='${from}' to='juliet@localhost'><body>spoof</body></message>`);
+      assert.equal(await closedWith(c), 'invalid-from', from);
+    }
+    await server.addUser('juliet', PW);
+    const juliet = await TestClient.login(server, 'juliet', PW, { resource: 'pc', presence: true });
+    const c = await connectComponent(server, GW, SECRET);
+    c.write(
+      `<message from='Alice@GW.LocalHost/Res' to='juliet@localhost' id='case'><body>hi</body></message>`,
+    );
+    const got = await juliet.receive((e) => e.name === 'message' && e.attrs.id === 'case');
+    assert.equal(got.attrs.from, `alice@${GW}/Res`);
+    c.kill();
+    await juliet.close();
+  });
+});
+
+test('XEP-0114 §3: the handshake digest is accepted in upper-case hex; a second handshake once bound ends the stream', async () => {
+  await withServer(async (server) => {
+    const c = await connectComponentSocket(server, GW);
+    c.write(componentHeader(GW));
+    await c.waitHeader();
+    const digest = handshakeDigest(c.header?.attrs.id ?? '', SECRET);
+    c.write(`<handshake>${digest.toUpperCase()}</handshake>`);
+    await c.receive('handshake');
+    c.write(`<handshake>${digest}</handshake>`);
+    assert.equal(await closedWith(c), 'unsupported-stanza-type');
+  });
+});
+
 test('XEP-0114: stanzas from a component are validated like client stanzas (IQ without id is bad-request)', async () => {
   await withServer(async (server) => {
     const c = await connectComponent(server, GW, SECRET);
@@ -189,6 +267,23 @@ test('XEP-0114: stanzas from a component are validated like client stanzas (IQ w
     c.write(`<iq type='bogus' id='b1' from='${GW}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
     const err2 = await c.receive((e) => e.attrs.id === 'b1');
     assert.ok(err2.getChild('error')?.getChild('bad-request', NS.stanzas));
+    c.kill();
+  });
+});
+
+test('RFC 6120 §8.3.1 / §8.2.3: an invalid IQ error or result from a component is dropped, never answered with an error', async () => {
+  await withServer(async (server) => {
+    const c = await connectComponent(server, GW, SECRET);
+    c.write(`<iq type='error' from='${GW}' to='localhost'/>`);
+    c.write(`<iq type='result' from='${GW}' to='localhost'/>`);
+    c.write(`<iq type='get' id='then' from='${GW}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    const pong = await c.receive((e) => e.name === 'iq' && e.attrs.id === 'then');
+    assert.equal(pong.attrs.type, 'result');
+    assert.deepEqual(
+      c.received.filter((e) => e.name === 'iq').map((e) => e.toString()),
+      [],
+      'nothing answers the error and the result',
+    );
     c.kill();
   });
 });
@@ -304,6 +399,62 @@ test('XEP-0114 / RFC 6120 §13.12: a component flooding stanzas beyond the limit
     await romeo.receive((e) => e.name === 'message' && e.getChildText('body') === 'calm');
     calm.kill();
     await romeo.close();
+  } finally {
+    await server.destroy();
+  }
+});
+
+test('RFC 6120 §13.12 / XEP-0114: a component that stops reading is cut off; each message it never got bounces to its sender with service-unavailable', async () => {
+  const server = await startTestServer({
+    limits: { disabled: true, maxSendBufferBytes: 64 * 1024 },
+    components: { [GW]: { secret: SECRET } },
+    modules: { ping: { idleMs: 0 } },
+  });
+  try {
+    await server.addUser('sender', PW);
+    const gw = await TestComponent.connect(server.port('component'), GW, SECRET);
+    const socket = (gw as unknown as { socket: Socket }).socket;
+    socket.pause(); // what the server writes piles up in its send buffer
+    const sender = await TestClient.login(server, 'sender', PW, { resource: 'pc' });
+    // Large error messages fill the buffers (errors are never bounced); each is followed by a
+    // small message, which is either read by the component or bounced once it is cut off.
+    const filler = 'z'.repeat(4000);
+    let sent = 0;
+    while (server.core.components.has(GW)) {
+      if (sent >= 10_000) assert.fail('the component was not cut off');
+      for (let i = sent; i < sent + 50; i++) {
+        sender.send(
+          xml('message', { to: `bot@${GW}`, id: `f${i}`, type: 'error' }, xml('body', null, filler)),
+        );
+        sender.send(xml('message', { to: `bot@${GW}`, id: `m${i}` }, xml('body', null, String(i))));
+      }
+      sent += 50;
+      await sender.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })), 30_000);
+    }
+    // The component reads what the kernel had taken before the cut-off; the rest came back as errors.
+    socket.resume();
+    await gw.waitClosed(30_000);
+    const got = new Set(
+      gw.received.filter((e) => e.name === 'message' && e.attrs.id?.startsWith('m')).map((e) => e.attrs.id),
+    );
+    const bounced = new Set<string | undefined>();
+    await until(() => {
+      for (const e of sender.received.splice(0))
+        if (e.name === 'message' && e.attrs.type === 'error') {
+          assert.ok(e.getChild('error')?.getChild('service-unavailable', NS.stanzas), e.toString());
+          bounced.add(e.attrs.id);
+        }
+      return got.size + bounced.size >= sent;
+    }, 'every message to be either read by the component or bounced').catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}: ${sent} sent, ${got.size} read, ${bounced.size} bounced`);
+    });
+    assert.deepEqual(
+      [...got].filter((id) => bounced.has(id)),
+      [],
+      'a message read by the component is not bounced',
+    );
+    assert.ok(bounced.size > 0);
+    await sender.close();
   } finally {
     await server.destroy();
   }

@@ -56,6 +56,12 @@ export interface HookMap {
   'iq/host': HandleHook<RouteEvent>;
   'iq/bare': HandleHook<RouteEvent>;
   'iq/full': HandleHook<RouteEvent>;
+  /**
+   * An IQ get or set to a local account's bare JID, from anyone (client, component, service),
+   * before the account's IQ handlers answer it for the user: true when a guard answered it
+   * (blocking, XEP-0191 §3.3).
+   */
+  'iq/account': HandleHook<RouteEvent>;
   /** A chat/normal message for a local account with no available resource (offline storage). */
   'message/offline': HandleHook<RouteEvent>;
   /**

@@ -144,14 +144,29 @@ export class Router {
     const kind = stanza.name as 'message' | 'presence' | 'iq';
     const dest = to.local === '' ? 'host' : to.resource === '' ? 'bare' : 'full';
     if (kind === 'iq' && dest !== 'full') {
-      const table = dest === 'host' ? host.hostIq : host.accountIq;
-      const reply = table.dispatch(ev);
-      if (reply !== undefined) {
-        if (reply instanceof Promise) return reply.then((r) => this.reply(ev, r));
-        return this.reply(ev, reply);
+      const type = stanza.attrs.type;
+      if (dest === 'bare' && (type === 'get' || type === 'set') && host.hooks.has('iq/account')) {
+        // Whoever the sender (client, component, service), the account's guards speak first.
+        const guarded = host.hooks.run('iq/account', ev);
+        if (guarded instanceof Promise)
+          return guarded.then((handled) => (handled ? undefined : this.accountIq(host, ev, dest)));
+        if (guarded) return;
       }
+      return this.accountIq(host, ev, dest);
     }
     const r = host.hooks.run(`${kind}/${dest}`, ev);
+    if (r instanceof Promise) return r.then(() => undefined);
+  }
+
+  /** An IQ to the host or an account's bare JID: its IQ handler answers, or the `iq/…` hooks run. */
+  private accountIq(host: Host, ev: RouteEvent, dest: 'host' | 'bare'): MaybePromise<void> {
+    const table = dest === 'host' ? host.hostIq : host.accountIq;
+    const reply = table.dispatch(ev);
+    if (reply !== undefined) {
+      if (reply instanceof Promise) return reply.then((r) => this.reply(ev, r));
+      return this.reply(ev, reply);
+    }
+    const r = host.hooks.run(`iq/${dest}`, ev);
     if (r instanceof Promise) return r.then(() => undefined);
   }
 

@@ -1,4 +1,4 @@
-import type { Element } from '@natter/xml';
+import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { StanzaError, StreamError, delayElement, NS } from '@natter/protocol';
 import type { Config } from '../config.js';
@@ -7,7 +7,7 @@ import type { Registration } from './stream/steps/register.js';
 import type { Database } from '../storage/database.js';
 import type { RouteEvent } from './hooks.js';
 import type { Host } from './host.js';
-import type { Router } from './router.js';
+import { IqTimeoutError, type Router } from './router.js';
 import type { SessionRegistry } from './session-registry.js';
 import { Session } from './session.js';
 import type { C2SStream } from './stream/c2s-stream.js';
@@ -16,6 +16,9 @@ import type { ClientStreamView, CloseInterceptor, StreamLimiter } from './stream
 import type { Logger } from './logger.js';
 
 export type { StreamLimiter, CloseInterceptor } from './stream/stream-view.js';
+
+/** How long a bound component has to answer the ping sent when another connection claims its domain. */
+export const COMPONENT_PROBE_MS = 10_000;
 
 /**
  * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
@@ -41,6 +44,8 @@ export class ServerCore {
   private readonly ending = new Map<Session, Promise<void>>();
   /** Stanzas from clients still being routed (awaited on shutdown). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Component domains whose bound stream is being pinged (probeComponent). */
+  private readonly probing = new Set<string>();
 
   constructor(
     readonly config: Config,
@@ -107,6 +112,31 @@ export class ServerCore {
     this.components.set(domain, stream);
     this.router.connectComponent(domain, (stanza) => stream.deliver(stanza));
     return true;
+  }
+
+  /**
+   * Another connection proved the secret of a bound domain (and was refused with conflict): the
+   * bound stream is kept if it still answers a ping (XEP-0199; an error answer counts), and closed
+   * if it stays silent for COMPONENT_PROBE_MS, so that a connection whose peer vanished without a
+   * FIN (a crashed host, a dropped NAT mapping) does not lock the gateway out until TCP notices.
+   */
+  probeComponent(domain: string): void {
+    const stream = this.components.get(domain);
+    if (!stream || this.probing.has(domain)) return;
+    this.probing.add(domain);
+    const ping = xml(
+      'iq',
+      { xmlns: NS.client, type: 'get', from: this.defaultHost.domain, to: domain },
+      xml('ping', { xmlns: NS.ping }),
+    );
+    this.router
+      .sendIq(ping, COMPONENT_PROBE_MS)
+      .catch((err: unknown) => {
+        if (!(err instanceof IqTimeoutError) || this.components.get(domain) !== stream) return;
+        this.log.warn({ component: domain }, 'component does not answer while another connection claims it');
+        stream.fail('connection-timeout', 'no answer to a ping while another connection claimed the domain');
+      })
+      .finally(() => this.probing.delete(domain));
   }
 
   /** The component's stream ended: its domain is unreachable (service-unavailable) until it is back. */

@@ -8,7 +8,7 @@ import type { Host } from '../host.js';
 import type { ServerCore } from '../server-core.js';
 import { resultReply } from '../iq-dispatcher.js';
 import { StreamMachine } from './stream-machine.js';
-import { checkStanza } from './stanza-checks.js';
+import { answerable, checkStanza } from './stanza-checks.js';
 import { StreamPipeline } from './stream-pipeline.js';
 import { NOT_MINE, type ClientNegotiation, type NegotiationStep } from './steps/step.js';
 import { StartTlsStep } from './steps/starttls.js';
@@ -230,7 +230,7 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
     const type = el.attrs.type;
     const invalid = checkStanza(el);
     if (invalid) {
-      this.writeStanza(errorReply(el, invalid));
+      if (answerable(el)) this.writeStanza(errorReply(el, invalid));
       return;
     }
     let to: Jid;

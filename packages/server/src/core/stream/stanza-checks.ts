@@ -32,3 +32,12 @@ export function checkStanza(el: Element): StanzaError | undefined {
   }
   return undefined;
 }
+
+/**
+ * Whether an invalid stanza may be answered with an error: never an error (RFC 6120 §8.3.1), nor
+ * an IQ response (§8.2.3), so that two parties cannot bounce errors at each other forever.
+ */
+export function answerable(el: Element): boolean {
+  const type = el.attrs.type;
+  return type !== 'error' && !(el.name === 'iq' && type === 'result');
+}

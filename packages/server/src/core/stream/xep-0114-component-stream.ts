@@ -4,8 +4,9 @@ import { NS, errorReply, StanzaError } from '@natter/protocol';
 import type { Transport } from '../transport.js';
 import type { ServerCore } from '../server-core.js';
 import { StreamMachine } from './stream-machine.js';
-import { checkStanza } from './stanza-checks.js';
+import { answerable, checkStanza } from './stanza-checks.js';
 import { handshakeMatches } from './steps/handshake.js';
+import { logAuthFailure } from '../auth-log.js';
 
 /**
  * The component profile of the stream machine (XEP-0114, accept side): the component opens a
@@ -52,7 +53,8 @@ export class ComponentStream extends StreamMachine {
       return;
     }
     const to = (attrs.to ?? '').toLowerCase();
-    const known = this.server.config.components[to] !== undefined;
+    // An own key only: `to='constructor'` must not find Object.prototype's (secret: undefined).
+    const known = Object.hasOwn(this.server.config.components, to);
     if (known) this.domain = to;
     this.sendHeader(known ? to : undefined, undefined);
     if (contentNs !== NS.component) {
@@ -86,11 +88,29 @@ export class ComponentStream extends StreamMachine {
       return;
     }
     const secret = this.server.config.components[domain]!.secret;
-    if (!handshakeMatches(this.streamId, secret, el.text())) {
-      this.server.log.info(
-        { stream: this.id, component: domain, ip: this.transport.remoteAddress },
-        'component handshake failed',
+    if (typeof secret !== 'string' || secret === '') {
+      this.fail('not-authorized');
+      return;
+    }
+    const ip = this.transport.remoteAddress;
+    // Secret guessing, one connection per guess: the address's failed attempts (SASL's and
+    // handshakes alike) are limited before anything is checked.
+    const wait = this.server.limiter?.authWait?.(ip) ?? 0;
+    if (wait > 0) {
+      this.fail(
+        'policy-violation',
+        `too many failed authentication attempts from your address; try again in ${Math.ceil(wait / 1000)} s`,
       );
+      return;
+    }
+    if (!handshakeMatches(this.streamId, secret, el.text())) {
+      logAuthFailure(this.server.log, {
+        address: ip,
+        username: domain,
+        mechanism: 'XEP-0114',
+        condition: 'not-authorized',
+      });
+      this.server.limiter?.authFailed(ip);
       this.fail('not-authorized', 'wrong handshake');
       return;
     }
@@ -100,6 +120,8 @@ export class ComponentStream extends StreamMachine {
     }
     if (!this.server.bindComponent(domain, this)) {
       // The working connection is kept: a stray or misconfigured second instance cannot hijack it.
+      // Whether it still works is checked: a silent one is closed, and the next attempt gets in.
+      this.server.probeComponent(domain);
       this.fail('conflict', `component ${domain} is already connected`);
       return;
     }
@@ -134,7 +156,7 @@ export class ComponentStream extends StreamMachine {
     el.attrs.from = from.toString();
     const invalid = checkStanza(el);
     if (invalid) {
-      this.writeStanza(errorReply(el, invalid));
+      if (answerable(el)) this.writeStanza(errorReply(el, invalid));
       return;
     }
     let to: Jid;
@@ -158,8 +180,36 @@ export class ComponentStream extends StreamMachine {
     this.writeStanza(stanza);
   }
 
+  /** Messages and IQ requests are kept until sent: a component cut off as a slow reader bounces them. */
+  protected override keepsUntilSent(el: Element): boolean {
+    const type = el.attrs.type;
+    if (type === 'error') return false;
+    return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+  }
+
+  protected override cutOffUnsent(unsent: Element[]): void {
+    // Bounced once the domain is unbound (finished_), so that an error to an address of the
+    // component itself is not written to the stream being cut off.
+    this.unsent = unsent;
+  }
+
+  private unsent: Element[] = [];
+
   protected async finished_(): Promise<void> {
     this.server.componentStreams.delete(this);
     if (this.domain !== undefined) this.server.unbindComponent(this.domain, this);
+    const unsent = this.unsent;
+    this.unsent = [];
+    for (const stanza of unsent) {
+      let from: Jid, to: Jid;
+      try {
+        from = parseJid(stanza.attrs.from ?? '');
+        to = parseJid(stanza.attrs.to ?? '');
+      } catch {
+        continue;
+      }
+      // XEP-0114: what the component never got is answered as if it had been away.
+      this.server.router.bounce({ stanza, from, to, origin: undefined }, 'service-unavailable');
+    }
   }
 }

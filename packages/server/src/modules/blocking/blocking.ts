@@ -227,14 +227,16 @@ export default defineModule({
       return true; // presence and IQ responses: silently dropped
     };
 
-    /** IQs to a local account's bare JID are answered by modules before any hook: check the addressee here. */
+    /**
+     * IQs to a local account's bare JID are answered by modules for the user: the router asks
+     * `iq/account` first, whoever sent them (a client, a component, a service).
+     */
     const inboundIq = (ev: RouteEvent): MaybePromise<HandleResult> => {
-      const { stanza, from, to } = ev;
-      if (stanza.name !== 'iq' || to.resource !== '' || !isLocalAccount(to)) return false;
-      const t = stanza.attrs.type;
-      if (t !== 'get' && t !== 'set') return false;
+      const { from, to } = ev;
+      if (from.local === to.local && from.domain === to.domain) return false; // own account
       return then(blocks(to.toBareString(), from), (b) => (b ? refuseInbound(ev) : false));
     };
+    ctx.hook('iq/account', inboundIq, PRIORITY);
 
     ctx.hook(
       'stanza/out',
@@ -245,8 +247,8 @@ export default defineModule({
         if (from.local === to.local && from.domain === to.domain) return false; // own account
         const outbound = blocks(from.toBareString(), to);
         if (outbound === true) return refuseOutbound(ev);
-        if (outbound === false) return inboundIq(ev);
-        return outbound.then((b) => (b ? refuseOutbound(ev) : inboundIq(ev)));
+        if (outbound === false) return false;
+        return outbound.then((b) => (b ? refuseOutbound(ev) : false));
       },
       PRIORITY,
     );

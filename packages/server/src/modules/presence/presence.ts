@@ -252,7 +252,7 @@ export default defineModule({
 
     // A component (XEP-0114) that goes away cannot send unavailable for its addresses: the server
     // does, to every user of this host that had their available presence.
-    const componentPresence = new ComponentPresence((domain) => ctx.config.components[domain] !== undefined);
+    const componentPresence = new ComponentPresence((domain) => Object.hasOwn(ctx.config.components, domain));
     ctx.hook('component/disconnected', async ({ domain }) => {
       for (const p of componentPresence.disconnected(domain)) await send(p);
     });

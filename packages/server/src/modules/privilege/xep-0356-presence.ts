@@ -63,6 +63,13 @@ export class PresenceRelay {
     this.relay(ev.from.toString(), ev.stanza, true);
   }
 
+  /** An unavailable presence of an address whose available presence was relayed before. */
+  toUserIfRelayed(ev: RouteEvent): void {
+    const from = ev.from.toString();
+    const last = this.last.get(from);
+    if (last && last.attrs.type !== 'unavailable') this.toUser(ev);
+  }
+
   /** §8: a component that connects gets the presences it would have had. */
   connected(domain: string, roster: boolean): void {
     const seen = new Map<string, string>();

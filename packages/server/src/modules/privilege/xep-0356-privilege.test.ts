@@ -302,6 +302,33 @@ describe('privileged components (XEP-0356)', () => {
     await juliet.close();
   });
 
+  test('§6: a privileged IQ waiting for a slow addressee does not hold up what the component sends next', async () => {
+    // PLAIN is connected but answers nothing: the inner ping waits for its timeout.
+    const plain = await TestComponent.connect(server.port('component'), PLAIN, SECRET);
+    try {
+      gw.send(
+        xml(
+          'iq',
+          { type: 'get', to: 'romeo@localhost', id: 'priv-slow' },
+          xml(
+            'privileged_iq',
+            { xmlns: NS_PRIVILEGE },
+            xml(
+              'iq',
+              { xmlns: NS.client, type: 'get', id: 'inner-slow', to: `bot@${PLAIN}` },
+              xml('ping', { xmlns: NS.ping }),
+            ),
+          ),
+        ),
+      );
+      await plain.receive((e) => e.name === 'iq' && e.getChild('ping', NS.ping) !== undefined);
+      const pong = await gw.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })));
+      assert.equal(pong.attrs.type, 'result');
+    } finally {
+      await plain.close();
+    }
+  });
+
   test('§6.3: an IQ in the name of a user is sent as the user and its answer comes back wrapped', async () => {
     const vcard = xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', null, 'Romeo Montague'));
     const res = await gw.iq(
@@ -478,7 +505,23 @@ describe('privileged components (XEP-0356)', () => {
       const juliet = await login('juliet', 'watched', true);
       const bob = `bob@${PLAIN}/irc`;
       const status = (s: string) => xml('status', null, s);
-      // a contact (here an address of another component) tells two users the same presence
+      // bob (an address of another component) is a contact of both: they receive his presence
+      for (const [c, user] of [
+        [romeo, 'romeo@localhost'],
+        [juliet, 'juliet@localhost'],
+      ] as const) {
+        c.send(xml('presence', { to: `bob@${PLAIN}`, type: 'subscribe' }));
+        await plain.receive(
+          (e) => e.name === 'presence' && e.attrs.type === 'subscribe' && e.attrs.from === user,
+        );
+        plain.send(xml('presence', { from: `bob@${PLAIN}`, to: user, type: 'subscribed' }));
+        await c.receive((e) => e.name === 'presence' && e.attrs.type === 'subscribed');
+      }
+      // a stranger's directed presence is the user's business, not a roster contact's presence
+      const eve = `eve@${PLAIN}/irc`;
+      plain.send(xml('presence', { from: eve, to: 'romeo@localhost' }, status('psst')));
+      await romeo.receive((e) => e.name === 'presence' && e.attrs.from === eve);
+      // a contact tells two users the same presence
       plain.send(xml('presence', { from: bob, to: 'romeo@localhost' }, status('hi')));
       plain.send(xml('presence', { from: bob, to: 'juliet@localhost' }, status('hi')));
       await romeo.receive((e) => e.name === 'presence' && e.attrs.from === bob);
@@ -492,6 +535,7 @@ describe('privileged components (XEP-0356)', () => {
         (e) => e.name === 'presence' && e.attrs.from === bob && e.attrs.type === 'unavailable',
       );
       await watcher.nothing((e) => e.name === 'presence' && e.attrs.from === bob);
+      await watcher.nothing((e) => e.name === 'presence' && e.attrs.from === eve, 0);
       // managed_entity is about the users only
       await gw.nothing((e) => e.name === 'presence' && e.attrs.from === bob, 0);
       await romeo.close();

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import type { Jid } from '@natter/jid';
-import { defineModule } from '../../core/module-api.js';
+import { StanzaError, errorReply } from '@natter/protocol';
+import { defineModule, resultReply } from '../../core/module-api.js';
 import type { PrivilegeApi } from './api.js';
+import type { RosterApi } from '../roster/api.js';
 import { handlePrivilegedIq, handlePrivilegedMessage } from './xep-0356-on-behalf.js';
 import {
   NS_PRIVILEGE,
@@ -71,18 +73,25 @@ export default defineModule({
     // §5: messages in the name of a user (or of the server), addressed to the server.
     ctx.hook('message/host', (ev) => handlePrivilegedMessage(ctx, privilegesOf, ev), 100);
 
-    // §6: IQs in the name of a user, addressed to the user's bare JID.
-    for (const type of ['get', 'set'] as const)
-      ctx.iq(
-        'account',
-        type,
-        NS_PRIVILEGE,
-        'privileged_iq',
-        (req) => handlePrivilegedIq(ctx, privilegesOf, req),
-        {
-          feature: false,
-        },
-      );
+    // §6: IQs in the name of a user, addressed to the user's bare JID. Answered when the inner
+    // IQ's answer comes (up to 30 s): the component's stream goes on meanwhile, rather than
+    // holding every later stanza of the gateway behind one slow addressee.
+    ctx.hook('iq/account', (ev) => {
+      const payload = ev.stanza.firstElement();
+      if (!payload || payload.name !== 'privileged_iq' || payload.xmlns !== NS_PRIVILEGE) return false;
+      const req = { ...ev, payload, type: ev.stanza.attrs.type as 'get' | 'set' };
+      void handlePrivilegedIq(ctx, privilegesOf, req)
+        .then(
+          (answer) => resultReply(ev.stanza, answer),
+          (err: unknown) => {
+            if (err instanceof StanzaError) return errorReply(ev.stanza, err);
+            ctx.log.error({ err }, 'privileged IQ failed');
+            return errorReply(ev.stanza, new StanzaError('internal-server-error'));
+          },
+        )
+        .then((reply) => ctx.send(reply));
+      return true;
+    });
 
     // §7: presence of the users (and of their contacts) to components that may see it.
     if (relay) {
@@ -99,9 +108,23 @@ export default defineModule({
         if (session.jid.domain === ctx.domain) relay.sessionClosed(session);
       });
       if (anyRosterPresence) {
+        // §7.4: the presence of the users' roster contacts (whose presence the user receives:
+        // subscription to or both), not whatever directed presence a user is sent (MUC occupants,
+        // strangers, other components' addresses).
         const contact = (ev: Parameters<typeof relay.toUser>[0]) => {
-          if (ev.stanza.attrs.to !== undefined) relay.toUser(ev);
-          return false;
+          if (ev.stanza.attrs.to === undefined) return false;
+          const type = ev.stanza.attrs.type;
+          if (type !== undefined && type !== 'unavailable') return false;
+          const roster = ctx.use<RosterApi>('roster');
+          if (!roster) return false;
+          return roster.get(ev.to.bare, ev.from.bare).then(
+            (item) => {
+              if (item?.subscription === 'to' || item?.subscription === 'both') relay.toUser(ev);
+              else if (type === 'unavailable') relay.toUserIfRelayed(ev); // a contact removed meanwhile
+              return false;
+            },
+            () => false,
+          );
         };
         ctx.hook('presence/bare', contact, 100);
         ctx.hook('presence/full', contact, 100);
