@@ -24,13 +24,6 @@ describe('components as entities of the server', () => {
   let gw: TestComponent;
   before(async () => {
     server = await startTestServer({
-      listeners: [
-        { type: 'c2s', port: 0, host: '127.0.0.1' },
-        { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
-        { type: 'http', port: 0, host: '127.0.0.1' },
-        { type: 'admin', port: 0, host: '127.0.0.1' },
-        { type: 'component', port: 0, host: '127.0.0.1' },
-      ],
       components: { [GW]: { secret: SECRET }, [FAR]: { secret: SECRET } },
       modules: { ping: { idleMs: 0 } },
     });

@@ -77,50 +77,44 @@ export class SocketTransport implements Transport {
     return new Promise((resolve, reject) => {
       raw.pause();
       raw.write(proceed, () => {
-        raw.removeAllListeners('data');
-        raw.removeAllListeners('close');
-        raw.removeAllListeners('drain');
-        const tls = new TLSSocket(raw, { isServer: true, secureContext: this.context! });
-        this.socket = tls;
-        this.upgraded = true;
-        const onError = (err: Error) => {
-          tls.destroy();
-          reject(err);
-        };
-        tls.once('error', onError);
-        tls.once('secure', () => {
-          tls.off('error', onError);
-          this.attach(tls);
-          resolve();
-        });
-        tls.on('close', (hadError: boolean) => this.closeCb(hadError));
+        const tls = new TLSSocket(this.detach(raw), { isServer: true, secureContext: this.context! });
+        this.upgradeTo(tls, 'secure').then(resolve, reject);
       });
     });
   }
 
   /** The outbound side of STARTTLS: the peer sent <proceed/>; the certificate is checked by the caller. */
   private startTlsClient(servername: string): Promise<void> {
-    const raw = this.socket;
+    const tls = tlsConnect({
+      socket: this.detach(this.socket),
+      servername,
+      minVersion: 'TLSv1.2',
+      // Who the peer is, is decided from peerCertificate() (RFC 6125 / XEP-0178), not here.
+      rejectUnauthorized: false,
+      ...(this.context ? { secureContext: this.context } : {}),
+    });
+    return this.upgradeTo(tls, 'secureConnect');
+  }
+
+  /** Takes the stream's listeners off the plain socket before TLS wraps it. */
+  private detach(raw: Socket): Socket {
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('drain');
+    return raw;
+  }
+
+  /** Uses `tls` from now on; resolves once its handshake completed (`ready`), rejects on failure. */
+  private upgradeTo(tls: TLSSocket, ready: 'secure' | 'secureConnect'): Promise<void> {
+    this.socket = tls;
+    this.upgraded = true;
     return new Promise((resolve, reject) => {
-      const tls = tlsConnect({
-        socket: raw,
-        servername,
-        minVersion: 'TLSv1.2',
-        // Who the peer is, is decided from peerCertificate() (RFC 6125 / XEP-0178), not here.
-        rejectUnauthorized: false,
-        ...(this.context ? { secureContext: this.context } : {}),
-      });
-      this.socket = tls;
-      this.upgraded = true;
       const onError = (err: Error) => {
         tls.destroy();
         reject(err);
       };
       tls.once('error', onError);
-      tls.once('secureConnect', () => {
+      tls.once(ready, () => {
         tls.off('error', onError);
         this.attach(tls);
         resolve();

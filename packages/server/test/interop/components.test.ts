@@ -22,13 +22,6 @@ describe('third-party components on the component listener (XEP-0114)', () => {
   let server: TestServer;
   before(async () => {
     server = await startTestServer({
-      listeners: [
-        { type: 'c2s', port: 0, host: '127.0.0.1' },
-        { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
-        { type: 'http', port: 0, host: '127.0.0.1' },
-        { type: 'admin', port: 0, host: '127.0.0.1' },
-        { type: 'component', port: 0, host: '127.0.0.1' },
-      ],
       components: { [NPM]: { secret: SECRET }, [SLIX]: { secret: SECRET }, [IRC]: { secret: SECRET } },
       modules: { ping: { idleMs: 0 } },
     });

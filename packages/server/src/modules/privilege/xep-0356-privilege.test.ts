@@ -43,13 +43,6 @@ describe('privileged components (XEP-0356)', () => {
   let gw: TestComponent;
   before(async () => {
     server = await startTestServer({
-      listeners: [
-        { type: 'c2s', port: 0, host: '127.0.0.1' },
-        { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
-        { type: 'http', port: 0, host: '127.0.0.1' },
-        { type: 'admin', port: 0, host: '127.0.0.1' },
-        { type: 'component', port: 0, host: '127.0.0.1' },
-      ],
       components: {
         [GW]: {
           secret: SECRET,
