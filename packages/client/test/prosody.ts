@@ -1,13 +1,13 @@
 // Starts a private Prosody (Debian's package) for one test file: own config, data folder,
 // self-signed certificate and free ports on 127.0.0.1. Installs the package if it is missing.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Target } from './target.js';
+import { ensureDebianPackages } from '../../../test/support/debian-packages.js';
 
 const run = promisify(execFile);
 
@@ -24,19 +24,7 @@ async function freePort(): Promise<number> {
 
 /** Installs Prosody with apt (services not started) when it is not there. */
 export async function ensureProsody(): Promise<void> {
-  if (existsSync('/usr/bin/prosody')) return;
-  await run(
-    'sh',
-    [
-      '-c',
-      // policy-rc.d keeps Debian from starting the system service (it would take ports 5222/5280).
-      `flock /tmp/natter-apt.lock sh -c 'if [ ! -x /usr/bin/prosody ]; then
-       created=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf "#!/bin/sh\\nexit 101\\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created=1; fi;
-       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prosody lua-event) >/dev/null 2>&1; rc=$?;
-       [ -n "$created" ] && rm -f /usr/sbin/policy-rc.d; exit $rc; fi'`,
-    ],
-    { timeout: 300_000 },
-  );
+  await ensureDebianPackages('/usr/bin/prosody', ['prosody', 'lua-event']);
 }
 
 async function waitForPort(port: number, proc: ChildProcess, log: string, timeoutMs = 15000): Promise<void> {

@@ -3,12 +3,13 @@
 // for the components asked for, and accounts created through mod_http_api on loopback.
 // Installs the package if it is missing.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+
+import { ensureDebianPackages } from '../../../test/support/debian-packages.js';
 
 const run = promisify(execFile);
 
@@ -25,19 +26,7 @@ export async function freePort(): Promise<number> {
 
 /** Installs ejabberd with apt (service not started) when it is not there. */
 export async function ensureEjabberd(): Promise<void> {
-  if (existsSync('/usr/sbin/ejabberdctl')) return;
-  await run(
-    'sh',
-    [
-      '-c',
-      // policy-rc.d keeps Debian from starting the system service (it would take port 5222).
-      `flock /tmp/natter-apt.lock sh -c 'if [ ! -x /usr/sbin/ejabberdctl ]; then
-       created=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf "#!/bin/sh\\nexit 101\\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created=1; fi;
-       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ejabberd) >/dev/null 2>&1; rc=$?;
-       [ -n "$created" ] && rm -f /usr/sbin/policy-rc.d; exit $rc; fi'`,
-    ],
-    { timeout: 600_000 },
-  );
+  await ensureDebianPackages('/usr/sbin/ejabberdctl', ['ejabberd']);
 }
 
 async function portOpen(port: number): Promise<boolean> {

@@ -1,34 +1,10 @@
 // Runs software nobody here wrote (Debian packages) as real processes beside a test server:
 // installs the package on demand, starts the program under a watchdog that ends it with the test
 // process, waits for a port, and stops it. Used by the component interop tests.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { promisify } from 'node:util';
 
-const run = promisify(execFile);
-
-/**
- * Installs Debian packages with apt when `probe` (a file) is missing. The policy-rc.d trick keeps
- * Debian from starting their system services (ngircd would take port 6667); the flock serialises
- * apt with the other test files and helpers that install packages.
- */
-export async function ensureDebianPackages(probe: string, packages: string[]): Promise<void> {
-  if (existsSync(probe)) return;
-  const names = packages.join(' ');
-  await run(
-    'sh',
-    [
-      '-c',
-      `flock /tmp/natter-apt.lock sh -c 'if [ ! -e ${probe} ]; then
-       created=; if [ ! -e /usr/sbin/policy-rc.d ]; then printf "#!/bin/sh\\nexit 101\\n" > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created=1; fi;
-       (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${names}) >/dev/null 2>&1; rc=$?;
-       [ -n "$created" ] && rm -f /usr/sbin/policy-rc.d; exit $rc; fi'`,
-    ],
-    { timeout: 600_000 },
-  );
-  if (!existsSync(probe)) throw new Error(`installing ${names} did not provide ${probe}`);
-}
+export { ensureDebianPackages } from '../../../../test/support/debian-packages.js';
 
 /** Resolves when something accepts TCP connections on host:port. */
 export async function waitForPort(
