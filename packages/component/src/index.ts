@@ -20,7 +20,7 @@ export {
   StreamError,
   type ComponentErrorCondition,
 } from './errors.js';
-export { Emitter, type Listener } from './emitter.js';
+export { Emitter, type Listener, type WaitForOptions } from './emitter.js';
 export { handshakeDigest, parseService } from './xep-0114-handshake.js';
 export type { DiscoIdentity, DiscoItem } from './disco/xep-0030-disco.js';
 export {

@@ -66,7 +66,7 @@ export function interopSuite(factory: TargetFactory): void {
 
     test('XEP-0114 §3: the handshake succeeds with the right secret and emits online', async () => {
       const gw = gateway();
-      const online = gw.waitFor('online', { timeoutMs: WAIT });
+      const online = gw.waitFor('online', { timeout: WAIT });
       await gw.connect();
       assert.equal((await online).domain, COMPONENT_DOMAIN);
       assert.equal(gw.status, 'online');
@@ -76,7 +76,7 @@ export function interopSuite(factory: TargetFactory): void {
       const relay = await startRelay(Number(new URL(target.componentService).port));
       try {
         const gw = gateway({ secret: 'wrong', service: relay.service, reconnect: { initialDelayMs: 1 } });
-        const offline = gw.waitFor('offline', { timeoutMs: WAIT });
+        const offline = gw.waitFor('offline', { timeout: WAIT });
         await assert.rejects(gw.connect(), (err: unknown) => {
           assert.ok(err instanceof ComponentError);
           assert.equal(err.condition, 'not-authorized');
@@ -111,7 +111,7 @@ export function interopSuite(factory: TargetFactory): void {
       const gw = gateway();
       await gw.connect();
       const alice = await user();
-      const got = gw.waitFor('message', { timeoutMs: WAIT, filter: (m) => m.to.local === 'bob' });
+      const got = gw.waitFor('message', { timeout: WAIT, filter: (m) => m.to.local === 'bob' });
       await alice.sendMessage({ to: `bob@${COMPONENT_DOMAIN}`, body: 'hello legacy world', type: 'chat' });
       const m = await got;
       assert.equal(m.body, 'hello legacy world');
@@ -232,7 +232,7 @@ export function interopSuite(factory: TargetFactory): void {
 
       // a new login: the user's server probes its contacts, the puppet answers with its presence
       const probed = gw.waitFor('stanza', {
-        timeoutMs: WAIT,
+        timeout: WAIT,
         filter: (el) => el.name === 'presence' && el.attr('type') === 'probe',
       });
       const second = createClient({ service: target.service, tls: target.tls, ...account, resource: 'two' });
@@ -262,7 +262,7 @@ export function interopSuite(factory: TargetFactory): void {
         timeout: WAIT,
         filter: (m) => m.getChild('subject') !== undefined,
       });
-      const joined = room.waitFor('join', { timeoutMs: WAIT });
+      const joined = room.waitFor('join', { timeout: WAIT });
       await alice.send(xml('presence', { to: `${roomJid}/alice` }, xml('x', { xmlns: NS.muc })));
       assert.equal((await subject).getChildText('subject'), 'Legacy lobby');
       assert.equal((await joined).nick, 'alice');
@@ -278,7 +278,7 @@ export function interopSuite(factory: TargetFactory): void {
         timeout: WAIT,
         filter: (m) => m.attr('type') === 'groupchat' && m.getChildText('body') === 'hi room',
       });
-      const atGateway = room.waitFor('message', { timeoutMs: WAIT });
+      const atGateway = room.waitFor('message', { timeout: WAIT });
       await alice.send(
         xml('message', { to: roomJid, type: 'groupchat', id: 'g1' }, xml('body', null, 'hi room')),
       );
@@ -299,7 +299,7 @@ export function interopSuite(factory: TargetFactory): void {
       await bob.send(xml('presence', { to: `${roomJid}/alice` }, xml('x', { xmlns: NS.muc })));
       assert.equal(StanzaError.fromStanza(await refused).condition, 'conflict');
 
-      const left = room.waitFor('leave', { timeoutMs: WAIT });
+      const left = room.waitFor('leave', { timeout: WAIT });
       await alice.send(xml('presence', { to: `${roomJid}/alice`, type: 'unavailable' }));
       assert.equal((await left).nick, 'alice');
       assert.equal(room.users.length, 0);
@@ -436,7 +436,7 @@ export function interopSuite(factory: TargetFactory): void {
       });
       await gw.connect();
       const alice = await user();
-      const reported = gw.waitFor('error', { timeoutMs: WAIT });
+      const reported = gw.waitFor('error', { timeout: WAIT });
       await assert.rejects(
         alice.iq(xml('iq', { type: 'get', to: COMPONENT_DOMAIN }, xml('q', { xmlns: 'urn:example:crash' }))),
         (err: { condition?: string }) => err.condition === 'internal-server-error',
@@ -463,7 +463,7 @@ export function interopSuite(factory: TargetFactory): void {
       await gw.connect();
       gw.puppets.add('frank', { status: 'private' });
       const alice = await user();
-      const asked = gw.puppets.waitFor('subscribe', { timeoutMs: WAIT });
+      const asked = gw.puppets.waitFor('subscribe', { timeout: WAIT });
       const denied = alice.waitFor('presence', {
         timeout: WAIT,
         filter: (p) => p.attr('from') === `frank@${COMPONENT_DOMAIN}` && p.attr('type') === 'unsubscribed',
@@ -653,7 +653,7 @@ export function interopSuite(factory: TargetFactory): void {
             if (chunk.toString() === ' ') resolve();
           };
         });
-        const offline = gw.waitFor('offline', { timeoutMs: WAIT });
+        const offline = gw.waitFor('offline', { timeout: WAIT });
         await gw.disconnect();
         assert.equal((await offline).error, undefined);
         assert.equal(gw.status, 'closed');
@@ -668,8 +668,8 @@ export function interopSuite(factory: TargetFactory): void {
         const gw = gateway({ service: relay.service, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
         await gw.connect();
         const alice = await user();
-        const offline = gw.waitFor('offline', { timeoutMs: WAIT });
-        const online = gw.waitFor('online', { timeoutMs: WAIT });
+        const offline = gw.waitFor('offline', { timeout: WAIT });
+        const online = gw.waitFor('online', { timeout: WAIT });
         relay.cut();
         const { reconnectInMs, error } = await offline;
         assert.ok(reconnectInMs !== undefined && reconnectInMs <= 200, String(reconnectInMs));
@@ -691,7 +691,7 @@ export function interopSuite(factory: TargetFactory): void {
       const gw = gateway({ maxStanzaBytes: 4096, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
       await gw.connect();
       const alice = await user();
-      const error = gw.waitFor('error', { timeoutMs: WAIT });
+      const error = gw.waitFor('error', { timeout: WAIT });
       const back = new Promise<void>((resolve) =>
         gw.once('offline', () => gw.once('online', () => resolve())),
       );
@@ -701,7 +701,7 @@ export function interopSuite(factory: TargetFactory): void {
       assert.equal(err.condition, 'policy-violation');
       await back;
       // still usable
-      const m = gw.waitFor('message', { timeoutMs: WAIT });
+      const m = gw.waitFor('message', { timeout: WAIT });
       await alice.sendMessage({ to: `small@${COMPONENT_DOMAIN}`, body: 'ok' });
       assert.equal((await m).body, 'ok');
     });

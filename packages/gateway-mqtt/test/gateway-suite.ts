@@ -386,7 +386,7 @@ export function gatewaySuite(serverName: 'natter' | 'prosody' | 'ejabberd'): voi
         // Forget presence received so far (the server may have probed the contact too).
         await alice.sync();
         alice.inbox.length = 0;
-        const online = g.component.waitFor('online', { timeoutMs: 15_000 });
+        const online = g.component.waitFor('online', { timeout: 15_000 });
         relay.cut();
         await online;
         await alice.receive(is('presence', { from: addr(topic), type: undefined }));

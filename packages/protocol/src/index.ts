@@ -4,3 +4,4 @@ export * from './data-forms.js';
 export * from './rsm.js';
 export * from './delay.js';
 export * from './sasl/index.js';
+export * from './emitter.js';
