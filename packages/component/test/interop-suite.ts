@@ -12,7 +12,7 @@ import {
   type Component,
   type ComponentOptions,
 } from '../src/index.js';
-import { startRelay } from './proxy.js';
+import { startRelay } from '../../../test/support/tcp-relay.js';
 import {
   Accounts,
   COMPONENT_DOMAIN,

@@ -13,7 +13,7 @@ import { NS_MQTT } from '../src/gateway.js';
 import { startGateway, type RunningGateway } from '../src/run.js';
 import { topicToLocal } from '../src/topic-address.js';
 import { BROKER_URL, connectBroker, subscriber, uniquePrefix } from './support/broker.js';
-import { startRelay } from './support/relay.js';
+import { startRelay } from '../../../test/support/tcp-relay.js';
 import {
   GATEWAY_DOMAIN,
   GATEWAY_SECRET,
@@ -352,7 +352,7 @@ export function gatewaySuite(serverName: 'natter' | 'prosody' | 'ejabberd'): voi
     test('after the broker connection breaks, the gateway reconnects and renews its subscriptions', async () => {
       const relay = await startRelay(brokerPort);
       try {
-        const g = await gateway(config('broker-cut', { mqtt: { url: relay.url } }));
+        const g = await gateway(config('broker-cut', { mqtt: { url: `mqtt://127.0.0.1:${relay.port}` } }));
         const alice = await user();
         const topic = `${prefix}/cut`;
         await follow(alice, topic);
@@ -376,7 +376,7 @@ export function gatewaySuite(serverName: 'natter' | 'prosody' | 'ejabberd'): voi
       const relay = await startRelay(Number(new URL(server.componentService).port));
       try {
         const cfg = config('xmpp-cut', {
-          component: { service: relay.xmpp, domain: GATEWAY_DOMAIN, secret: GATEWAY_SECRET },
+          component: { service: relay.service, domain: GATEWAY_DOMAIN, secret: GATEWAY_SECRET },
         });
         const g = await startGateway(cfg, { reconnect: true });
         gateways.push(g);

@@ -1,12 +1,16 @@
-// A TCP relay to a local port, so that a test can cut a connection the way a network failure would.
+// A TCP relay to a local port (a component's server, an MQTT broker …), so that a test can cut the
+// connection the way a network failure would, and count how many connections were attempted.
 import net from 'node:net';
 
 export interface Relay {
-  /** The relay as an MQTT URL and as an XMPP component service. */
-  url: string;
-  xmpp: string;
+  /** The relay's own port on 127.0.0.1. */
+  port: number;
+  /** The relay as an XMPP component service (`xmpp://127.0.0.1:port`). */
+  service: string;
   /** Connections accepted so far. */
   readonly accepted: number;
+  /** Called with every chunk the relay's client side sends. */
+  onClientData?: (chunk: Buffer) => void;
   /** Destroys every open connection (both sides). */
   cut(): void;
   close(): Promise<void>;
@@ -15,14 +19,16 @@ export interface Relay {
 export async function startRelay(targetPort: number): Promise<Relay> {
   const open = new Set<net.Socket>();
   let accepted = 0;
+  let onClientData: ((chunk: Buffer) => void) | undefined;
   const server = net.createServer((client) => {
     accepted++;
     const upstream = net.connect(targetPort, '127.0.0.1');
     open.add(client);
     open.add(upstream);
+    client.on('data', (chunk: Buffer) => onClientData?.(chunk));
     client.pipe(upstream);
     upstream.pipe(client);
-    const end = (): void => {
+    const end = () => {
       client.destroy();
       upstream.destroy();
       open.delete(client);
@@ -33,13 +39,13 @@ export async function startRelay(targetPort: number): Promise<Relay> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as net.AddressInfo;
-  const cut = (): void => {
+  const cut = () => {
     for (const s of open) s.destroy();
     open.clear();
   };
   return {
-    url: `mqtt://127.0.0.1:${port}`,
-    xmpp: `xmpp://127.0.0.1:${port}`,
+    port,
+    service: `xmpp://127.0.0.1:${port}`,
     get accepted() {
       return accepted;
     },
@@ -47,6 +53,9 @@ export async function startRelay(targetPort: number): Promise<Relay> {
     async close() {
       cut();
       await new Promise<void>((r) => server.close(() => r()));
+    },
+    set onClientData(cb: ((chunk: Buffer) => void) | undefined) {
+      onClientData = cb;
     },
   };
 }
