@@ -7,9 +7,9 @@ import { isLoopbackHost } from './listeners/loopback.js';
 const listener = z
   .object({
     type: z
-      .enum(['c2s', 'c2s-tls', 'http', 'admin', 'component'])
+      .enum(['c2s', 'c2s-tls', 'http', 'admin', 'component', 's2s', 's2s-tls'])
       .describe(
-        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API; component: XEP-0114 external components',
+        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API; component: XEP-0114 external components; s2s: server-to-server (federation, STARTTLS); s2s-tls: server-to-server over direct TLS (XEP-0368 _xmpps-server)',
       ),
     port: z.number().int().min(0).max(65535),
     /** Default '::'; for admin and component listeners 127.0.0.1. */
@@ -76,6 +76,70 @@ const component = z
   })
   .strict();
 
+/** A remote domain name in a list (allow/deny): lower case, `*.example.org` for every subdomain. */
+const DOMAIN_PATTERN = z
+  .string()
+  .refine(
+    (d) => DOMAIN.test(d.startsWith('*.') ? d.slice(2) : d),
+    'a lower-case domain name, or *.domain for its subdomains',
+  );
+
+/**
+ * Server-to-server federation (RFC 6120, XEP-0220 dialback, XEP-0178 SASL EXTERNAL, XEP-0368);
+ * docs/federation.md documents every key.
+ */
+const s2s = z
+  .object({
+    /** Federation on (default) or off: off, remote domains get remote-server-not-found and no s2s listener starts by default. */
+    enabled: z.boolean().default(true),
+    /**
+     * Require a certificate that verifies for the peer's domain (Prosody's s2s_secure_auth): no
+     * dialback fallback. Default false, as on the public network many servers use self-signed ones.
+     */
+    requireTrustedCertificates: z.boolean().default(false),
+    /** Refuse peers that do not encrypt the stream with TLS (default true). */
+    requireEncryption: z.boolean().default(true),
+    /** Extra CA certificates (PEM files) trusted for peers' certificates, besides Node's root store. */
+    ca: z.array(z.string()).default([]),
+    /**
+     * Secret keying XEP-0185 dialback keys; default: random per process. Set the same on every node of
+     * a cluster.
+     */
+    dialbackSecret: z.string().min(16).optional(),
+    /**
+     * Static routes: remote domain → "host:port" (or "tls://host:port" for direct TLS), used instead
+     * of DNS for that domain (private federations, tests, split horizons).
+     */
+    routes: z
+      .record(
+        z.string().refine((d) => DOMAIN.test(d), 'a lower-case domain name'),
+        z
+          .string()
+          .regex(/^(tls:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:\s/]+):\d{1,5}$/, 'host:port or tls://host:port'),
+      )
+      .default({}),
+    /** DNS servers for SRV lookups ("ip" or "ip:port"); default: the system's. */
+    dnsServers: z.array(z.string()).optional(),
+    /** Only these remote domains may federate (default: every domain not denied). */
+    allow: z.array(DOMAIN_PATTERN).optional(),
+    /** These remote domains may not federate, in either direction. */
+    deny: z.array(DOMAIN_PATTERN).default([]),
+    /** Time to connect and authenticate to a peer before queued stanzas bounce (remote-server-timeout). */
+    connectTimeoutMs: z.number().int().min(500).default(20_000),
+    /** An outbound stream that carried nothing for this long is closed. */
+    idleTimeoutMs: z.number().int().min(1000).default(600_000),
+    /** Stanzas queued per remote domain while its stream is being set up; more bounce (resource-constraint). */
+    maxQueue: z.number().int().min(1).default(1000),
+    /** Inbound stanzas per second allowed per remote domain (burst: twice as many). */
+    stanzasPerSecond: z.number().int().min(1).default(500),
+    /** Inbound s2s connections allowed per remote IP address. */
+    maxConnectionsPerIp: z.number().int().min(1).default(16),
+    /** Inbound s2s streams in total. */
+    maxInbound: z.number().int().min(1).default(5000),
+  })
+  .strict()
+  .prefault({});
+
 const limits = z
   .object({
     maxStanzaBytes: z
@@ -123,6 +187,7 @@ export const configSchema = z
       { type: 'c2s-tls', port: 5223, host: '::', proxyProtocol: false },
       { type: 'http', port: 5280, host: '::', proxyProtocol: false },
       { type: 'admin', port: 5281, host: '127.0.0.1', proxyProtocol: false },
+      { type: 's2s', port: 5269, host: '::', proxyProtocol: false },
     ]),
     /**
      * Reverse proxies / load balancers (addresses or CIDR ranges) whose X-Forwarded-For and
@@ -142,6 +207,11 @@ export const configSchema = z
       .object({
         cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),
         key: z.string().optional(),
+        /**
+         * More certificates, chosen by SNI (and for outbound s2s, by our domain) by the names they
+         * hold: one per hosted domain, e.g. certbot's live directories.
+         */
+        certificates: z.array(z.object({ cert: z.string(), key: z.string() }).strict()).default([]),
       })
       .prefault({}),
     auth: z
@@ -160,6 +230,7 @@ export const configSchema = z
       })
       .prefault({}),
     limits,
+    s2s,
     /** XEP-0114 external components: domain → { secret }. */
     components: z
       .record(
@@ -198,6 +269,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listener>;
+export type S2SConfig = Config['s2s'];
 export type Limits = Config['limits'];
 
 export class ConfigError extends Error {

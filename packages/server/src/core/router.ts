@@ -6,6 +6,7 @@ import type { Host } from './host.js';
 import type { SessionRegistry } from './session-registry.js';
 import type { Session } from './session.js';
 import type { Logger } from './logger.js';
+import type { Federation } from './s2s/federation.js';
 
 export type ServiceHandler = (ev: RouteEvent) => MaybePromise<void>;
 
@@ -32,6 +33,8 @@ export class Router {
   private readonly components = new Map<string, ((stanza: Element) => void) | undefined>();
   private readonly pending = new Map<string, PendingIq>();
   private iqCounter = 0;
+  /** Server-to-server federation (core/s2s): every other domain goes there when set. */
+  federation: Federation | undefined;
 
   constructor(
     readonly sessions: SessionRegistry,
@@ -127,7 +130,11 @@ export class Router {
       else if (ev.stanza.name !== 'presence') this.bounce(ev, 'service-unavailable');
       return;
     }
-    // No server-to-server federation yet: every remote domain is unreachable.
+    if (this.federation) {
+      this.federation.send(ev);
+      return;
+    }
+    // Federation is off: every remote domain is unreachable.
     this.bounce(ev, 'remote-server-not-found');
   }
 

@@ -106,6 +106,14 @@ export class ServerCore {
     return this.track(this.router.dispatch(ev));
   }
 
+  /**
+   * A stanza from a remote server, validated by its s2s stream (`from` on a domain authenticated on
+   * that stream, `to` on one of ours): the router.
+   */
+  routeFromRemote(ev: RouteEvent): void | Promise<void> {
+    return this.track(this.router.dispatch(ev));
+  }
+
   /** Binds a component's domain to its stream; false when another stream holds it (conflict). */
   bindComponent(domain: string, stream: ComponentStream): boolean {
     if (this.components.has(domain)) return false;

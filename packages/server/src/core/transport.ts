@@ -22,6 +22,11 @@ export interface Transport {
    * was presented, inbound), or undefined without TLS or certificate. Server-to-server needs it.
    */
   peerCertificate(): X509Certificate | undefined;
+  /**
+   * Whether the TLS peer's certificate chain verified against the trusted CAs (Node's roots plus
+   * `s2s.ca`), and why not. Names are checked separately (s2s/peer-certificate.ts).
+   */
+  peerVerification(): { authorized: boolean; error?: string | undefined };
   /** True when this transport can be upgraded with STARTTLS now. */
   readonly canStartTls: boolean;
   /** Bytes queued for writing and not yet handed to the kernel. */

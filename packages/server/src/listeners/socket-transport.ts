@@ -62,6 +62,12 @@ export class SocketTransport implements Transport {
     return this.socket.getPeerX509Certificate() ?? undefined;
   }
 
+  peerVerification(): { authorized: boolean; error?: string | undefined } {
+    if (!(this.socket instanceof TLSSocket)) return { authorized: false, error: 'no TLS' };
+    const err = this.socket.authorizationError;
+    return { authorized: this.socket.authorized, error: err === null ? undefined : String(err) };
+  }
+
   get bufferedBytes(): number {
     return this.socket.writableLength;
   }

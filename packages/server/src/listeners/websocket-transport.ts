@@ -11,6 +11,9 @@ export class WebSocketTransport implements Transport {
   peerCertificate(): undefined {
     return undefined;
   }
+  peerVerification(): { authorized: boolean; error?: string } {
+    return { authorized: false, error: 'no TLS client certificates over WebSocket' };
+  }
   private dataCb: (chunk: string) => void = () => {};
   private closeCb: (hadError: boolean) => void = () => {};
 
