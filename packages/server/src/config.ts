@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP, isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { TrustedProxies } from './listeners/forwarded.js';
@@ -42,6 +43,17 @@ const listener = z
 
 /** A syntactically valid domain name (RFC 7622 domainpart, ASCII labels), lower case. */
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/**
+ * A DNS server as c-ares' setServers takes it: an address, "ipv4:port" or "[ipv6]:port". Checked
+ * here so that a typo stops the server at start, naming the option, instead of failing every lookup.
+ */
+function isDnsServer(s: string): boolean {
+  if (isIP(s) !== 0) return true;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(s);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return false;
+  return m[1] !== undefined ? isIP(m[1]) === 6 : isIPv4(m[2]!);
+}
 
 const access = <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values).optional();
 
@@ -119,7 +131,9 @@ const s2s = z
       )
       .default({}),
     /** DNS servers for SRV lookups ("ip" or "ip:port"); default: the system's. */
-    dnsServers: z.array(z.string()).optional(),
+    dnsServers: z
+      .array(z.string().refine(isDnsServer, 'an IP address, "ipv4:port" or "[ipv6]:port"'))
+      .optional(),
     /** Only these remote domains may federate (default: every domain not denied). */
     allow: z.array(DOMAIN_PATTERN).optional(),
     /** These remote domains may not federate, in either direction. */

@@ -2,7 +2,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
+import { promises as nodeDns } from 'node:dns';
 import { DnsServer, type SrvData } from '../../../test/support/dns-server.js';
+import { ConfigError, parseConfig } from '../../config.js';
 import {
   MAX_CANDIDATES,
   orderSrv,
@@ -247,5 +249,20 @@ describe('SRV ordering and static routes', () => {
       directTls: true,
     });
     assert.deepEqual(parseRoute('127.0.0.1:15269'), { host: '127.0.0.1', port: 15269, directTls: false });
+  });
+
+  test('s2s.dnsServers: what the configuration accepts the resolver takes; anything else stops the start', () => {
+    const good = ['192.0.2.53', '192.0.2.53:5353', '2001:db8::53', '[2001:db8::53]:5353', '::1'];
+    const config = parseConfig({ s2s: { dnsServers: good } });
+    assert.deepEqual(config.s2s.dnsServers, good);
+    assert.doesNotThrow(() => new nodeDns.Resolver().setServers(good));
+    for (const bad of [
+      'dns.example.net',
+      '192.0.2.53:0',
+      '2001:db8::53:5353x',
+      '[192.0.2.53]:53',
+      '1.2.3:53',
+    ])
+      assert.throws(() => parseConfig({ s2s: { dnsServers: [bad] } }), ConfigError, bad);
   });
 });
