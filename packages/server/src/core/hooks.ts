@@ -44,8 +44,24 @@ export type NotifyHook<E> = (event: E) => MaybePromise<void>;
  * interface, so a typo does not compile.
  */
 export interface HookMap {
-  /** A stanza sent by a local client session, before routing. Return true to consume it. */
+  /**
+   * The sending account's stage: a stanza a local client session sent (or a privileged component
+   * sent in a local account's name, `onBehalfOf`), before routing. Carbons, MAM's sent copies,
+   * directed-presence tracking and blocking's not-acceptable live here. Return true to consume it.
+   */
   'stanza/out': HandleHook<RouteEvent>;
+  /**
+   * The filter stage (DESIGN.md): runs once per stanza, before dispatch, on the host of the
+   * stanza's recipient, whatever its origin (local client, component, remote server, a service or
+   * the server itself). Blocking, privacy and abuse checks live here, so that no sender slips past
+   * a check only local clients meet. A stanza the server itself sends in a local account's name
+   * (no client origin: presence broadcasts, probes, PEP notifications) to an address on no local
+   * host (a remote server, a component, a service) meets the stage of the sender's host instead,
+   * so the sender's policy (no presence to a blocked contact) holds for remote contacts too.
+   * Return true to consume the stanza; a handler that refuses answers with `ctx.bounce`, which
+   * never answers an error or a result, so two filters cannot bounce a stanza back and forth.
+   */
+  'stanza/in': HandleHook<RouteEvent>;
   'message/host': HandleHook<RouteEvent>;
   'message/bare': HandleHook<RouteEvent>;
   'message/full': HandleHook<RouteEvent>;
@@ -56,12 +72,6 @@ export interface HookMap {
   'iq/host': HandleHook<RouteEvent>;
   'iq/bare': HandleHook<RouteEvent>;
   'iq/full': HandleHook<RouteEvent>;
-  /**
-   * An IQ get or set to a local account's bare JID, from anyone (client, component, service),
-   * before the account's IQ handlers answer it for the user: true when a guard answered it
-   * (blocking, XEP-0191 §3.3).
-   */
-  'iq/account': HandleHook<RouteEvent>;
   /** A chat/normal message for a local account with no available resource (offline storage). */
   'message/offline': HandleHook<RouteEvent>;
   /**

@@ -290,10 +290,7 @@ export class ModuleContext<Options> {
    * privileged entity sends in a user's name (XEP-0356); `ev.origin` is undefined.
    */
   routeAs(ev: RouteEvent): void | Promise<void> {
-    if (!this.host.hooks.has('stanza/out')) return this.router.dispatch(ev);
-    const r = this.host.hooks.run('stanza/out', ev);
-    if (r instanceof Promise) return r.then((handled) => (handled ? undefined : this.router.dispatch(ev)));
-    if (!r) return this.router.dispatch(ev);
+    return this.server.routeFromAccount(this.host, ev);
   }
 
   /** Does the account `ev.to` names exist (a live session, or a stored account)? */

@@ -22,9 +22,11 @@ export class IqTimeoutError extends Error {
 }
 
 /**
- * Delivery rules of RFC 6120 §10 and RFC 6121 §8: classify the destination (host, bare JID,
- * full JID, service, remote) and fire the matching hook; the core's own delivery handlers sit at
- * the lowest priority, so modules (blocking, offline, MAM, carbons) act before them.
+ * Delivery rules of RFC 6120 §10 and RFC 6121 §8: run the filter stage (`stanza/in`) once, then
+ * classify the destination (host, bare JID, full JID, service, remote) and fire the matching hook;
+ * the core's own delivery handlers sit at the lowest priority, so modules (offline, MAM, carbons)
+ * act before them. Every origin (client, component, remote server, service, the server itself)
+ * enters here, through `dispatch` or `route`.
  */
 export class Router {
   readonly hosts = new Map<string, Host>();
@@ -112,7 +114,32 @@ export class Router {
       if ((type === 'result' || type === 'error') && this.pending.size > 0 && this.settle(ev)) return;
     }
     const host = this.hosts.get(ev.to.domain);
-    if (host) return this.local(host, ev);
+    if (host) {
+      // The filter stage (`stanza/in`), on the recipient's host, for every origin. Without a
+      // handler it costs one map lookup.
+      if (!host.hooks.has('stanza/in')) return this.local(host, ev);
+      const filtered = host.hooks.run('stanza/in', ev);
+      if (filtered instanceof Promise)
+        return filtered.then((consumed) => (consumed ? undefined : this.local(host, ev)));
+      return filtered ? undefined : this.local(host, ev);
+    }
+    // A stanza the server sends in a local account's name (a client's own stanzas met `stanza/out`
+    // instead) to an address on no local host: the recipient has no host here, so the sender's
+    // host filters it (no presence to a remote contact the user blocked).
+    if (ev.origin === undefined && ev.onBehalfOf === undefined && ev.from.local !== '') {
+      const sender = this.hosts.get(ev.from.domain);
+      if (sender?.hooks.has('stanza/in')) {
+        const filtered = sender.hooks.run('stanza/in', ev);
+        if (filtered instanceof Promise)
+          return filtered.then((consumed) => (consumed ? undefined : this.elsewhere(ev)));
+        if (filtered) return;
+      }
+    }
+    return this.elsewhere(ev);
+  }
+
+  /** A stanza for a domain that is not a local host: a service, a component, or another server. */
+  private elsewhere(ev: RouteEvent): MaybePromise<void> {
     const service = this.services.get(ev.to.domain);
     if (service) {
       try {
@@ -150,17 +177,9 @@ export class Router {
     const { to, stanza } = ev;
     const kind = stanza.name as 'message' | 'presence' | 'iq';
     const dest = to.local === '' ? 'host' : to.resource === '' ? 'bare' : 'full';
-    if (kind === 'iq' && dest !== 'full') {
-      const type = stanza.attrs.type;
-      if (dest === 'bare' && (type === 'get' || type === 'set') && host.hooks.has('iq/account')) {
-        // Whoever the sender (client, component, service), the account's guards speak first.
-        const guarded = host.hooks.run('iq/account', ev);
-        if (guarded instanceof Promise)
-          return guarded.then((handled) => (handled ? undefined : this.accountIq(host, ev, dest)));
-        if (guarded) return;
-      }
-      return this.accountIq(host, ev, dest);
-    }
+    // The filter stage ran already, so the IQ handlers answering for an account (vCard, last
+    // activity, disco) never answer a sender the account refuses.
+    if (kind === 'iq' && dest !== 'full') return this.accountIq(host, ev, dest);
     const r = host.hooks.run(`${kind}/${dest}`, ev);
     if (r instanceof Promise) return r.then(() => undefined);
   }

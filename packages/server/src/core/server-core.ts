@@ -91,10 +91,23 @@ export class ServerCore {
     return session;
   }
 
-  /** A stanza from a local client, validated and stamped: modules first, then the router. */
+  // The entry points of stanzas, one per origin. Each ends in `router.dispatch`, whose filter stage
+  // (`stanza/in`, on the recipient's host) every stanza meets, whatever its origin. A local
+  // account's own stanzas meet its host's `stanza/out` (the sending account's stage: carbons,
+  // archives, not-acceptable to a contact the sender blocked) first; components and remote servers
+  // have no account here, so they have no sending stage.
+
+  /** A stanza from a local client, validated and stamped: its account's `stanza/out`, then the router. */
   routeFromClient(ev: RouteEvent): void | Promise<void> {
-    const host = this.hosts.get(ev.from.domain)!;
-    if (!host.hooks.has('stanza/out')) return this.router.dispatch(ev);
+    return this.routeFromAccount(this.hosts.get(ev.from.domain)!, ev);
+  }
+
+  /**
+   * A stanza in the name of an account of `host`: from its client, or from a privileged component
+   * (XEP-0356, `ev.onBehalfOf`). The host's `stanza/out` hooks first, then the router.
+   */
+  routeFromAccount(host: Host, ev: RouteEvent): void | Promise<void> {
+    if (!host.hooks.has('stanza/out')) return this.track(this.router.dispatch(ev));
     const r = host.hooks.run('stanza/out', ev);
     if (r instanceof Promise)
       return this.track(r.then((handled) => (handled ? undefined : this.router.dispatch(ev))));

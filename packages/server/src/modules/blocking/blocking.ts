@@ -2,13 +2,7 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import {
-  defineModule,
-  type RouteEvent,
-  type HandleResult,
-  type MaybePromise,
-  type Session,
-} from '../../core/module-api.js';
+import { defineModule, type RouteEvent, type MaybePromise, type Session } from '../../core/module-api.js';
 import { BlocklistStore, blockingMigrations } from './blocklist-store.js';
 import { blocklistMatches } from './xep-0191-matching.js';
 import { mayReceivePresence } from '../last/api.js';
@@ -23,15 +17,12 @@ function ownerKey(owner: Jid | string): string {
   return typeof owner === 'string' ? owner : owner.toBareString();
 }
 
-function then<T>(v: T | Promise<T>, fn: (x: T) => MaybePromise<HandleResult>): MaybePromise<HandleResult> {
-  return v instanceof Promise ? v.then(fn) : fn(v);
-}
-
 /**
  * Blocking Command (XEP-0191): blocklist retrieval, block and unblock with pushes to the
  * resources that asked for the list, and enforcement in both directions on every path a stanza
  * takes: inbound messages and IQs from a blocked JID are refused with service-unavailable,
- * inbound presence is dropped; outbound stanzas to a blocked JID get not-acceptable with
+ * inbound presence is dropped, in the filter stage (`stanza/in`) that stanzas from every origin
+ * meet (clients, components, remote servers, services); outbound stanzas to a blocked JID get not-acceptable with
  * `<blocked xmlns='urn:xmpp:blocking:errors'/>`, and presence broadcasts to blocked contacts are
  * dropped. Blocking sends the contact unavailable presence; unblocking sends current presence.
  */
@@ -227,17 +218,6 @@ export default defineModule({
       return true; // presence and IQ responses: silently dropped
     };
 
-    /**
-     * IQs to a local account's bare JID are answered by modules for the user: the router asks
-     * `iq/account` first, whoever sent them (a client, a component, a service).
-     */
-    const inboundIq = (ev: RouteEvent): MaybePromise<HandleResult> => {
-      const { from, to } = ev;
-      if (from.local === to.local && from.domain === to.domain) return false; // own account
-      return then(blocks(to.toBareString(), from), (b) => (b ? refuseInbound(ev) : false));
-    };
-    ctx.hook('iq/account', inboundIq, PRIORITY);
-
     ctx.hook(
       'stanza/out',
       (ev) => {
@@ -253,28 +233,34 @@ export default defineModule({
       PRIORITY,
     );
 
-    const inbound = (ev: RouteEvent): MaybePromise<HandleResult> => {
-      const { from, to } = ev;
-      if (from.local === to.local && from.domain === to.domain) return false;
-      const b = blocks(to.toBareString(), from);
-      if (b === false) return false; // the common case: synchronous, no allocation
-      if (b === true) return refuseInbound(ev);
-      return b.then((x) => (x ? refuseInbound(ev) : false));
-    };
-    for (const hook of ['message/bare', 'message/full', 'iq/bare', 'iq/full'] as const)
-      ctx.hook(hook, inbound, PRIORITY);
+    /**
+     * Presence goes nowhere the sender blocked (§3.3), even when the server sends it in the user's
+     * name (broadcasts, probes) rather than the user's client; this module's own unavailable
+     * presence after a block is let through.
+     */
+    const senderBlocks = (ev: RouteEvent): MaybePromise<boolean> =>
+      own.has(ev.stanza) || !isLocalAccount(ev.from) ? false : blocks(ev.from.toBareString(), ev.to);
 
-    /** Presence is checked both ways: the addressee blocks the sender, or the sender blocks the addressee (broadcasts). */
-    const presence = (ev: RouteEvent): MaybePromise<HandleResult> => {
-      const { from, to } = ev;
-      if (from.local === to.local && from.domain === to.domain) return false;
-      const recipientBlocks = blocks(to.toBareString(), from);
-      const senderBlocks = () =>
-        own.has(ev.stanza) || !isLocalAccount(from) ? false : blocks(from.toBareString(), to);
-      return then(recipientBlocks, (b) => (b ? true : then(senderBlocks(), (s) => s === true)));
-    };
-    ctx.hook('presence/bare', presence, PRIORITY);
-    ctx.hook('presence/full', presence, PRIORITY);
+    /**
+     * The filter stage, for every origin (client, component, remote server, service, the server):
+     * an account of this host refuses what a JID on its blocklist sends it, to its bare JID (the
+     * IQs the server answers for it included) or to any resource. Also met, on the sender's host,
+     * by presence the server sends in a local account's name to an address on no local host.
+     */
+    ctx.hook(
+      'stanza/in',
+      (ev) => {
+        const { from, to } = ev;
+        if (from.local === to.local && from.domain === to.domain) return false; // own account
+        const presence = ev.stanza.name === 'presence';
+        if (to.local === '' || to.domain !== ctx.domain) return presence ? senderBlocks(ev) : false;
+        const b = blocks(to.toBareString(), from);
+        if (b === false) return presence ? senderBlocks(ev) : false; // the common case: synchronous
+        if (b === true) return refuseInbound(ev);
+        return b.then((x) => (x ? refuseInbound(ev) : presence ? senderBlocks(ev) : false));
+      },
+      PRIORITY,
+    );
 
     ctx.hook('user/deleted', async ({ jid }) => {
       await store.removeAccount(jid.toBareString());

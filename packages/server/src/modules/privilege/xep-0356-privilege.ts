@@ -75,11 +75,17 @@ export default defineModule({
 
     // §6: IQs in the name of a user, addressed to the user's bare JID. Answered when the inner
     // IQ's answer comes (up to 30 s): the component's stream goes on meanwhile, rather than
-    // holding every later stanza of the gateway behind one slow addressee.
-    ctx.hook('iq/account', (ev) => {
+    // holding every later stanza of the gateway behind one slow addressee. Taken in the filter
+    // stage, after blocking (a user who blocked the component refuses its privileged IQs too) and
+    // before the account's IQ handlers, which would answer service-unavailable.
+    ctx.hook('stanza/in', (ev) => {
+      if (ev.stanza.name !== 'iq' || ev.to.domain !== ctx.domain) return false;
+      if (ev.to.local === '' || ev.to.resource !== '') return false;
+      const type = ev.stanza.attrs.type;
+      if (type !== 'get' && type !== 'set') return false;
       const payload = ev.stanza.firstElement();
       if (!payload || payload.name !== 'privileged_iq' || payload.xmlns !== NS_PRIVILEGE) return false;
-      const req = { ...ev, payload, type: ev.stanza.attrs.type as 'get' | 'set' };
+      const req = { ...ev, payload, type: type as 'get' | 'set' };
       void handlePrivilegedIq(ctx, privilegesOf, req)
         .then(
           (answer) => resultReply(ev.stanza, answer),

@@ -366,12 +366,16 @@ export default defineModule({
       }
     };
 
-    // RFC 6121 §2.1.6: a roster push comes from the user's own server only. A client may not send
-    // one to another user's resource.
+    // RFC 6121 §2.1.6: a roster push comes from the user's own account (or server) only. Nobody
+    // else, a client, a component or a remote server, may send one to a user's resource: checked
+    // in the filter stage, which stanzas from every origin meet.
     ctx.hook(
-      'iq/full',
+      'stanza/in',
       (ev) => {
-        if (!ev.origin || ev.stanza.attrs.type !== 'set' || ev.from.bare.equals(ev.to.bare)) return false;
+        if (ev.stanza.name !== 'iq' || ev.stanza.attrs.type !== 'set') return false;
+        const { from, to } = ev;
+        if (to.resource === '' || to.local === '' || to.domain !== ctx.domain) return false;
+        if (from.bare.equals(to.bare) || (from.local === '' && from.domain === ctx.domain)) return false;
         const q = ev.stanza.firstElement();
         if (!q || q.name !== 'query' || q.xmlns !== NS.roster) return false;
         ctx.bounce(ev, 'forbidden', 'roster pushes come from the server');
