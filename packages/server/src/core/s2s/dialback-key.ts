@@ -6,7 +6,12 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
  * or every node of a cluster sharing `s2s.dialbackSecret`) knows. Deterministic: answering a
  * `<db:verify/>` needs no state beyond the secret.
  */
-export function dialbackKey(secret: string, receiving: string, originating: string, streamId: string): string {
+export function dialbackKey(
+  secret: string,
+  receiving: string,
+  originating: string,
+  streamId: string,
+): string {
   const k = createHash('sha256').update(secret).digest('hex');
   return createHmac('sha256', k).update(`${receiving} ${originating} ${streamId}`).digest('hex');
 }
