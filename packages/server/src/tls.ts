@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { generate } from 'selfsigned';
 
 export interface CertificateFiles {
@@ -42,7 +43,8 @@ export async function ensureCertificate(
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
+      // clientAuth too: outbound server-to-server presents it as a TLS client certificate.
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
       { name: 'subjectAltName', altNames: names.map((value) => ({ type: 2 as const, value })) },
     ],
   });
@@ -70,11 +72,74 @@ export const TLS12_CIPHERS = [
   'DHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
-export function secureContext(files: CertificateFiles): SecureContext {
+/** A context with our certificate; `ca` (PEM) replaces Node's roots for verifying peers (s2s). */
+export function secureContext(files: CertificateFiles, ca?: readonly string[]): SecureContext {
   return createSecureContext({
     cert: readFileSync(files.cert),
     key: readFileSync(files.key),
     minVersion: 'TLSv1.2',
     ciphers: TLS12_CIPHERS,
+    ...(ca ? { ca: [...ca] } : {}),
   });
+}
+
+/** The CAs a server-to-server peer's certificate may chain to: Node's roots plus `s2s.ca` files. */
+export function s2sTrustedCas(extra: readonly string[]): string[] {
+  return [...rootCertificates, ...extra.map((f) => readFileSync(f, 'utf8'))];
+}
+
+/**
+ * Our certificates by the names they hold (SAN dNSName, or the subject CN without SAN): the
+ * default one (tls.cert/tls.key or the generated one) plus `tls.certificates`. Inbound TLS picks
+ * one by SNI; outbound server-to-server presents the one for the local domain it speaks for
+ * (a TLS client certificate, for SASL EXTERNAL at the peer).
+ */
+export class CertificateStore {
+  readonly default: SecureContext;
+  private readonly byName = new Map<string, SecureContext>();
+
+  /** `ca`: verify peers' certificates against these (server-to-server contexts). */
+  constructor(
+    defaultFiles: CertificateFiles,
+    more: readonly { cert: string; key: string }[],
+    ca?: readonly string[],
+  ) {
+    this.default = secureContext(defaultFiles, ca);
+    // The default certificate's names first: a later, explicit certificate wins for a name.
+    for (const files of [defaultFiles, ...more]) {
+      for (const f of [files.cert, files.key])
+        if (!existsSync(f)) throw new Error(`TLS file ${f} does not exist`);
+      const ctx = files === defaultFiles ? this.default : secureContext({ ...files, generated: false }, ca);
+      for (const name of certificateNames(readFileSync(files.cert))) this.byName.set(name, ctx);
+    }
+  }
+
+  /** The context for a name: an exact match, then a wildcard one (`*.example.org`), else the default. */
+  contextFor(name: string | undefined): SecureContext {
+    if (!name) return this.default;
+    const lower = name.toLowerCase();
+    const exact = this.byName.get(lower);
+    if (exact) return exact;
+    const dot = lower.indexOf('.');
+    return (dot > 0 && this.byName.get(`*${lower.slice(dot)}`)) || this.default;
+  }
+
+  /** For `tls.createServer({ SNICallback })`. */
+  readonly sni = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    cb(null, this.contextFor(servername));
+  };
+}
+
+/** The DNS names a certificate (PEM) holds: SAN dNSName entries, or the subject CN without SAN. */
+export function certificateNames(pem: Buffer): string[] {
+  const cert = new X509Certificate(pem);
+  const san = cert.subjectAltName;
+  if (san) {
+    return san
+      .split(/,\s*/)
+      .filter((e) => e.startsWith('DNS:'))
+      .map((e) => e.slice(4).toLowerCase());
+  }
+  const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
+  return cn ? [cn.toLowerCase()] : [];
 }

@@ -14,6 +14,7 @@ import type { C2SStream } from './stream/c2s-stream.js';
 import type { ComponentStream } from './stream/xep-0114-component-stream.js';
 import type { ClientStreamView, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
 import type { Logger } from './logger.js';
+import type { CertificateSource, Federation, S2SStreamHandle } from './s2s/federation.js';
 
 export type { StreamLimiter, CloseInterceptor } from './stream/stream-view.js';
 
@@ -40,6 +41,17 @@ export class ServerCore {
   admit: ((ip: string) => boolean) | undefined;
   registration!: Registration;
   stopping = false;
+  /** Server-to-server: the outbound pool (core/s2s/outbound-pool.ts), when federation is on. */
+  federation: Federation | undefined;
+  /** Inbound server-to-server streams, negotiating or authenticated (operator view, shutdown). */
+  readonly s2sInbound = new Set<S2SStreamHandle>();
+  /**
+   * XEP-0185: the secret keying our dialback keys (`s2s.dialbackSecret`, else random per process;
+   * set by server.ts).
+   */
+  s2sSecret = '';
+  /** Our certificates for server-to-server TLS, with the CAs peers are verified against (server.ts). */
+  s2sCertificates: CertificateSource | undefined;
   /** Sessions being ended (their hooks, e.g. re-routing to offline storage, still running). */
   private readonly ending = new Map<Session, Promise<void>>();
   /** Stanzas from clients still being routed (awaited on shutdown). */

@@ -1,4 +1,6 @@
+import type { SecureContext } from 'node:tls';
 import type { RouteEvent } from '../hooks.js';
+import type { Transport } from '../transport.js';
 
 /** How a server-to-server stream authenticated its peer. */
 export type S2SAuthMethod = 'external' | 'dialback' | 'none';
@@ -58,3 +60,30 @@ export function federationAllowed(
   if (domainListed(s2s.deny, domain)) return false;
   return s2s.allow === undefined || domainListed(s2s.allow, domain);
 }
+
+/** A live server-to-server stream as the core holds it (inbound streams; the pool's outbound ones). */
+export interface S2SStreamHandle {
+  info(): S2SStreamInfo;
+  /** Ends the stream with a stream error (shutdown: system-shutdown). */
+  fail(condition: 'system-shutdown' | 'policy-violation' | 'remote-connection-failed', text?: string): void;
+}
+
+/** Our TLS certificates by our domain names (SNI inbound, client certificate outbound). */
+export interface CertificateSource {
+  contextFor(name: string | undefined): SecureContext;
+  readonly sni: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+}
+
+/**
+ * Opens a connection to a peer (the listeners' socket code; the core knows no socket): plain TCP
+ * that can upgrade with STARTTLS to `servername`, or direct TLS (XEP-0368) at once. `context` holds
+ * our certificate (presented as a TLS client certificate) and the CAs the peer's is checked against.
+ */
+export type Dialer = (opts: {
+  host: string;
+  port: number;
+  directTls: boolean;
+  servername: string;
+  context: SecureContext;
+  timeoutMs: number;
+}) => Promise<Transport>;
