@@ -2,6 +2,9 @@
 export const NS = {
   client: 'jabber:client',
   server: 'jabber:server',
+  /** XEP-0220 server dialback: elements, and the stream feature. */
+  dialback: 'jabber:server:dialback',
+  dialbackFeature: 'urn:xmpp:features:dialback',
   component: 'jabber:component:accept',
   stream: 'http://etherx.jabber.org/streams',
   streams: 'urn:ietf:params:xml:ns:xmpp-streams',

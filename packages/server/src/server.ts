@@ -10,7 +10,16 @@ import { ServerCore } from './core/server-core.js';
 import { Host } from './core/host.js';
 import { ModuleContext, type ModuleDefinition } from './core/module.js';
 import { createLogger, type Logger } from './core/logger.js';
-import { ensureCertificate, secureContext, type CertificateFiles } from './tls.js';
+import { randomBytes } from 'node:crypto';
+import {
+  CertificateStore,
+  ensureCertificate,
+  s2sTrustedCas,
+  secureContext,
+  type CertificateFiles,
+} from './tls.js';
+import { OutboundPool } from './core/s2s/outbound-pool.js';
+import { dialServer } from './listeners/socket-transport.js';
 import { startListener, type RunningListener, type Admission } from './listeners/listeners.js';
 import { builtinModules } from './modules/index.js';
 
@@ -144,6 +153,15 @@ export async function startServer(
   const certificate = await ensureCertificate(dataDir, config.hosts, config.tls);
   const context = secureContext(certificate);
   const tlsFiles = { cert: readFileSync(certificate.cert), key: readFileSync(certificate.key) };
+  // Federation (docs/federation.md): our certificates by domain, verifying peers against Node's
+  // roots plus s2s.ca; dialback keys under s2s.dialbackSecret (random per process by default).
+  core.s2sSecret = config.s2s.dialbackSecret ?? randomBytes(32).toString('hex');
+  core.s2sCertificates = new CertificateStore(
+    certificate,
+    config.tls.certificates,
+    s2sTrustedCas(config.s2s.ca),
+  );
+  if (config.s2s.enabled) core.federation = router.federation = new OutboundPool(core, dialServer);
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];
   try {
@@ -200,6 +218,12 @@ export async function startServer(
         );
         await withTimeout(Promise.all(ending), left(), log, 'ending sessions');
         await core.settle(Math.max(0, left() - 2000));
+        await withTimeout(
+          core.federation?.stop() ?? Promise.resolve(),
+          left(),
+          log,
+          'closing federation streams',
+        );
         router.cancelPending();
         for (const td of teardowns.reverse())
           await withTimeout(Promise.resolve().then(td), left(), log, 'module teardown');

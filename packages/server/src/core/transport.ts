@@ -27,6 +27,8 @@ export interface Transport {
    * `s2s.ca`), and why not. Names are checked separately (s2s/peer-certificate.ts).
    */
   peerVerification(): { authorized: boolean; error?: string | undefined };
+  /** The negotiated TLS version (`TLSv1.3`), when encrypted and known. */
+  tlsVersion?(): string | undefined;
   /** True when this transport can be upgraded with STARTTLS now. */
   readonly canStartTls: boolean;
   /** Bytes queued for writing and not yet handed to the kernel. */

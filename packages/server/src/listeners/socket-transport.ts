@@ -68,6 +68,10 @@ export class SocketTransport implements Transport {
     return { authorized: this.socket.authorized, error: err === null ? undefined : String(err) };
   }
 
+  tlsVersion(): string | undefined {
+    return this.socket instanceof TLSSocket ? (this.socket.getProtocol() ?? undefined) : undefined;
+  }
+
   get bufferedBytes(): number {
     return this.socket.writableLength;
   }
@@ -186,6 +190,47 @@ export function connectTcp(opts: {
       clearTimeout(timer);
       socket.removeAllListeners('error');
       resolve(new SocketTransport(socket, 'tcp', opts.context, undefined, { servername: opts.servername }));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * Dials a server-to-server peer (the core's `Dialer`): plain TCP that upgrades with STARTTLS to
+ * `servername`, or direct TLS at once (XEP-0368, ALPN `xmpp-server`). The peer's certificate is
+ * not judged here: the stream checks it against the domain (RFC 6125, XEP-0178).
+ */
+export function dialServer(opts: {
+  host: string;
+  port: number;
+  directTls: boolean;
+  servername: string;
+  context: SecureContext;
+  timeoutMs: number;
+}): Promise<SocketTransport> {
+  if (!opts.directTls) return connectTcp(opts);
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      host: opts.host,
+      port: opts.port,
+      servername: opts.servername,
+      secureContext: opts.context,
+      ALPNProtocols: ['xmpp-server'],
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`connecting to ${opts.host}:${opts.port} (direct TLS) timed out`));
+    }, opts.timeoutMs);
+    timer.unref();
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(new SocketTransport(socket, 'tls', opts.context, undefined, { servername: opts.servername }));
     });
     socket.once('error', (err) => {
       clearTimeout(timer);

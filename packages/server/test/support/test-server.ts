@@ -56,6 +56,8 @@ export async function startTestServer(
         ...(config.components ? [{ type: 'component' as const, port: 0, host: '127.0.0.1' }] : []),
       ],
       log: { level: (process.env.NATTER_TEST_LOG as 'info' | undefined) ?? 'silent' },
+      // Federation is off unless a test turns it on: no test reaches out to a real domain's DNS.
+      s2s: { enabled: false },
       ...config,
     },
     { modules: opts.modules, logger: opts.logger },
