@@ -20,7 +20,12 @@ import {
 } from './tls.js';
 import { OutboundPool } from './core/s2s/outbound-pool.js';
 import { dialServer } from './listeners/socket-transport.js';
-import { startListener, type RunningListener, type Admission } from './listeners/listeners.js';
+import {
+  startListener,
+  s2sListenerEnv,
+  type RunningListener,
+  type Admission,
+} from './listeners/listeners.js';
 import { builtinModules } from './modules/index.js';
 
 export interface StartOptions {
@@ -36,7 +41,7 @@ export interface NatterServer {
   readonly config: Config;
   readonly certificate: CertificateFiles;
   /** Bound port of the first listener of a kind (useful with port 0). */
-  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin' | 'component'): number;
+  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin' | 'component' | 's2s' | 's2s-tls'): number;
   /** Creates an account. */
   addUser(username: string, password: string, host?: string): Promise<void>;
   /**
@@ -156,17 +161,15 @@ export async function startServer(
   // Federation (docs/federation.md): our certificates by domain, verifying peers against Node's
   // roots plus s2s.ca; dialback keys under s2s.dialbackSecret (random per process by default).
   core.s2sSecret = config.s2s.dialbackSecret ?? randomBytes(32).toString('hex');
-  core.s2sCertificates = new CertificateStore(
-    certificate,
-    config.tls.certificates,
-    s2sTrustedCas(config.s2s.ca),
-  );
+  const s2sCas = s2sTrustedCas(config.s2s.ca);
+  core.s2sCertificates = new CertificateStore(certificate, config.tls.certificates, s2sCas);
+  const s2sEnv = s2sListenerEnv(core, s2sCas);
   if (config.s2s.enabled) core.federation = router.federation = new OutboundPool(core, dialServer);
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];
   try {
     for (const l of listenersOf(config))
-      listeners.push(await startListener(core, l, context, tlsFiles, admit));
+      listeners.push(await startListener(core, l, context, tlsFiles, admit, s2sEnv));
   } catch (err) {
     for (const l of listeners) await l.close();
     await database.close();
@@ -210,6 +213,8 @@ export async function startServer(
           await withTimeout(host.hooks.notify('server/stopping', {}), left(), log, 'announcing the shutdown');
         for (const stream of [...core.streams]) stream.fail('system-shutdown', 'the server is shutting down');
         for (const stream of [...core.componentStreams])
+          stream.fail('system-shutdown', 'the server is shutting down');
+        for (const stream of [...core.s2sInbound])
           stream.fail('system-shutdown', 'the server is shutting down');
         // 3. End every session, hibernated ones included: unacknowledged and undelivered messages are
         //    routed again, to offline storage, while the database is still open.
@@ -259,7 +264,10 @@ async function withTimeout(p: Promise<unknown>, ms: number, log: Logger, what: s
  * components are configured and no component listener is listed.
  */
 function listenersOf(config: Config): ListenerConfig[] {
-  const list = [...config.listeners];
+  // With federation off, no server-to-server listener starts (remote domains are unreachable).
+  const list = config.listeners.filter(
+    (l) => config.s2s.enabled || (l.type !== 's2s' && l.type !== 's2s-tls'),
+  );
   if (Object.keys(config.components).length > 0 && !list.some((l) => l.type === 'component'))
     list.push({ type: 'component', port: 5347, host: '127.0.0.1', proxyProtocol: false });
   return list;

@@ -1,12 +1,13 @@
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { createServer as createTlsServer, type SecureContext } from 'node:tls';
+import { createServer as createTlsServer, type SecureContext, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
 import { C2SStream } from '../core/stream/c2s-stream.js';
 import { ComponentStream } from '../core/stream/xep-0114-component-stream.js';
-import { SocketTransport } from './socket-transport.js';
+import { SocketTransport, TlsUpgrader } from './socket-transport.js';
+import { RemoteRates, S2SInStream } from '../core/stream/s2s-in-stream.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import { socketGuard } from './socket-guard.js';
 import { TLS12_CIPHERS } from '../tls.js';
@@ -29,6 +30,82 @@ export interface RunningListener {
 /** Admission control before a stream exists (connection caps per IP); implemented by limits. */
 export type Admission = (ip: string) => boolean;
 
+/** What the server-to-server listeners share: trusted CAs for peers' certificates, connection counts. */
+export interface S2SListenerEnv {
+  /** PEM CAs a peer's certificate may chain to (Node's roots plus `s2s.ca`). */
+  ca: string[];
+  rates: RemoteRates;
+  /** Open inbound s2s sockets per address. */
+  perIp: Map<string, number>;
+  total: number;
+}
+
+export function s2sListenerEnv(core: ServerCore, ca: string[]): S2SListenerEnv {
+  return { ca, rates: new RemoteRates(core.config.s2s.stanzasPerSecond), perIp: new Map(), total: 0 };
+}
+
+/**
+ * Server-to-server (RFC 6120, XEP-0368): plain TCP with STARTTLS (`s2s`) or TLS from the first
+ * byte (`s2s-tls`, ALPN xmpp-server); either way the peer's certificate is requested (never
+ * required: dialback peers may have none) and verified against `env.ca`, and ours is chosen by SNI
+ * among `tls.certificates`. Connections are capped per address (`s2s.maxConnectionsPerIp`) and
+ * in total (`s2s.maxInbound`).
+ */
+function s2sServer(
+  core: ServerCore,
+  type: 's2s' | 's2s-tls',
+  tlsFiles: { cert: Buffer; key: Buffer },
+  env: S2SListenerEnv | undefined,
+): NetServer {
+  if (!env) throw new Error('s2s listeners need the server-to-server environment');
+  const certificates = core.s2sCertificates;
+  const tlsOptions: TlsOptions = {
+    ...tlsFiles,
+    ca: env.ca,
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+    ciphers: TLS12_CIPHERS,
+    ALPNProtocols: ['xmpp-server'],
+    handshakeTimeout: core.config.limits.handshakeTimeoutMs,
+    ...(certificates ? { SNICallback: certificates.sni } : {}),
+  };
+  const s2s = core.config.s2s;
+  /** Counts the socket; false (and the socket is closed) when a cap is reached. */
+  const admitted = (socket: import('node:net').Socket): boolean => {
+    const ip = socket.remoteAddress ?? '';
+    const n = env.perIp.get(ip) ?? 0;
+    if (core.stopping || !s2s.enabled || n >= s2s.maxConnectionsPerIp || env.total >= s2s.maxInbound) {
+      core.log.info({ ip, perIp: n, total: env.total }, 'inbound federation connection refused (s2s caps)');
+      socket.destroy();
+      return false;
+    }
+    env.perIp.set(ip, n + 1);
+    env.total++;
+    socket.once('close', () => {
+      env.total--;
+      const left = (env.perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) env.perIp.delete(ip);
+      else env.perIp.set(ip, left);
+    });
+    return true;
+  };
+  if (type === 's2s-tls') {
+    const server = createTlsServer(tlsOptions, (socket) => {
+      new S2SInStream(new SocketTransport(socket, 'tls', undefined), core, { rates: env.rates });
+    });
+    server.prependListener('connection', (socket: import('node:net').Socket) => void admitted(socket));
+    return server;
+  }
+  const upgrader = new TlsUpgrader(createTlsServer(tlsOptions));
+  return createNetServer((socket) => {
+    if (!admitted(socket)) return;
+    new S2SInStream(new SocketTransport(socket, 'tcp', undefined, undefined, undefined, upgrader), core, {
+      rates: env.rates,
+    });
+  });
+}
+
 function accept(core: ServerCore, transport: Transport): void {
   const stream = new C2SStream(transport, core);
   core.streams.add(stream);
@@ -40,6 +117,7 @@ export async function startListener(
   context: SecureContext,
   tlsFiles: { cert: Buffer; key: Buffer },
   admit: Admission,
+  s2s?: S2SListenerEnv,
 ): Promise<RunningListener> {
   if (config.type === 'admin') return startAdminListener(core, config);
   // Client addresses: from trusted proxies' headers (http) or PROXY headers (proxyProtocol).
@@ -107,6 +185,8 @@ export async function startListener(
         accept(core, new SocketTransport(socket, 'tls', context, proxied.of(socket)));
       },
     );
+  } else if (config.type === 's2s' || config.type === 's2s-tls') {
+    server = s2sServer(core, config.type, tlsFiles, s2s);
   } else if (config.type === 'component') {
     // XEP-0114: plain TCP (loopback by default); the shared secret authenticates the component.
     server = createNetServer((socket) => {

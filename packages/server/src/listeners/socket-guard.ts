@@ -165,7 +165,7 @@ function createGuard(core: ServerCore): SocketGuard {
     attach(server, type, acceptor) {
       // First of all 'connection' listeners, so a refused socket costs no TLS or HTTP work.
       server.prependListener('connection', (socket: Socket) => {
-        admit(socket, type !== 'c2s' && type !== 'component');
+        admit(socket, type !== 'c2s' && type !== 'component' && type !== 's2s');
         if (type === 'http' && !socket.destroyed) {
           // Until a request or upgrade head has arrived complete; after that, ws and http time it.
           const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
@@ -185,7 +185,7 @@ function createGuard(core: ServerCore): SocketGuard {
         http.prependListener('request', headArrived);
         http.prependListener('upgrade', headArrived);
       }
-      if (type === 'c2s-tls') {
+      if (type === 'c2s-tls' || type === 's2s-tls') {
         // A handshake that fails or times out (`handshakeTimeout`) must free its socket.
         server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
         server.on('secureConnection', (socket: TLSSocket) => pending.delete(peer(socket)));

@@ -1,4 +1,4 @@
-import { TLSSocket, connect as tlsConnect, type SecureContext } from 'node:tls';
+import { TLSSocket, connect as tlsConnect, type SecureContext, type Server as TlsServer } from 'node:tls';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type { Transport } from '../core/transport.js';
@@ -23,6 +23,8 @@ export class SocketTransport implements Transport {
     remoteAddress?: string,
     /** Outbound connections (connectTcp) upgrade as the TLS client, to this server name. */
     private readonly outbound?: { servername: string },
+    /** Inbound server-to-server: STARTTLS hands the socket to this upgrader (client certificates). */
+    private readonly upgrader?: TlsUpgrader,
   ) {
     this.socket = socket;
     this.remoteAddress = remoteAddress ?? socket.remoteAddress ?? '';
@@ -53,7 +55,9 @@ export class SocketTransport implements Transport {
 
   get canStartTls(): boolean {
     return (
-      this.kind === 'tcp' && !this.upgraded && (this.context !== undefined || this.outbound !== undefined)
+      this.kind === 'tcp' &&
+      !this.upgraded &&
+      (this.context !== undefined || this.outbound !== undefined || this.upgrader !== undefined)
     );
   }
 
@@ -84,6 +88,20 @@ export class SocketTransport implements Transport {
   startTls(proceed: string): Promise<void> {
     if (this.outbound) return this.startTlsClient(this.outbound.servername);
     const raw = this.socket;
+    const upgrader = this.upgrader;
+    if (upgrader) {
+      return new Promise((resolve, reject) => {
+        raw.pause();
+        raw.write(proceed, () => {
+          upgrader.upgrade(this.detach(raw)).then((tls) => {
+            this.socket = tls;
+            this.upgraded = true;
+            this.attach(tls);
+            resolve();
+          }, reject);
+        });
+      });
+    }
     return new Promise((resolve, reject) => {
       raw.pause();
       raw.write(proceed, () => {
@@ -237,4 +255,48 @@ export function dialServer(opts: {
       reject(err);
     });
   });
+}
+
+/**
+ * Server-side STARTTLS through a `tls.Server` that never listens: the plain socket is handed to it
+ * as a new connection (Node's documented way to inject one), so that Node requests and verifies
+ * the peer's client certificate (`authorized`, `authorizationError`) and picks our certificate by
+ * SNI exactly as on a direct-TLS listener. Server-to-server needs both (XEP-0178).
+ */
+export class TlsUpgrader {
+  private readonly waiting = new Map<
+    string,
+    { resolve: (s: TLSSocket) => void; reject: (e: Error) => void }
+  >();
+
+  constructor(private readonly server: TlsServer) {
+    server.on('secureConnection', (tls: TLSSocket) => {
+      const key = `${tls.remoteAddress}|${tls.remotePort}`;
+      const w = this.waiting.get(key);
+      this.waiting.delete(key);
+      if (w) w.resolve(tls);
+      else tls.destroy();
+    });
+    server.on('tlsClientError', (err: Error, tls: TLSSocket) => {
+      const key = `${tls.remoteAddress}|${tls.remotePort}`;
+      const w = this.waiting.get(key);
+      this.waiting.delete(key);
+      tls.destroy();
+      w?.reject(err);
+    });
+  }
+
+  upgrade(raw: Socket): Promise<TLSSocket> {
+    const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(key, { resolve, reject });
+      raw.once('close', () => {
+        if (this.waiting.get(key)?.reject === reject) {
+          this.waiting.delete(key);
+          reject(new Error('the connection closed during the TLS handshake'));
+        }
+      });
+      this.server.emit('connection', raw);
+    });
+  }
 }

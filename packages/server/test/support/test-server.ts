@@ -29,7 +29,13 @@ export interface TestServer extends NatterServer {
  */
 export async function startTestServer(
   config: Partial<ConfigInput> = {},
-  opts: { dataDir?: string; modules?: ModuleDefinition[]; logger?: Logger } = {},
+  opts: {
+    dataDir?: string;
+    modules?: ModuleDefinition[];
+    logger?: Logger;
+    /** Federation on, with `s2s` and `s2s-tls` listeners: `server.port('s2s')`. */
+    s2s?: boolean;
+  } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'natter-test-'));
   let storage: ConfigInput['storage'];
@@ -54,10 +60,16 @@ export async function startTestServer(
         { type: 'admin', port: 0, host: '127.0.0.1' },
         // With `components` configured, an XEP-0114 listener too: `server.port('component')`.
         ...(config.components ? [{ type: 'component' as const, port: 0, host: '127.0.0.1' }] : []),
+        ...(opts.s2s
+          ? [
+              { type: 's2s' as const, port: 0, host: '127.0.0.1' },
+              { type: 's2s-tls' as const, port: 0, host: '127.0.0.1' },
+            ]
+          : []),
       ],
       log: { level: (process.env.NATTER_TEST_LOG as 'info' | undefined) ?? 'silent' },
       // Federation is off unless a test turns it on: no test reaches out to a real domain's DNS.
-      s2s: { enabled: false },
+      s2s: { enabled: opts.s2s === true },
       ...config,
     },
     { modules: opts.modules, logger: opts.logger },

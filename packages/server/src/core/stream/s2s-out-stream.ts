@@ -61,6 +61,8 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
   /** The peer's header declared the dialback namespace (older servers announce it that way only). */
   private dialbackInHeader = false;
   private saslPending = false;
+  /** SASL EXTERNAL succeeded; authorised once the restarted stream's features arrive. */
+  private saslSucceeded = false;
   private tlsStarting = false;
   /** The peer's certificate authenticates its domain (RFC 6125), checked once TLS is up. */
   private certificateVerdict: { ok: boolean; reason?: string } = { ok: false, reason: 'no TLS' };
@@ -173,9 +175,14 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
       );
       return;
     }
-    if (this.authenticated) {
-      // After SASL's restart: the stream is authenticated.
-      this.usableNow();
+    if (this.saslSucceeded) {
+      // After SASL's restart: the stream is authenticated for our domain.
+      if (!this.authorizedDomains.has(this.opts.local)) {
+        this.authorizedDomains.add(this.opts.local);
+        this.established();
+        this.usableNow();
+        this.events.authorized(this, this.opts.local);
+      }
       return;
     }
     if (this.secure) {
@@ -285,10 +292,9 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
     }
     this.saslPending = false;
     if (el.name === 'success') {
+      // RFC 6120 §6.4.6: a new stream; stanzas wait for its features (see `features`).
       this.auth = 'external';
-      this.authorizedDomains.add(this.opts.local);
-      this.established();
-      this.events.authorized(this, this.opts.local);
+      this.saslSucceeded = true;
       this.newParser();
       this.sendHeader(this.opts.local, this.opts.remote);
       return;

@@ -5,7 +5,7 @@ import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../../util/token-bucket.js';
 
 const PW = 'secret-password';
 

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { defineModule, type StreamLimiter, type StreamView } from '../../core/module-api.js';
-import { TokenBucket } from './token-bucket.js';
+import { TokenBucket } from '../../util/token-bucket.js';
 import { ipKey } from '../../util/ip-key.js';
 
 const rate = z
