@@ -14,6 +14,7 @@ import {
   hostedAccount,
   removeUser,
 } from './admin/user-commands.js';
+import type { S2SReport, S2SStreamReport } from './listeners/admin-listener.js';
 import { join, resolve } from 'node:path';
 
 const USAGE = `natter ${NATTER_VERSION} — XMPP server
@@ -25,6 +26,9 @@ Usage:
                                                live and hibernated sessions of the running server (asks
                                                GET /admin/sessions on the admin listener, default 127.0.0.1:5281;
                                                token from --token, NATTER_ADMIN_TOKEN or the listener's config)
+  natter s2s [--url URL] [--token T] [--json]  server-to-server streams of the running server (federation:
+                                               direction, remote and local domains, authentication, TLS,
+                                               address, state, stanzas in/out; asks GET /admin/s2s)
   natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
   natter user passwd USER@HOST [--password P] [--url URL] [--token T]
                                                change a password; the running server ends its sessions
@@ -74,6 +78,33 @@ function splitAccount(arg: string | undefined, config: Config): { user: string; 
   return { user: arg.slice(0, at), host: arg.slice(at + 1) };
 }
 
+/** GETs an admin endpoint of the running server (the admin listener, or --url) and parses its JSON. */
+async function adminGet(
+  config: Config,
+  url: string | undefined,
+  tokenArg: string | undefined,
+  path: string,
+): Promise<unknown> {
+  const base = adminBaseUrl(config, url);
+  if (!base) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
+  const token = adminToken(config, tokenArg);
+  const res = await fetch(`${base.replace(/\/$/, '')}${path}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  }).catch((err: unknown) => {
+    throw new Error(`cannot reach the server at ${base}: ${(err as Error).message}`);
+  });
+  if (!res.ok) {
+    const why = await res
+      .json()
+      .then((b: unknown) => (b as { error?: unknown }).error)
+      .catch(() => undefined);
+    throw new Error(
+      `the server answered ${res.status} ${res.statusText}${typeof why === 'string' ? `: ${why}` : ''}`,
+    );
+  }
+  return res.json();
+}
+
 /** `natter sessions`: asks the running server's admin listener. */
 async function sessionsCommand(
   config: Config,
@@ -82,16 +113,7 @@ async function sessionsCommand(
   json: boolean,
   tokenArg: string | undefined,
 ): Promise<number> {
-  const base = adminBaseUrl(config, url);
-  if (!base) throw new Error('no admin listener configured: pass --url http://HOST:PORT');
-  const token = adminToken(config, tokenArg);
-  const res = await fetch(`${base.replace(/\/$/, '')}/admin/sessions${list ? '?list=1' : ''}`, {
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-  }).catch((err: unknown) => {
-    throw new Error(`cannot reach the server at ${base}: ${(err as Error).message}`);
-  });
-  if (!res.ok) throw new Error(`the server answered ${res.status} ${res.statusText}`);
-  const report = (await res.json()) as {
+  const report = (await adminGet(config, url, tokenArg, `/admin/sessions${list ? '?list=1' : ''}`)) as {
     total: number;
     live: number;
     hibernated: number;
@@ -107,6 +129,52 @@ async function sessionsCommand(
   console.log(`streams: ${report.streams} (unauthenticated ${report.unauthenticated})`);
   for (const s of report.sessions ?? [])
     console.log(`${s.jid}\t${s.state}\t${s.transport}\t${s.ip}\t${s.since}`);
+  return 0;
+}
+
+/** The `natter s2s` table: one row a stream, columns padded; IN and OUT right-aligned. */
+function s2sTable(streams: readonly S2SStreamReport[]): string {
+  const head = ['DIRECTION', 'REMOTE', 'LOCAL', 'AUTH', 'TLS', 'ADDRESS', 'STATE', 'IN', 'OUT', 'SINCE'];
+  const right = new Set([7, 8]);
+  const rows = streams.map((s) => [
+    s.direction,
+    s.remoteDomains.join(',') || '-',
+    s.localDomains.join(',') || '-',
+    s.auth,
+    s.tls ? (s.tlsVersion ?? 'yes') : 'no',
+    s.address || '-',
+    s.state,
+    String(s.stanzasIn),
+    String(s.stanzasOut),
+    s.since,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) =>
+          right.has(i) ? c.padStart(widths[i]!) : i === r.length - 1 ? c : c.padEnd(widths[i]!),
+        )
+        .join('  '),
+    )
+    .join('\n');
+}
+
+/** `natter s2s`: the running server's server-to-server streams, from its admin listener. */
+async function s2sCommand(
+  config: Config,
+  url: string | undefined,
+  json: boolean,
+  tokenArg: string | undefined,
+): Promise<number> {
+  const report = (await adminGet(config, url, tokenArg, '/admin/s2s')) as S2SReport;
+  if (json) {
+    console.log(JSON.stringify(report, null, 2));
+    return 0;
+  }
+  if (!report.enabled) console.log('federation is off');
+  else if (report.streams.length === 0) console.log('no server-to-server streams');
+  if (report.streams.length > 0) console.log(s2sTable(report.streams));
   return 0;
 }
 
@@ -147,6 +215,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'sessions')
     return sessionsCommand(config, values.url, values.list === true, values.json === true, values.token);
+  if (command === 's2s') return s2sCommand(config, values.url, values.json === true, values.token);
   if (command === 'serve') {
     const shutdownTimeoutMs = Number(values['shutdown-timeout'] ?? '10000');
     if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0)

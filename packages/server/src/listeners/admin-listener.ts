@@ -3,6 +3,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
+import type { S2SStreamInfo } from '../core/s2s/federation.js';
 import type { RunningListener } from './listeners.js';
 import { isLoopbackHost } from './loopback.js';
 import { AdminActionError, accountRoutes } from '../admin/actions.js';
@@ -61,6 +62,50 @@ export function sessionsReport(core: ServerCore, list: boolean): unknown {
   };
 }
 
+/** A server-to-server stream as `GET /admin/s2s` lists it: `since` as an ISO 8601 string. */
+export type S2SStreamReport = Omit<S2SStreamInfo, 'since'> & { since: string };
+
+/** What `GET /admin/s2s` answers. */
+export interface S2SReport {
+  /** `s2s.enabled`: with federation off there are no streams. */
+  enabled: boolean;
+  /** Inbound streams first, then outbound, each sorted by remote domain. */
+  streams: S2SStreamReport[];
+}
+
+function s2sStream(i: S2SStreamInfo): S2SStreamReport {
+  return {
+    id: i.id,
+    direction: i.direction,
+    localDomains: [...i.localDomains],
+    remoteDomains: [...i.remoteDomains],
+    auth: i.auth,
+    tls: i.tls,
+    ...(i.tlsVersion ? { tlsVersion: i.tlsVersion } : {}),
+    address: i.address,
+    since: new Date(i.since).toISOString(),
+    stanzasIn: i.stanzasIn,
+    stanzasOut: i.stanzasOut,
+    state: i.state,
+  };
+}
+
+/** Sorted by remote domain (a stream not yet authenticated has none: first), then age, then id. */
+function byRemote(a: S2SStreamInfo, b: S2SStreamInfo): number {
+  const ka = [...a.remoteDomains].sort().join(',');
+  const kb = [...b.remoteDomains].sort().join(',');
+  if (ka !== kb) return ka < kb ? -1 : 1;
+  if (a.since !== b.since) return a.since - b.since;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/** What `GET /admin/s2s` answers: federation on or off and the live server-to-server streams. */
+export function s2sReport(core: ServerCore): S2SReport {
+  const inbound = [...core.s2sInbound].map((h) => h.info()).sort(byRemote);
+  const outbound = (core.federation?.list() ?? []).slice().sort(byRemote);
+  return { enabled: core.config.s2s.enabled, streams: [...inbound, ...outbound].map(s2sStream) };
+}
+
 /** The admin API. New endpoints are one entry here. */
 export const ADMIN_ROUTES: AdminRoute[] = [
   {
@@ -68,6 +113,7 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     path: '/admin/sessions',
     handle: ({ core, query }) => sessionsReport(core, query.get('list') === '1'),
   },
+  { method: 'GET', path: '/admin/s2s', handle: ({ core }) => s2sReport(core) },
   ...accountRoutes,
 ];
 

@@ -92,6 +92,27 @@ describe('federation between two Natter servers, dialback (self-signed certifica
     await alice.close();
   });
 
+  test('XEP-0368: a route to a direct-TLS port is used with TLS from the first byte', async () => {
+    const c = await startTestServer({ hosts: ['c.test'] }, { s2s: true });
+    try {
+      a.core.config.s2s.routes['c.test'] = `tls://127.0.0.1:${c.port('s2s-tls')}`;
+      c.core.config.s2s.routes['a.test'] = `127.0.0.1:${a.port('s2s')}`;
+      await c.addUser('carol', PW);
+      const alice = await TestClient.login(a, 'alice', PW);
+      const carol = await TestClient.login(c, 'carol', PW, { presence: true });
+      alice.send(chat('carol@c.test', 'direct'));
+      const got = await carol.receive((e) => e.name === 'message', 10_000);
+      assert.equal(got.getChildText('body'), 'direct');
+      const out = a.core.federation!.list().find((s) => s.remoteDomains.includes('c.test'));
+      assert.ok(out?.address.startsWith('tls://'));
+      assert.equal(out?.tls, true);
+      await alice.close();
+      await carol.close();
+    } finally {
+      await c.destroy();
+    }
+  });
+
   test('a peer claiming a.test with a forged dialback key is refused and cut off', async () => {
     const peer = await RawS2SPeer.connect(b.port('s2s'));
     await peer.open('a.test', 'b.test');
@@ -133,6 +154,48 @@ describe('federation between two Natter servers, dialback (self-signed certifica
     await peer.open('a.test', 'c.test');
     assert.equal(await peer.streamError(), 'host-unknown');
     await peer.waitClosed();
+  });
+});
+
+describe('federation with two local domains (XEP-0220 piggybacking)', () => {
+  let a: TestServer;
+  let b: TestServer;
+  before(async () => {
+    ({ a, b } = await pair({ hosts: ['a.test', 'a2.test'] }, { hosts: ['b.test'] }));
+    b.core.config.s2s.routes['a2.test'] = `127.0.0.1:${a.port('s2s')}`;
+    await a.addUser('zoe', PW, 'a2.test');
+  });
+  after(async () => {
+    await a?.destroy();
+    await b?.destroy();
+  });
+
+  test('both local domains share one stream to b.test, each authenticated by dialback', async () => {
+    const alice = await TestClient.login(a, 'alice', PW);
+    const zoe = await TestClient.login({ port: (k) => a.port(k), domain: 'a2.test' }, 'zoe', PW);
+    const bob = await TestClient.login(b, 'bob', PW, { presence: true });
+    alice.send(chat('bob@b.test', 'from a.test'));
+    await bob.receive((e) => e.name === 'message' && e.getChildText('body') === 'from a.test', 10_000);
+    zoe.send(chat('bob@b.test', 'from a2.test'));
+    const got = await bob.receive(
+      (e) => e.name === 'message' && e.getChildText('body') === 'from a2.test',
+      10_000,
+    );
+    assert.equal(got.attrs.from?.split('/')[0], 'zoe@a2.test');
+    const out = a.core.federation!.list();
+    assert.equal(out.length, 1, 'one stream carries both domains');
+    assert.deepEqual([...out[0]!.localDomains].sort(), ['a.test', 'a2.test']);
+    const inbound = [...b.core.s2sInbound].map((s) => s.info()).filter((i) => i.state === 'authenticated');
+    assert.equal(inbound.length, 1);
+    assert.deepEqual([...inbound[0]!.remoteDomains].sort(), ['a.test', 'a2.test']);
+    // And the way back to a2.test works (its own outbound stream from b.test).
+    bob.send(chat('zoe@a2.test', 'hi zoe'));
+    zoe.send(xml('presence'));
+    const back = await zoe.receive((e) => e.name === 'message', 10_000);
+    assert.equal(back.getChildText('body'), 'hi zoe');
+    await alice.close();
+    await zoe.close();
+    await bob.close();
   });
 });
 
