@@ -34,10 +34,14 @@ export class SocketTransport implements Transport {
     this.attach(socket);
   }
 
+  private readonly onSocketData = (chunk: Buffer) => this.dataCb(chunk);
+  private readonly onSocketClose = (hadError: boolean) => this.closeCb(hadError);
+  private readonly onSocketDrain = () => this.drainCb();
+
   private attach(socket: Socket): void {
-    socket.on('data', (chunk: Buffer) => this.dataCb(chunk));
-    socket.on('close', (hadError: boolean) => this.closeCb(hadError));
-    socket.on('drain', () => this.drainCb());
+    socket.on('data', this.onSocketData);
+    socket.on('close', this.onSocketClose);
+    socket.on('drain', this.onSocketDrain);
     socket.on('error', () => {
       /* 'close' follows */
     });
@@ -124,11 +128,14 @@ export class SocketTransport implements Transport {
     return this.upgradeTo(tls, 'secureConnect');
   }
 
-  /** Takes the stream's listeners off the plain socket before TLS wraps it. */
+  /**
+   * Takes the stream's own listeners off the plain socket before TLS wraps it. Only ours: others'
+   * (the socket guard's and the listeners' connection counts) must still hear the socket close.
+   */
   private detach(raw: Socket): Socket {
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('drain');
+    raw.off('data', this.onSocketData);
+    raw.off('close', this.onSocketClose);
+    raw.off('drain', this.onSocketDrain);
     return raw;
   }
 

@@ -59,6 +59,20 @@ describe('socket guard: raw sockets per address, handshake and request-head time
     }
   });
 
+  test('a connection upgraded with STARTTLS stops counting once closed (it used to hold its slot forever)', async () => {
+    const server = await startTestServer({ limits: { maxSocketsPerIp: 3 } });
+    try {
+      await server.addUser('romeo', PW);
+      for (let i = 0; i < 6; i++) {
+        const c = await TestClient.login(server, 'romeo', PW, { transport: 'starttls', localAddress: '127.0.0.4' });
+        await c.close();
+        await until(() => socketGuard(server.core).count('127.0.0.4') === 0, `login ${i + 1} uncounted`);
+      }
+    } finally {
+      await server.destroy();
+    }
+  });
+
   test('an HTTP connection that never completes its request head (or upgrade) is closed', async () => {
     const server = await startTestServer({ limits: { handshakeTimeoutMs: 300 } });
     try {

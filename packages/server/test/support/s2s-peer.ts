@@ -67,7 +67,10 @@ export class RawS2SPeer {
   /** Sends a stream header and waits for the server's. */
   async open(from: string, to: string): Promise<Record<string, string>> {
     this.header = undefined;
-    const got = new Promise<void>((r) => this.headerWaiters.push(r));
+    const got = new Promise<void>((resolve, reject) => {
+      this.headerWaiters.push(resolve);
+      this.closeWaiters.push(() => reject(new Error('the server closed the connection before its header')));
+    });
     this.write(
       `<?xml version='1.0'?><stream:stream xmlns='${NS.server}' xmlns:stream='${NS.stream}' ` +
         `xmlns:db='${NS.dialback}' from='${from}' to='${to}' version='1.0'>`,
