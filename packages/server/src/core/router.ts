@@ -161,7 +161,9 @@ export class Router {
       this.federation.send(ev);
       return;
     }
-    // Federation is off: every remote domain is unreachable.
+    // Federation is off: every remote domain is unreachable. Presence is state, not worth an error
+    // (RFC 6121 §4.6: availability to an unreachable server is dropped), except a subscription request.
+    if (ev.stanza.name === 'presence' && ev.stanza.attrs.type !== 'subscribe') return;
     this.bounce(ev, 'remote-server-not-found');
   }
 

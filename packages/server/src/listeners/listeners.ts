@@ -10,6 +10,7 @@ import { SocketTransport, TlsUpgrader } from './socket-transport.js';
 import { RemoteRates, S2SInStream } from '../core/stream/s2s-in-stream.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import { socketGuard } from './socket-guard.js';
+import { ipKey } from '../util/ip-key.js';
 import { TLS12_CIPHERS } from '../tls.js';
 import type { Transport } from '../core/transport.js';
 import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
@@ -73,7 +74,8 @@ function s2sServer(
   const s2s = core.config.s2s;
   /** Counts the socket; false (and the socket is closed) when a cap is reached. */
   const admitted = (socket: import('node:net').Socket): boolean => {
-    const ip = socket.remoteAddress ?? '';
+    // Counted like the socket guard counts: IPv6 addresses grouped by limits.ipv6Prefix.
+    const ip = ipKey(socket.remoteAddress ?? '', core.config.limits.ipv6Prefix);
     const n = env.perIp.get(ip) ?? 0;
     if (core.stopping || !s2s.enabled || n >= s2s.maxConnectionsPerIp || env.total >= s2s.maxInbound) {
       core.log.info({ ip, perIp: n, total: env.total }, 'inbound federation connection refused (s2s caps)');

@@ -128,7 +128,9 @@ export class OutboundPool implements Federation {
 
   /** Gets `local` authorised towards `remote`: piggybacked on a live stream, or a new connection. */
   private ensureAuthorized(remote: RemoteDomain, local: string): void {
-    if (remote.connecting.has(local)) return;
+    // One connection attempt per remote domain at a time: other local domains wait for it, then
+    // piggyback on its stream (or share its failure).
+    if (remote.connecting.size > 0) return;
     for (const s of remote.streams) if (s.pendingDomains.has(local)) return;
     const carrier = [...remote.streams].find(
       (s) => s.isUsable && s.authenticated && !this.refusedOn(s, local) && s.state !== 'closing',
@@ -156,6 +158,7 @@ export class OutboundPool implements Federation {
   private async connect(remote: RemoteDomain, local: string): Promise<void> {
     remote.connecting.add(local);
     const deadline = Date.now() + this.s2s.connectTimeoutMs;
+    let succeeded = false;
     let failure: { condition: StanzaErrorCondition; text: string } = {
       condition: 'remote-server-timeout',
       text: `could not reach ${remote.domain}`,
@@ -179,7 +182,10 @@ export class OutboundPool implements Federation {
         for (const candidate of resolution.candidates) {
           if (this.stopped || Date.now() >= deadline) break;
           const outcome = await this.attempt(remote, local, candidate, deadline);
-          if (outcome === 'ok') return;
+          if (outcome === 'ok') {
+            succeeded = true;
+            break;
+          }
           if (outcome.notFound) notFound++;
           failure = { condition: 'remote-server-timeout', text: outcome.text };
         }
@@ -191,8 +197,18 @@ export class OutboundPool implements Federation {
     } finally {
       remote.connecting.delete(local);
     }
+    if (succeeded) {
+      // Local domains that waited for this attempt now ride on its stream (piggybacking).
+      for (const other of [...remote.queues.keys()]) this.ensureAuthorized(remote, other);
+      return;
+    }
     this.log.info({ remote: remote.domain, local, reason: failure.text }, 'federation attempt failed');
     this.flushFailed(remote, local, failure);
+    // Local domains that waited for this attempt fail with it, unless a stream is on its way for them.
+    if (!this.stopped)
+      for (const other of [...remote.queues.keys()])
+        if (![...remote.streams].some((s) => s.pendingDomains.has(other) || s.authorizedDomains.has(other)))
+          this.flushFailed(remote, other, failure);
     this.failVerifies(remote, new Error(failure.text));
   }
 

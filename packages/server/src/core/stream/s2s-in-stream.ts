@@ -424,11 +424,14 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
       this.writeElement(dialbackIn.verifyError(to, from, id, 'item-not-found'));
       return;
     }
+    if (!federationAllowed(this.s2s, from)) {
+      this.writeElement(dialbackIn.verifyError(to, from, id, 'forbidden'));
+      return;
+    }
     const valid = key !== '' && dialbackKeyValid(this.server.s2sSecret, from, to, id, key);
     this.writeElement(dialbackIn.verify(to, from, id, valid ? 'valid' : 'invalid'));
-    // A stream used only for verification is not held to the authentication deadline; the idle
-    // timeout closes it.
-    this.established();
+    // A stream that only verifies stays held to the authentication deadline (limits.authTimeoutMs):
+    // answering verifications does not let an unauthenticated peer keep a connection open.
   }
 
   private authenticate(remote: string, local: string, how: string): void {

@@ -336,8 +336,8 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
         : ' (invalid key)');
     this.server.log.info({ remote: this.opts.remote, local: to, type }, text);
     this.events.refused(this, to, new StanzaError('remote-server-timeout', { text }));
-    // XEP-0220 §2.4: an invalid key ends the stream (type='error' leaves it open for other domains).
-    if (type !== 'error' && this.authorizedDomains.size === 0) this.close();
+    // XEP-0220 §2.4: a stream that carries nothing (no domain authorised, none pending) ends.
+    if (this.authorizedDomains.size === 0 && this.pendingDomains.size === 0) this.close();
   }
 
   /** Ends the attempt with a stream error; the pool hears why. */
