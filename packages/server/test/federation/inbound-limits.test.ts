@@ -19,7 +19,10 @@ describe('inbound federation limits', () => {
   let a: TestServer;
   let b: TestServer;
   before(async () => {
-    a = await startTestServer({ hosts: ['a.test'], s2s: { enabled: true, dialbackSecret: SECRET } }, { s2s: true });
+    a = await startTestServer(
+      { hosts: ['a.test'], s2s: { enabled: true, dialbackSecret: SECRET } },
+      { s2s: true },
+    );
     b = await startTestServer(
       { hosts: ['b.test'], s2s: { enabled: true, stanzasPerSecond: 2, maxConnectionsPerIp: 4 } },
       { s2s: true },
@@ -48,10 +51,14 @@ describe('inbound federation limits', () => {
   test('an authenticated peer may send from its own domain only (invalid-from)', async () => {
     const bob = await TestClient.login(b, 'bob', PW, { presence: true });
     const peer = await authenticatedPeer();
-    peer.send(xml('message', { from: 'eve@a.test/x', to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'ok')));
+    peer.send(
+      xml('message', { from: 'eve@a.test/x', to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'ok')),
+    );
     const got = await bob.receive((e) => e.name === 'message', 5000);
     assert.equal(got.attrs.from, 'eve@a.test/x');
-    peer.send(xml('message', { from: 'eve@c.test', to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'spoof')));
+    peer.send(
+      xml('message', { from: 'eve@c.test', to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'spoof')),
+    );
     assert.equal(await peer.streamError(), 'invalid-from');
     await peer.waitClosed();
     await bob.nothing((e) => e.name === 'message' && e.getChildText('body') === 'spoof', 300);

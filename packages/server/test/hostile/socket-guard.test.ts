@@ -64,7 +64,10 @@ describe('socket guard: raw sockets per address, handshake and request-head time
     try {
       await server.addUser('romeo', PW);
       for (let i = 0; i < 6; i++) {
-        const c = await TestClient.login(server, 'romeo', PW, { transport: 'starttls', localAddress: '127.0.0.4' });
+        const c = await TestClient.login(server, 'romeo', PW, {
+          transport: 'starttls',
+          localAddress: '127.0.0.4',
+        });
         await c.close();
         await until(() => socketGuard(server.core).count('127.0.0.4') === 0, `login ${i + 1} uncounted`);
       }
