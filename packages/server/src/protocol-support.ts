@@ -16,6 +16,36 @@ const CORE: [string, string, string][] = [
   ['RFC 7622', 'Addresses (JIDs), PRECIS profiles', 'packages/jid'],
   ['XEP-0368', 'Direct TLS (c2s-tls listener)', 'packages/server/src/listeners'],
   [
+    'RFC 6120',
+    'Server-to-server streams (federation): STARTTLS, SASL EXTERNAL or dialback, stanza addressing checks; one outbound stream per remote domain, SRV resolution (docs/federation.md)',
+    'packages/server/src/core/s2s',
+  ],
+  [
+    'XEP-0220',
+    'Server Dialback: originating, receiving and authoritative roles, piggybacking, dialback stream feature and errors',
+    'packages/server/src/core/stream/steps',
+  ],
+  [
+    'XEP-0178',
+    'SASL EXTERNAL for server-to-server, with the peer certificate checked for its domain (RFC 6125)',
+    'packages/server/src/core/stream/s2s-in-stream.ts',
+  ],
+  [
+    'XEP-0185',
+    'Dialback key generation and validation (HMAC-SHA256, s2s.dialbackSecret)',
+    'packages/server/src/core/s2s/dialback-key.ts',
+  ],
+  [
+    'XEP-0344',
+    'Impact of TLS and DNSSEC on dialback: a certificate that authenticates the domain accepts a dialback request without the callback (no DNSSEC)',
+    'packages/server/src/core/stream/s2s-in-stream.ts',
+  ],
+  [
+    'XEP-0368',
+    'Direct TLS for server-to-server: s2s-tls listener, _xmpps-server SRV records and tls:// routes',
+    'packages/server/src/core/s2s/resolve.ts',
+  ],
+  [
     'XEP-0114',
     'Jabber Component Protocol, accept side: component listener, handshake, routing of the component domain',
     'packages/server/src/core/stream/xep-0114-component-stream.ts',
