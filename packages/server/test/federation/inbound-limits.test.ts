@@ -80,6 +80,17 @@ describe('inbound federation limits', () => {
     await bob.close();
   });
 
+  test('malformed XML from a peer ends its stream with a stream error; local users are unaffected', async () => {
+    const bob = await TestClient.login(b, 'bob', PW, { presence: true });
+    const peer = await authenticatedPeer();
+    peer.write(`<message from='eve@a.test' to='bob@b.test'><body>half</message>`);
+    assert.equal(await peer.streamError(), 'not-well-formed');
+    await peer.waitClosed();
+    const r = await bob.iq(xml('iq', { type: 'get', to: 'b.test' }, xml('ping', { xmlns: NS.ping })));
+    assert.equal(r.attrs.type, 'result');
+    await bob.close();
+  });
+
   test('inbound connections per address are capped (s2s.maxConnectionsPerIp)', async () => {
     const peers: RawS2SPeer[] = [];
     for (let i = 0; i < 4; i++) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -250,6 +251,8 @@ describe('federation between two Natter servers, SASL EXTERNAL (CA-signed certif
 describe('federation failures come back to the sender', () => {
   let a: TestServer;
   let dns: DnsServer;
+  let silent: Server;
+  const silentSockets = new Set<Socket>();
   before(async () => {
     dns = await DnsServer.start();
     // nowhere.test says it offers no XMPP service (SRV target "."); down.test is routed to a closed port.
@@ -259,11 +262,20 @@ describe('federation failures come back to the sender', () => {
       { s2s: true },
     );
     a.core.config.s2s.routes['down.test'] = '127.0.0.1:1';
+    // silent.test accepts connections and never says a word.
+    silent = createServer((socket) => {
+      silentSockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    a.core.config.s2s.routes['silent.test'] = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
     await a.addUser('alice', PW);
   });
   after(async () => {
     await a?.destroy();
     await dns?.close();
+    for (const sock of silentSockets) sock.destroy();
+    silent?.close();
   });
 
   test('a domain that offers no XMPP service: remote-server-not-found', async () => {
@@ -285,6 +297,20 @@ describe('federation failures come back to the sender', () => {
     assert.equal(r.attrs.type, 'error');
     assert.ok(r.getChild('error')?.getChild('remote-server-timeout', NS.stanzas));
     assert.ok(Date.now() - started < 9000);
+    await alice.close();
+  });
+
+  test('a server that accepts the connection and never answers: remote-server-timeout, in bounded time', async () => {
+    const alice = await TestClient.login(a, 'alice', PW);
+    const started = Date.now();
+    alice.send(xml('message', { to: 'x@silent.test', id: 's1' }, xml('body', {}, 'anyone?')));
+    const err = await alice.receive((e) => e.name === 'message' && e.attrs.type === 'error', 10_000);
+    assert.equal(err.attrs.id, 's1');
+    assert.ok(err.getChild('error')?.getChild('remote-server-timeout', NS.stanzas));
+    assert.ok(Date.now() - started >= 2500, 'not before the connect timeout (3 s)');
+    // Local traffic was never held up meanwhile.
+    const r = await alice.iq(xml('iq', { type: 'get', to: 'a.test' }, xml('ping', { xmlns: NS.ping })));
+    assert.equal(r.attrs.type, 'result');
     await alice.close();
   });
 

@@ -104,6 +104,21 @@ describe('instant messaging across two Natter servers', () => {
     await bob2.close();
   });
 
+  test('XEP-0030: disco#info of the other server is answered across', async () => {
+    const alice = await TestClient.login(a, 'alice', PW);
+    const r = await alice.iq(
+      xml('iq', { type: 'get', to: 'b.test' }, xml('query', { xmlns: NS.discoInfo })),
+      10_000,
+    );
+    assert.equal(r.attrs.type, 'result');
+    const features = r
+      .getChild('query', NS.discoInfo)
+      ?.getChildren('feature')
+      .map((f) => f.attrs.var);
+    assert.ok(features?.includes(NS.discoInfo));
+    await alice.close();
+  });
+
   test("XEP-0054: a vCard is fetched from the other server's account", async () => {
     const bob = await TestClient.login(b, 'bob', PW);
     const set = await bob.iq(
