@@ -222,8 +222,9 @@ export const configSchema = z
         cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),
         key: z.string().optional(),
         /**
-         * More certificates, chosen by SNI (and for outbound s2s, by our domain) by the names they
-         * hold: one per hosted domain, e.g. certbot's live directories.
+         * More certificates for server-to-server TLS, chosen by the names they hold: by SNI on the
+         * s2s listeners, by our domain on outbound streams; one per hosted domain, e.g. certbot's
+         * live directories. Client listeners present the default certificate (tls.cert/tls.key).
          */
         certificates: z.array(z.object({ cert: z.string(), key: z.string() }).strict()).default([]),
       })
