@@ -11,6 +11,7 @@ import { RemoteRates, S2SInStream } from '../core/stream/s2s-in-stream.js';
 import { WebSocketTransport } from './websocket-transport.js';
 import { socketGuard } from './socket-guard.js';
 import { ipKey } from '../util/ip-key.js';
+import { TrustStore } from './trust-store.js';
 import { TLS12_CIPHERS } from '../tls.js';
 import type { Transport } from '../core/transport.js';
 import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
@@ -36,13 +37,21 @@ export interface S2SListenerEnv {
   /** PEM CAs a peer's certificate may chain to (Node's roots plus `s2s.ca`). */
   ca: string[];
   rates: RemoteRates;
+  /** The same CAs, for client certificates OpenSSL refuses for their purpose only (trust-store.ts). */
+  trust: TrustStore;
   /** Open inbound s2s sockets per address. */
   perIp: Map<string, number>;
   total: number;
 }
 
 export function s2sListenerEnv(core: ServerCore, ca: string[]): S2SListenerEnv {
-  return { ca, rates: new RemoteRates(core.config.s2s.stanzasPerSecond), perIp: new Map(), total: 0 };
+  return {
+    ca,
+    rates: new RemoteRates(core.config.s2s.stanzasPerSecond),
+    trust: new TrustStore(ca),
+    perIp: new Map(),
+    total: 0,
+  };
 }
 
 /**
@@ -94,7 +103,9 @@ function s2sServer(
   };
   if (type === 's2s-tls') {
     const server = createTlsServer(tlsOptions, (socket) => {
-      new S2SInStream(new SocketTransport(socket, 'tls', undefined), core, { rates: env.rates });
+      const transport = new SocketTransport(socket, 'tls', undefined);
+      transport.trust = env.trust;
+      new S2SInStream(transport, core, { rates: env.rates });
     });
     server.prependListener('connection', (socket: import('node:net').Socket) => void admitted(socket));
     return server;
@@ -102,9 +113,9 @@ function s2sServer(
   const upgrader = new TlsUpgrader(createTlsServer(tlsOptions));
   return createNetServer((socket) => {
     if (!admitted(socket)) return;
-    new S2SInStream(new SocketTransport(socket, 'tcp', undefined, undefined, undefined, upgrader), core, {
-      rates: env.rates,
-    });
+    const transport = new SocketTransport(socket, 'tcp', undefined, undefined, undefined, upgrader);
+    transport.trust = env.trust;
+    new S2SInStream(transport, core, { rates: env.rates });
   });
 }
 

@@ -3,6 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { X509Certificate } from 'node:crypto';
 import type { Transport } from '../core/transport.js';
 import { tlsChannelBinding } from './channel-binding.js';
+import type { TrustStore } from './trust-store.js';
 
 /** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
 export class SocketTransport implements Transport {
@@ -14,6 +15,8 @@ export class SocketTransport implements Transport {
   private closeCb: (hadError: boolean) => void = () => {};
   private drainCb: () => void = () => {};
   private upgraded = false;
+  /** Inbound server-to-server: the CAs a client certificate may chain to (see TrustStore). */
+  trust: TrustStore | undefined;
 
   constructor(
     socket: Socket,
@@ -73,7 +76,14 @@ export class SocketTransport implements Transport {
   peerVerification(): { authorized: boolean; error?: string | undefined } {
     if (!(this.socket instanceof TLSSocket)) return { authorized: false, error: 'no TLS' };
     const err = this.socket.authorizationError;
-    return { authorized: this.socket.authorized, error: err === null ? undefined : String(err) };
+    const error = err === null || err === undefined ? undefined : String(err);
+    // A server certificate without the clientAuth usage, presented as a client certificate
+    // (XEP-0178): OpenSSL refuses the purpose, the chain is judged by our own check instead.
+    if (!this.socket.authorized && error === 'INVALID_PURPOSE' && this.trust) {
+      const peer = this.socket.getPeerCertificate(true);
+      if (peer.raw && this.trust.verifies(peer)) return { authorized: true };
+    }
+    return { authorized: this.socket.authorized, error };
   }
 
   tlsVersion(): string | undefined {
@@ -96,13 +106,25 @@ export class SocketTransport implements Transport {
     if (upgrader) {
       return new Promise((resolve, reject) => {
         raw.pause();
-        raw.write(proceed, () => {
-          upgrader.upgrade(this.detach(raw)).then((tls) => {
-            this.socket = tls;
-            this.upgraded = true;
-            this.attach(tls);
-            resolve();
-          }, reject);
+        raw.write(proceed, (err) => {
+          if (err || raw.destroyed) {
+            reject(err ?? new Error('the connection closed before the TLS handshake'));
+            return;
+          }
+          upgrader.upgrade(this.detach(raw)).then(
+            (tls) => {
+              this.socket = tls;
+              this.upgraded = true;
+              this.attach(tls);
+              resolve();
+            },
+            (e: Error) => {
+              // Our close listener is off the raw socket now: the stream hears of the end here.
+              raw.destroy();
+              this.closeCb(true);
+              reject(e);
+            },
+          );
         });
       });
     }

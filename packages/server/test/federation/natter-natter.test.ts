@@ -150,6 +150,13 @@ describe('federation between two Natter servers, dialback (self-signed certifica
     await peer.waitClosed();
   });
 
+  test('a peer claiming to be one of our own domains is refused (invalid-from)', async () => {
+    const peer = await RawS2SPeer.connect(b.port('s2s'));
+    await peer.open('b.test', 'b.test');
+    assert.equal(await peer.streamError(), 'invalid-from');
+    await peer.waitClosed();
+  });
+
   test('a stream to a domain not served here gets host-unknown', async () => {
     const peer = await RawS2SPeer.connect(b.port('s2s'));
     await peer.open('a.test', 'c.test');
@@ -206,7 +213,9 @@ describe('federation between two Natter servers, SASL EXTERNAL (CA-signed certif
   let dir: string;
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'natter-ca-'));
-    const ca = await makeTestCa(dir, ['a.test', 'b.test']);
+    // a.test's certificate has no clientAuth usage (as public CAs issue them now): presented as a
+    // client certificate it must still authenticate a.test.
+    const ca = await makeTestCa(dir, ['a.test', 'b.test'], { serverAuthOnly: ['a.test'] });
     const side = (domain: string): Partial<ConfigInput> => ({
       hosts: [domain],
       tls: { cert: ca.certs[domain]!.cert, key: ca.certs[domain]!.key },

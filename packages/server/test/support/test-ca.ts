@@ -52,9 +52,9 @@ keyUsage = critical,keyCertSign,cRLSign
 subjectKeyIdentifier = hash
 `;
 
-const leafExtensions = (domain: string): string => `basicConstraints = critical,CA:false
+const leafExtensions = (domain: string, serverOnly = false): string => `basicConstraints = critical,CA:false
 keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth,clientAuth
+extendedKeyUsage = ${serverOnly ? 'serverAuth' : 'serverAuth,clientAuth'}
 subjectAltName = DNS:${domain}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
@@ -188,7 +188,8 @@ commonName = supplied
 export async function makeTestCa(
   dir: string,
   domains: string[],
-  opts: { expired?: string[] } = {},
+  /** `serverAuthOnly`: leaves without the clientAuth usage, as public CAs issue them today. */
+  opts: { expired?: string[]; serverAuthOnly?: string[] } = {},
 ): Promise<TestCa> {
   await mkdir(dir, { recursive: true });
   const config = join(dir, 'req.cnf');
@@ -225,7 +226,7 @@ export async function makeTestCa(
       const files: CertFiles = { cert: join(dir, `${stem}.crt`), key: join(dir, `${stem}.key`) };
       const csr = join(dir, `${stem}.csr`);
       const extFile = join(dir, `${stem}.ext`);
-      await writeFile(extFile, leafExtensions(domain));
+      await writeFile(extFile, leafExtensions(domain, opts.serverAuthOnly?.includes(domain)));
       await newKeyAndRequest(config, domain, files.key, csr);
       if (expired.has(domain)) await signExpired(dir, ca, csr, extFile, files.cert);
       else

@@ -18,6 +18,8 @@ interface PendingVerify {
   resolve: (valid: boolean) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  /** The stream the request went out on (its answer must come back on it). */
+  stream?: S2SOutStream | undefined;
 }
 
 /**
@@ -179,9 +181,11 @@ export class OutboundPool implements Federation {
         };
       } else {
         let notFound = 0;
+        let left = resolution.candidates.length;
         for (const candidate of resolution.candidates) {
           if (this.stopped || Date.now() >= deadline) break;
-          const outcome = await this.attempt(remote, local, candidate, deadline);
+          const outcome = await this.attempt(remote, local, candidate, deadline, left);
+          left--;
           if (outcome === 'ok') {
             succeeded = true;
             break;
@@ -218,6 +222,7 @@ export class OutboundPool implements Federation {
     local: string,
     candidate: Candidate,
     deadline: number,
+    candidatesLeft: number,
   ): Promise<'ok' | { text: string; notFound: boolean }> {
     const address = `${candidate.directTls ? 'tls://' : ''}${candidate.host}:${candidate.port}`;
     const certificates = this.core.s2sCertificates;
@@ -247,7 +252,11 @@ export class OutboundPool implements Federation {
         directTls: candidate.directTls,
         servername: remote.domain,
         context: certificates.contextFor(local),
-        timeoutMs: Math.max(1, deadline - Date.now()),
+        // One address that swallows connections must leave time for the next ones.
+        timeoutMs: Math.max(
+          1,
+          Math.min(deadline - Date.now(), Math.max(3000, (deadline - Date.now()) / candidatesLeft)),
+        ),
       }).then(
         (transport) => {
           if (settled || this.stopped) {
@@ -308,16 +317,27 @@ export class OutboundPool implements Federation {
         // A piggybacked domain the peer refused: a stream of its own.
         if (remote.queues.has(local)) void this.connect(remote, local);
       },
-      verified: (_stream, answer) => {
+      verified: (stream, answer) => {
         const key = `${answer.to}|${answer.from}|${answer.id}`;
         const pending = remote.verifies.get(key);
-        if (!pending) return;
+        if (!pending || pending.stream !== stream) return;
         remote.verifies.delete(key);
         clearTimeout(pending.timer);
-        pending.resolve(answer.valid);
+        // XEP-0220 §2.4: an error is no verdict on the key (the inbound side says so, not "invalid").
+        if (answer.type === 'error')
+          pending.reject(new Error(`${remote.domain} answered the verification with an error`));
+        else pending.resolve(answer.type === 'valid');
+        this.forget(remote);
       },
       ended: (stream, why) => {
         remote.streams.delete(stream);
+        // Verifications whose answer can no longer come (XEP-0220: treated as failed).
+        for (const [key, pending] of remote.verifies)
+          if (pending.stream === stream) {
+            remote.verifies.delete(key);
+            clearTimeout(pending.timer);
+            pending.reject(new Error(`the stream to ${remote.domain} ended before it answered`));
+          }
         attempt({ text: why.text ?? why.condition, notFound: false });
         if (stream.authenticated)
           this.log.info(
@@ -400,8 +420,10 @@ export class OutboundPool implements Federation {
       timer.unref();
       remote.verifies.set(key, { resolve, reject, timer });
       const stream = remote.usableStream();
-      if (stream) stream.verify(req);
-      else {
+      if (stream) {
+        remote.verifies.get(key)!.stream = stream;
+        stream.verify(req);
+      } else {
         remote.verifyWaiting.push(req);
         if (remote.connecting.size === 0 && remote.streams.size === 0) void this.connect(remote, req.local);
       }
@@ -411,7 +433,12 @@ export class OutboundPool implements Federation {
   private sendWaitingVerifies(remote: RemoteDomain): void {
     const stream = remote.usableStream();
     if (!stream) return;
-    for (const req of remote.verifyWaiting.splice(0)) stream.verify(req);
+    for (const req of remote.verifyWaiting.splice(0)) {
+      const pending = remote.verifies.get(`${req.local}|${req.remote}|${req.streamId}`);
+      if (!pending) continue;
+      pending.stream = stream;
+      stream.verify(req);
+    }
   }
 
   private failVerifies(remote: RemoteDomain, err: Error): void {

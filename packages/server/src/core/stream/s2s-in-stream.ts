@@ -18,6 +18,8 @@ import { dialbackIn } from './steps/dialback-in.js';
 
 /** `<db:result/>` requests being checked at once on one stream (piggybacked domains). */
 const MAX_PENDING_RESULTS = 16;
+/** Domain pairs authenticated on one stream (piggybacking): a wildcard zone cannot grow it without end. */
+const MAX_PAIRS = 256;
 /** Dialback and SASL elements per second on one stream (burst: ten times as many). */
 const NONZAS_PER_SECOND = 5;
 /** Past this much debt (ms of waiting) a flooding peer is cut off with policy-violation. */
@@ -45,7 +47,9 @@ export class RemoteRates {
 
   leave(domain: string): void {
     const b = this.buckets.get(domain);
-    if (b && --b.streams <= 0 && b.bucket.waitFor(b.bucket.burst) === 0) this.buckets.delete(domain);
+    // The last stream of a domain takes its bucket along: a reconnecting peer starts afresh, which
+    // the connection caps bound.
+    if (b && --b.streams <= 0) this.buckets.delete(domain);
   }
 }
 
@@ -174,6 +178,10 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
       this.fail('invalid-from', 'a restarted stream keeps its from and to');
       return;
     }
+    if (from !== '' && this.server.router.isLocalDomain(from)) {
+      this.fail('invalid-from', `${from} is served here; it cannot connect from elsewhere`);
+      return;
+    }
     if (from !== '' && !federationAllowed(this.s2s, from)) {
       this.server.log.info(
         { remote: from, ip: this.transport.remoteAddress },
@@ -268,7 +276,8 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
   // --- STARTTLS -------------------------------------------------------------------------------
 
   private async startTls(): Promise<void> {
-    if (this.secure || !this.transport.canStartTls) {
+    // RFC 6120 §5.4.3.3: nothing learnt before TLS survives it, so TLS comes first or not at all.
+    if (this.secure || !this.transport.canStartTls || this.pairs.size > 0 || this.pending.size > 0) {
       this.writeElement(xml('failure', { xmlns: NS.tls }));
       this.close();
       return;
@@ -319,7 +328,7 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
       failure('invalid-authzid', 'the authorization identity must be the domain in the stream header');
       return;
     }
-    if (!federationAllowed(this.s2s, domain)) {
+    if (!federationAllowed(this.s2s, domain) || this.server.router.isLocalDomain(domain)) {
       failure('not-authorized', `federation with ${domain} is not allowed here`);
       return;
     }
@@ -358,7 +367,7 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
     };
     if (!this.server.router.isLocalDomain(to))
       return error('item-not-found', 'cancel', `${to} is not served here`);
-    if (!federationAllowed(this.s2s, from))
+    if (!federationAllowed(this.s2s, from) || this.server.router.isLocalDomain(from))
       return error('forbidden', 'auth', `federation with ${from} is not allowed here`);
     if (this.s2s.requireTrustedCertificates)
       return error(
@@ -371,6 +380,8 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
       return;
     }
     if (this.pending.has(pair)) return error('conflict', 'cancel', 'this domain is being verified already');
+    if (this.pairs.size >= MAX_PAIRS)
+      return error('resource-constraint', 'cancel', 'too many domains on this stream: open another');
     if (this.pending.size >= MAX_PENDING_RESULTS)
       return error('resource-constraint', 'wait', 'too many dialback requests at once');
     // XEP-0344 §2.1: a certificate that already authenticates the domain makes the callback needless.

@@ -1,5 +1,6 @@
 import { xml, type Element } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
+import { parseJid, type Jid } from '@natter/jid';
 import type { Transport } from '../transport.js';
 import type { ServerCore } from '../server-core.js';
 import type { S2SAuthMethod, S2SStreamHandle, S2SStreamInfo } from '../s2s/federation.js';
@@ -16,7 +17,10 @@ export interface OutboundEvents {
   /** The peer refused `local` on this stream (dialback invalid or error, SASL and dialback failed). */
   refused(stream: S2SOutStream, local: string, error: StanzaError): void;
   /** A `<db:verify/>` answer (we are the receiving server asking the authoritative one). */
-  verified(stream: S2SOutStream, answer: { from: string; to: string; id: string; valid: boolean }): void;
+  verified(
+    stream: S2SOutStream,
+    answer: { from: string; to: string; id: string; type: 'valid' | 'invalid' | 'error' },
+  ): void;
   /** The stream is over; `why` says why, for the log and for what is still queued. */
   ended(stream: S2SOutStream, why: { condition: string; text?: string | undefined }): void;
 }
@@ -63,6 +67,8 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
   private saslPending = false;
   /** SASL EXTERNAL succeeded; authorised once the restarted stream's features arrive. */
   private saslSucceeded = false;
+  /** Deadlines of the dialback requests in flight, by local domain. */
+  private readonly pendingTimers = new Map<string, NodeJS.Timeout>();
   private tlsStarting = false;
   /** The peer's certificate authenticates its domain (RFC 6125), checked once TLS is up. */
   private certificateVerdict: { ok: boolean; reason?: string } = { ok: false, reason: 'no TLS' };
@@ -73,7 +79,8 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
     readonly opts: OutboundOptions,
     private readonly events: OutboundEvents,
   ) {
-    super(transport, server);
+    // Server-to-server streams are not client connections: the client limits do not apply.
+    super(transport, { config: server.config, log: server.log, limiter: undefined });
     this.start();
     this.sendHeader(opts.local, opts.remote);
     this.state = 'negotiating';
@@ -252,6 +259,21 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
       return;
     }
     this.pendingDomains.add(local);
+    // A peer that never answers must not hold the domain's stanzas forever.
+    const timer = setTimeout(() => {
+      if (!this.pendingDomains.delete(local)) return;
+      this.pendingTimers.delete(local);
+      this.events.refused(
+        this,
+        local,
+        new StanzaError('remote-server-timeout', {
+          text: `${this.opts.remote} did not answer dialback for ${local}`,
+        }),
+      );
+      if (this.authorizedDomains.size === 0 && this.pendingDomains.size === 0) this.close();
+    }, this.server.config.s2s.connectTimeoutMs);
+    timer.unref();
+    this.pendingTimers.set(local, timer);
     if (this.auth === 'none') this.auth = 'dialback';
     this.writeElement(dialbackOut.result(this.server.s2sSecret, local, this.opts.remote, this.peerStreamId));
   }
@@ -313,7 +335,12 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
     const from = (el.attrs.from ?? '').toLowerCase();
     const to = (el.attrs.to ?? '').toLowerCase();
     if (el.name === 'verify') {
-      this.events.verified(this, { from, to, id: el.attrs.id ?? '', valid: type === 'valid' });
+      this.events.verified(this, {
+        from,
+        to,
+        id: el.attrs.id ?? '',
+        type: type === 'valid' ? 'valid' : type === 'error' ? 'error' : 'invalid',
+      });
       return;
     }
     if (el.name !== 'result' || from !== this.opts.remote || !this.pendingDomains.has(to)) {
@@ -321,6 +348,8 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
       return;
     }
     this.pendingDomains.delete(to);
+    clearTimeout(this.pendingTimers.get(to));
+    this.pendingTimers.delete(to);
     if (type === 'valid') {
       this.authorizedDomains.add(to);
       this.established();
@@ -357,7 +386,33 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
     this.writeStanza(stanza);
   }
 
+  /** Messages and IQ requests are kept until the kernel took them: a peer cut off as a slow reader bounces them. */
+  protected override keepsUntilSent(el: Element): boolean {
+    const type = el.attrs.type;
+    if (type === 'error') return false;
+    return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+  }
+
+  protected override cutOffUnsent(unsent: Element[]): void {
+    for (const stanza of unsent) {
+      let from: Jid, to: Jid;
+      try {
+        from = parseJid(stanza.attrs.from ?? '');
+        to = parseJid(stanza.attrs.to ?? '');
+      } catch {
+        continue;
+      }
+      this.server.router.bounce(
+        { stanza, from, to, origin: undefined },
+        'remote-server-timeout',
+        `${this.opts.remote} stopped reading`,
+      );
+    }
+  }
+
   protected async finished_(): Promise<void> {
+    for (const t of this.pendingTimers.values()) clearTimeout(t);
+    this.pendingTimers.clear();
     this.events.ended(
       this,
       this.failReason ?? {
