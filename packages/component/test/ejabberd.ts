@@ -115,9 +115,9 @@ modules:
   // A shell watchdog runs ejabberd in its own process group (setsid) and ends the whole group when
   // told to (SIGTERM) or when this test process is gone, however it ended.
   const watchdog = `setsid setpriv --reuid=ejabberd --regid=ejabberd --init-groups ejabberdctl --config "$1/ejabberd.yml" --ctl-config "$1/ejabberdctl.cfg" --logs "$1/logs" --spool "$1/spool" --node "$3" foreground >"$1/stdout.log" 2>&1 & child=$!
-trap 'kill -TERM -- -$child 2>/dev/null; wait $child; exit 0' TERM INT
+trap 'kill -TERM -$child 2>/dev/null; wait $child; exit 0' TERM INT
 while kill -0 "$2" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5 & wait $!; done
-kill -TERM -- -$child 2>/dev/null; wait $child`;
+kill -TERM -$child 2>/dev/null; wait $child`;
   const proc = spawn('sh', ['-c', watchdog, 'ejabberd-watchdog', dir, String(process.pid), node], {
     stdio: 'ignore',
     env: { ...process.env, HOME: join(dir, 'home') },

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml, serialize } from './element.js';
 import { parseElement } from './parse-element.js';
@@ -70,4 +70,32 @@ test('clone is deep', () => {
   const b = a.clone();
   b.getChild('b')!.setAttr('k', '2');
   assert.equal(a.getChild('b')!.attr('k'), '1');
+});
+
+describe('serialize: XEP-0220 dialback elements on a server stream', () => {
+  test('use the db: prefix the stream header declares, children in the stream namespace', () => {
+    const el = xml(
+      'result',
+      { xmlns: 'jabber:server:dialback', from: 'a.test', to: 'b.test', type: 'error' },
+      xml(
+        'error',
+        { xmlns: 'jabber:server', type: 'cancel' },
+        xml('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }),
+      ),
+    );
+    assert.equal(
+      serialize(el, 'jabber:server', true),
+      '<db:result from="a.test" to="b.test" type="error"><error type="cancel">' +
+        '<item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/></error></db:result>',
+    );
+  });
+
+  test('outside a server stream they keep a default namespace declaration', () => {
+    const el = xml('verify', { xmlns: 'jabber:server:dialback', id: 'x' }, 'key');
+    assert.equal(serialize(el, ''), '<verify xmlns="jabber:server:dialback" id="x">key</verify>');
+    assert.equal(
+      serialize(el, 'jabber:client', true),
+      '<verify xmlns="jabber:server:dialback" id="x">key</verify>',
+    );
+  });
 });

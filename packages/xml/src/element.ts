@@ -186,6 +186,8 @@ export function escapeAttr(s: string): string {
 }
 
 export const NS_STREAM = 'http://etherx.jabber.org/streams';
+/** XEP-0220; server stream headers declare it as `xmlns:db`. */
+const NS_DIALBACK = 'jabber:server:dialback';
 const STANZA_NAMESPACES = new Set(['jabber:client', 'jabber:server', 'jabber:component:accept']);
 
 /**
@@ -226,6 +228,13 @@ function write(el: Element, ns: string, parentNs: string, streamDeclared: boolea
     if (!streamDeclared) s += ` xmlns:stream="${NS_STREAM}"`;
     streamDeclared = true;
     childNs = parentNs; // children of stream elements keep the surrounding default namespace
+  } else if (ns === NS_DIALBACK && parentNs === 'jabber:server' && streamDeclared) {
+    // XEP-0220 elements on a server stream use the db: prefix its header declares: ejabberd
+    // recognises <db:result/> and <db:verify/> by that name and drops the same elements written
+    // with a default namespace.
+    tag = `db:${el.name}`;
+    s = `<${tag}`;
+    childNs = parentNs; // their children (<error/>) are in the stream's namespace
   } else {
     tag = el.name;
     s = `<${tag}`;

@@ -25,7 +25,7 @@ export const dialbackIn = {
       { xmlns: NS.dialback, from, to, type: 'error' },
       xml(
         'error',
-        { type: errorType },
+        { xmlns: NS.server, type: errorType },
         xml(condition, { xmlns: NS.stanzas }),
         text !== undefined && xml('text', { xmlns: NS.stanzas }, text),
       ),
@@ -42,7 +42,7 @@ export const dialbackIn = {
     return xml(
       'verify',
       { xmlns: NS.dialback, from, to, id, type: 'error' },
-      xml('error', { type: 'cancel' }, xml(condition, { xmlns: NS.stanzas })),
+      xml('error', { xmlns: NS.server, type: 'cancel' }, xml(condition, { xmlns: NS.stanzas })),
     );
   },
 };
