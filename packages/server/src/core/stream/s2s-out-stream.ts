@@ -80,7 +80,12 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
     private readonly events: OutboundEvents,
   ) {
     // Server-to-server streams are not client connections: the client limits do not apply.
-    super(transport, { config: server.config, log: server.log, limiter: undefined });
+    // The pool's s2s.connectTimeoutMs bounds negotiation, not the client authentication deadline.
+    const limits = {
+      ...server.config.limits,
+      authTimeoutMs: Math.max(server.config.limits.authTimeoutMs, server.config.s2s.connectTimeoutMs + 1000),
+    };
+    super(transport, { config: { limits }, log: server.log, limiter: undefined });
     this.start();
     this.sendHeader(opts.local, opts.remote);
     this.state = 'negotiating';
