@@ -94,18 +94,27 @@ describe('inbound federation limits', () => {
   test('inbound connections per address are capped (s2s.maxConnectionsPerIp)', async () => {
     const peers: RawS2SPeer[] = [];
     for (let i = 0; i < 4; i++) {
-      const p = await RawS2SPeer.connect(b.port('s2s'));
+      const p = await RawS2SPeer.connect(b.port('s2s'), '127.0.0.9');
       await p.open('a.test', 'b.test');
       peers.push(p);
     }
-    const extra = await RawS2SPeer.connect(b.port('s2s'));
+    const extra = await RawS2SPeer.connect(b.port('s2s'), '127.0.0.9');
     await extra.waitClosed();
     assert.equal(extra.header, undefined, 'refused before any stream header');
     for (const p of peers) p.destroy();
-    // Once they are gone, a new connection is admitted again.
-    await new Promise((r) => setTimeout(r, 200));
-    const again = await RawS2SPeer.connect(b.port('s2s'));
-    await again.open('a.test', 'b.test');
+    // Once the server has seen them go, a new connection is admitted again.
+    const end = Date.now() + 5000;
+    let again: RawS2SPeer | undefined;
+    while (!again) {
+      const p = await RawS2SPeer.connect(b.port('s2s'), '127.0.0.9');
+      try {
+        await p.open('a.test', 'b.test');
+        again = p;
+      } catch (err) {
+        if (Date.now() > end) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     again.destroy();
   });
 

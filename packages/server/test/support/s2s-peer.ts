@@ -23,9 +23,10 @@ export class RawS2SPeer {
     this.attach(socket);
   }
 
-  static connect(port: number): Promise<RawS2SPeer> {
+  /** `localAddress` (127.0.0.x) makes it another machine as far as per-address caps go. */
+  static connect(port: number, localAddress?: string): Promise<RawS2SPeer> {
     return new Promise((resolve, reject) => {
-      const s = netConnect({ host: '127.0.0.1', port });
+      const s = netConnect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
       s.once('error', reject);
       s.once('connect', () => resolve(new RawS2SPeer(s)));
     });
