@@ -222,9 +222,9 @@ export const configSchema = z
         cert: z.string().optional().describe('PEM certificate chain file; generated self-signed when absent'),
         key: z.string().optional(),
         /**
-         * More certificates for server-to-server TLS, chosen by the names they hold: by SNI on the
-         * s2s listeners, by our domain on outbound streams; one per hosted domain, e.g. certbot's
-         * live directories. Client listeners present the default certificate (tls.cert/tls.key).
+         * More certificates, chosen by the names they hold: by SNI on every TLS listener (c2s
+         * STARTTLS, c2s-tls, s2s, s2s-tls), by our domain on outbound s2s streams; one per hosted
+         * domain, e.g. certbot's live directories. The default (tls.cert/tls.key) otherwise.
          */
         certificates: z.array(z.object({ cert: z.string(), key: z.string() }).strict()).default([]),
       })

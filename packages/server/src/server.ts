@@ -163,7 +163,9 @@ export async function startServer(
   core.s2sSecret = config.s2s.dialbackSecret ?? randomBytes(32).toString('hex');
   const s2sCas = s2sTrustedCas(config.s2s.ca);
   core.s2sCertificates = new CertificateStore(certificate, config.tls.certificates, s2sCas);
-  const s2sEnv = s2sListenerEnv(core, s2sCas);
+  // Client listeners choose among the same certificates by SNI (no CAs: they ask for no certificate).
+  const clientCertificates = new CertificateStore(certificate, config.tls.certificates);
+  const s2sEnv = s2sListenerEnv(core, s2sCas, clientCertificates.sni);
   if (config.s2s.enabled) core.federation = router.federation = new OutboundPool(core, dialServer);
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];

@@ -39,14 +39,21 @@ export interface S2SListenerEnv {
   rates: RemoteRates;
   /** The same CAs, for client certificates OpenSSL refuses for their purpose only (trust-store.ts). */
   trust: TrustStore;
+  /** Our certificates by name for client listeners (SNI), without the peers' CAs. */
+  clientSni: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
   /** Open inbound s2s sockets per address. */
   perIp: Map<string, number>;
   total: number;
 }
 
-export function s2sListenerEnv(core: ServerCore, ca: string[]): S2SListenerEnv {
+export function s2sListenerEnv(
+  core: ServerCore,
+  ca: string[],
+  clientSni: S2SListenerEnv['clientSni'],
+): S2SListenerEnv {
   return {
     ca,
+    clientSni,
     rates: new RemoteRates(core.config.s2s.stanzasPerSecond),
     trust: new TrustStore(ca),
     perIp: new Map(),
@@ -119,7 +126,8 @@ function s2sServer(
   });
 }
 
-function accept(core: ServerCore, transport: Transport): void {
+function accept(core: ServerCore, transport: Transport, sni?: S2SListenerEnv['clientSni']): void {
+  if (sni && transport instanceof SocketTransport) transport.sni = sni;
   const stream = new C2SStream(transport, core);
   core.streams.add(stream);
 }
@@ -191,6 +199,7 @@ export async function startListener(
         ...tlsFiles,
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['xmpp-client'],
+        ...(s2s ? { SNICallback: s2s.clientSni } : {}),
         ciphers: TLS12_CIPHERS,
         handshakeTimeout: core.config.limits.handshakeTimeoutMs,
       },
@@ -215,7 +224,7 @@ export async function startListener(
         socket.destroy();
         return;
       }
-      accept(core, new SocketTransport(socket, 'tcp', context, proxied.of(socket)));
+      accept(core, new SocketTransport(socket, 'tcp', context, proxied.of(socket)), s2s?.clientSni);
     });
   }
   if (config.type === 'c2s-tls') {

@@ -17,6 +17,8 @@ export class SocketTransport implements Transport {
   private upgraded = false;
   /** Inbound server-to-server: the CAs a client certificate may chain to (see TrustStore). */
   trust: TrustStore | undefined;
+  /** Inbound: our certificate chosen by the name the client asks for (`tls.certificates`). */
+  sni: ((servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void) | undefined;
 
   constructor(
     socket: Socket,
@@ -131,7 +133,11 @@ export class SocketTransport implements Transport {
     return new Promise((resolve, reject) => {
       raw.pause();
       raw.write(proceed, () => {
-        const tls = new TLSSocket(this.detach(raw), { isServer: true, secureContext: this.context! });
+        const tls = new TLSSocket(this.detach(raw), {
+          isServer: true,
+          secureContext: this.context!,
+          ...(this.sni ? { SNICallback: this.sni } : {}),
+        });
         this.upgradeTo(tls, 'secure').then(resolve, reject);
       });
     });
