@@ -97,6 +97,8 @@ export function s2sTrustedCas(extra: readonly string[]): string[] {
 export class CertificateStore {
   readonly default: SecureContext;
   private readonly byName = new Map<string, SecureContext>();
+  private readonly filesByName = new Map<string, { cert: string; key: string }>();
+  private readonly defaultFiles: { cert: string; key: string };
 
   /** `ca`: verify peers' certificates against these (server-to-server contexts). */
   constructor(
@@ -105,29 +107,43 @@ export class CertificateStore {
     ca?: readonly string[],
   ) {
     this.default = secureContext(defaultFiles, ca);
+    this.defaultFiles = { cert: defaultFiles.cert, key: defaultFiles.key };
     // The default certificate's names first: a later, explicit certificate wins for a name.
     for (const files of [defaultFiles, ...more]) {
       for (const f of [files.cert, files.key])
         if (!existsSync(f)) throw new Error(`TLS file ${f} does not exist`);
       const ctx = files === defaultFiles ? this.default : secureContext({ ...files, generated: false }, ca);
-      for (const name of certificateNames(readFileSync(files.cert))) this.byName.set(name, ctx);
+      for (const name of certificateNames(readFileSync(files.cert))) {
+        this.byName.set(name, ctx);
+        this.filesByName.set(name, { cert: files.cert, key: files.key });
+      }
     }
   }
 
   /** The context for a name: an exact match, then a wildcard one (`*.example.org`), else the default. */
   contextFor(name: string | undefined): SecureContext {
-    if (!name) return this.default;
-    const lower = name.toLowerCase();
-    const exact = this.byName.get(lower);
-    if (exact) return exact;
-    const dot = lower.indexOf('.');
-    return (dot > 0 && this.byName.get(`*${lower.slice(dot)}`)) || this.default;
+    return lookup(this.byName, name) ?? this.default;
+  }
+
+  /** The files of the certificate `contextFor(name)` uses (a TLS server's default certificate). */
+  filesFor(name: string | undefined): { cert: string; key: string } {
+    return lookup(this.filesByName, name) ?? this.defaultFiles;
   }
 
   /** For `tls.createServer({ SNICallback })`. */
   readonly sni = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
     cb(null, this.contextFor(servername));
   };
+}
+
+/** An exact match for a name, then a wildcard one (`*.example.org`). */
+function lookup<T>(map: ReadonlyMap<string, T>, name: string | undefined): T | undefined {
+  if (!name) return undefined;
+  const lower = name.toLowerCase();
+  const exact = map.get(lower);
+  if (exact !== undefined) return exact;
+  const dot = lower.indexOf('.');
+  return dot > 0 ? map.get(`*${lower.slice(dot)}`) : undefined;
 }
 
 /** The DNS names a certificate (PEM) holds: SAN dNSName entries, or the subject CN without SAN. */

@@ -9,6 +9,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { makeTestCa } from './support/test-ca.js';
+import { RawS2SPeer } from './support/s2s-peer.js';
 
 /** Resolves once the TLS handshake is done, with the socket (the caller ends it). */
 function handshake(opts: ConnectionOptions): Promise<TLSSocket> {
@@ -51,10 +52,13 @@ describe('tls.certificates: each hosted domain gets its own certificate (SNI) on
     const made = await makeTestCa(dir, ['b.test']);
     ca = readFileSync(made.caCert, 'utf8');
     bCert = made.certs['b.test']!.cert;
-    server = await startTestServer({
-      hosts: ['localhost', 'b.test'],
-      tls: { certificates: [made.certs['b.test']!] },
-    });
+    server = await startTestServer(
+      {
+        hosts: ['localhost', 'b.test'],
+        tls: { certificates: [made.certs['b.test']!] },
+      },
+      { s2s: true },
+    );
   });
   after(async () => {
     await server?.destroy();
@@ -73,6 +77,19 @@ describe('tls.certificates: each hosted domain gets its own certificate (SNI) on
     assert.equal(s.authorized, true, String(s.authorizationError));
     assert.ok(s.getPeerX509Certificate()?.checkHost('b.test'));
     s.destroy();
+  });
+
+  test('s2s STARTTLS without SNI (as Prosody sends it): the certificate of the domain in the stream header', async () => {
+    const peer = await RawS2SPeer.connect(server.port('s2s'));
+    await peer.open('peer.test', 'b.test');
+    await peer.receive((e) => e.name === 'features');
+    await peer.startTls('peer.test', 'b.test', undefined, '', ca);
+    assert.equal(
+      peer.tlsCertificate?.fingerprint256,
+      new X509Certificate(readFileSync(bCert)).fingerprint256,
+      "b.test's CA-issued certificate, not the default",
+    );
+    peer.destroy();
   });
 
   test('another name (or none) gets the default certificate', async () => {

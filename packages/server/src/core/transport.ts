@@ -37,9 +37,10 @@ export interface Transport {
   /**
    * Inbound: writes `<proceed/>` then upgrades as the TLS server. Outbound (`connectTcp`): the peer
    * sent `<proceed/>`; upgrades as the TLS client (`proceed` is not written). Incoming data after
-   * the upgrade arrives decrypted.
+   * the upgrade arrives decrypted. Inbound, `name` (the domain the stream was opened to) picks our
+   * certificate when the peer sends no SNI (Prosody does not, on STARTTLS).
    */
-  startTls(proceed: string): Promise<void>;
+  startTls(proceed: string, name?: string): Promise<void>;
   /** Stops reading (back-pressure) / resumes. */
   pause(): void;
   resume(): void;

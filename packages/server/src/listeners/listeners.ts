@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createServer as createTlsServer, type SecureContext, type TlsOptions } from 'node:tls';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -117,7 +118,21 @@ function s2sServer(
     server.prependListener('connection', (socket: import('node:net').Socket) => void admitted(socket));
     return server;
   }
-  const upgrader = new TlsUpgrader(createTlsServer(tlsOptions));
+  // STARTTLS: one (non-listening) TLS server per certificate, so that a peer sending no SNI still
+  // gets the certificate of the domain it opened the stream to.
+  const servers = new Map<string, import('node:tls').Server>();
+  const upgrader = new TlsUpgrader((name) => {
+    const files = certificates?.filesFor(name);
+    const key = files ? files.cert : '';
+    let server = servers.get(key);
+    if (!server) {
+      server = createTlsServer(
+        files ? { ...tlsOptions, cert: readFileSync(files.cert), key: readFileSync(files.key) } : tlsOptions,
+      );
+      servers.set(key, server);
+    }
+    return server;
+  });
   return createNetServer((socket) => {
     if (!admitted(socket)) return;
     const transport = new SocketTransport(socket, 'tcp', undefined, undefined, undefined, upgrader);

@@ -101,7 +101,7 @@ export class SocketTransport implements Transport {
     this.socket.write(data);
   }
 
-  startTls(proceed: string): Promise<void> {
+  startTls(proceed: string, name?: string): Promise<void> {
     if (this.outbound) return this.startTlsClient(this.outbound.servername);
     const raw = this.socket;
     const upgrader = this.upgrader;
@@ -113,7 +113,7 @@ export class SocketTransport implements Transport {
             reject(err ?? new Error('the connection closed before the TLS handshake'));
             return;
           }
-          upgrader.upgrade(this.detach(raw)).then(
+          upgrader.upgrade(this.detach(raw), name).then(
             (tls) => {
               this.socket = tls;
               this.upgraded = true;
@@ -303,8 +303,17 @@ export class TlsUpgrader {
     string,
     { resolve: (s: TLSSocket) => void; reject: (e: Error) => void }
   >();
+  private readonly hooked = new WeakSet<TlsServer>();
 
-  constructor(private readonly server: TlsServer) {
+  /**
+   * `serverFor(name)`: the TLS server whose default certificate is the one for `name` (used when
+   * the peer sends no SNI; with SNI, the servers' SNICallback chooses).
+   */
+  constructor(private readonly serverFor: (name: string | undefined) => TlsServer) {}
+
+  private hook(server: TlsServer): void {
+    if (this.hooked.has(server)) return;
+    this.hooked.add(server);
     server.on('secureConnection', (tls: TLSSocket) => {
       const key = `${tls.remoteAddress}|${tls.remotePort}`;
       const w = this.waiting.get(key);
@@ -321,8 +330,10 @@ export class TlsUpgrader {
     });
   }
 
-  upgrade(raw: Socket): Promise<TLSSocket> {
+  upgrade(raw: Socket, name?: string): Promise<TLSSocket> {
     const key = `${raw.remoteAddress}|${raw.remotePort}`;
+    const server = this.serverFor(name);
+    this.hook(server);
     return new Promise((resolve, reject) => {
       this.waiting.set(key, { resolve, reject });
       raw.once('close', () => {
@@ -331,7 +342,7 @@ export class TlsUpgrader {
           reject(new Error('the connection closed during the TLS handshake'));
         }
       });
-      this.server.emit('connection', raw);
+      server.emit('connection', raw);
     });
   }
 }

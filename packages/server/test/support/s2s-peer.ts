@@ -1,5 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { StreamParser, serialize, xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 
@@ -12,6 +13,11 @@ export class RawS2SPeer {
   readonly received: Element[] = [];
   header: Record<string, string> | undefined;
   closed = false;
+  /** After startTls with `ca`: whether the server's certificate verified against it. */
+  tlsAuthorized = false;
+  tlsError: string | undefined;
+  /** The certificate the server presented. */
+  tlsCertificate: X509Certificate | undefined;
   private socket: Socket | TLSSocket;
   private parser!: StreamParser;
   private waiters: { match: (el: Element) => boolean; resolve: (el: Element) => void }[] = [];
@@ -100,17 +106,34 @@ export class RawS2SPeer {
   }
 
   /** STARTTLS (the features must have been read), then a new stream over TLS. */
-  async startTls(from: string, to: string, cert?: { cert: Buffer; key: Buffer }): Promise<Element> {
+  async startTls(
+    from: string,
+    to: string,
+    cert?: { cert: Buffer; key: Buffer },
+    /** The SNI name ('' sends none, as Prosody does on STARTTLS); default `to`. */
+    sni?: string,
+    /** CAs to verify the server's certificate against; the verdict is in `tlsAuthorized`. */
+    ca?: string,
+  ): Promise<Element> {
     this.send(xml('starttls', { xmlns: NS.tls }));
     await this.receive((e) => e.name === 'proceed');
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
-    const tls = tlsConnect({ socket: raw, servername: to, rejectUnauthorized: false, ...(cert ?? {}) });
+    const tls = tlsConnect({
+      socket: raw,
+      servername: sni ?? to,
+      rejectUnauthorized: false,
+      ...(cert ?? {}),
+      ...(ca ? { ca } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       tls.once('secureConnect', () => resolve());
       tls.once('error', reject);
     });
+    this.tlsAuthorized = tls.authorized;
+    this.tlsError = tls.authorizationError ? String(tls.authorizationError) : undefined;
+    this.tlsCertificate = tls.getPeerX509Certificate();
     this.socket = tls;
     this.attach(tls);
     await this.open(from, to);

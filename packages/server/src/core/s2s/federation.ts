@@ -71,6 +71,8 @@ export interface S2SStreamHandle {
 /** Our TLS certificates by our domain names (SNI inbound, client certificate outbound). */
 export interface CertificateSource {
   contextFor(name: string | undefined): SecureContext;
+  /** The PEM files behind `contextFor(name)`. */
+  filesFor(name: string | undefined): { cert: string; key: string };
   readonly sni: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
 }
 

@@ -285,7 +285,7 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
     this.discardInput = true;
     this.transport.pause();
     try {
-      await this.transport.startTls(`<proceed xmlns='${NS.tls}'/>`);
+      await this.transport.startTls(`<proceed xmlns='${NS.tls}'/>`, this.headerTo);
     } catch (err) {
       this.server.log.info(
         { ip: this.transport.remoteAddress, remote: this.headerFrom, err: (err as Error).message },
