@@ -4,6 +4,9 @@
 // authenticate with dialback (XEP-0220); or certificates from one test CA that both trust, so they
 // authenticate with SASL EXTERNAL (XEP-0178) and dialback is not allowed.
 // Clients on both sides are the server tests' TestClient (SCRAM over STARTTLS on the c2s ports).
+// The MUC services (conference.natter.test, conference.<peer>) are server domains of their own: each
+// side resolves the other's like its main domain (hosts file / s2s.routes), and in the CA mode each
+// has a certificate of its own from the test CA.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,11 +15,19 @@ import { join } from 'node:path';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { TestClient } from '../support/test-client.js';
+import { codes, errorCondition } from '../support/muc.js';
 import type { TestServer } from '../support/test-server.js';
 import { makeTestCa } from '../support/test-ca.js';
-import { startNatterOn5269, type FederationPeer, type PeerOptions } from '../support/federation-peers.js';
+import {
+  mucDomainOf,
+  startNatterOn5269,
+  type FederationPeer,
+  type PeerOptions,
+} from '../support/federation-peers.js';
 
 export const NATTER_DOMAIN = 'natter.test';
+/** Natter's MUC service (on by default at conference.<host>). */
+const NATTER_MUC = `conference.${NATTER_DOMAIN}`;
 const PW = 'federation-pw-1';
 /** Generous for one stanza across two servers (the first one opens and authenticates the streams). */
 const WAIT = 20_000;
@@ -49,6 +60,60 @@ async function waitSubscription(client: TestClient, contact: string, want: strin
   assert.equal(got, want, `${client.jid}: subscription of ${contact}`);
 }
 
+/** A vcard-temp vCard (XEP-0054) with a formatted name and a nickname. */
+const vcard = (fn: string, nick: string) =>
+  xml('vCard', { xmlns: 'vcard-temp' }, xml('FN', {}, fn), xml('NICKNAME', {}, nick));
+
+/** Sets the client's own vCard on its server. */
+async function setVcard(client: TestClient, fn: string, nick: string): Promise<void> {
+  const r = await client.iq(xml('iq', { type: 'set' }, vcard(fn, nick)), WAIT);
+  assert.equal(r.attrs.type, 'result', `${client.jid}: vCard set: ${r.toString()}`);
+}
+
+/** Fetches `jid`'s vCard through the client's server; asserts a result from `jid`, returns its FN. */
+async function fetchVcardFn(client: TestClient, jid: string): Promise<string | undefined> {
+  const r = await client.iq(xml('iq', { type: 'get', to: jid }, xml('vCard', { xmlns: 'vcard-temp' })), WAIT);
+  assert.equal(r.attrs.type, 'result', `${client.jid}: vCard of ${jid}: ${r.toString()}`);
+  assert.equal(r.attrs.from, jid);
+  return r.getChild('vCard', 'vcard-temp')?.getChildText('FN') ?? undefined;
+}
+
+/** An available presence from exactly `from` (a room occupant's JID). */
+const isAvailableFrom =
+  (from: string) =>
+  (e: Element): boolean =>
+    e.name === 'presence' && e.attrs.type === undefined && e.attrs.from === from;
+
+/**
+ * Joins `room` as `nick` (XEP-0045 §7.2) and waits for the self-presence (status 110); a room this
+ * created (status 201) is locked until configured, so its default configuration is accepted (an
+ * empty muc#owner submit, §10.1.2: an instant room).
+ */
+async function joinRoom(client: TestClient, room: string, nick: string): Promise<Element> {
+  client.send(xml('presence', { to: `${room}/${nick}` }, xml('x', { xmlns: NS.muc })));
+  // An error (the room's server unreachable, say) ends the wait at once rather than at the timeout.
+  const self = await client.receive(
+    (e) =>
+      e.name === 'presence' &&
+      e.attrs.from === `${room}/${nick}` &&
+      (codes(e).includes(110) || e.attrs.type === 'error'),
+    WAIT,
+  );
+  assert.equal(self.attrs.type, undefined, `${client.jid} joining ${room}: ${self.toString()}`);
+  if (codes(self).includes(201)) {
+    const ok = await client.iq(
+      xml(
+        'iq',
+        { type: 'set', to: room },
+        xml('query', { xmlns: NS.mucOwner }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' })),
+      ),
+      WAIT,
+    );
+    assert.equal(ok.attrs.type, 'result', `${client.jid}: configuring ${room}: ${ok.toString()}`);
+  }
+  return self;
+}
+
 const isPresence =
   (from: (f: string) => boolean, type: string | undefined) =>
   (e: Element): boolean =>
@@ -64,7 +129,12 @@ export function federationSuite(
      * external: certificates from one test CA that both trust, SASL EXTERNAL required (no dialback).
      */
     auth: 'dialback' | 'external';
-    todo?: Partial<Record<'chat' | 'error' | 'ping' | 'subscription', string>>;
+    todo?: Partial<
+      Record<
+        'chat' | 'error' | 'ping' | 'subscription' | 'vcard' | 'mucOnPeer' | 'mucOnNatter' | 'unknownDomain',
+        string
+      >
+    >;
   },
 ): void {
   const how =
@@ -93,11 +163,17 @@ export function federationSuite(
         let natterConfig: Parameters<typeof startNatterOn5269>[1] = {};
         if (opts.auth === 'external') {
           caDir = await mkdtemp(join(tmpdir(), 'natter-fed-ca-'));
-          const ca = await makeTestCa(caDir, [NATTER_DOMAIN, peerDomain]);
-          peerTls = { ...ca.certs[peerDomain]!, ca: ca.caCert };
+          const peerMuc = mucDomainOf(peerDomain);
+          const ca = await makeTestCa(caDir, [NATTER_DOMAIN, NATTER_MUC, peerDomain, peerMuc]);
+          peerTls = { ...ca.certs[peerDomain]!, ca: ca.caCert, muc: ca.certs[peerMuc]! };
           natterConfig = {
             config: {
-              tls: { cert: ca.certs[NATTER_DOMAIN]!.cert, key: ca.certs[NATTER_DOMAIN]!.key },
+              tls: {
+                cert: ca.certs[NATTER_DOMAIN]!.cert,
+                key: ca.certs[NATTER_DOMAIN]!.key,
+                // Chosen by name (SNI inbound, our domain outbound) for the MUC service's streams.
+                certificates: [ca.certs[NATTER_MUC]!],
+              },
               s2s: { enabled: true, ca: [ca.caCert], requireTrustedCertificates: true },
             },
           };
@@ -106,10 +182,11 @@ export function federationSuite(
         natter = n.server;
         peer = await startPeer({
           domain: peerDomain,
-          hosts: { [NATTER_DOMAIN]: n.address },
+          hosts: { [NATTER_DOMAIN]: n.address, [NATTER_MUC]: n.address },
           tls: peerTls,
         });
         natter.core.config.s2s.routes[peerDomain] = peer.s2sRoute;
+        natter.core.config.s2s.routes[peer.mucDomain] = peer.s2sRoute;
         for (const u of ['alice', 'carol']) await natter.addUser(u, PW);
         for (const u of ['bob', 'dave']) await peer.addUser(u, PW);
       },
@@ -260,6 +337,100 @@ export function federationSuite(
           (e) => e.name === 'presence' && e.attrs.from === `${daveJid}/d` && e.getChildText('show') === 'dnd',
           WAIT,
         );
+      },
+    );
+
+    test(
+      "vCards (XEP-0054) across: each user fetches the other's vCard from the other server",
+      { timeout: 60_000, todo: opts.todo?.vcard },
+      async () => {
+        const alice = await login(natter!, 'alice', 'vcard', false);
+        const bob = await login(peer!, 'bob', 'vcard', false);
+        const bobFn = `Bōb Bäcker — ${peerName} 山田 🎻`;
+        await setVcard(bob, bobFn, 'bob');
+        assert.equal(await fetchVcardFn(alice, `bob@${peerDomain}`), bobFn);
+
+        const aliceFn = 'Alïce Łukasiewicz — Natter 日本 ✓';
+        await setVcard(alice, aliceFn, 'alice');
+        assert.equal(await fetchVcardFn(bob, `alice@${NATTER_DOMAIN}`), aliceFn);
+      },
+    );
+
+    test(
+      `MUC (XEP-0045) on the peer's service: a Natter user joins, both see each other, the Natter user's groupchat arrives`,
+      { timeout: 60_000, todo: opts.todo?.mucOnPeer },
+      async () => {
+        const room = `natter-visits-${opts.auth}@${peer!.mucDomain}`;
+        const bob = await login(peer!, 'bob', 'muc', true);
+        const alice = await login(natter!, 'alice', 'muc', true);
+        await joinRoom(bob, room, 'bob');
+        const self = await joinRoom(alice, room, 'alice');
+        assert.equal(bare(self.attrs.to), `alice@${NATTER_DOMAIN}`);
+        // The room sends the joiner the occupants already there, and them the joiner (§7.2.3).
+        await alice.receive(isAvailableFrom(`${room}/bob`), WAIT);
+        await bob.receive(isAvailableFrom(`${room}/alice`), WAIT);
+
+        const body = `Grüße in den Raum — 你好 🌍 <&> from ${NATTER_DOMAIN}`;
+        alice.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, body)));
+        const heard = await bob.receive(
+          (e) => e.name === 'message' && e.attrs.type === 'groupchat' && e.getChildText('body') === body,
+          WAIT,
+        );
+        assert.equal(heard.attrs.from, `${room}/alice`);
+        // The room reflects it to its sender too, across the federation again.
+        const echo = await alice.receive(
+          (e) => e.name === 'message' && e.attrs.type === 'groupchat' && e.getChildText('body') === body,
+          WAIT,
+        );
+        assert.equal(echo.attrs.from, `${room}/alice`);
+      },
+    );
+
+    test(
+      `MUC (XEP-0045) on Natter's service: a user of ${peerName} joins, both see each other, their groupchat arrives`,
+      { timeout: 60_000, todo: opts.todo?.mucOnNatter },
+      async () => {
+        const room = `peer-visits-${opts.auth}@${NATTER_MUC}`;
+        const alice = await login(natter!, 'alice', 'muc-home', true);
+        const bob = await login(peer!, 'bob', 'muc-away', true);
+        await joinRoom(alice, room, 'alice');
+        const self = await joinRoom(bob, room, 'bob');
+        assert.equal(bare(self.attrs.to), `bob@${peerDomain}`);
+        await bob.receive(isAvailableFrom(`${room}/alice`), WAIT);
+        await alice.receive(isAvailableFrom(`${room}/bob`), WAIT);
+
+        const body = `Привет из ${peerDomain} — ñandú ☕ <&> "quoted"`;
+        bob.send(xml('message', { to: room, type: 'groupchat' }, xml('body', {}, body)));
+        const heard = await alice.receive(
+          (e) => e.name === 'message' && e.attrs.type === 'groupchat' && e.getChildText('body') === body,
+          WAIT,
+        );
+        assert.equal(heard.attrs.from, `${room}/bob`);
+        const echo = await bob.receive(
+          (e) => e.name === 'message' && e.attrs.type === 'groupchat' && e.getChildText('body') === body,
+          WAIT,
+        );
+        assert.equal(echo.attrs.from, `${room}/bob`);
+      },
+    );
+
+    test(
+      'a message to a domain that does not exist (no route, no DNS) comes back as remote-server-not-found',
+      { timeout: 30_000, todo: opts.todo?.unknownDomain },
+      async () => {
+        // No static route and no hosts entry: Natter asks the system's DNS (SRV, then the domain's
+        // address, RFC 6120 §3.2.2), which knows no .invalid name (RFC 6761).
+        const alice = await login(natter!, 'alice', 'nx', false);
+        const started = Date.now();
+        alice.send(chat('someone@nonexistent.invalid', 'is anybody out there?', 'm-nx-1'));
+        const err = await alice.receive(
+          (e) => e.name === 'message' && e.attrs.type === 'error' && e.attrs.id === 'm-nx-1',
+          10_000,
+        );
+        assert.equal(errorCondition(err), 'remote-server-not-found', err.toString());
+        assert.equal(err.attrs.from, 'someone@nonexistent.invalid');
+        assert.equal(err.attrs.to, `alice@${NATTER_DOMAIN}/nx`);
+        assert.ok(Date.now() - started < 10_000, `bounced after ${Date.now() - started} ms`);
       },
     );
   });

@@ -12,6 +12,10 @@
 //   - ejabberd: it resolves with DNS (inet_res), then getaddrinfo, which reads /etc/hosts only; so it
 //     runs in a private mount namespace (`unshare -m`, host network) with our file bind-mounted over
 //     /etc/hosts. Nothing outside that namespace sees the change.
+// The peers' MUC services (conference.<domain>) are reached the same ways: Natter routes them to the
+// peer's s2s port, and the hosts file maps Natter's MUC domain to Natter's address too. In the CA
+// mode each MUC service has a certificate of its own (Prosody: `ssl` in its Component section;
+// ejabberd: one more `certfiles` entry), since it authenticates its own s2s streams.
 // Both peers run behind a small shell watchdog that ends them when told to or when this test process
 // is gone, however it ended.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -29,10 +33,16 @@ import type { ConfigInput } from '../../src/config.js';
 
 const run = promisify(execFile);
 
-/** A third-party server federating with Natter; `port('c2s')` is its client port on 127.0.0.1. */
+/**
+ * A third-party server federating with Natter; `port('c2s')` is its client port on 127.0.0.1. Both
+ * serve vcard-temp (XEP-0054) for their users and a MUC service (XEP-0045) at `mucDomain`, reached
+ * over the same s2s listener.
+ */
 export interface FederationPeer extends Target {
   name: 'prosody' | 'ejabberd';
   domain: string;
+  /** Its MUC service, `conference.<domain>`. */
+  mucDomain: string;
   /** Its s2s listener, as Natter's `s2s.routes` takes it (`127.0.0.1:<port>`). */
   s2sRoute: string;
   /** Creates an account on it. */
@@ -52,10 +62,14 @@ export interface PeerOptions {
   /**
    * A CA-signed certificate for the peer's domain and the CA (PEM files, e.g. from makeTestCa): the
    * peer then trusts that CA and requires peers' certificates to verify (SASL EXTERNAL, no dialback).
-   * Without it: a self-signed certificate and dialback.
+   * Without it: a self-signed certificate and dialback. `muc`: a certificate from the same CA for
+   * the MUC service (`conference.<domain>`), which authenticates its own s2s streams.
    */
-  tls?: { cert: string; key: string; ca: string };
+  tls?: { cert: string; key: string; ca: string; muc?: { cert: string; key: string } };
 }
+
+/** The peers' MUC service domain. */
+export const mucDomainOf = (domain: string): string => `conference.${domain}`;
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -143,7 +157,7 @@ async function peerCertificate(
   certs: string,
   domain: string,
   tls: PeerOptions['tls'],
-): Promise<{ cert: string; key: string; ca?: string }> {
+): Promise<{ cert: string; key: string; ca?: string; muc?: { cert: string; key: string } }> {
   if (!tls) return selfSignedCert(certs, domain);
   const files = {
     cert: join(certs, `${domain}.crt`),
@@ -153,7 +167,12 @@ async function peerCertificate(
   await copyFile(tls.cert, files.cert);
   await copyFile(tls.key, files.key);
   await copyFile(tls.ca, files.ca);
-  return files;
+  if (!tls.muc) return files;
+  const mucDomain = mucDomainOf(domain);
+  const muc = { cert: join(certs, `${mucDomain}.crt`), key: join(certs, `${mucDomain}.key`) };
+  await copyFile(tls.muc.cert, muc.cert);
+  await copyFile(tls.muc.key, muc.key);
+  return { ...files, muc };
 }
 
 const luaString = (s: string): string => `"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
@@ -206,6 +225,7 @@ export async function ensureProsodyForFederation(): Promise<void> {
  * A private Prosody 0.12 serving `opts.domain`: c2s and s2s on 127.0.0.1 (free ports), TLS required
  * on s2s, its own hosts file; a self-signed certificate and dialback (`s2s_secure_auth = false`), or
  * with `opts.tls` that certificate, the CA as `cafile` and `s2s_secure_auth = true` (SASL EXTERNAL).
+ * mod_vcard (vcard-temp storage) and a MUC component at conference.<domain>.
  */
 export async function startProsodyPeer(opts: PeerOptions): Promise<FederationPeer> {
   await ensureProsodyForFederation();
@@ -239,7 +259,7 @@ s2s_direct_tls_ports = { }
 component_ports = { }
 http_ports = { }
 https_ports = { }
-modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; }
+modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"; "posix"; "vcard"; }
 modules_disabled = { "limits"; "offline"; }
 c2s_require_encryption = false
 s2s_require_encryption = true
@@ -256,7 +276,14 @@ storage = "internal"
 ssl = { key = ${luaString(cert.key)}; certificate = ${luaString(cert.cert)};${cert.ca ? ` cafile = ${luaString(cert.ca)};` : ''} }
 
 VirtualHost ${luaString(domain)}
-`,
+
+-- XEP-0045; locked new rooms (status 201) until their owner configures them, as by default.
+Component ${luaString(mucDomainOf(domain))} "muc"
+${
+  cert.muc
+    ? `ssl = { key = ${luaString(cert.muc.key)}; certificate = ${luaString(cert.muc.cert)}; cafile = ${luaString(cert.ca!)}; }\n`
+    : ''
+}`,
     );
     const watchdog = `prosody --config "$1" -F >"$3" 2>&1 & child=$!
 trap 'kill $child 2>/dev/null; wait $child; exit 0' TERM INT
@@ -282,6 +309,7 @@ kill $child 2>/dev/null; wait $child`;
     return {
       name: 'prosody',
       domain,
+      mucDomain: mucDomainOf(domain),
       s2sRoute: `127.0.0.1:${s2s}`,
       port(kind) {
         if (kind !== 'c2s') throw new Error(`this Prosody has no ${kind} listener`);
@@ -312,6 +340,7 @@ export async function ensureEjabberdForFederation(): Promise<void> {
  * on loopback for accounts, STARTTLS required on s2s; a self-signed certificate and mod_s2s_dialback,
  * or with `opts.tls` that certificate, the CA as `ca_file` and no dialback module (SASL EXTERNAL only).
  * It runs as user ejabberd (setpriv) in a private mount namespace whose /etc/hosts is our file.
+ * mod_vcard and mod_muc at conference.<domain>.
  */
 export async function startEjabberdPeer(opts: PeerOptions): Promise<FederationPeer> {
   await ensureEjabberdForFederation();
@@ -323,6 +352,13 @@ export async function startEjabberdPeer(opts: PeerOptions): Promise<FederationPe
     // ejabberd wants certificate and key in one PEM file.
     const pem = join(dir, 'certs', `${domain}.pem`);
     await writeFile(pem, (await readFile(cert.cert, 'utf8')) + (await readFile(cert.key, 'utf8')));
+    // The MUC service's own certificate, when given (ejabberd picks certificates by their names).
+    const mucPem = join(dir, 'certs', `${mucDomainOf(domain)}.pem`);
+    if (cert.muc)
+      await writeFile(
+        mucPem,
+        (await readFile(cert.muc.cert, 'utf8')) + (await readFile(cert.muc.key, 'utf8')),
+      );
     // The namespace's /etc/hosts: the usual loopback names plus ours.
     await writeFile(join(dir, 'hosts'), `127.0.0.1 localhost\n::1 localhost\n${hostsFile(opts.hosts)}`);
     const [c2s, s2s, http] = [await freePort(), await freePort(), await freePort()];
@@ -338,7 +374,7 @@ loglevel: ${opts.logLevel ?? (process.env.NATTER_PEER_LOG_LEVEL === 'debug' ? 'd
 log_rotate_count: 0
 certfiles:
   - "${pem}"
-${cert.ca ? `ca_file: "${cert.ca}"\n` : ''}auth_method: internal
+${cert.muc ? `  - "${mucPem}"\n` : ''}${cert.ca ? `ca_file: "${cert.ca}"\n` : ''}auth_method: internal
 s2s_use_starttls: required
 s2s_access: all
 s2s_dns_timeout: 2
@@ -383,6 +419,10 @@ modules:
     versioning: false
   mod_disco: {}
   mod_ping: {}
+  mod_vcard:
+    search: false
+  mod_muc:
+    host: "${mucDomainOf(domain)}"
 ${cert.ca ? '' : '  mod_s2s_dialback: {}\n'}  mod_admin_extra: {}
 `,
     );
@@ -427,6 +467,7 @@ stop`;
     return {
       name: 'ejabberd',
       domain,
+      mucDomain: mucDomainOf(domain),
       s2sRoute: `127.0.0.1:${s2s}`,
       port(kind) {
         if (kind !== 'c2s') throw new Error(`this ejabberd has no ${kind} listener`);
