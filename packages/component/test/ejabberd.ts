@@ -113,11 +113,13 @@ modules:
   await chmod(dir, 0o755);
 
   // A shell watchdog runs ejabberd in its own process group (setsid) and ends the whole group when
-  // told to (SIGTERM) or when this test process is gone, however it ended.
+  // told to (SIGTERM) or when this test process is gone, however it ended; it exits only once every
+  // process of the group (the Erlang VM included, not just ejabberdctl) has exited.
   const watchdog = `setsid setpriv --reuid=ejabberd --regid=ejabberd --init-groups ejabberdctl --config "$1/ejabberd.yml" --ctl-config "$1/ejabberdctl.cfg" --logs "$1/logs" --spool "$1/spool" --node "$3" foreground >"$1/stdout.log" 2>&1 & child=$!
-trap 'kill -TERM -$child 2>/dev/null; wait $child; exit 0' TERM INT
+trap 'kill -TERM -$child 2>/dev/null; wait $child; while kill -0 -$child 2>/dev/null; do sleep 0.2; done; exit 0' TERM INT
 while kill -0 "$2" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5 & wait $!; done
-kill -TERM -$child 2>/dev/null; wait $child`;
+kill -TERM -$child 2>/dev/null; wait $child
+while kill -0 -$child 2>/dev/null; do sleep 0.2; done`;
   const proc = spawn('sh', ['-c', watchdog, 'ejabberd-watchdog', dir, String(process.pid), node], {
     stdio: 'ignore',
     env: { ...process.env, HOME: join(dir, 'home') },
@@ -166,7 +168,9 @@ kill -TERM -$child 2>/dev/null; wait $child`;
         await exited;
         clearTimeout(t);
       }
-      if (!process.env.KEEP_EJABBERD) await rm(dir, { recursive: true, force: true });
+      // The watchdog exits once the whole process group is gone; retries cover a straggler's last write.
+      if (!process.env.KEEP_EJABBERD)
+        await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }
