@@ -4,6 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import type { Transport } from '../core/transport.js';
 import { tlsChannelBinding } from './channel-binding.js';
 import type { TrustStore } from './trust-store.js';
+import type { Dialer } from '../core/s2s/federation.js';
 
 /** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
 export class SocketTransport implements Transport {
@@ -256,14 +257,7 @@ export function connectTcp(opts: {
  * `servername`, or direct TLS at once (XEP-0368, ALPN `xmpp-server`). The peer's certificate is
  * not judged here: the stream checks it against the domain (RFC 6125, XEP-0178).
  */
-export function dialServer(opts: {
-  host: string;
-  port: number;
-  directTls: boolean;
-  servername: string;
-  context: SecureContext;
-  timeoutMs: number;
-}): Promise<SocketTransport> {
+export function dialServer(opts: Parameters<Dialer>[0]): Promise<SocketTransport> {
   if (!opts.directTls) return connectTcp(opts);
   return new Promise((resolve, reject) => {
     const socket = tlsConnect({

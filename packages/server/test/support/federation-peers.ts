@@ -19,7 +19,7 @@
 // Both peers run behind a small shell watchdog that ends them when told to or when this test process
 // is gone, however it ended.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { ensureDebianPackages } from '../../../../test/support/debian-packages.js';
 import { writeAccount } from '../../../client/test/prosody.js';
 import { startTestServer, type TestServer } from './test-server.js';
+import { selfSigned } from './test-ca.js';
 import type { Target } from './test-client.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { ConfigInput } from '../../src/config.js';
@@ -126,29 +127,6 @@ const hostsFile = (hosts: Record<string, string>): string =>
     .map(([name, address]) => `${address} ${name}\n`)
     .join('');
 
-/** A self-signed certificate for `domain` (RSA, SAN = the domain), as `<dir>/<domain>.crt/.key`. */
-async function selfSignedCert(dir: string, domain: string): Promise<{ cert: string; key: string }> {
-  const files = { cert: join(dir, `${domain}.crt`), key: join(dir, `${domain}.key`) };
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${domain}`,
-    '-addext',
-    `subjectAltName=DNS:${domain}`,
-    '-keyout',
-    files.key,
-    '-out',
-    files.cert,
-  ]);
-  return files;
-}
-
 /**
  * The peer's certificate files, in its own folder (which its user can read): copies of `tls` when
  * given, else a new self-signed pair.
@@ -158,7 +136,14 @@ async function peerCertificate(
   domain: string,
   tls: PeerOptions['tls'],
 ): Promise<{ cert: string; key: string; ca?: string; muc?: { cert: string; key: string } }> {
-  if (!tls) return selfSignedCert(certs, domain);
+  if (!tls) {
+    // Named <domain>.crt/.key: Prosody also finds certificates in its folder by name.
+    const made = await selfSigned(certs, domain);
+    const files = { cert: join(certs, `${domain}.crt`), key: join(certs, `${domain}.key`) };
+    await rename(made.cert, files.cert);
+    await rename(made.key, files.key);
+    return files;
+  }
   const files = {
     cert: join(certs, `${domain}.crt`),
     key: join(certs, `${domain}.key`),

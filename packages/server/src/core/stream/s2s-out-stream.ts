@@ -1,11 +1,11 @@
 import { xml, type Element } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
-import { parseJid, type Jid } from '@natter/jid';
 import type { Transport } from '../transport.js';
 import type { ServerCore } from '../server-core.js';
 import type { S2SAuthMethod, S2SStreamHandle, S2SStreamInfo } from '../s2s/federation.js';
 import { certificateAuthenticates } from '../s2s/peer-certificate.js';
 import { StreamMachine } from './stream-machine.js';
+import { bounceUnsent, bouncedIfUnsent } from './stanza-checks.js';
 import { DIALBACK_NS, DIALBACK_FEATURE_NS, dialbackOut } from './steps/dialback-out.js';
 
 /** What an outbound stream tells the pool that owns it (core/s2s/outbound-pool.ts). */
@@ -393,26 +393,11 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
 
   /** Messages and IQ requests are kept until the kernel took them: a peer cut off as a slow reader bounces them. */
   protected override keepsUntilSent(el: Element): boolean {
-    const type = el.attrs.type;
-    if (type === 'error') return false;
-    return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+    return bouncedIfUnsent(el);
   }
 
   protected override cutOffUnsent(unsent: Element[]): void {
-    for (const stanza of unsent) {
-      let from: Jid, to: Jid;
-      try {
-        from = parseJid(stanza.attrs.from ?? '');
-        to = parseJid(stanza.attrs.to ?? '');
-      } catch {
-        continue;
-      }
-      this.server.router.bounce(
-        { stanza, from, to, origin: undefined },
-        'remote-server-timeout',
-        `${this.opts.remote} stopped reading`,
-      );
-    }
+    bounceUnsent(this.server.router, unsent, 'remote-server-timeout', `${this.opts.remote} stopped reading`);
   }
 
   protected async finished_(): Promise<void> {

@@ -1,5 +1,7 @@
 import type { Element } from '@natter/xml';
-import { StanzaError } from '@natter/protocol';
+import { parseJid, type Jid } from '@natter/jid';
+import { StanzaError, type StanzaErrorCondition } from '@natter/protocol';
+import type { Router } from '../router.js';
 
 const MESSAGE_TYPES = new Set(['chat', 'error', 'groupchat', 'headline', 'normal']);
 const PRESENCE_TYPES = new Set([
@@ -40,4 +42,34 @@ export function checkStanza(el: Element): StanzaError | undefined {
 export function answerable(el: Element): boolean {
   const type = el.attrs.type;
   return type !== 'error' && !(el.name === 'iq' && type === 'result');
+}
+
+/**
+ * What a stream to a peer server or component keeps until the kernel took it (see
+ * StreamMachine.keepsUntilSent): messages and IQ requests, whose senders are owed an error if the
+ * peer never reads them. Errors and the rest are not.
+ */
+export function bouncedIfUnsent(el: Element): boolean {
+  const type = el.attrs.type;
+  if (type === 'error') return false;
+  return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+}
+
+/** Sends each stanza a peer never received back to its sender with `condition`. */
+export function bounceUnsent(
+  router: Router,
+  unsent: readonly Element[],
+  condition: StanzaErrorCondition,
+  text?: string,
+): void {
+  for (const stanza of unsent) {
+    let from: Jid, to: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? '');
+      to = parseJid(stanza.attrs.to ?? '');
+    } catch {
+      continue;
+    }
+    router.bounce({ stanza, from, to, origin: undefined }, condition, text);
+  }
 }

@@ -4,7 +4,7 @@ import { NS, errorReply, StanzaError } from '@natter/protocol';
 import type { Transport } from '../transport.js';
 import type { ServerCore } from '../server-core.js';
 import { StreamMachine } from './stream-machine.js';
-import { answerable, checkStanza } from './stanza-checks.js';
+import { answerable, bounceUnsent, bouncedIfUnsent, checkStanza } from './stanza-checks.js';
 import { handshakeMatches } from './steps/handshake.js';
 import { logAuthFailure } from '../auth-log.js';
 
@@ -182,9 +182,7 @@ export class ComponentStream extends StreamMachine {
 
   /** Messages and IQ requests are kept until sent: a component cut off as a slow reader bounces them. */
   protected override keepsUntilSent(el: Element): boolean {
-    const type = el.attrs.type;
-    if (type === 'error') return false;
-    return el.name === 'message' || (el.name === 'iq' && (type === 'get' || type === 'set'));
+    return bouncedIfUnsent(el);
   }
 
   protected override cutOffUnsent(unsent: Element[]): void {
@@ -200,16 +198,7 @@ export class ComponentStream extends StreamMachine {
     if (this.domain !== undefined) this.server.unbindComponent(this.domain, this);
     const unsent = this.unsent;
     this.unsent = [];
-    for (const stanza of unsent) {
-      let from: Jid, to: Jid;
-      try {
-        from = parseJid(stanza.attrs.from ?? '');
-        to = parseJid(stanza.attrs.to ?? '');
-      } catch {
-        continue;
-      }
-      // XEP-0114: what the component never got is answered as if it had been away.
-      this.server.router.bounce({ stanza, from, to, origin: undefined }, 'service-unavailable');
-    }
+    // XEP-0114: what the component never got is answered as if it had been away.
+    bounceUnsent(this.server.router, unsent, 'service-unavailable');
   }
 }
