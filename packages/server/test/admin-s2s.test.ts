@@ -5,7 +5,9 @@ import { request } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { xml } from '@natter/xml';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { TestClient } from './support/test-client.js';
 import type { S2SStreamHandle, S2SStreamInfo } from '../src/core/s2s/federation.js';
 import type { S2SReport } from '../src/listeners/admin-listener.js';
 
@@ -254,6 +256,38 @@ describe('GET /admin/s2s and natter s2s', () => {
       pool.list = list;
       for (const h of added) server.core.s2sInbound.delete(h);
       await server.destroy();
+    }
+  });
+
+  test('real federation: both servers list the live stream of each direction, and natter s2s prints it', async () => {
+    const a = await startTestServer({ hosts: ['a.test'] }, { s2s: true });
+    const b = await startTestServer({ hosts: ['b.test'] }, { s2s: true });
+    try {
+      a.core.config.s2s.routes['b.test'] = `127.0.0.1:${b.port('s2s')}`;
+      b.core.config.s2s.routes['a.test'] = `127.0.0.1:${a.port('s2s')}`;
+      await a.addUser('alice', 'admin-s2s-pw');
+      await b.addUser('bob', 'admin-s2s-pw');
+      const alice = await TestClient.login(a, 'alice', 'admin-s2s-pw');
+      const bob = await TestClient.login(b, 'bob', 'admin-s2s-pw', { presence: true });
+      alice.send(xml('message', { to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'hi')));
+      await bob.receive((e) => e.name === 'message', 10_000);
+      const out = (await s2s(a)).streams.find((x) => x.direction === 'out');
+      assert.deepEqual(out?.remoteDomains, ['b.test']);
+      assert.deepEqual(out?.localDomains, ['a.test']);
+      assert.equal(out?.auth, 'dialback');
+      assert.equal(out?.tls, true);
+      const inbound = (await s2s(b)).streams.find((x) => x.direction === 'in' && x.state === 'authenticated');
+      assert.deepEqual(inbound?.remoteDomains, ['a.test']);
+      assert.equal(inbound?.auth, 'dialback');
+      assert.equal(inbound?.stanzasIn, 1);
+      const printed = await s2sCli(b);
+      assert.equal(printed.code, 0, printed.stderr);
+      assert.match(printed.stdout, /^in\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.[23]/m);
+      await alice.close();
+      await bob.close();
+    } finally {
+      await a.destroy();
+      await b.destroy();
     }
   });
 });
