@@ -33,4 +33,5 @@ export type {
 } from './stream/stream-view.js';
 export type { Identity } from './host.js';
 export type { Logger } from './logger.js';
+export type { StorageConfig } from '../storage/database.js';
 export { NATTER_VERSION } from '../version.js';

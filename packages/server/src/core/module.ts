@@ -9,6 +9,7 @@ import type { ServiceHandler } from './router.js';
 import type { Logger } from './logger.js';
 import type { ClientStreamView, Admission, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
 import type { Config, Limits } from '../config.js';
+import type { StorageConfig } from '../storage/database.js';
 import type { Jid } from '@natter/jid';
 import type { Session } from './session.js';
 
@@ -71,6 +72,11 @@ export class ModuleContext<Options> {
 
   get db(): Kysely<any> {
     return this.server.database.db;
+  }
+
+  /** The storage `db` was opened on, for a module that needs a connection of its own (a writer thread). */
+  get storage(): StorageConfig {
+    return this.server.database.config;
   }
 
   get sessions() {

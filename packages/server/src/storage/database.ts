@@ -14,17 +14,20 @@ export type StorageConfig =
 export class Database {
   readonly db: Kysely<any>;
   readonly engine: 'sqlite' | 'postgres';
+  /** How it was opened (a module that runs its own connection, e.g. on a worker thread, opens the same). */
+  readonly config: StorageConfig;
 
   /** PostgreSQL only: resolves once every pooled connection has really closed its socket. */
   private readonly drained: () => Promise<void>;
 
   private constructor(
     db: Kysely<any>,
-    engine: 'sqlite' | 'postgres',
+    config: StorageConfig,
     drained: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.db = db;
-    this.engine = engine;
+    this.config = config;
+    this.engine = config.engine;
     this.drained = drained;
   }
 
@@ -37,7 +40,7 @@ export class Database {
   static open(config: StorageConfig, onConnectionError?: (err: Error) => void): Database {
     if (config.engine === 'sqlite') {
       const sqlite = openSqlite(config.path);
-      return new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), 'sqlite');
+      return new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), config);
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10 });
     // Errors of idle connections reach the pool too; they are reported by the client listener below.
@@ -59,7 +62,7 @@ export class Database {
     });
     const drained = () =>
       open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve));
-    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }) }), 'postgres', drained);
+    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }) }), config, drained);
   }
 
   /** Runs a module's pending migrations, in name order, each recorded in the module's own table. */

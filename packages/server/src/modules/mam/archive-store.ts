@@ -1,31 +1,22 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import type { Kysely } from 'kysely';
 import type { Logger } from '../../core/module-api.js';
+import type { StorageConfig } from '../../core/module-api.js';
+import type { EntryRow, MessageRow, Quotas, WriterReply, WriterRequest } from './archive-writer.js';
 
 export type Direction = 'in' | 'out';
+export type { EntryRow, MessageRow } from './archive-writer.js';
 
-export interface ArchiveRow {
-  owner: string;
-  id: string;
+/** Where a message sits in the archives: `seq`, then `id` to order messages of equal `seq`. */
+export interface Position {
   seq: number;
-  timestamp: number;
-  with_jid: string;
-  with_full: string;
-  direction: Direction;
-  stanza: string;
-  /** UTF-8 length of `stanza`, counted against the owner's byte quota. */
-  bytes: number;
+  id: string;
 }
 
-/** What one archive holds, as counted for its quotas. */
-interface Usage {
-  count: number;
-  bytes: number;
-}
-
-export interface StoredMessage {
-  id: string;
-  seq: number;
+export interface StoredMessage extends Position {
   timestamp: number;
   stanza: string;
 }
@@ -37,9 +28,9 @@ export interface ArchiveFilter {
   withFull?: string;
   start?: number;
   end?: number;
-  /** Exclusive bounds on `seq` (after-id / before-id, RSM after / before). */
-  afterSeq?: number;
-  beforeSeq?: number;
+  /** Exclusive bounds (after-id / before-id, RSM after / before). */
+  after?: Position;
+  before?: Position;
   ids?: string[];
 }
 
@@ -53,7 +44,6 @@ export interface PageRequest {
 const ID_BYTES = 6; // 48 random bits → 8 base64url characters
 const POOL = 1024;
 const SEQ_WIDTH = 11; // base36 digits of `seq` (enough until the year 5000)
-const ROWS_PER_INSERT = 500;
 
 /** `seq` of an archive UID (the UID starts with it), or undefined when the UID cannot be ours. */
 export function seqOfId(id: string): number | undefined {
@@ -63,43 +53,138 @@ export function seqOfId(id: string): number | undefined {
 }
 
 /**
- * The archive table behind a write buffer: messages get their UID and order in memory when they
- * pass through the router, and reach the database in batched inserts a few milliseconds later, so
- * delivery never waits for storage. Every read flushes first, so a query sees every message whose
- * id a client may already know; `close()` flushes what is left.
+ * Starts the writer thread: the compiled `.js` in dist; the `.ts` source when the server itself
+ * runs from source (development and tests), through tsx's loader registered inside the thread
+ * (Node 20 does not carry `--import tsx` over to worker threads).
+ */
+function startWriterThread(workerData: unknown): Worker {
+  const js = new URL('./archive-writer.js', import.meta.url);
+  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
+  const ts = new URL('./archive-writer.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`;
+  return new Worker(boot, { eval: true, workerData });
+}
+
+/**
+ * The archive writer thread of one database, shared by every host's archive in this process, and
+ * started on first use (a server that archives nothing starts no thread). Requests are answered in
+ * order. If the thread dies, what it was doing fails (the store retries it) and the next request
+ * starts another.
+ */
+class ArchiveWriter {
+  private static readonly shared = new Map<string, ArchiveWriter>();
+
+  static acquire(storage: StorageConfig, log: Logger): ArchiveWriter {
+    const key = storage.engine === 'sqlite' ? `sqlite:${storage.path}` : `postgres:${storage.url}`;
+    let w = ArchiveWriter.shared.get(key);
+    if (!w) {
+      w = new ArchiveWriter(key, storage, log);
+      ArchiveWriter.shared.set(key, w);
+    }
+    w.users++;
+    return w;
+  }
+
+  private users = 0;
+  private worker: Worker | undefined;
+  private n = 0;
+  private readonly waiting = new Map<number, { resolve: (v: number) => void; reject: (e: Error) => void }>();
+
+  private constructor(
+    private readonly key: string,
+    private readonly storage: StorageConfig,
+    private readonly log: Logger,
+  ) {}
+
+  private start(): Worker {
+    const worker = startWriterThread({ storage: this.storage });
+    worker.on('message', (r: WriterReply) => {
+      const w = this.waiting.get(r.n);
+      if (!w) return;
+      this.waiting.delete(r.n);
+      if (r.ok) w.resolve(r.value);
+      else w.reject(new Error(r.error));
+    });
+    worker.on('error', (err) => this.log.error({ err }, 'archive writer thread failed'));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = undefined;
+      if (this.waiting.size > 0) {
+        const lost = [...this.waiting.values()];
+        this.waiting.clear();
+        for (const w of lost) w.reject(new Error(`archive writer thread exited (code ${code})`));
+      }
+    });
+    return worker;
+  }
+
+  request(req: WriterRequest): Promise<number> {
+    const worker = (this.worker ??= this.start());
+    const n = ++this.n;
+    return new Promise<number>((resolve, reject) => {
+      this.waiting.set(n, { resolve, reject });
+      worker.postMessage({ n, req });
+    });
+  }
+
+  /** The last user closes the thread after its queued requests. */
+  async release(): Promise<void> {
+    if (--this.users > 0) return;
+    ArchiveWriter.shared.delete(this.key);
+    const worker = this.worker;
+    if (!worker) return;
+    const n = ++this.n;
+    const closed = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+    await new Promise<void>((resolve) => {
+      this.waiting.set(n, { resolve: () => resolve(), reject: () => resolve() });
+      worker.postMessage({ n, req: { op: 'close' } });
+    });
+    await closed;
+  }
+}
+
+/**
+ * The archives of one host: messages get their UID and position in memory when they pass through
+ * the router, and reach the database in batches written by the archive writer thread a few
+ * milliseconds later, so delivery never waits for storage and a batch never stops the routing
+ * thread. Each message is stored once (`mam_message`) and listed in each archive that holds it
+ * (`mam_entry`: the sender's and the recipient's). Every read flushes first, so a query sees every
+ * message whose id a client may already know; `close()` writes what is left.
  */
 export class ArchiveStore {
-  private pending: ArchiveRow[] = [];
+  private messages: MessageRow[] = [];
+  private entries: EntryRow[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
   private soon: Promise<void> | undefined;
   private lastSeq = 0;
   private pool = Buffer.alloc(0);
   private poolAt = 0;
+  private readonly writer: ArchiveWriter;
+  private readonly quotas: Quotas;
 
   constructor(
     private readonly db: Kysely<any>,
+    storage: StorageConfig,
     private readonly log: Logger,
     private readonly opts: {
       flushMs: number;
       batchSize: number;
+      /** Entries kept in memory while the database cannot be written; past it, the oldest are dropped. */
       maxPending: number;
       /** Per-archive quotas: past either, the oldest messages of that archive are deleted. */
       maxMessages: number;
       maxBytes: number;
     },
-  ) {}
-
-  /**
-   * Messages and bytes per archive, loaded with one query the first time an archive is written to
-   * after start-up, then kept up to date by the writer (the only one adding rows).
-   */
-  private usage = new Map<string, Usage>();
+  ) {
+    this.writer = ArchiveWriter.acquire(storage, log);
+    this.quotas = { maxMessages: opts.maxMessages, maxBytes: opts.maxBytes };
+  }
 
   /** Continues the order after what a previous run stored. */
   async init(): Promise<void> {
     const row = await this.db
-      .selectFrom('mam_messages')
+      .selectFrom('mam_message')
       .select((eb) => eb.fn.max('seq').as('seq'))
       .executeTakeFirst();
     this.lastSeq = Number(row?.seq ?? 0);
@@ -108,7 +193,8 @@ export class ArchiveStore {
   /**
    * The next position in the archives and its UID (XEP-0313 §3: "unpredictable and unique"):
    * `seq` (milliseconds × 1000 plus a counter, never going back with the clock) in base36, then
-   * 48 random bits. The UID carries its own position, so finding it needs no index of its own.
+   * 48 random bits. The UID carries its own position, so finding it needs no index of its own;
+   * two processes may hand out the same `seq`, and the UID orders those.
    */
   next(): { seq: number; timestamp: number; id: string } {
     const ms = Date.now() * 1000;
@@ -123,10 +209,13 @@ export class ArchiveStore {
     return { seq, timestamp: Math.floor(seq / 1000), id: seq.toString(36).padStart(SEQ_WIDTH, '0') + random };
   }
 
-  /** Queues a message at a position from `next()`. Never waits for the database. */
-  add(row: ArchiveRow): void {
-    this.pending.push(row);
-    if (this.pending.length >= this.opts.batchSize) void this.flush();
+  /** Queues a message and the archives that hold it. Never waits for the database. */
+  add(message: MessageRow, entries: EntryRow[]): void {
+    message.refs = entries.length;
+    if (entries.length === 0) return;
+    this.messages.push(message);
+    for (const e of entries) this.entries.push(e);
+    if (this.entries.length >= this.opts.batchSize) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), this.opts.flushMs);
   }
 
@@ -155,124 +244,76 @@ export class ArchiveStore {
   }
 
   private async write(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const rows = this.pending;
-    this.pending = [];
+    if (this.entries.length === 0) return;
+    const messages = this.messages;
+    const entries = this.entries;
+    this.messages = [];
+    this.entries = [];
     try {
-      const counted = await this.db.transaction().execute(async (trx) => {
-        const counted = new Map<string, Usage>();
-        for (const row of rows) {
-          let u = counted.get(row.owner);
-          if (!u) {
-            const known = this.usage.get(row.owner);
-            u = known ? { ...known } : await this.load(trx, row.owner);
-            counted.set(row.owner, u);
-          }
-          u.count++;
-          u.bytes += row.bytes;
-        }
-        for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-          await trx
-            .insertInto('mam_messages')
-            .values(rows.slice(i, i + ROWS_PER_INSERT))
-            .execute();
-        }
-        for (const [owner, u] of counted) {
-          if (u.count > this.opts.maxMessages || u.bytes > this.opts.maxBytes) await this.trim(trx, owner, u);
-        }
-        return counted;
-      });
-      for (const [owner, u] of counted) this.usage.set(owner, u);
+      await this.writer.request({ op: 'write', messages, entries, quotas: this.quotas });
     } catch (err) {
-      this.log.error({ err, rows: rows.length }, 'archiving failed; retrying');
-      this.pending = rows.concat(this.pending);
-      if (this.pending.length > this.opts.maxPending) {
-        const dropped = this.pending.splice(0, this.pending.length - this.opts.maxPending);
-        this.log.error(
-          { dropped: dropped.length },
-          'archive write buffer full: dropping the oldest messages',
-        );
-      }
+      this.log.error({ err, rows: entries.length }, 'archiving failed; retrying');
+      this.messages = messages.concat(this.messages);
+      this.entries = entries.concat(this.entries);
+      if (this.entries.length > this.opts.maxPending) this.dropOldest();
       this.timer ??= setTimeout(() => void this.flush(), 1000);
     }
   }
 
-  private async load(db: Kysely<any>, owner: string): Promise<Usage> {
-    const row = await db
-      .selectFrom('mam_messages')
-      .select((eb) => [eb.fn.countAll().as('n'), eb.fn.sum('bytes').as('b')])
-      .where('owner', '=', owner)
-      .executeTakeFirst();
-    return { count: Number(row?.n ?? 0), bytes: Number(row?.b ?? 0) };
-  }
-
-  /** Ring buffer: deletes the oldest messages of `owner` until both quotas hold again. */
-  private async trim(db: Kysely<any>, owner: string, u: Usage): Promise<void> {
-    while (u.count > this.opts.maxMessages || u.bytes > this.opts.maxBytes) {
-      const excess = u.count - this.opts.maxMessages;
-      const oldest = await db
-        .selectFrom('mam_messages')
-        .select(['timestamp', 'seq', 'bytes'])
-        .where('owner', '=', owner)
-        .orderBy('timestamp')
-        .orderBy('seq')
-        .limit(Math.min(Math.max(excess, 64), 1000))
-        .execute();
-      if (oldest.length === 0) {
-        u.count = 0;
-        u.bytes = 0;
-        return;
-      }
-      let n = 0;
-      let bytes = 0;
-      let last = oldest[0]!;
-      for (const r of oldest) {
-        if (u.count - n <= this.opts.maxMessages && u.bytes - bytes <= this.opts.maxBytes) break;
-        n++;
-        bytes += Number(r.bytes);
-        last = r;
-      }
-      // `seq` orders an archive as (timestamp, seq) does: this removes exactly the first n rows.
-      await db
-        .deleteFrom('mam_messages')
-        .where('owner', '=', owner)
-        .where('timestamp', '<=', Number(last.timestamp))
-        .where('seq', '<=', Number(last.seq))
-        .execute();
-      u.count -= n;
-      u.bytes -= bytes;
-    }
+  /** The buffer is over its bound while storage is failing: the oldest messages go. */
+  private dropOldest(): void {
+    const drop = this.entries.length - this.opts.maxPending;
+    const gone = this.entries.splice(0, drop);
+    // Entries of kept messages that were dropped: the message stays with fewer archives.
+    const held = new Map<string, number>();
+    for (const e of this.entries) held.set(`${e.seq}/${e.id}`, (held.get(`${e.seq}/${e.id}`) ?? 0) + 1);
+    for (const m of this.messages) m.refs = held.get(`${m.seq}/${m.id}`) ?? 0;
+    this.messages = this.messages.filter((m) => m.refs > 0);
+    this.log.error({ dropped: gone.length }, 'archive write buffer full: dropping the oldest messages');
   }
 
   /** Forgets queued messages of an account and deletes its archive. */
   async deleteOwner(owner: string): Promise<void> {
-    this.pending = this.pending.filter((r) => r.owner !== owner);
+    const kept = this.entries.filter((e) => e.owner !== owner);
+    if (kept.length !== this.entries.length) {
+      const held = new Map<string, number>();
+      for (const e of kept) held.set(`${e.seq}/${e.id}`, (held.get(`${e.seq}/${e.id}`) ?? 0) + 1);
+      this.entries = kept;
+      for (const m of this.messages) m.refs = held.get(`${m.seq}/${m.id}`) ?? 0;
+      this.messages = this.messages.filter((m) => m.refs > 0);
+    }
     await this.writing;
-    await this.db.deleteFrom('mam_messages').where('owner', '=', owner).execute();
-    this.usage.delete(owner);
+    await this.writer.request({ op: 'deleteOwner', owner });
   }
 
   /** Deletes messages older than `before` (ms since the epoch): always the oldest of each archive. */
   async purge(before: number): Promise<number> {
     await this.flush();
-    const r = await this.db.deleteFrom('mam_messages').where('timestamp', '<', before).executeTakeFirst();
-    this.usage.clear(); // counted again on next use (this also corrects any drift, e.g. in a cluster)
-    return Number(r.numDeletedRows ?? 0);
+    return this.writer.request({ op: 'purge', beforeSeq: before * 1000 });
+  }
+
+  /** Writes what is queued and lets the writer thread go (it ends with its last user). */
+  async close(): Promise<void> {
+    await this.flush();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.entries.length > 0)
+      this.log.error({ rows: this.entries.length }, 'archive not written at shutdown: storage failed');
+    await this.writer.release();
   }
 
   /** Position of a UID in `owner`'s archive, if it is there. */
-  async seqOf(owner: string, id: string): Promise<number | undefined> {
+  async positionOf(owner: string, id: string): Promise<Position | undefined> {
     const seq = seqOfId(id);
     if (seq === undefined) return undefined;
     const row = await this.db
-      .selectFrom('mam_messages')
+      .selectFrom('mam_entry')
       .select('seq')
       .where('owner', '=', owner)
-      .where('timestamp', '=', Math.floor(seq / 1000))
       .where('seq', '=', seq)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row ? Number(row.seq) : undefined;
+    return row ? { seq, id } : undefined;
   }
 
   /** Which of `ids` exist in the archive. */
@@ -280,29 +321,37 @@ export class ArchiveStore {
     const seqs = ids.map(seqOfId).filter((s): s is number => s !== undefined);
     if (seqs.length === 0) return new Set();
     const rows = await this.db
-      .selectFrom('mam_messages')
+      .selectFrom('mam_entry')
       .select('id')
       .where('owner', '=', owner)
-      .where('timestamp', 'in', [...new Set(seqs.map((s) => Math.floor(s / 1000)))])
-      .where('seq', 'in', seqs)
+      .where('seq', 'in', [...new Set(seqs)])
       .where('id', 'in', ids)
       .execute();
     return new Set(rows.map((r) => String(r.id)));
   }
 
   private filtered(f: ArchiveFilter) {
-    let q = this.db.selectFrom('mam_messages').where('owner', '=', f.owner);
-    if (f.withFull !== undefined) q = q.where('with_full', '=', f.withFull);
-    else if (f.withBare !== undefined) q = q.where('with_jid', '=', f.withBare);
-    if (f.start !== undefined) q = q.where('timestamp', '>=', f.start);
-    if (f.end !== undefined) q = q.where('timestamp', '<=', f.end);
-    if (f.afterSeq !== undefined) q = q.where('seq', '>', f.afterSeq);
-    if (f.beforeSeq !== undefined) q = q.where('seq', '<', f.beforeSeq);
+    let q = this.db.selectFrom('mam_entry as e').where('e.owner', '=', f.owner);
+    if (f.withFull !== undefined) q = q.where('e.with_full', '=', f.withFull);
+    else if (f.withBare !== undefined) q = q.where('e.with_jid', '=', f.withBare);
+    // `seq` is the arrival time in microseconds (ms × 1000 plus a counter).
+    if (f.start !== undefined) q = q.where('e.seq', '>=', f.start * 1000);
+    if (f.end !== undefined) q = q.where('e.seq', '<', (f.end + 1) * 1000);
+    const a = f.after;
+    if (a !== undefined)
+      q = q
+        .where('e.seq', '>=', a.seq)
+        .where((eb) => eb.or([eb('e.seq', '>', a.seq), eb('e.id', '>', a.id)]));
+    const b = f.before;
+    if (b !== undefined)
+      q = q
+        .where('e.seq', '<=', b.seq)
+        .where((eb) => eb.or([eb('e.seq', '<', b.seq), eb('e.id', '<', b.id)]));
     if (f.ids !== undefined) {
       const seqs = f.ids.map(seqOfId).filter((s): s is number => s !== undefined);
       q = q
-        .where('seq', 'in', seqs.length > 0 ? seqs : [-1])
-        .where('id', 'in', f.ids.length > 0 ? f.ids : ['']);
+        .where('e.seq', 'in', seqs.length > 0 ? seqs : [-1])
+        .where('e.id', 'in', f.ids.length > 0 ? f.ids : ['']);
     }
     return q;
   }
@@ -318,18 +367,17 @@ export class ArchiveStore {
   async page(f: ArchiveFilter, p: PageRequest): Promise<StoredMessage[]> {
     const dir = p.backward ? 'desc' : 'asc';
     let q = this.filtered(f)
-      .select(['id', 'seq', 'timestamp', 'stanza'])
-      .orderBy('timestamp', dir)
-      .orderBy('seq', dir)
+      .innerJoin('mam_message as m', (j) => j.onRef('m.seq', '=', 'e.seq').onRef('m.id', '=', 'e.id'))
+      .select(['e.id as id', 'e.seq as seq', 'm.stanza as stanza'])
+      .orderBy('e.seq', dir)
+      .orderBy('e.id', dir)
       .limit(p.limit);
     if (p.offset !== undefined && p.offset > 0) q = q.offset(p.offset);
     const rows = await q.execute();
-    return rows.map((r) => ({
-      id: String(r.id),
-      seq: Number(r.seq),
-      timestamp: Number(r.timestamp),
-      stanza: String(r.stanza),
-    }));
+    return rows.map((r) => {
+      const seq = Number(r.seq);
+      return { id: String(r.id), seq, timestamp: Math.floor(seq / 1000), stanza: String(r.stanza) };
+    });
   }
 
   /** First and last message of an archive (XEP-0313 §5 metadata). */

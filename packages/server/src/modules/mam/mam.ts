@@ -8,7 +8,7 @@ import {
   type RouteOutcome,
   type MaybePromise,
 } from '../../core/module-api.js';
-import { ArchiveStore, type ArchiveRow, type Direction } from './archive-store.js';
+import { ArchiveStore, type Direction, type EntryRow, type MessageRow } from './archive-store.js';
 import { StrangerLimit } from './strangers.js';
 import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';
 import { finElement, queryForm, runQuery } from './query.js';
@@ -114,7 +114,11 @@ export default defineModule({
   migrations: mamMigrations,
   async setup(ctx) {
     const opts = ctx.options;
-    const store = new ArchiveStore(ctx.db, ctx.log, {
+    if (ctx.storage.engine === 'sqlite' && ctx.storage.path === ':memory:')
+      throw new Error(
+        "modules.mam: the message archive is written by a thread of its own, which cannot share an in-memory SQLite database (storage.path ':memory:'); use a database file or disable mam",
+      );
+    const store = new ArchiveStore(ctx.db, ctx.storage, ctx.log, {
       flushMs: opts.flushIntervalMs,
       batchSize: opts.batchSize,
       maxPending: 100_000,
@@ -151,37 +155,52 @@ export default defineModule({
     };
 
     /**
-     * Rows waiting for the end of routing, by message: a message returned to its sender as an
-     * error (no such user, offline storage full, blocked…) is archived on neither side.
+     * What waits for the end of routing, by message: the message (stored once) and the archives
+     * that list it. A message returned to its sender as an error (no such user, offline storage
+     * full, blocked…) is archived on neither side.
      */
-    const awaiting = new WeakMap<RouteOutcome, ArchiveRow[]>();
+    const awaiting = new WeakMap<RouteOutcome, { message: MessageRow; entries: EntryRow[] }>();
 
-    /** Reserves a position and UID in `owner`'s archive; the row is written once routing succeeds. */
+    /**
+     * Reserves a position and UID for the message in `owner`'s archive; written once routing
+     * succeeds. The sender's and the recipient's archives share the message's row, position and UID.
+     */
     const record = (
       ev: RouteEvent,
       owner: Jid,
       remote: Jid,
       direction: Direction,
       stanza: Element,
+      /** The stanza differs from what the sender's archive recorded (forged stanza-ids removed). */
+      rewritten = false,
     ): string | undefined => {
-      const text = stanza.toString();
-      const bytes = Buffer.byteLength(text);
-      if (bytes > opts.maxBytes) return undefined; // would push everything else out of the archive
-      const at = store.next();
-      const row: ArchiveRow = {
+      const outcome = (ev.outcome ??= { bounced: false });
+      let pending = awaiting.get(outcome);
+      if (pending && rewritten) {
+        const text = stanza.toString();
+        pending.message.stanza = text;
+        pending.message.bytes = Buffer.byteLength(text);
+        for (const e of pending.entries) e.bytes = pending.message.bytes;
+      }
+      if (!pending) {
+        const text = stanza.toString();
+        const bytes = Buffer.byteLength(text);
+        if (bytes > opts.maxBytes) return undefined; // would push everything else out of the archive
+        const at = store.next();
+        pending = { message: { seq: at.seq, id: at.id, stanza: text, bytes, refs: 0 }, entries: [] };
+        awaiting.set(outcome, pending);
+      }
+      const { message } = pending;
+      pending.entries.push({
         owner: owner.toBareString(),
-        ...at,
+        seq: message.seq,
+        id: message.id,
         with_jid: remote.toBareString(),
         with_full: remote.toString(),
         direction,
-        stanza: text,
-        bytes,
-      };
-      const outcome = (ev.outcome ??= { bounced: false });
-      const rows = awaiting.get(outcome);
-      if (rows) rows.push(row);
-      else awaiting.set(outcome, [row]);
-      return at.id;
+        bytes: message.bytes,
+      });
+      return message.id;
     };
 
     /**
@@ -196,14 +215,18 @@ export default defineModule({
     });
 
     ctx.hook('message/routed', (ev) => {
-      const rows = awaiting.get(ev.outcome);
-      if (!rows) return;
+      const pending = awaiting.get(ev.outcome);
+      if (!pending) return;
       awaiting.delete(ev.outcome);
       if (ev.outcome.bounced) return;
-      for (const row of rows) {
-        const r = removed.size > 0 ? removed.get(row.owner) : undefined;
-        if (r === undefined || row.seq > r.seq) store.add(row);
-      }
+      const entries =
+        removed.size === 0
+          ? pending.entries
+          : pending.entries.filter((e) => {
+              const r = removed.get(e.owner);
+              return r === undefined || e.seq > r.seq;
+            });
+      store.add(pending.message, entries);
     });
 
     // XEP-0198: what stream management acknowledges is in the archives (one commit for every waiting
@@ -243,7 +266,7 @@ export default defineModule({
             forged ? ev.stanza.children.filter((c) => !isForged(c, owner)) : [...ev.stanza.children],
           )
         : undefined;
-      const id = copy && record(ev, ev.to.bare, ev.from, 'in', copy);
+      const id = copy && record(ev, ev.to.bare, ev.from, 'in', copy, forged);
       if (id === undefined) {
         if (forged)
           ev.stanza = shallowCopy(
@@ -408,7 +431,7 @@ export default defineModule({
     ctx.onStop(() => {
       clearTimeout(firstPurge);
       liveStores.delete(store);
-      return store.flush();
+      return store.close();
     });
 
     ctx.provide<MamApi>('mam', {

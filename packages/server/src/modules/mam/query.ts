@@ -11,7 +11,7 @@ import {
   formType,
   type RsmResult,
 } from '@natter/protocol';
-import type { ArchiveFilter, ArchiveStore, StoredMessage } from './archive-store.js';
+import type { ArchiveFilter, ArchiveStore, Position, StoredMessage } from './archive-store.js';
 
 const FIELDS = new Set(['FORM_TYPE', 'with', 'start', 'end', 'before-id', 'after-id', 'ids']);
 
@@ -56,11 +56,14 @@ function timestamp(value: string | undefined, field: string): number | undefined
   return d.getTime();
 }
 
-async function seqOrFail(store: ArchiveStore, owner: string, id: string): Promise<number> {
-  const seq = await store.seqOf(owner, id);
-  if (seq === undefined) throw new StanzaError('item-not-found', { text: `no message ${id} in the archive` });
-  return seq;
+async function positionOrFail(store: ArchiveStore, owner: string, id: string): Promise<Position> {
+  const at = await store.positionOf(owner, id);
+  if (at === undefined) throw new StanzaError('item-not-found', { text: `no message ${id} in the archive` });
+  return at;
 }
+
+const later = (a: Position, b: Position) => (a.seq > b.seq || (a.seq === b.seq && a.id > b.id) ? a : b);
+const earlier = (a: Position, b: Position) => (later(a, b) === a ? b : a);
 
 /**
  * Runs a `<query xmlns='urn:xmpp:mam:2'/>` on `owner`'s archive: the form filters (§4.1), RSM
@@ -100,8 +103,8 @@ export async function runQuery(
     filter.end = timestamp(value('end'), 'end');
     const afterId = value('after-id');
     const beforeId = value('before-id');
-    if (afterId) filter.afterSeq = await seqOrFail(store, owner, afterId);
-    if (beforeId) filter.beforeSeq = await seqOrFail(store, owner, beforeId);
+    if (afterId) filter.after = await positionOrFail(store, owner, afterId);
+    if (beforeId) filter.before = await positionOrFail(store, owner, beforeId);
     const ids = form.fields
       .find((f) => f.var === 'ids')
       ?.values.map((v) => v.trim())
@@ -126,12 +129,12 @@ export async function runQuery(
   const paged: ArchiveFilter = { ...filter };
   const backward = rsm?.before !== undefined;
   if (rsm?.after !== undefined && rsm.after !== '') {
-    const seq = await seqOrFail(store, owner, rsm.after);
-    paged.afterSeq = paged.afterSeq === undefined ? seq : Math.max(seq, paged.afterSeq);
+    const at = await positionOrFail(store, owner, rsm.after);
+    paged.after = paged.after === undefined ? at : later(at, paged.after);
   }
   if (rsm?.before !== undefined && rsm.before !== '') {
-    const seq = await seqOrFail(store, owner, rsm.before);
-    paged.beforeSeq = paged.beforeSeq === undefined ? seq : Math.min(seq, paged.beforeSeq);
+    const at = await positionOrFail(store, owner, rsm.before);
+    paged.before = paged.before === undefined ? at : earlier(at, paged.before);
   }
   const offset = !backward && rsm?.after === undefined ? rsm?.index : undefined;
   const rows = await store.page(paged, { limit: max + 1, backward, offset });
@@ -146,7 +149,7 @@ export async function runQuery(
     result.first = first.id;
     result.last = last.id;
     // Position of the first item in the whole result set.
-    result.firstIndex = await store.count({ ...filter, beforeSeq: first.seq });
+    result.firstIndex = await store.count({ ...filter, before: first });
   }
   // §4.3.2: complete when this page reaches the end of the results in its paging direction.
   return { messages: rows, rsm: result, complete: !more, flip };
