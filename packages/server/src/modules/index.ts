@@ -18,7 +18,10 @@ import carbons from './carbons/carbons.js';
 import mam from './mam/mam.js';
 import pubsub from './pubsub/pubsub.js';
 import pep from './pep/pep.js';
+import privateStorage from './private/private.js';
 import privilege from './privilege/xep-0356-privilege.js';
+import externalServices from './external-services/external-services.js';
+import contactAddresses from './contact-addresses/contact-addresses.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -44,6 +47,9 @@ export const builtinModules: ModuleDefinition[] = [
   mam,
   pubsub,
   pep,
+  privateStorage,
   muc,
   privilege,
+  externalServices,
+  contactAddresses,
 ];

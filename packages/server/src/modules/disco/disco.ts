@@ -1,31 +1,66 @@
 import { z } from 'zod';
-import { xml } from '@natter/xml';
-import { NS, StanzaError } from '@natter/protocol';
+import { xml, type Element } from '@natter/xml';
+import { NS, StanzaError, formType, parseForm } from '@natter/protocol';
 import { defineModule, type Identity } from '../../core/module-api.js';
 import type { PepApi } from '../pep/api.js';
+import type { DiscoApi } from './api.js';
 
-function info(node: string | undefined, identities: Identity[], features: Iterable<string>) {
+function info(
+  node: string | undefined,
+  identities: Identity[],
+  features: Iterable<string>,
+  extensions: Element[] = [],
+) {
   return xml(
     'query',
     { xmlns: NS.discoInfo, node },
     identities.map((i) => xml('identity', { category: i.category, type: i.type, name: i.name })),
     [...new Set([NS.discoInfo, ...features])].sort().map((v) => xml('feature', { var: v })),
+    extensions,
   );
+}
+
+/** The FORM_TYPE of a XEP-0128 extension form; throws when `form` is not one. */
+function extensionFormType(form: Element): string {
+  if (!form.is('x', NS.dataForms) || form.attrs.type !== 'result')
+    throw new Error("a disco#info extension must be an <x xmlns='jabber:x:data' type='result'/> form");
+  const parsed = parseForm(form);
+  const type = formType(parsed);
+  if (!type || parsed.fields.find((f) => f.var === 'FORM_TYPE')?.type !== 'hidden')
+    throw new Error('a disco#info extension form needs a hidden FORM_TYPE field (XEP-0128, XEP-0068)');
+  return type;
 }
 
 /** Service discovery (XEP-0030) for the domain and for accounts; features derive from registered handlers. */
 export default defineModule({
   name: 'disco',
-  description: 'Service discovery: identities and features of the server and of accounts, items for services',
-  specs: ['XEP-0030'],
+  description:
+    'Service discovery: identities and features of the server and of accounts, items for services, extension forms of the server',
+  specs: ['XEP-0030', 'XEP-0128'],
   enabledByDefault: true,
   options: z.object({}).strict().prefault({}),
   setup(ctx) {
     const { host } = ctx;
+    // XEP-0128 extension forms of the server's disco#info, by FORM_TYPE (peers add them: api.ts).
+    const extensions = new Map<string, Element>();
+    const api: DiscoApi = {
+      addHostExtension(form) {
+        const type = extensionFormType(form);
+        if (extensions.has(type))
+          throw new Error(`the server's disco#info already has an extension form of type ${type}`);
+        const own = form.clone();
+        extensions.set(type, own);
+        return () => {
+          if (extensions.get(type) === own) extensions.delete(type);
+        };
+      },
+    };
+    ctx.provide<DiscoApi>('disco', api);
     ctx.iq('host', 'get', NS.discoInfo, 'query', (req) => {
       const node = req.payload.attrs.node;
       if (node !== undefined) throw new StanzaError('item-not-found');
-      return info(undefined, host.hostIdentities, [...host.hostFeatures, NS.discoItems]);
+      const forms = [...extensions.keys()].sort().map((type) => extensions.get(type)!.clone());
+      return info(undefined, host.hostIdentities, [...host.hostFeatures, NS.discoItems], forms);
     });
     // External components (XEP-0114) are listed by the host they are a subdomain of; one under no
     // host is listed by every host (else nobody could discover it). Their own disco#info is

@@ -4,9 +4,18 @@ import type { Jid } from '@natter/jid';
 /**
  * What PEP offers the disco module, which owns disco#items/#info on accounts: the nodes of an
  * account the requester may see (XEP-0163 §6.2), or a node's items; a node's identity and
- * meta-data. Both throw StanzaError('item-not-found') for unknown or hidden nodes.
+ * meta-data. Both throw StanzaError('item-not-found') for unknown or hidden nodes. And what it
+ * offers modules acting for an account on its own nodes (`ownRequest`).
  */
 export interface PepApi {
   discoItems(account: Jid, requester: Jid, node?: string): Promise<Element>;
   discoInfo(account: Jid, requester: Jid, node: string): Promise<Element>;
+  /**
+   * Runs a `<pubsub/>` request (`…pubsub` or `…pubsub#owner`) on the PEP service of `from`'s own
+   * account, as if `from` (the account or one of its resources) had sent it: the same checks,
+   * storage and notifications to the account's resources and contacts. Resolves with the result
+   * payload; throws StanzaError. For modules offering another view of an account's nodes (the
+   * private module: XEP-0048 bookmarks in private storage ↔ XEP-0402).
+   */
+  ownRequest(from: Jid, type: 'get' | 'set', pubsub: Element): Promise<Element | undefined>;
 }

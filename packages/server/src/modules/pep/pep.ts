@@ -294,10 +294,12 @@ export default defineModule({
       await store.deleteOwner(jid.toBareString());
     });
 
-    // For the disco module: XEP-0163 §6.2 node listing and node info of an account.
+    // For the disco module: XEP-0163 §6.2 node listing and node info of an account; for modules
+    // with another view of an account's own nodes (private: XEP-0048 ↔ XEP-0402), its own requests.
     ctx.provide<PepApi>('pep', {
       discoItems: (account, requester, node) => serviceOf(account.bare).items(node, requester),
       discoInfo: (account, requester, node) => serviceOf(account.bare).nodeInfo(node, requester),
+      ownRequest: (from, type, pubsub) => serviceOf(from.bare).handle(from, type, pubsub),
     });
 
     // XEP-0163 §6.1: every account is a virtual pubsub service.
