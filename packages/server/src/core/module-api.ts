@@ -34,4 +34,5 @@ export type {
 export type { Identity } from './host.js';
 export type { Logger } from './logger.js';
 export type { StorageConfig } from '../storage/database.js';
+export type { HttpHandler, HttpRequestContext } from './http-routes.js';
 export { NATTER_VERSION } from '../version.js';

@@ -10,6 +10,7 @@ import type { Logger } from './logger.js';
 import type { ClientStreamView, Admission, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
 import type { Config, Limits } from '../config.js';
 import type { StorageConfig } from '../storage/database.js';
+import type { HttpHandler } from './http-routes.js';
 import type { Jid } from '@natter/jid';
 import type { Session } from './session.js';
 
@@ -152,6 +153,14 @@ export class ModuleContext<Options> {
     this.undo.push(this.router.addService(domain, this.host, handler, this.module));
     this.host.services.add(domain);
     this.undo.push(() => this.host.services.delete(domain));
+  }
+
+  /**
+   * Serves HTTP requests under `prefix` (e.g. '/upload/') on the http listeners, for the whole server
+   * (not per host): register it once per process (`processScoped`). Removed with the module.
+   */
+  httpRoute(prefix: string, handler: HttpHandler): void {
+    this.undo.push(this.server.httpRoutes.add(prefix, handler, this.module));
   }
 
   /** Offers a stream feature after authentication. */

@@ -1,4 +1,5 @@
 import { xml, type Element } from '@natter/xml';
+import { HttpRoutes } from './http-routes.js';
 import { parseJid, type Jid } from '@natter/jid';
 import { StanzaError, StreamError, delayElement, NS } from '@natter/protocol';
 import type { Config } from '../config.js';
@@ -36,6 +37,8 @@ export class ServerCore {
   readonly streamFeatures: ((stream: ClientStreamView) => Element | null)[] = [];
   /** Run before a closed stream's session is ended; true keeps the session (hibernation). */
   readonly closeInterceptors: CloseInterceptor[] = [];
+  /** HTTP paths served by modules on the http listeners. */
+  readonly httpRoutes = new HttpRoutes();
   limiter: StreamLimiter | undefined;
   /** Admission of a new connection by IP (connection caps); set by the limits module. */
   admit: ((ip: string) => boolean) | undefined;

@@ -170,7 +170,30 @@ export async function startListener(
         res.writeHead(core.stopping ? 503 : 200, { 'content-type': 'application/json' }).end(body);
         return;
       }
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      const route = core.httpRoutes.match((req.url ?? '/').split('?')[0]!);
+      if (!route) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+        return;
+      }
+      const ip = clientAddress(
+        req.socket.remoteAddress,
+        req.headers,
+        trusted,
+        core.config.trustedProxyHeader,
+      );
+      const secure = forwardedSecure(
+        req.socket.remoteAddress,
+        req.headers,
+        trusted,
+        core.config.trustedProxyHeader,
+      );
+      Promise.resolve()
+        .then(() => route.handler(req, res, { ip, secure }))
+        .catch((err: unknown) => {
+          core.log.error({ err, module: route.owner, url: req.url }, 'HTTP handler failed');
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+          else res.destroy();
+        });
     });
     const wss = new WebSocketServer({
       noServer: true,

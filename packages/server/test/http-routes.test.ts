@@ -1,0 +1,59 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { defineModule } from '../src/core/module-api.js';
+import { startTestServer, type TestServer } from './support/test-server.js';
+
+/** A module serving two paths, one of which fails. */
+const web = defineModule({
+  name: 'web-probe',
+  description: 'test module serving HTTP paths',
+  specs: [],
+  setup(ctx) {
+    ctx.processScoped('web-probe:routes', () => {
+      ctx.httpRoute('/probe/', (req, res, { ip, secure }) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ url: req.url, ip, secure }));
+      });
+      ctx.httpRoute('/probe/deeper/', () => {
+        throw new Error('deliberate failure');
+      });
+      return true;
+    });
+  },
+});
+
+describe('HTTP paths served by modules', () => {
+  let server: TestServer;
+  let base: string;
+  before(async () => {
+    server = await startTestServer({}, { modules: [web] });
+    base = `http://127.0.0.1:${server.port('http')}`;
+  });
+  after(() => server.destroy());
+
+  test('a request under a module’s prefix reaches it with the client address; the longest prefix wins', async () => {
+    const r = await fetch(`${base}/probe/thing?x=1`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { url: '/probe/thing?x=1', ip: '127.0.0.1', secure: false });
+    // The listener's own paths and unknown ones are unchanged.
+    assert.equal((await fetch(`${base}/health`)).status, 200);
+    const missing = await fetch(`${base}/elsewhere`);
+    assert.equal(missing.status, 404);
+    await missing.text();
+  });
+
+  test('a handler that throws answers 500 and the server keeps serving', async () => {
+    const r = await fetch(`${base}/probe/deeper/x`);
+    assert.equal(r.status, 500);
+    await r.text();
+    assert.equal((await fetch(`${base}/probe/ok`)).status, 200);
+  });
+
+  test('a prefix that is taken or malformed is refused when the module registers it', () => {
+    assert.throws(
+      () => server.core.httpRoutes.add('/probe/', () => undefined, 'other'),
+      /already served by module web-probe/,
+    );
+    assert.throws(() => server.core.httpRoutes.add('/nope', () => undefined, 'other'), /start and end with/);
+  });
+});
