@@ -1,7 +1,7 @@
 /**
  * natter-bench: XMPP load generator and server comparison.
  *
- *   natter-bench compare [--servers prosody,ejabberd,natter] [--scenarios …] [--reps 3] [scale flags]
+ *   natter-bench compare [--servers prosody,ejabberd,natter] [--scenarios …] [--reps 3] [--archive off|default|pg] [scale flags]
  *   natter-bench <login|idle|chat|muc|roster-login|flood|muc-flood> --server prosody|ejabberd|natter [flags]
  *   natter-bench <scenario> --server external --host H --port P --domain D --users N [--pid PID] …
  *
@@ -25,6 +25,7 @@ import {
 } from './runner.js';
 import { machine, renderText, writeResults, type Results } from './report.js';
 import type { TlsMode } from './xmpp/session.js';
+import { ARCHIVE_MODES, type ArchiveMode } from './servers/types.js';
 
 const USAGE = `usage:
   natter-bench compare [--servers prosody,ejabberd,natter] [--scenarios ${COMPARE_SCENARIOS.join(',')}] [--reps 3]
@@ -38,13 +39,17 @@ scale and mode flags (defaults in brackets):
   --mech SCRAM-SHA-1|SCRAM-SHA-256|PLAIN  force a SASL mechanism (default: best offered)
   --workers N [2]   --login-k K [32]   --login-pool N [500]   --login-seconds S [6]
   --idle-counts 2000,5000,10000[,18000]   --chat-users C [1000]   --chat-window W [1024]   --chat-seconds S [6]
-  --chat-common-rate R [5000, msg/s: latency also measured at this rate on every server; 0 = off]
+  --chat-common-rate R [5000; 300 with --archive: msg/s, latency also measured at this rate on every
+      server, skipped on a server that saturates below it; 0 = off]
   --muc-rooms R [50]  --muc-occupants K [20]  --muc-window W [48]  --muc-seconds S [6]
   --roster-users N [505]  --roster-size S [100]  --roster-k K [32]
   --flood-pairs P [20]  --flood-rate R [5, msg/s per pair]  --flooders F [10]  --flood-unauth U [1000]
   --flood-unauth-ips N [25]  --flood-seconds S [15, per phase]   (flood runs with default limits ON)
   --muc-flood-occupants K [200]   (muc-flood: one of K occupants floods the room; pairs as in flood)
   --body-pad N [64]  --drain-seconds S [3]  --max-minutes M [25]  --quick (few-second smoke scale)
+  --archive off|default|pg [off]   message archiving (XEP-0313) on every server, every chat message
+      archived: default = each server's own storage (Natter SQLite, ejabberd Mnesia, Prosody files),
+      pg = a fresh PostgreSQL database per server (its backends' CPU counted as the server's)
   --prosody-gc incremental|generational [incremental]  --natter-from source|dist [source]
   --out DIR [bench/results]  --keep (keep the temporary run folder)`;
 
@@ -63,6 +68,12 @@ function num(v: string | undefined, dflt: number): number {
   if (!Number.isFinite(n) || n < 0) throw new Error(`not a number: ${v}`);
   return n;
 }
+
+/**
+ * The common chat rate with archiving on: ejabberd and Prosody saturate at a few hundred to a couple of
+ * thousand archived messages per second on 2 cores, so the default 5000 msg/s would be skipped on them.
+ */
+export const ARCHIVE_COMMON_RATE = 300;
 
 export const QUICK: Partial<BenchOptions> = {
   reps: 1,
@@ -132,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
       'max-minutes': { type: 'string' },
       'prosody-gc': { type: 'string' },
       'natter-from': { type: 'string' },
+      archive: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
       'tls-port': { type: 'string' },
@@ -156,7 +168,14 @@ async function main(argv: string[]): Promise<number> {
     console.error(`unknown command ${command}\n${USAGE}`);
     return 1;
   }
-  const base: BenchOptions = { ...DEFAULTS, ...(values.quick ? QUICK : {}) };
+  const archive = (values.archive as ArchiveMode | undefined) ?? DEFAULTS.archive;
+  if (!ARCHIVE_MODES.includes(archive))
+    throw new Error(`bad --archive ${archive} (${ARCHIVE_MODES.join(', ')})`);
+  const base: BenchOptions = {
+    ...DEFAULTS,
+    ...(archive !== 'off' ? { archive, chatCommonRate: ARCHIVE_COMMON_RATE } : {}),
+    ...(values.quick ? QUICK : {}),
+  };
   const o: BenchOptions = {
     ...base,
     reps: num(values.reps, isCompare ? base.reps : 1),
@@ -188,6 +207,7 @@ async function main(argv: string[]): Promise<number> {
     floodUnauthIps: num(values['flood-unauth-ips'], base.floodUnauthIps),
     floodSeconds: num(values['flood-seconds'], base.floodSeconds),
     mucFloodOccupants: num(values['muc-flood-occupants'], base.mucFloodOccupants),
+    archive,
   };
   if (o.floodUnauth > 5000) throw new Error('--flood-unauth above 5000 (open-files limit 20,000 is shared)');
   for (const t of [o.tls, o.loginTls])
@@ -228,6 +248,10 @@ async function main(argv: string[]): Promise<number> {
   log(
     `natter-bench ${command}: servers ${servers.join(', ')}; scenarios ${scenarios.join(', ')}; ${o.reps} repetition(s); run folder ${runDir}`,
   );
+  if (o.archive !== 'off')
+    log(
+      `message archiving ON (--archive ${o.archive}): every one-to-one chat message archived on every server, ${o.archive === 'pg' ? 'in a fresh PostgreSQL database per server (its backends count as server CPU)' : "in each server's default archive storage"}`,
+    );
   log(
     scenarios.some(isAbuseScenario)
       ? 'all traffic on loopback; flood: every server keeps its default abuse limits (listed per server below)'

@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Figure } from './scenarios/context.js';
+import type { ArchiveMode } from './servers/types.js';
 
 export interface MetricSeries {
   label: string;
@@ -15,6 +16,10 @@ export interface MetricSeries {
 export interface ServerResult {
   name: string;
   version: string;
+  /** Message archiving of the run (`--archive`); absent in results written before it existed (= off). */
+  archive?: ArchiveMode;
+  /** What the archive held at the end of the run, e.g. `archived rows: 123 (table archive in …)`. */
+  archiveStats?: string;
   tuning: string[];
   skipped?: string;
   /** Scenario errors (a failed scenario does not stop the others). */
@@ -58,6 +63,19 @@ export function machine(): Results['machine'] {
     memGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
   };
+}
+
+const ARCHIVE_TEXT: Record<ArchiveMode, string> = {
+  off: 'off (no server archives messages)',
+  default:
+    "ON, each server's default archive storage (Natter: SQLite; ejabberd: Mnesia; Prosody: internal files); every one-to-one chat message archived for sender and recipient",
+  pg: 'ON, in PostgreSQL (a fresh database per server); every one-to-one chat message archived for sender and recipient; server CPU includes the PostgreSQL backends serving that database',
+};
+
+/** The run's archive mode (`--archive`), in words. */
+export function archiveLine(r: Results): string {
+  const mode = (r.options['archive'] as ArchiveMode | undefined) ?? 'off';
+  return `Message archiving (--archive ${mode}): ${ARCHIVE_TEXT[mode] ?? mode}`;
 }
 
 function fmt(x: number | undefined): string {
@@ -111,7 +129,15 @@ export function renderText(r: Results): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+  const archived = r.servers.filter((s) => s.archiveStats).map((s) => `  ${s.name}: ${s.archiveStats}`);
+  return [
+    archiveLine(r),
+    ...archived,
+    '',
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...body.map(line),
+  ].join('\n');
 }
 
 export function renderMarkdown(r: Results): string {
@@ -122,6 +148,7 @@ export function renderMarkdown(r: Results): string {
     `Machine: ${r.machine.cpu}, ${r.machine.cores} cores, ${r.machine.memGiB} GiB, Node ${r.machine.node}. Server and generator share the machine; all traffic on loopback.`,
     '',
   );
+  out.push(`${archiveLine(r)}.`, '');
   out.push(
     `Medians of ${String(r.options['reps'])} repetitions. ↑ higher is better, ↓ lower is better, =0 must be zero. Ratios are medians divided (for ↓ metrics a ratio below 1 is a win).`,
     '',
@@ -136,6 +163,7 @@ export function renderMarkdown(r: Results): string {
     out.push(`### ${s.name} — ${s.version}`, '');
     if (s.skipped) out.push(`**Skipped:** ${s.skipped}`, '');
     for (const t of s.tuning) out.push(`- ${t}`);
+    if (s.archiveStats) out.push(`- at the end of the run: ${s.archiveStats}`);
     if (s.errors.length > 0) {
       out.push('', 'Errors:');
       for (const e of s.errors) out.push(`- ${e}`);
@@ -155,7 +183,8 @@ export function renderMarkdown(r: Results): string {
 
 export function writeResults(dir: string, r: Results): { json: string; md: string } {
   mkdirSync(dir, { recursive: true });
-  const stamp = r.startedAt.replace(/[:.]/g, '-');
+  const archive = (r.options['archive'] as ArchiveMode | undefined) ?? 'off';
+  const stamp = r.startedAt.replace(/[:.]/g, '-') + (archive === 'off' ? '' : `-archive-${archive}`);
   const json = join(dir, `compare-${stamp}.json`);
   const md = join(dir, `compare-${stamp}.md`);
   writeFileSync(json, JSON.stringify(r, null, 2) + '\n');

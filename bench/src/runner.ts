@@ -57,11 +57,11 @@ export function makeAdapter(req: RunRequest): ServerAdapter {
   const limits = req.scenarios.some(isAbuseScenario) ? 'default' : 'disabled';
   switch (req.server) {
     case 'prosody':
-      return new ProsodyAdapter(req.prosodyGc, limits);
+      return new ProsodyAdapter(req.prosodyGc, limits, req.opts.archive);
     case 'ejabberd':
-      return new EjabberdAdapter(limits);
+      return new EjabberdAdapter(limits, req.opts.archive);
     case 'natter':
-      return new NatterAdapter(req.natterFrom, limits);
+      return new NatterAdapter(req.natterFrom, limits, req.opts.archive);
     case 'external':
       if (!req.external) throw new Error('external target needs --host, --port, --domain, --users');
       return new ExternalAdapter(req.external);
@@ -82,16 +82,29 @@ export function userPlan(scenarios: ScenarioName[], o: BenchOptions): { plain: n
 }
 
 let current: ServerAdapter | null = null;
-/** Stops the server being benchmarked, if any (signal handlers, global timeout). */
+/**
+ * Stops the server being benchmarked, if any (signal handlers, global timeout), and releases what it
+ * holds outside the run folder (the run's PostgreSQL database).
+ */
 export async function stopCurrent(): Promise<void> {
   const a = current;
   current = null;
-  if (a) await a.stop().catch(() => {});
+  if (a) {
+    await a.stop().catch(() => {});
+    await a.cleanup?.().catch(() => {});
+  }
 }
 
 export async function runServer(req: RunRequest): Promise<ServerResult> {
   const adapter = makeAdapter(req);
-  const result: ServerResult = { name: adapter.name, version: '', tuning: [], errors: [], metrics: {} };
+  const result: ServerResult = {
+    name: adapter.name,
+    version: '',
+    archive: req.opts.archive,
+    tuning: [],
+    errors: [],
+    metrics: {},
+  };
   const log = (m: string): void => req.log(`[${adapter.name}] ${m}`);
   try {
     await adapter.ensureInstalled();
@@ -110,7 +123,14 @@ export async function runServer(req: RunRequest): Promise<ServerResult> {
   mkdirSync(dir, { recursive: true });
   mkdirSync(cacheDir, { recursive: true });
   chmodSync(req.runDir, 0o755);
-  await adapter.configure({ dir, domain: req.domain, scramCacheDir: cacheDir });
+  // From here on the adapter may hold resources outside the run folder (a PostgreSQL database).
+  current = adapter;
+  try {
+    await adapter.configure({ dir, domain: req.domain, scramCacheDir: cacheDir });
+  } catch (e) {
+    await stopCurrent();
+    throw e;
+  }
   const plan = userPlan(req.scenarios, req.opts);
   const users: BenchUsers = {
     prefix: req.prefix,
@@ -119,7 +139,7 @@ export async function runServer(req: RunRequest): Promise<ServerResult> {
     iterations: 4096,
   };
   const rosters = plan.roster > 0 ? cliqueRosters(plan.plain, plan.roster, req.opts.rosterSize) : null;
-  current = adapter;
+  let started = false;
   try {
     let t = Date.now();
     let rosterError: string | null = null;
@@ -139,7 +159,9 @@ export async function runServer(req: RunRequest): Promise<ServerResult> {
     );
     t = Date.now();
     let target: ServerTarget = await adapter.start();
+    started = true;
     log(`started (pid ${target.pid}, c2s port ${target.port}) in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    if (target.extraCpu) log(`server CPU includes ${target.extraCpu.label}`);
     const ctx: ScenarioContext = {
       target,
       users,
@@ -200,6 +222,23 @@ export async function runServer(req: RunRequest): Promise<ServerResult> {
     if (result.metrics && Object.keys(result.metrics).length === 0 && !result.skipped)
       result.skipped = (e as Error).message;
   } finally {
+    // What the archive received, asked while the server still runs (and before its database is dropped).
+    if (started && req.opts.archive !== 'off' && adapter.archiveStats) {
+      try {
+        const stats = await adapter.archiveStats();
+        result.archiveStats = stats.text;
+        log(stats.text);
+        // A server that was asked to archive and archived nothing is not measured with its archive.
+        const chatted = req.scenarios.some((sc) => sc === 'chat' || sc === 'flood' || sc === 'muc-flood');
+        if (stats.rows === 0 && chatted && Object.keys(result.metrics).length > 0)
+          result.errors.push(
+            `--archive ${req.opts.archive}: the server archived nothing (check its log in the run folder, --keep)`,
+          );
+      } catch (e) {
+        result.archiveStats = `archived rows: unknown (${(e as Error).message.slice(0, 200)})`;
+        log(`could not count the archived rows: ${(e as Error).message}`);
+      }
+    }
     await stopCurrent();
   }
   return result;

@@ -69,7 +69,7 @@ test(
       );
 
       const watch = new ProcWatch(target.pid);
-      const cpu0 = watch.cpu();
+      const cpu0 = await watch.cpu();
       const replies = await pool.all(
         () => ({
           cmd: 'traffic',
@@ -87,7 +87,7 @@ test(
       assert.equal(lost, 0);
       assert.equal(hist.n, received, 'every delivery has a latency sample');
       assert.ok(hist.percentileMs(50) > 0);
-      assert.ok(watch.cpu() - cpu0 > 0, 'server CPU is read from /proc');
+      assert.ok((await watch.cpu()) - cpu0 > 0, 'server CPU is read from /proc');
       assert.ok(watch.rss() > 1e6, 'server RSS is read from /proc');
       assert.ok((await pool.cpuSeconds()) > 0, 'generator CPU is reported');
     } finally {

@@ -151,6 +151,17 @@ export async function runChat(ctx: ScenarioContext): Promise<Figure[]> {
         value: sat.serverCpuS / sat.wallS,
         better: 'info',
       },
+      ...(watch.extraLabel
+        ? [
+            {
+              key: 'chat.extra_cores',
+              label: `chat: of the server CPU at saturation, ${watch.extraLabel.replace(/ of database .*/, '')} (cores busy)`,
+              unit: 'cores',
+              value: sat.extraCpuS / sat.wallS,
+              better: 'info' as const,
+            },
+          ]
+        : []),
       {
         key: 'chat.gen_cores',
         label: 'chat: generator CPU at saturation (cores busy)',

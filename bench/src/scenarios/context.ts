@@ -1,7 +1,7 @@
 /** What every scenario receives, and what it returns. */
 import { WorkerPool } from '../engine/pool.js';
 import { ProcWatch } from '../engine/proc.js';
-import type { ServerTarget, BenchUsers } from '../servers/types.js';
+import type { ArchiveMode, ServerTarget, BenchUsers } from '../servers/types.js';
 import type { TlsMode } from '../xmpp/session.js';
 
 export interface BenchOptions {
@@ -42,6 +42,8 @@ export interface BenchOptions {
   floodSeconds: number;
   /** `muc-flood`: occupants of the flooded room (the flooder among them). */
   mucFloodOccupants: number;
+  /** Message archiving on every server (`--archive`): off, each server's default storage, or PostgreSQL. */
+  archive: ArchiveMode;
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -74,6 +76,7 @@ export const DEFAULTS: BenchOptions = {
   floodUnauthIps: 25,
   floodSeconds: 15,
   mucFloodOccupants: 200,
+  archive: 'off',
 };
 
 /** One measured number. */
@@ -130,8 +133,9 @@ export function range(from: number, count: number): number[] {
   return Array.from({ length: count }, (_, i) => from + i);
 }
 
+/** The server's CPU and memory: its process tree, plus what works for it outside (`target.extraCpu`). */
 export function proc(ctx: ScenarioContext): ProcWatch {
-  return new ProcWatch(ctx.target.pid);
+  return new ProcWatch(ctx.target.pid, ctx.target.extraCpu);
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -176,11 +180,11 @@ export async function loginAll(
 export async function quiesce(ctx: ScenarioContext, maxMs = 30_000): Promise<void> {
   const watch = proc(ctx);
   const until = Date.now() + maxMs;
-  let last = watch.cpu();
+  let last = await watch.cpu();
   if (!Number.isFinite(last)) return;
   while (Date.now() < until) {
     await sleep(500);
-    const now = watch.cpu();
+    const now = await watch.cpu();
     if (now - last < 0.025) return;
     last = now;
   }

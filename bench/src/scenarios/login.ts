@@ -27,7 +27,7 @@ export async function runLogin(ctx: ScenarioContext): Promise<Figure[]> {
       }),
       120_000,
     );
-    const cpu0 = watch.cpu();
+    const cpu0 = await watch.cpu();
     const gen0 = await pool.cpuSeconds();
     const t0 = performance.now();
     const replies = await pool.all(
@@ -41,7 +41,7 @@ export async function runLogin(ctx: ScenarioContext): Promise<Figure[]> {
       o.loginSeconds * 1000 + 120_000,
     );
     const wall = (performance.now() - t0) / 1000;
-    const serverCpu = watch.cpu() - cpu0;
+    const serverCpu = (await watch.cpu()) - cpu0;
     const genCpu = (await pool.cpuSeconds()) - gen0;
     const hist = new Histogram();
     let ok = 0;

@@ -17,7 +17,7 @@ export async function runRosterLogin(ctx: ScenarioContext): Promise<Figure[]> {
     const ids = range(ctx.rosterBase + 1, o.rosterUsers);
     const parts = pool.split(ids);
     await pool.all(() => ({ cmd: 'resetCounters' }), 30_000);
-    const cpu0 = watch.cpu();
+    const cpu0 = await watch.cpu();
     const gen0 = await pool.cpuSeconds();
     const t0 = performance.now();
     const kPer = Math.max(1, Math.round(o.rosterK / pool.size));
@@ -26,12 +26,12 @@ export async function runRosterLogin(ctx: ScenarioContext): Promise<Figure[]> {
       o.loginTimeoutMs + ids.length * 100 + 60_000,
     );
     const wall = (performance.now() - t0) / 1000;
-    const cpuLogin = watch.cpu() - cpu0;
+    const cpuLogin = (await watch.cpu()) - cpu0;
     const genCpu = (await pool.cpuSeconds()) - gen0;
     await sleep(o.drainSeconds * 1000);
     const counters = await pool.all(() => ({ cmd: 'counters' }), 30_000);
     const presences = counters.reduce((a, r) => a + ((r['presences'] as number) ?? 0), 0);
-    const cpuAll = watch.cpu() - cpu0;
+    const cpuAll = (await watch.cpu()) - cpu0;
     let ok = 0;
     let failed = 0;
     const hist = new Histogram();

@@ -19,6 +19,8 @@ export interface PhaseResult {
   unexpected: number;
   wallS: number;
   serverCpuS: number;
+  /** The part of `serverCpuS` used outside the server's process tree (PostgreSQL backends). */
+  extraCpuS: number;
   genCpuS: number;
   hist: Histogram;
   /** Messages sent after `steadyAfterMs`, when the spec asked for it. */
@@ -34,13 +36,14 @@ export async function phase(
   perWorker: (w: number) => Partial<TrafficSpec> = () => ({}),
 ): Promise<PhaseResult> {
   const phaseTag = ++ctx.phaseSeq.n;
-  const cpu0 = watch.cpu();
+  const cpu0 = await watch.cpuParts();
   const t0 = performance.now();
   const replies: Reply[] = await pool.all(
     (w) => ({ cmd: 'traffic', spec: { ...spec, ...perWorker(w), phaseTag } }),
     spec.durationMs + spec.drainMs + 60_000,
   );
-  const serverCpuS = watch.cpu() - cpu0;
+  const cpu1 = await watch.cpuParts();
+  const serverCpuS = cpu1.total - cpu0.total;
   // The phase proper ends when the sending stops; the drain is not part of the rate.
   const hist = new Histogram();
   const r: PhaseResult = {
@@ -52,6 +55,7 @@ export async function phase(
     unexpected: 0,
     wallS: 0,
     serverCpuS,
+    extraCpuS: cpu1.extra - cpu0.extra,
     genCpuS: 0,
     hist,
     histSteady: new Histogram(),

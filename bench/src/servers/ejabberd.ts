@@ -4,7 +4,7 @@
  * (not su: su applies PAM limits and drops the open-files limit to 1024). Accounts and rosters are
  * created through mod_http_api on loopback.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AdapterError,
@@ -20,7 +20,31 @@ import {
   type Spawned,
   localTarget,
 } from './common.js';
-import type { AdapterOptions, BenchUsers, Rosters, ServerAdapter, ServerTarget } from './types.js';
+import { BenchDatabase, PG_CPU_NOTE, postgresAt, rowsStats } from './postgres.js';
+import type {
+  AdapterOptions,
+  ArchiveMode,
+  ArchiveStats,
+  BenchUsers,
+  Rosters,
+  ServerAdapter,
+  ServerTarget,
+} from './types.js';
+
+/**
+ * The PostgreSQL schema Debian ships. ejabberd 23.01 defaults to the old schema (`new_sql_schema:
+ * false`, tables without a server_host column), which is pg.sql; the config says so explicitly.
+ */
+const PG_SCHEMA = '/usr/share/ejabberd/sql/pg.sql';
+
+/** Whether Debian's PostgreSQL driver for ejabberd (erlang-p1-pgsql) is installed. */
+function hasPgsqlDriver(): boolean {
+  try {
+    return readdirSync('/usr/lib/erlang/lib').some((d) => d.startsWith('p1_pgsql-'));
+  } catch {
+    return false;
+  }
+}
 
 export class EjabberdAdapter implements ServerAdapter {
   readonly name = 'ejabberd' as const;
@@ -30,15 +54,28 @@ export class EjabberdAdapter implements ServerAdapter {
   private httpPort = 0;
   private node = '';
   private proc: Spawned | null = null;
+  private db: BenchDatabase | null = null;
 
-  /** `default` (flood scenario only): Debian's packaged c2s shaper (`normal`) and mod_fail2ban. */
-  constructor(private readonly limits: 'disabled' | 'default' = 'disabled') {}
+  constructor(
+    /** `default` (flood scenario only): Debian's packaged c2s shaper (`normal`) and mod_fail2ban. */
+    private readonly limits: 'disabled' | 'default' = 'disabled',
+    /** `--archive`: mod_mam in Mnesia (`default`) or in PostgreSQL (`pg`). */
+    private readonly archive: ArchiveMode = 'off',
+  ) {}
 
   async ensureInstalled(): Promise<void> {
-    if (which('ejabberdctl')) return;
-    await aptInstall(['ejabberd']);
-    if (!which('ejabberdctl'))
-      throw new AdapterError('not-installed', 'ejabberdctl is still missing after apt-get install');
+    if (!which('ejabberdctl')) {
+      await aptInstall(['ejabberd']);
+      if (!which('ejabberdctl'))
+        throw new AdapterError('not-installed', 'ejabberdctl is still missing after apt-get install');
+    }
+    if (this.archive === 'pg') {
+      if (!hasPgsqlDriver()) await aptInstall(['erlang-p1-pgsql']);
+      if (!hasPgsqlDriver())
+        throw new AdapterError('not-installed', 'erlang-p1-pgsql is still missing after apt-get install');
+      if (!existsSync(PG_SCHEMA))
+        throw new AdapterError('not-installed', `ejabberd's PostgreSQL schema ${PG_SCHEMA} is missing`);
+    }
   }
 
   async version(): Promise<string> {
@@ -63,9 +100,46 @@ export class EjabberdAdapter implements ServerAdapter {
       'listener backlog: 1024 (default 5 drops SYNs under a connection burst)',
       'Erlang VM: +sbwt none +sbwtdcpu none +sbwtdio none (no scheduler busy-wait, so /proc CPU is work, not spinning)',
       'auth_password_format: scram (SCRAM-SHA-1, 4096 iterations); accounts and rosters provisioned by import_piefxis (XEP-0227) through mod_http_api on loopback',
-      'mod_mam, mod_offline, mod_carbons, mod_stream_mgmt, mod_caps not loaded; loglevel warning',
+      ...this.archiveTuning(),
+      `${this.archive === 'off' ? 'mod_mam, ' : ''}mod_offline, mod_carbons, mod_stream_mgmt, mod_caps not loaded; loglevel warning`,
       'started with setpriv as user ejabberd, open-files limit raised to the hard limit',
     ];
+  }
+
+  private archiveTuning(): string[] {
+    switch (this.archive) {
+      case 'off':
+        return [];
+      case 'default':
+        return [
+          'archive ON (--archive default): mod_mam with `default: always` (every one-to-one chat message archived for sender and recipient, no per-user preferences needed), db_type the default_db: Mnesia (table archive_msg, disc_only_copies in the spool); other mod_mam options default (assume_mam_usage false, request_activates_archiving false, compress_xml false)',
+        ];
+      case 'pg':
+        return [
+          `archive ON (--archive pg): mod_mam with \`default: always\` and \`db_type: sql\` (every one-to-one chat message archived for sender and recipient) in a fresh PostgreSQL database on ${postgresAt()}, created for the run and dropped after it; schema ${PG_SCHEMA} (\`new_sql_schema: false\`, 23.01's default); driver erlang-p1-pgsql; sql_pool_size default (10); accounts, rosters and everything else stay in Mnesia (default_db: mnesia)`,
+          PG_CPU_NOTE,
+        ];
+    }
+  }
+
+  private sqlConfig(): string {
+    if (!this.db) return '';
+    const p = this.db.params;
+    return `new_sql_schema: false
+sql_type: pgsql
+sql_server: "${p.host}"
+sql_port: ${p.port}
+sql_database: "${this.db.name}"
+sql_username: "${p.user}"
+sql_password: ${JSON.stringify(p.password)}
+`;
+  }
+
+  private mamConfig(): string {
+    if (this.archive === 'off') return '';
+    return `  mod_mam:
+    default: always
+${this.archive === 'pg' ? '    db_type: sql\n' : ''}`;
   }
 
   async configure(o: AdapterOptions): Promise<void> {
@@ -75,6 +149,10 @@ export class EjabberdAdapter implements ServerAdapter {
     const d = o.dir;
     for (const sub of ['spool', 'logs', 'home']) mkdirSync(join(d, sub), { recursive: true });
     const { pem } = await makeCert(join(d, 'certs'), o.domain);
+    if (this.archive === 'pg') {
+      this.db = await BenchDatabase.create('ejabberd');
+      await this.db.exec(readFileSync(PG_SCHEMA, 'utf8'));
+    }
     const yml = `# Generated by @natter/bench for a loopback benchmark. Not for production.
 hosts:
   - "${o.domain}"
@@ -84,7 +162,7 @@ certfiles:
   - "${pem}"
 auth_method: internal
 auth_password_format: scram
-acl:
+${this.sqlConfig()}acl:
   loopback:
     ip:
       - 127.0.0.0/8
@@ -139,7 +217,7 @@ ${this.limits === 'default' ? '  mod_fail2ban: {}\n' : ''}  mod_roster:
   mod_disco: {}
   mod_ping: {}
   mod_admin_extra: {}
-  mod_muc:
+${this.mamConfig()}  mod_muc:
     host: "conference.${o.domain}"
     access: all
     access_create: all
@@ -292,7 +370,29 @@ ${this.limits === 'default' ? '  mod_fail2ban: {}\n' : ''}  mod_roster:
     const proc = this.proc;
     await waitForPort(this.port, 60_000, () => !proc.exited);
     await waitForPort(this.httpPort, 30_000, () => !proc.exited);
-    return localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
+    const target = localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
+    if (this.db) target.extraCpu = this.db.extraCpu();
+    return target;
+  }
+
+  async archiveStats(): Promise<ArchiveStats> {
+    if (this.db)
+      return rowsStats(await this.db.countRows(['archive']), `PostgreSQL database ${this.db.name}`);
+    // Mnesia: the size of mod_mam's table, asked from the running node.
+    const info = String(await this.api('mnesia_table_info', { table: 'archive_msg' }));
+    const m = /"size"\s*[:,]\s*"?(\d+)/.exec(info) ?? /size\D{0,8}(\d+)/.exec(info);
+    return m
+      ? { rows: Number(m[1]), text: `archived rows: ${m[1]} (Mnesia table archive_msg)` }
+      : {
+          rows: null,
+          text: `archived rows: unknown (mnesia_table_info archive_msg answered ${info.slice(0, 200)})`,
+        };
+  }
+
+  async cleanup(): Promise<void> {
+    const db = this.db;
+    this.db = null;
+    await db?.drop();
   }
 
   async stop(): Promise<void> {

@@ -18,7 +18,16 @@ import {
   type Spawned,
   localTarget,
 } from './common.js';
-import type { AdapterOptions, BenchUsers, Rosters, ServerAdapter, ServerTarget } from './types.js';
+import { BenchDatabase, PG_CPU_NOTE, postgresAt, rowsStats } from './postgres.js';
+import type {
+  AdapterOptions,
+  ArchiveMode,
+  ArchiveStats,
+  BenchUsers,
+  Rosters,
+  ServerAdapter,
+  ServerTarget,
+} from './types.js';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const SRC_CLI = join(REPO, 'packages/server/src/cli.ts');
@@ -30,7 +39,13 @@ const ENABLED = (process.env['NATTER_BENCH_ENABLE'] ?? '')
   .split(',')
   .map((m) => m.trim())
   .filter(Boolean);
-const OFF = PARITY_OFF.filter((m) => !ENABLED.includes(m));
+/**
+ * Archive tables counted at the end of a run, whichever layout the server has: `mam_messages` (one row
+ * per message per archive) or `mam_message` (one per message) + `mam_entry` (one per archive holding it).
+ */
+const MAM_TABLES = ['mam_messages', 'mam_message', 'mam_entry'];
+/** The tables with one row per message per archive, comparable with the other servers' rows. */
+const MAM_ENTRY_TABLES = ['mam_entry', 'mam_messages'];
 /** NATTER_BENCH_MUC_FLOOD_CONTROL=off: MUC fan-out uncharged, to measure what flood control buys. */
 const MUC_FLOOD_CONTROL = process.env['NATTER_BENCH_MUC_FLOOD_CONTROL'] !== 'off';
 
@@ -41,6 +56,7 @@ export class NatterAdapter implements ServerAdapter {
   private tlsPort = 0;
   private httpPort = 0;
   private proc: Spawned | null = null;
+  private db: BenchDatabase | null = null;
 
   constructor(
     private readonly from: 'source' | 'dist' = process.env['NATTER_BENCH_FROM'] === 'dist'
@@ -48,7 +64,14 @@ export class NatterAdapter implements ServerAdapter {
       : 'source',
     /** `default` (flood scenario only): the server's default rate limits and connection caps, on. */
     private readonly limits: 'disabled' | 'default' = 'disabled',
+    /** `--archive`: `default` keeps mam on (SQLite), `pg` puts all storage, archive included, in PostgreSQL. */
+    private readonly archive: ArchiveMode = 'off',
   ) {}
+
+  /** Modules turned off: the parity list, less those kept on by NATTER_BENCH_ENABLE or `--archive`. */
+  private get off(): string[] {
+    return PARITY_OFF.filter((m) => !ENABLED.includes(m) && !(m === 'mam' && this.archive !== 'off'));
+  }
 
   private cli(): string[] {
     if (this.from === 'dist') return [process.execPath, DIST_CLI];
@@ -86,9 +109,23 @@ export class NatterAdapter implements ServerAdapter {
         ? 'limits: server defaults (rate limits and connection caps ON, nothing exempt)'
         : 'limits.disabled = true (every rate limit off, as on the other servers)',
       'auth.allowPlaintext = always (loopback bench only; login scenario uses STARTTLS)',
-      `modules ${OFF.join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; SQLite storage in the run folder`,
+      `modules ${this.off.join(', ')} off (as on the other servers)${ENABLED.length ? `; KEPT ON by NATTER_BENCH_ENABLE: ${ENABLED.join(', ')} (not a like-for-like comparison)` : ''}; log level warn; ${this.archive === 'pg' ? 'PostgreSQL storage (below)' : 'SQLite storage in the run folder'}`,
+      ...this.archiveTuning(),
       ...(MUC_FLOOD_CONTROL ? [] : ['muc.floodControl.enabled = false (NATTER_BENCH_MUC_FLOOD_CONTROL=off)']),
       `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
+    ];
+  }
+
+  private archiveTuning(): string[] {
+    if (this.archive === 'off') return [];
+    return [
+      ...(this.archive === 'pg'
+        ? [
+            `storage.engine = postgres: ALL storage (accounts, rosters, MUC rooms and the archive) in a fresh PostgreSQL database on ${postgresAt()}, created for the run and dropped after it (pool of 10 connections, the default)`,
+          ]
+        : []),
+      `archive ON (--archive ${this.archive}): module mam, defaultArchive = always, archiveStrangers = true (every one-to-one chat message archived for sender and recipient, in each other's roster or not; by default messages from non-contacts are archived at most 30/min per archive); other mam options default (queued writes flushed every 100 ms or per 1000); archive in ${this.archive === 'pg' ? 'PostgreSQL' : 'the SQLite file natter.sqlite in the run folder'}`,
+      ...(this.archive === 'pg' ? [PG_CPU_NOTE] : []),
     ];
   }
 
@@ -96,10 +133,12 @@ export class NatterAdapter implements ServerAdapter {
     this.o = o;
     [this.port, this.tlsPort, this.httpPort] = await freePorts();
     mkdirSync(join(o.dir, 'data'), { recursive: true });
+    if (this.archive === 'pg') this.db = await BenchDatabase.create('natter');
     const { cert, key } = await makeCert(join(o.dir, 'certs'), o.domain);
     const config = {
       hosts: [o.domain],
       dataDir: join(o.dir, 'data'),
+      ...(this.db ? { storage: { engine: 'postgres', url: this.db.url } } : {}),
       listeners: [
         { type: 'c2s', port: this.port, host: '127.0.0.1' },
         { type: 'c2s-tls', port: this.tlsPort, host: '127.0.0.1' },
@@ -109,12 +148,15 @@ export class NatterAdapter implements ServerAdapter {
       auth: { allowPlaintext: 'always' },
       ...(this.limits === 'disabled' ? { limits: { disabled: true } } : {}),
       // The same feature set as the other servers' benchmark configurations, which load no
-      // archive, offline storage, carbons or stream management (see their notes).
+      // archive (unless --archive), offline storage, carbons or stream management (see their notes).
       // NATTER_BENCH_ENABLE=mam,offline keeps some on, to measure what they cost (not for comparisons).
       modules: {
         muc: MUC_FLOOD_CONTROL ? {} : { floodControl: { enabled: false } },
         roster: {},
-        ...Object.fromEntries(OFF.map((m) => [m, false] as const)),
+        // Like ejabberd's `default: always` and Prosody's `default_archive_policy = true`: every
+        // message archived, also between users who are not in each other's roster.
+        ...(this.archive !== 'off' ? { mam: { defaultArchive: 'always', archiveStrangers: true } } : {}),
+        ...Object.fromEntries(this.off.map((m) => [m, false] as const)),
       },
       log: { level: 'warn' },
     };
@@ -181,11 +223,44 @@ export class NatterAdapter implements ServerAdapter {
     const proc = this.proc;
     await waitForPort(this.port, 60_000, () => !proc.exited);
     await waitForPort(this.tlsPort, 10_000, () => !proc.exited);
-    return localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
+    const target = localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
+    if (this.db) target.extraCpu = this.db.extraCpu();
+    return target;
   }
 
   async stop(): Promise<void> {
     await stopSpawned(this.proc);
     this.proc = null;
+  }
+
+  async archiveStats(): Promise<ArchiveStats> {
+    if (this.db)
+      return rowsStats(
+        await this.db.countRows(MAM_TABLES),
+        `PostgreSQL database ${this.db.name}`,
+        MAM_ENTRY_TABLES,
+      );
+    const file = join(this.o.dir, 'data', 'natter.sqlite');
+    // better-sqlite3 is the server's SQLite driver (installed at the workspace root).
+    const { default: SQLite } = await import('better-sqlite3');
+    const db = new SQLite(file, { readonly: true, fileMustExist: true });
+    try {
+      const counts: { table: string; rows: number }[] = [];
+      for (const table of MAM_TABLES) {
+        const found = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table);
+        if (!found) continue;
+        const row = db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number };
+        counts.push({ table, rows: row.n });
+      }
+      return rowsStats(counts, `SQLite ${file}`, MAM_ENTRY_TABLES);
+    } finally {
+      db.close();
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    const db = this.db;
+    this.db = null;
+    await db?.drop();
   }
 }

@@ -1,4 +1,22 @@
 /** What the scenarios need from a server under test, whatever its implementation. */
+import type { ExtraCpu } from '../engine/proc.js';
+
+/**
+ * Message archiving (XEP-0313) during the run (`--archive`): `off` (no archive, the default), `default`
+ * (each server's default archive storage) or `pg` (the archive in a PostgreSQL database created for
+ * the run). Whatever is on, every one-to-one chat message is archived, without per-user preferences.
+ */
+export type ArchiveMode = 'off' | 'default' | 'pg';
+export const ARCHIVE_MODES: readonly ArchiveMode[] = ['off', 'default', 'pg'];
+
+/** Archive contents at the end of a run. */
+export interface ArchiveStats {
+  /** Archive entries (one per message per archive: about 2 per one-to-one message); null if unknown. */
+  rows: number | null;
+  /** e.g. `archived rows: 123456 (table archive in PostgreSQL database …)`. */
+  text: string;
+}
+
 export interface BenchUsers {
   /** Users are `${prefix}${i}` for i in 1..count. */
   prefix: string;
@@ -22,6 +40,8 @@ export interface ServerTarget {
   mucDomain: string;
   /** PID whose process tree is the server, for /proc CPU and RSS. */
   pid: number;
+  /** Processes outside that tree whose CPU counts as the server's (PostgreSQL backends with `--archive pg`). */
+  extraCpu?: ExtraCpu;
 }
 
 export interface AdapterOptions {
@@ -46,4 +66,11 @@ export interface ServerAdapter {
   stop(): Promise<void>;
   /** Limits and tunings applied for the benchmark, one line each, printed with the results. */
   tuning(): string[];
+  /**
+   * What the message archive holds now, asked once at the end of the run, while the server still
+   * runs, when archiving is on.
+   */
+  archiveStats?(): Promise<ArchiveStats>;
+  /** Releases what lives outside the run folder (the run's PostgreSQL database); after the final stop. */
+  cleanup?(): Promise<void>;
 }
