@@ -1,6 +1,6 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
-import type { Session } from './session.js';
+import type { Session, SessionRecord } from './session.js';
 import type { ClientStreamView } from './stream/stream-view.js';
 
 /** A stanza on its way through the router. */
@@ -85,7 +85,7 @@ export interface HookMap {
    */
   'session/acknowledging': NotifyHook<{ session: Session }>;
   /** After the core delivered a message to a local account's sessions. */
-  'message/delivered': NotifyHook<RouteEvent & { sessions: Session[] }>;
+  'message/delivered': NotifyHook<RouteEvent & { sessions: readonly SessionRecord[] }>;
   /** A resource was bound. */
   'session/bound': NotifyHook<{ session: Session }>;
   /** A session sent its initial presence (became available): offline delivery, PEP last items. */

@@ -22,7 +22,8 @@ export type {
 export { IqDispatcher, resultReply } from './iq-dispatcher.js';
 export type { IqHandler, IqRequest } from './iq-dispatcher.js';
 export type { ServiceHandler } from './router.js';
-export type { Session } from './session.js';
+export type { Session, SessionRecord } from './session.js';
+export type { SessionDirectory } from './session-registry.js';
 export type {
   StreamState,
   StreamView,

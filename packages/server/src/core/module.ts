@@ -12,7 +12,8 @@ import type { Config, Limits } from '../config.js';
 import type { StorageConfig } from '../storage/database.js';
 import type { HttpHandler } from './http-routes.js';
 import type { Jid } from '@natter/jid';
-import type { Session } from './session.js';
+import type { Session, SessionRecord } from './session.js';
+import type { SessionDirectory } from './session-registry.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -80,8 +81,26 @@ export class ModuleContext<Options> {
     return this.server.database.config;
   }
 
-  get sessions() {
+  /** The sessions' records (docs/decisions/0009): read them, deliver to them with `deliver`. */
+  get sessions(): SessionDirectory {
     return this.server.sessions;
+  }
+
+  /**
+   * The live sessions held by this node, for what only the node holding a stream can do (pinging
+   * its clients). Everything else reads records (`sessions`).
+   */
+  localSessions(): IterableIterator<Session> {
+    return this.server.sessions.all();
+  }
+
+  /**
+   * Delivers a stanza to one session, given its record or its full JID, as the last step of
+   * routing (no hooks run): the one verb modules deliver with. A full JID with no session is ignored.
+   */
+  deliver(to: SessionRecord | Jid, stanza: Element): void {
+    const session = 'node' in to ? this.server.sessions.get(to.jid) : this.server.sessions.get(to);
+    if (session && (!('node' in to) || session === to)) this.router.deliver(session, stanza);
   }
 
   get router() {
@@ -314,7 +333,7 @@ export class ModuleContext<Options> {
   }
 
   /** The account's sessions that requested the roster (RFC 6121 §2.1.6: they get roster pushes). */
-  interestedSessions(bare: string): Session[] {
+  interestedSessions(bare: string): SessionRecord[] {
     return this.host.interestedSessions(bare);
   }
 

@@ -1,8 +1,23 @@
 import type { Jid } from '@natter/jid';
-import type { Session } from './session.js';
+import type { Session, SessionRecord } from './session.js';
+
+/**
+ * What modules see of the sessions (`ctx.sessions`): records, wherever the session lives
+ * (docs/decisions/0009). A module delivers to one with `ctx.deliver` and never reaches its stream.
+ */
+export interface SessionDirectory {
+  readonly size: number;
+  get(full: Jid | string): SessionRecord | undefined;
+  /** Every session of an account (available or not). */
+  ofAccount(bare: Jid | string): readonly SessionRecord[];
+  /** Sessions of an account that sent available presence. */
+  available(bare: Jid | string): SessionRecord[];
+  /** Sets or clears a flag on a session's record (what every node must know of it, e.g. carbons). */
+  setFlag(session: SessionRecord, flag: string, on: boolean): void;
+}
 
 /** Bound sessions by full JID and by account. */
-export class SessionRegistry {
+export class SessionRegistry implements SessionDirectory {
   private readonly byFull = new Map<string, Session>();
   private readonly byBare = new Map<string, Session[]>();
 
@@ -22,6 +37,11 @@ export class SessionRegistry {
   /** Sessions of an account that sent available presence. */
   available(bare: Jid | string): Session[] {
     return this.ofAccount(bare).filter((s) => s.available);
+  }
+
+  setFlag(session: SessionRecord, flag: string, on: boolean): void {
+    const live = this.byFull.get(session.jid.toString());
+    if (live === session) live.setFlag(flag, on);
   }
 
   add(session: Session): void {

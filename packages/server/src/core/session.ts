@@ -4,12 +4,42 @@ import type { ClientStreamView } from './stream/stream-view.js';
 
 let counter = 0;
 
+/** The node (process) this server runs as: sessions of other nodes will be records only (docs/decisions/0009). */
+export const LOCAL_NODE = 'local';
+
 /**
- * A bound resource: what the router delivers to. It outlives its stream only while hibernated
- * (stream management); modules keep per-session state in their own WeakMaps keyed by session.
+ * What every node knows of a bound resource (docs/decisions/0009): its address, where it lives,
+ * its presence for routing, and flags modules set on it. Modules read records and deliver to them
+ * through `ctx.deliver`; only the node that holds a session has the live `Session` (its stream).
  */
-export class Session {
+export interface SessionRecord {
+  readonly id: string;
+  readonly jid: Jid;
+  readonly bare: Jid;
+  /** The node holding the live session. */
+  readonly node: string;
+  /** Last available presence sent by the client (without to), or null before initial presence. */
+  readonly presence: Element | null;
+  readonly priority: number;
+  /** Sent available presence and not yet unavailable. */
+  readonly available: boolean;
+  /** Requested the roster (RFC 6121 §2.1.6: roster pushes go to interested resources). */
+  readonly interested: boolean;
+  /** Ended: no longer routed to. */
+  readonly closed: boolean;
+  /** A flag a module set on this session (`ctx.sessions.setFlag`), e.g. carbons enabled. */
+  has(flag: string): boolean;
+}
+
+/**
+ * A bound resource on this node: what the router delivers to. It outlives its stream only while
+ * hibernated (stream management). Modules keep per-session state as record flags, or in their own
+ * WeakMaps keyed by session when only the session's own node uses it.
+ */
+export class Session implements SessionRecord {
   readonly id = `s${(++counter).toString(36)}`;
+  readonly node = LOCAL_NODE;
+  private readonly flags = new Set<string>();
   readonly createdAt = Date.now();
   /** Last available presence sent by the client (without to), or null before initial presence. */
   presence: Element | null = null;
@@ -36,6 +66,15 @@ export class Session {
 
   get bare(): Jid {
     return this.jid.bare;
+  }
+
+  has(flag: string): boolean {
+    return this.flags.has(flag);
+  }
+
+  setFlag(flag: string, on: boolean): void {
+    if (on) this.flags.add(flag);
+    else this.flags.delete(flag);
   }
 
   /** Sent available presence and not yet unavailable. */

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
-import { defineModule, type RouteEvent, type MaybePromise, type Session } from '../../core/module-api.js';
+import { defineModule, type RouteEvent, type MaybePromise } from '../../core/module-api.js';
 import { BlocklistStore, blockingMigrations } from './blocklist-store.js';
 import { blocklistMatches } from './xep-0191-matching.js';
 import { mayReceivePresence } from '../last/api.js';
@@ -46,8 +46,8 @@ export default defineModule({
     const store = await ctx.processScoped('blocking:store', () =>
       BlocklistStore.open(ctx.db, ctx.options.cacheSize),
     );
-    /** Sessions that retrieved the blocklist: they get the pushes (XEP-0191 §3.3). */
-    const interested = new WeakSet<Session>();
+    /** Sessions that retrieved the blocklist get the pushes (XEP-0191 §3.3): a flag on their record. */
+    const INTERESTED = 'blocking:interested';
     /** Presence this module sends on the user's behalf after a block: let through. */
     const own = new WeakSet<Element>();
 
@@ -84,8 +84,8 @@ export default defineModule({
     };
     const push = (owner: Jid, payload: Element) => {
       for (const s of ctx.sessions.ofAccount(owner)) {
-        if (!interested.has(s)) continue;
-        ctx.router.deliver(
+        if (!s.has(INTERESTED)) continue;
+        ctx.deliver(
           s,
           xml(
             'iq',
@@ -127,7 +127,7 @@ export default defineModule({
 
     ctx.iq('account', 'get', NS.blocking, 'blocklist', async (req) => {
       ownerOnly(req.from, req.to);
-      if (req.origin) interested.add(req.origin);
+      if (req.origin) ctx.sessions.setFlag(req.origin, INTERESTED, true);
       const list = await store.list(req.to.toBareString());
       return xml(
         'blocklist',
@@ -204,7 +204,7 @@ export default defineModule({
       );
       reply.attrs.from = ev.to.toString();
       reply.attrs.to = ev.from.toString();
-      if (ev.origin) ctx.router.deliver(ev.origin, reply);
+      if (ev.origin) ctx.deliver(ev.origin, reply);
       return true;
     };
 

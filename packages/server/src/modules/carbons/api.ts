@@ -1,5 +1,5 @@
 import type { Element } from '@natter/xml';
-import type { Session } from '../../core/module-api.js';
+import type { SessionRecord } from '../../core/module-api.js';
 
 /**
  * What carbons offers other modules (`ctx.use<CarbonsApi>('carbons')`): stream management asks it,
@@ -8,7 +8,7 @@ import type { Session } from '../../core/module-api.js';
  */
 export interface CarbonsApi {
   /** Sessions that got a `<received/>` copy of this delivered message (the element delivered). */
-  copiedTo(message: Element): readonly Session[];
+  copiedTo(message: Element): readonly SessionRecord[];
 }
 
 /** A carbon copy (`<sent/>` or `<received/>` wrapper, XEP-0280), as written to a client. */

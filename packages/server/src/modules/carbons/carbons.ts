@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Element, xml } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
 import type { Jid } from '@natter/jid';
-import { defineModule, type Session, type RouteEvent } from '../../core/module-api.js';
+import { defineModule, type SessionRecord, type RouteEvent } from '../../core/module-api.js';
 import { isEligible, type CarbonDirection } from './eligibility.js';
 import type { CarbonsApi } from './api.js';
 
@@ -27,7 +27,7 @@ function forwardable(message: Element): Element {
   return copy;
 }
 
-function wrap(kind: CarbonDirection, account: Jid, target: Session, original: Element): Element {
+function wrap(kind: CarbonDirection, account: Jid, target: SessionRecord, original: Element): Element {
   const forwarded = new Element('forwarded', NS.forward);
   forwarded.inheritsNs = false;
   forwarded.children.push(original);
@@ -63,28 +63,28 @@ export default defineModule({
     .strict()
     .prefault({}),
   setup(ctx) {
-    const enabled = new WeakSet<Session>();
+    /** Carbons enabled (§4): a flag on the session's record, which every node sees. */
+    const ENABLED = 'carbons:enabled';
     /** Delivered messages and the sessions that got a `<received/>` copy of them. */
-    const copies = new WeakMap<Element, readonly Session[]>();
+    const copies = new WeakMap<Element, readonly SessionRecord[]>();
     ctx.provide<CarbonsApi>('carbons', { copiedTo: (message) => copies.get(message) ?? [] });
 
     // §3: the feature is announced by the user's server.
     ctx.feature('host', NS.carbons);
 
-    const toggle = (on: boolean) => (req: { from: Jid; to: Jid; origin: Session | undefined }) => {
+    const toggle = (on: boolean) => (req: { from: Jid; to: Jid; origin: SessionRecord | undefined }) => {
       // §4.1/§5.1: only a client of this server may enable or disable its own carbons.
       if (!req.origin || !req.from.bare.equals(req.to)) throw new StanzaError('not-allowed');
-      if (on) enabled.add(req.origin);
-      else enabled.delete(req.origin);
+      ctx.sessions.setFlag(req.origin, ENABLED, on);
     };
     ctx.iq('account', 'set', NS.carbons, 'enable', toggle(true), { feature: false });
     ctx.iq('account', 'set', NS.carbons, 'disable', toggle(false), { feature: false });
 
     /** Carbons-enabled available resources of `account`, other than the excluded ones. */
-    const targets = (account: Jid, exclude: (s: Session) => boolean): Session[] => {
-      const out: Session[] = [];
+    const targets = (account: Jid, exclude: (s: SessionRecord) => boolean): SessionRecord[] => {
+      const out: SessionRecord[] = [];
       for (const s of ctx.sessions.ofAccount(account)) {
-        if (enabled.has(s) && s.available && !s.closed && !exclude(s)) out.push(s);
+        if (s.has(ENABLED) && s.available && !s.closed && !exclude(s)) out.push(s);
       }
       return out;
     };
@@ -106,7 +106,7 @@ export default defineModule({
         const archived = ctx.use<OutgoingArchiveIds>('mam')?.outgoingStanzaId(stanza);
         if (archived)
           original.children.push(xml('stanza-id', { xmlns: NS.sid, by: archived.by, id: archived.id }));
-        for (const s of list) ctx.router.deliver(s, wrap('sent', ev.from, s, original));
+        for (const s of list) ctx.deliver(s, wrap('sent', ev.from, s, original));
       },
       50,
     );
@@ -114,12 +114,12 @@ export default defineModule({
     // §7 Receiving Messages: copies to the carbons-enabled resources that did not get the original.
     ctx.hook('message/delivered', (ev) => {
       if (ev.resent) return; // the carbons went out when it was first delivered
-      const exclude = (s: Session) => s === ev.origin || ev.sessions.includes(s);
+      const exclude = (s: SessionRecord) => s === ev.origin || ev.sessions.includes(s);
       const list = targets(ev.to, exclude);
       if (list.length === 0 || !isEligible(ev.stanza, 'received')) return;
       const original = forwardable(ev.stanza);
       copies.set(ev.stanza, list);
-      for (const s of list) ctx.router.deliver(s, wrap('received', ev.to.bare, s, original));
+      for (const s of list) ctx.deliver(s, wrap('received', ev.to.bare, s, original));
     });
 
     if (ctx.options.stripPrivate) {

@@ -370,7 +370,7 @@ export default defineModule({
             delayElement(new Date(row.timestamp)),
             archived,
           );
-          ctx.router.deliver(
+          ctx.deliver(
             session,
             xml(
               'message',

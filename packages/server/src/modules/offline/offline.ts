@@ -93,7 +93,7 @@ export default defineModule({
           continue;
         }
         stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
-        ctx.router.deliver(session, stanza);
+        ctx.deliver(session, stanza);
         handed.push(row.id);
         // A large backlog is sent as the client reads it, not all at once: written in one go it
         // would trip the slow-reader cutoff (limits.maxSendBufferBytes) of a client that reads fine.

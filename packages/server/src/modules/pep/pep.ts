@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { xml } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule, type Session } from '../../core/module-api.js';
+import { defineModule, type SessionRecord } from '../../core/module-api.js';
 import {
   defaultConfig,
   PEP_FEATURES,
@@ -66,11 +66,11 @@ export default defineModule({
     const { store } = api.deps;
     const roster = () => ctx.use<RosterApi>('roster');
     const caps = new CapsCache(ctx.options.capsCacheSize);
-    const resources = new WeakMap<Session, ResourceState>();
+    const resources = new WeakMap<SessionRecord, ResourceState>();
     const pendingDisco = new Map<string, Promise<ReadonlySet<string> | undefined>>();
     const maxItems = Math.min(ctx.options.defaultMaxItems, api.options.maxItemsPerNode);
 
-    const stateOf = (s: Session): ResourceState => {
+    const stateOf = (s: SessionRecord): ResourceState => {
       let st = resources.get(s);
       if (!st)
         resources.set(
@@ -80,7 +80,7 @@ export default defineModule({
       return st;
     };
     /** XEP-0163 §4.2: a resource wants a node's notifications when it advertises `node+notify`. */
-    const wants = (s: Session, node: string) =>
+    const wants = (s: SessionRecord, node: string) =>
       s.available && s.priority >= 0 && resources.get(s)?.features?.has(`${node}+notify`) === true;
 
     const profile = (account: Jid): ServiceProfile => ({
@@ -106,7 +106,7 @@ export default defineModule({
       const out: Jid[] = [];
       // A resource that gets a live event needs no "last item" for that node any more.
       const key = `${account.toBareString()}\n${node.node}`;
-      const take = (s: Session) => {
+      const take = (s: SessionRecord) => {
         resources.get(s)?.sent.add(key);
         out.push(s.jid);
       };
@@ -154,7 +154,7 @@ export default defineModule({
      * XEP-0163 §4.3.3-§4.3.4: send a resource the last item of every node it newly wants, from
      * its own account and from the accounts whose presence it receives (all, or only `owners`).
      */
-    async function sendLastItems(session: Session, owners?: Jid[]): Promise<void> {
+    async function sendLastItems(session: SessionRecord, owners?: Jid[]): Promise<void> {
       const st = resources.get(session);
       if (!st?.features || !session.available) return;
       const nodes = [...st.features].filter((f) => f.endsWith('+notify')).map((f) => f.slice(0, -7));
@@ -189,7 +189,10 @@ export default defineModule({
     }
 
     /** The client's features for these caps: cached, or asked with disco#info and verified. */
-    function resolveFeatures(session: Session, info: CapsInfo): Promise<ReadonlySet<string> | undefined> {
+    function resolveFeatures(
+      session: SessionRecord,
+      info: CapsInfo,
+    ): Promise<ReadonlySet<string> | undefined> {
       const cached = caps.get(info);
       if (cached) return Promise.resolve(cached);
       const key =
@@ -228,7 +231,7 @@ export default defineModule({
     }
 
     /** A resource's broadcast presence: (re)read its caps, then send last items it newly wants. */
-    async function onPresence(session: Session): Promise<void> {
+    async function onPresence(session: SessionRecord): Promise<void> {
       const presence = session.presence;
       if (!presence) return;
       const st = stateOf(session);

@@ -31,7 +31,7 @@ export default defineModule({
     const inFlight = new WeakSet<Session>();
     const check = () => {
       const now = Date.now();
-      for (const session of ctx.sessions.all()) {
+      for (const session of ctx.localSessions()) {
         if (session.jid.domain !== ctx.domain || inFlight.has(session) || session.closed) continue;
         const stream = session.stream;
         if (stream.state !== 'bound' || now - stream.lastReceived < idleMs) continue;

@@ -138,7 +138,7 @@ export default defineModule({
           ? ev.stanza
           : readdress(ev.stanza, sender.toString(), user.toString());
       const out = await roster.transition(user, sender, (s) => inboundRule(type, s, stanza));
-      if (out.forward) for (const s of ctx.sessions.available(user)) ctx.router.deliver(s, stanza);
+      if (out.forward) for (const s of ctx.sessions.available(user)) ctx.deliver(s, stanza);
       const to = sender.toString();
       if (out.autoReply)
         await send(xml('presence', { xmlns: NS.client, type: 'subscribed', from: user.toString(), to }));
@@ -230,7 +230,7 @@ export default defineModule({
           if (r instanceof Promise) pending.push(r);
         }
         // §3.1.3: subscription requests that waited for the user
-        for (const p of await roster.pending(session.bare)) ctx.router.deliver(session, p.stanza);
+        for (const p of await roster.pending(session.bare)) ctx.deliver(session, p.stanza);
       }
       if (pending.length) await Promise.all(pending);
     };

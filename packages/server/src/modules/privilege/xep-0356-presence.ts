@@ -1,6 +1,6 @@
 import { Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import type { ModuleContext, RouteEvent, Session } from '../../core/module-api.js';
+import type { ModuleContext, RouteEvent, SessionRecord } from '../../core/module-api.js';
 
 /** Most contacts' presences remembered for roster-presence components (oldest forgotten first). */
 const MAX_REMEMBERED = 50_000;
@@ -41,14 +41,14 @@ export class PresenceRelay {
   ) {}
 
   /** A user's own broadcast presence (no 'to'): available or unavailable. */
-  fromUser(session: Session, stanza: Element): void {
+  fromUser(session: SessionRecord, stanza: Element): void {
     const type = stanza.attrs.type;
     if (type !== undefined && type !== 'unavailable') return;
     this.relay(session.jid.toString(), stanza, false);
   }
 
   /** A session ended without unavailable presence. */
-  sessionClosed(session: Session): void {
+  sessionClosed(session: SessionRecord): void {
     const from = session.jid.toString();
     if (this.last.get(from)?.attrs.type === 'unavailable' || !this.last.has(from)) return;
     const p = new Element('presence', NS.client, { type: 'unavailable', from });

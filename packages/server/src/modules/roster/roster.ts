@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
-import { defineModule, type IqRequest, type Session } from '../../core/module-api.js';
+import { defineModule, type IqRequest, type SessionRecord } from '../../core/module-api.js';
 import type { PrivilegeApi } from '../privilege/api.js';
 import type { PendingRequest, RosterApi, RosterItem, StateChange, SubscriptionState } from './api.js';
 import { RosterStore, rosterMigrations, type RosterData, type StoredItem } from './roster-store.js';
@@ -73,7 +73,7 @@ export default defineModule({
       owner: Jid,
       item: RosterItem | { jid: string; subscription: 'remove' },
       ver: string | undefined,
-      only?: Session,
+      only?: SessionRecord,
     ): void => {
       const el =
         item.subscription === 'remove'
@@ -101,7 +101,7 @@ export default defineModule({
       }
       for (const s of targets) {
         if (s.closed) continue;
-        ctx.router.deliver(
+        ctx.deliver(
           s,
           xml(
             'iq',

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { parseJid } from '@natter/jid';
-import { defineModule, type ClientStreamView, type Session } from '../../core/module-api.js';
+import {
+  defineModule,
+  type ClientStreamView,
+  type Session,
+  type SessionRecord,
+} from '../../core/module-api.js';
 import { isCarbon, type CarbonsApi } from '../carbons/api.js';
 
 const options = z
@@ -328,7 +333,7 @@ export default defineModule({
     }
 
     /** Messages the core delivered to several resources of an account at once (RFC 6121 §8.5.2.1.1). */
-    const recipients = new WeakMap<Element, readonly Session[]>();
+    const recipients = new WeakMap<Element, readonly SessionRecord[]>();
     /** Messages a session that ended left to another recipient still open, to re-route in its place. */
     const handedOver = new WeakSet<Element>();
     ctx.hook('message/delivered', (ev) => {
