@@ -31,7 +31,11 @@ import type {
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 const SRC_CLI = join(REPO, 'packages/server/src/cli.ts');
-const DIST_CLI = join(REPO, 'packages/server/dist/cli.js');
+/**
+ * The built server; `NATTER_BENCH_DIST=/path/to/other/checkout/packages/server/dist/cli.js` runs
+ * another build (e.g. the commit before a change) under this generator, for before/after ratios.
+ */
+const DIST_CLI = process.env['NATTER_BENCH_DIST'] ?? join(REPO, 'packages/server/dist/cli.js');
 
 /** Modules the other servers' benchmark configurations do not load; off on Natter too. */
 const PARITY_OFF = ['mam', 'offline', 'carbons', 'sm', 'csi'];

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { SqliteCheckpointer } from './checkpointer.js';
 
 export type StorageConfig =
   { engine: 'sqlite'; path: string } | { engine: 'postgres'; url: string; poolSize?: number };
@@ -16,6 +17,9 @@ export class Database {
   readonly engine: 'sqlite' | 'postgres';
   /** How it was opened (a module that runs its own connection, e.g. on a worker thread, opens the same). */
   readonly config: StorageConfig;
+
+  /** SQLite only: the thread that checkpoints the write-ahead log. */
+  private checkpointer: SqliteCheckpointer | undefined;
 
   /** PostgreSQL only: resolves once every pooled connection has really closed its socket. */
   private readonly drained: () => Promise<void>;
@@ -40,7 +44,12 @@ export class Database {
   static open(config: StorageConfig, onConnectionError?: (err: Error) => void): Database {
     if (config.engine === 'sqlite') {
       const sqlite = openSqlite(config.path);
-      return new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), config);
+      const db = new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), config);
+      if (config.path !== ':memory:')
+        db.checkpointer = new SqliteCheckpointer(config.path, WAL_CHECKPOINT_BYTES, 250, (message) =>
+          onConnectionError?.(new Error(`SQLite checkpoint failed: ${message}`)),
+        );
+      return db;
     }
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 10 });
     // Errors of idle connections reach the pool too; they are reported by the client listener below.
@@ -94,9 +103,15 @@ export class Database {
 
   async close(): Promise<void> {
     await this.db.destroy();
+    await this.checkpointer?.stop();
     await this.drained();
   }
 }
+
+/** WAL size past which the checkpointer thread copies it into the database (see checkpointer-thread.ts). */
+const WAL_CHECKPOINT_BYTES = 64 * 1024 * 1024;
+/** Size the WAL file is truncated to after a checkpoint. */
+const WAL_KEEP_BYTES = 16 * 1024 * 1024;
 
 /**
  * Opens (creating it and its directory if needed) an SQLite database in WAL mode. A directory that
@@ -119,6 +134,10 @@ function openSqlite(path: string): SQLite.Database {
     sqlite.pragma('synchronous = NORMAL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    // Checkpoints run on a thread of their own (SqliteCheckpointer), never inside a commit here;
+    // the log is truncated back to this size after each.
+    sqlite.pragma('wal_autocheckpoint = 0');
+    sqlite.pragma(`journal_size_limit = ${WAL_KEEP_BYTES}`);
     return sqlite;
   } catch (err) {
     sqlite?.close();

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../util/worker-thread.js';
 import type { Kysely } from 'kysely';
 import type { Logger } from '../../core/module-api.js';
 import type { StorageConfig } from '../../core/module-api.js';
@@ -53,20 +52,6 @@ export function seqOfId(id: string): number | undefined {
 }
 
 /**
- * Starts the writer thread: the compiled `.js` in dist; the `.ts` source when the server itself
- * runs from source (development and tests), through tsx's loader registered inside the thread
- * (Node 20 does not carry `--import tsx` over to worker threads).
- */
-function startWriterThread(workerData: unknown): Worker {
-  const js = new URL('./archive-writer.js', import.meta.url);
-  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData });
-  const ts = new URL('./archive-writer.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`;
-  return new Worker(boot, { eval: true, workerData });
-}
-
-/**
  * The archive writer thread of one database, shared by every host's archive in this process, and
  * started on first use (a server that archives nothing starts no thread). Requests are answered in
  * order. If the thread dies, what it was doing fails (the store retries it) and the next request
@@ -98,7 +83,7 @@ class ArchiveWriter {
   ) {}
 
   private start(): Worker {
-    const worker = startWriterThread({ storage: this.storage });
+    const worker = startWorker(new URL('./archive-writer.js', import.meta.url), { storage: this.storage });
     worker.on('message', (r: WriterReply) => {
       const w = this.waiting.get(r.n);
       if (!w) return;

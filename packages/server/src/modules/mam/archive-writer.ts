@@ -69,6 +69,9 @@ interface Engine {
   close(): Promise<void>;
 }
 
+/** Page cache of the writer's SQLite connection, in KiB. */
+const CACHE_KIB = 64 * 1024;
+
 class SqliteEngine implements Engine {
   private readonly db: SQLite.Database;
   private readonly insMessage: SQLite.Statement;
@@ -84,6 +87,11 @@ class SqliteEngine implements Engine {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('busy_timeout = 5000');
+    // The storage layer's checkpointer thread copies the log back (never this thread's commits), and
+    // a larger page cache keeps the indexes' upper levels in memory: inserts land at many places.
+    this.db.pragma('wal_autocheckpoint = 0');
+    this.db.pragma(`journal_size_limit = ${16 * 1024 * 1024}`); // as the main connection: see storage/database.ts
+    this.db.pragma(`cache_size = ${-CACHE_KIB}`);
     this.insMessage = this.db.prepare(
       'INSERT INTO mam_message (seq, id, stanza, bytes, refs) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
     );
