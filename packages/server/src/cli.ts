@@ -42,7 +42,9 @@ Usage:
   natter version
 
 With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 (direct TLS) and
-5280 (WebSocket at /xmpp-websocket), with the admin API on 127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate.`;
+5280 (WebSocket at /xmpp-websocket, BOSH at /http-bind, XEP-0156 host-meta), with the admin API on
+127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate. An "https" listener
+serves the same paths over TLS (wss://, BOSH over https).`;
 
 function configFrom(path: string | undefined): Config {
   if (path) return loadConfigFile(path);

@@ -8,9 +8,9 @@ import { isLoopbackHost } from './listeners/loopback.js';
 const listener = z
   .object({
     type: z
-      .enum(['c2s', 'c2s-tls', 'http', 'admin', 'component', 's2s', 's2s-tls'])
+      .enum(['c2s', 'c2s-tls', 'http', 'https', 'admin', 'component', 's2s', 's2s-tls'])
       .describe(
-        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395) and health; admin: the HTTP admin API; component: XEP-0114 external components; s2s: server-to-server (federation, STARTTLS); s2s-tls: server-to-server over direct TLS (XEP-0368 _xmpps-server)',
+        'c2s: STARTTLS on a plain port; c2s-tls: direct TLS (XEP-0368); http: WebSocket (RFC 7395), BOSH (XEP-0206), XEP-0156 host-meta and health; https: the same over TLS (wss://, BOSH over https); admin: the HTTP admin API; component: XEP-0114 external components; s2s: server-to-server (federation, STARTTLS); s2s-tls: server-to-server over direct TLS (XEP-0368 _xmpps-server)',
       ),
     port: z.number().int().min(0).max(65535),
     /** Default '::'; for admin and component listeners 127.0.0.1. */
@@ -19,6 +19,12 @@ const listener = z
     proxyProtocol: z.boolean().default(false),
     /** admin: bearer token required on every request; mandatory when not bound to loopback. */
     token: z.string().min(16).optional(),
+    /**
+     * http, https: the URL clients reach this listener at (`https://chat.example.com:5443`, or a
+     * reverse proxy's, with a path prefix if it adds one), for the XEP-0156 host-meta links.
+     * Default: derived from each request's Host header and whether the listener is TLS.
+     */
+    publicUrl: z.string().optional(),
   })
   .transform((l) => ({
     ...l,
@@ -33,6 +39,20 @@ const listener = z
       });
     if (l.token !== undefined && l.type !== 'admin')
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'only an admin listener takes a token' });
+    if (l.publicUrl !== undefined) {
+      if (l.type !== 'http' && l.type !== 'https')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['publicUrl'],
+          message: 'only http and https listeners take it',
+        });
+      else if (!isPublicUrl(l.publicUrl))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['publicUrl'],
+          message: 'an http:// or https:// URL without query or fragment, e.g. https://chat.example.com:5443',
+        });
+    }
     if (l.type === 'admin' && !l.token && !isLoopbackHost(l.host))
       ctx.addIssue({
         code: 'custom',
@@ -40,6 +60,26 @@ const listener = z
         message: `an admin listener bound to ${l.host} (not loopback) needs a token; or bind it to 127.0.0.1`,
       });
   });
+
+/** An absolute http(s) URL with a host and neither credentials, query nor fragment. */
+function isPublicUrl(s: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    return false;
+  }
+  return (
+    (u.protocol === 'http:' || u.protocol === 'https:') &&
+    u.hostname !== '' &&
+    u.username === '' &&
+    u.password === '' &&
+    u.search === '' &&
+    u.hash === '' &&
+    !s.includes('?') &&
+    !s.includes('#')
+  );
+}
 
 /** A syntactically valid domain name (RFC 7622 domainpart, ASCII labels), lower case. */
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -182,6 +222,21 @@ const limits = z
   })
   .prefault({});
 
+/** XMPP over BOSH (XEP-0124/XEP-0206) at /http-bind on the http and https listeners. */
+const bosh = z
+  .object({
+    /** Longest time a request is held without anything to answer (XEP-0124 `wait`); clients may ask for less. */
+    maxWaitSeconds: z.number().int().min(1).max(300).default(60),
+    /** Requests held at once per session (XEP-0124 `hold`); `requests` is one more. Clients may ask for fewer. */
+    maxHold: z.number().int().min(0).max(5).default(1),
+    /** A session left without a request for this long ends, as a dropped connection (XEP-0124 `inactivity`). */
+    inactivitySeconds: z.number().int().min(1).max(3600).default(60),
+    /** Shortest interval between two empty requests when the first was answered empty (XEP-0124 `polling`); 0: unchecked. */
+    pollingSeconds: z.number().int().min(0).max(60).default(2),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     hosts: z.array(z.string().min(1)).min(1).default(['localhost']),
@@ -245,6 +300,7 @@ export const configSchema = z
       })
       .prefault({}),
     limits,
+    bosh,
     s2s,
     /** XEP-0114 external components: domain → { secret }. */
     components: z
@@ -286,6 +342,7 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ListenerConfig = z.infer<typeof listener>;
 export type S2SConfig = Config['s2s'];
 export type Limits = Config['limits'];
+export type BoshConfig = Config['bosh'];
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';

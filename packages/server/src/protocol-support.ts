@@ -12,7 +12,26 @@ const CORE: [string, string, string][] = [
     'XMPP IM: message and presence delivery rules (§8); roster and subscriptions in modules roster, presence',
     'packages/server/src/core/host.ts',
   ],
-  ['RFC 7395', 'XMPP over WebSocket', 'packages/server/src/listeners'],
+  [
+    'RFC 7395',
+    'XMPP over WebSocket (http listener; wss:// on the https listener)',
+    'packages/server/src/listeners',
+  ],
+  [
+    'XEP-0124',
+    'BOSH at /http-bind (http and https listeners): sessions, in-order rids within the window, resent requests, acknowledgements, key sequences, inactivity and overactivity',
+    'packages/server/src/listeners/bosh-transport.ts',
+  ],
+  [
+    'XEP-0206',
+    'XMPP over BOSH: the stream machine over BOSH as over WebSocket, xmpp:restart, remote-stream-error',
+    'packages/server/src/listeners/bosh-sessions.ts',
+  ],
+  [
+    'XEP-0156',
+    'Alternative connection methods: /.well-known/host-meta and host-meta.json with the WebSocket and BOSH URLs',
+    'packages/server/src/listeners/listeners.ts',
+  ],
   ['RFC 7622', 'Addresses (JIDs), PRECIS profiles', 'packages/jid'],
   ['XEP-0368', 'Direct TLS (c2s-tls listener)', 'packages/server/src/listeners'],
   [

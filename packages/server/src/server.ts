@@ -41,7 +41,7 @@ export interface NatterServer {
   readonly config: Config;
   readonly certificate: CertificateFiles;
   /** Bound port of the first listener of a kind (useful with port 0). */
-  port(kind: 'c2s' | 'c2s-tls' | 'http' | 'admin' | 'component' | 's2s' | 's2s-tls'): number;
+  port(kind: ListenerConfig['type']): number;
   /** Creates an account. */
   addUser(username: string, password: string, host?: string): Promise<void>;
   /**

@@ -2,15 +2,16 @@ import type { X509Certificate } from 'node:crypto';
 
 /**
  * What a stream needs from its connection: bytes or frames out, bytes or frames in. TCP (with
- * STARTTLS), direct TLS and WebSocket implement it; the stream state machine never sees sockets.
+ * STARTTLS), direct TLS, WebSocket and BOSH (a session of HTTP requests, framed like WebSocket)
+ * implement it; the stream state machine never sees sockets or HTTP.
  */
 export interface Transport {
-  readonly kind: 'tcp' | 'tls' | 'websocket';
+  readonly kind: 'tcp' | 'tls' | 'websocket' | 'bosh';
   /** RFC 7395 framing: one element per frame, `<open/>`/`<close/>` instead of a stream header. */
   readonly framed: boolean;
   readonly remoteAddress: string;
   readonly localPort: number;
-  /** Encrypted now (direct TLS, after STARTTLS, or wss behind TLS). */
+  /** Encrypted now (direct TLS, after STARTTLS, wss or BOSH over https, or a TLS proxy in front). */
   readonly secure: boolean;
   /**
    * Channel binding data of the TLS connection for a type (`tls-exporter`, `tls-server-end-point`),

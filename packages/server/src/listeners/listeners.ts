@@ -1,8 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createServer as createTlsServer, type SecureContext, type TlsOptions } from 'node:tls';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server as HttpServer,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { escapeAttr } from '@natter/xml';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
 import { C2SStream } from '../core/stream/c2s-stream.js';
@@ -18,8 +26,13 @@ import type { Transport } from '../core/transport.js';
 import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
 import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
 import { startAdminListener } from './admin-listener.js';
+import { BOSH_PATH, BoshSessions } from './bosh-sessions.js';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
+export { BOSH_PATH } from './bosh-sessions.js';
+/** XEP-0156 §3 (RFC 6415): where web clients look up the WebSocket and BOSH URLs. */
+export const HOST_META_PATH = '/.well-known/host-meta';
+export const HOST_META_JSON_PATH = '/.well-known/host-meta.json';
 
 export interface RunningListener {
   config: ListenerConfig;
@@ -141,6 +154,150 @@ function s2sServer(
   });
 }
 
+/** One BOSH session manager per server, shared by its http and https listeners. */
+const boshByCore = new WeakMap<ServerCore, BoshSessions>();
+
+function boshSessions(core: ServerCore, admit: Admission): BoshSessions {
+  let b = boshByCore.get(core);
+  if (!b) boshByCore.set(core, (b = new BoshSessions(core, admit, (transport) => accept(core, transport))));
+  return b;
+}
+
+/**
+ * The http and https listeners: `/health`, XEP-0156 host-meta, BOSH at BOSH_PATH, then the
+ * modules' routes; WebSocket upgrades at WEBSOCKET_PATH. On https every stream is `secure`; on
+ * http only when a trusted proxy says the client reached it over TLS.
+ */
+function webHandlers(
+  core: ServerCore,
+  config: ListenerConfig,
+  trusted: TrustedProxies,
+  admit: Admission,
+  tls: boolean,
+): { request: RequestListener; upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void } {
+  const bosh = boshSessions(core, admit);
+  const client = (req: IncomingMessage) => ({
+    ip: clientAddress(req.socket.remoteAddress, req.headers, trusted, core.config.trustedProxyHeader),
+    secure:
+      tls || forwardedSecure(req.socket.remoteAddress, req.headers, trusted, core.config.trustedProxyHeader),
+  });
+  const request: RequestListener = (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/health') {
+      const body = JSON.stringify({
+        status: core.stopping ? 'stopping' : 'ok',
+        sessions: core.sessions.size,
+      });
+      res.writeHead(core.stopping ? 503 : 200, { 'content-type': 'application/json' }).end(body);
+      return;
+    }
+    if (path === HOST_META_PATH || path === HOST_META_JSON_PATH) {
+      hostMeta(req, res, config, client(req).secure, path === HOST_META_JSON_PATH);
+      return;
+    }
+    if (path === BOSH_PATH || path === `${BOSH_PATH}/`) {
+      bosh.handle(req, res, client(req));
+      return;
+    }
+    const route = core.httpRoutes.match(path);
+    if (!route) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    const context = client(req);
+    Promise.resolve()
+      .then(() => route.handler(req, res, context))
+      .catch((err: unknown) => {
+        core.log.error({ err, module: route.owner, url: req.url }, 'HTTP handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+        else res.destroy();
+      });
+  };
+  const wss = new WebSocketServer({
+    noServer: true,
+    // Twice the stanza limit: a frame a little over it reaches the parser, which answers with the
+    // <policy-violation/> stream error (as on TCP); far larger ones are cut by ws itself (1009).
+    maxPayload: core.config.limits.maxStanzaBytes * 2,
+    handleProtocols: (protocols) => (protocols.has('xmpp') ? 'xmpp' : false),
+  });
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const { ip, secure } = client(req);
+    const url = (req.url ?? '').split('?')[0];
+    if (url !== WEBSOCKET_PATH || core.stopping || !admit(ip)) {
+      socket.end(
+        'HTTP/1.1 ' + (url !== WEBSOCKET_PATH ? '404 Not Found' : '503 Service Unavailable') + '\r\n\r\n',
+      );
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (ws.protocol !== 'xmpp') {
+        ws.close(1002, 'the xmpp subprotocol is required (RFC 7395)');
+        return;
+      }
+      accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, secure));
+    });
+  };
+  return { request, upgrade };
+}
+
+/** A Host header we are willing to put in a URL: a name or address, and a port. */
+const HOST_HEADER = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?$/;
+
+/**
+ * XEP-0156 §3: the WebSocket and BOSH URLs of this listener as host-meta, XRD (RFC 6415) or JSON,
+ * from the listener's `publicUrl`, else from the Host the client asked for and whether it came
+ * over TLS. Any origin may read it (CORS), since web clients ask from theirs.
+ */
+function hostMeta(
+  req: IncomingMessage,
+  res: import('node:http').ServerResponse,
+  config: ListenerConfig,
+  secure: boolean,
+  json: boolean,
+): void {
+  const cors = { 'access-control-allow-origin': '*' };
+  if (req.method === 'OPTIONS') {
+    res
+      .writeHead(204, {
+        ...cors,
+        'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+        'access-control-max-age': '86400',
+      })
+      .end();
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { ...cors, allow: 'GET, HEAD, OPTIONS', 'content-type': 'text/plain' }).end();
+    return;
+  }
+  let base: string;
+  if (config.publicUrl !== undefined) base = config.publicUrl.replace(/\/+$/, '');
+  else {
+    const host = req.headers.host;
+    if (!host || !HOST_HEADER.test(host)) {
+      res.writeHead(400, { ...cors, 'content-type': 'text/plain' }).end('a valid Host header is required\n');
+      return;
+    }
+    base = `${secure ? 'https' : 'http'}://${host.toLowerCase()}`;
+  }
+  const links = [
+    { rel: 'urn:xmpp:alt-connections:websocket', href: base.replace(/^http/, 'ws') + WEBSOCKET_PATH },
+    { rel: 'urn:xmpp:alt-connections:xbosh', href: base + BOSH_PATH },
+  ];
+  const body = json
+    ? JSON.stringify({ links }, null, 2) + '\n'
+    : "<?xml version='1.0' encoding='utf-8'?>\n" +
+      "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n" +
+      links.map((l) => `  <Link rel="${escapeAttr(l.rel)}" href="${escapeAttr(l.href)}"/>\n`).join('') +
+      '</XRD>\n';
+  res.writeHead(200, {
+    ...cors,
+    'content-type': json ? 'application/json' : 'application/xrd+xml; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
 function accept(core: ServerCore, transport: Transport, sni?: S2SListenerEnv['clientSni']): void {
   if (sni && transport instanceof SocketTransport) transport.sni = sni;
   const stream = new C2SStream(transport, core);
@@ -160,76 +317,23 @@ export async function startListener(
   const trusted = new TrustedProxies(core.config.trustedProxies);
   const proxied = new ProxiedAddresses();
   let server: NetServer | HttpServer;
-  if (config.type === 'http') {
-    const http = createHttpServer((req, res) => {
-      if (req.url === '/health') {
-        const body = JSON.stringify({
-          status: core.stopping ? 'stopping' : 'ok',
-          sessions: core.sessions.size,
-        });
-        res.writeHead(core.stopping ? 503 : 200, { 'content-type': 'application/json' }).end(body);
-        return;
-      }
-      const route = core.httpRoutes.match((req.url ?? '/').split('?')[0]!);
-      if (!route) {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-        return;
-      }
-      const ip = clientAddress(
-        req.socket.remoteAddress,
-        req.headers,
-        trusted,
-        core.config.trustedProxyHeader,
-      );
-      const secure = forwardedSecure(
-        req.socket.remoteAddress,
-        req.headers,
-        trusted,
-        core.config.trustedProxyHeader,
-      );
-      Promise.resolve()
-        .then(() => route.handler(req, res, { ip, secure }))
-        .catch((err: unknown) => {
-          core.log.error({ err, module: route.owner, url: req.url }, 'HTTP handler failed');
-          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
-          else res.destroy();
-        });
-    });
-    const wss = new WebSocketServer({
-      noServer: true,
-      // Twice the stanza limit: a frame a little over it reaches the parser, which answers with the
-      // <policy-violation/> stream error (as on TCP); far larger ones are cut by ws itself (1009).
-      maxPayload: core.config.limits.maxStanzaBytes * 2,
-      handleProtocols: (protocols) => (protocols.has('xmpp') ? 'xmpp' : false),
-    });
-    http.on('upgrade', (req, socket, head) => {
-      const ip = clientAddress(
-        req.socket.remoteAddress,
-        req.headers,
-        trusted,
-        core.config.trustedProxyHeader,
-      );
-      const url = (req.url ?? '').split('?')[0];
-      if (url !== WEBSOCKET_PATH || core.stopping || !admit(ip)) {
-        socket.end(
-          'HTTP/1.1 ' + (url !== WEBSOCKET_PATH ? '404 Not Found' : '503 Service Unavailable') + '\r\n\r\n',
-        );
-        return;
-      }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        if (ws.protocol !== 'xmpp') {
-          ws.close(1002, 'the xmpp subprotocol is required (RFC 7395)');
-          return;
-        }
-        const secure = forwardedSecure(
-          req.socket.remoteAddress,
-          req.headers,
-          trusted,
-          core.config.trustedProxyHeader,
-        );
-        accept(core, new WebSocketTransport(ws, ip, req.socket.localPort ?? 0, secure));
-      });
-    });
+  if (config.type === 'http' || config.type === 'https') {
+    const web = webHandlers(core, config, trusted, admit, config.type === 'https');
+    const http =
+      config.type === 'https'
+        ? createHttpsServer(
+            {
+              ...tlsFiles,
+              minVersion: 'TLSv1.2',
+              ciphers: TLS12_CIPHERS,
+              ALPNProtocols: ['http/1.1'],
+              handshakeTimeout: core.config.limits.handshakeTimeoutMs,
+              ...(s2s ? { SNICallback: s2s.clientSni } : {}),
+            },
+            web.request,
+          )
+        : createHttpServer(web.request);
+    http.on('upgrade', web.upgrade);
     server = http;
   } else if (config.type === 'c2s-tls') {
     server = createTlsServer(

@@ -95,6 +95,8 @@ function createGuard(core: ServerCore): SocketGuard {
   let total = 0;
   /** Sockets not yet past their TLS handshake or HTTP request head, oldest first, by remote address and port. */
   const pending = new Map<string, Socket>();
+  /** Request-head timers of http and https sockets, by connection (see attach). */
+  const headTimers = new Map<string, NodeJS.Timeout>();
   const peer = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) =>
     `${s.remoteAddress ?? ''}|${s.remotePort ?? 0}`;
   const key = (address: string) => ipKey(address, limits.ipv6Prefix);
@@ -164,28 +166,41 @@ function createGuard(core: ServerCore): SocketGuard {
     count: (address) => perKey.get(key(address)) ?? 0,
     attach(server, type, acceptor) {
       // First of all 'connection' listeners, so a refused socket costs no TLS or HTTP work.
+      const web = type === 'http' || type === 'https';
+      // By remote and local address: on https a request's socket is the TLS socket over the one
+      // accepted here, with the same addresses.
+      const connection = (s: Socket) => `${peer(s)}|${s.localPort ?? 0}`;
       server.prependListener('connection', (socket: Socket) => {
         admit(socket, type !== 'c2s' && type !== 'component' && type !== 's2s');
-        if (type === 'http' && !socket.destroyed) {
-          // Until a request or upgrade head has arrived complete; after that, ws and http time it.
+        if (web && !socket.destroyed) {
+          // Until a request or upgrade head has arrived complete (TLS handshake included); after
+          // that, ws and http time it.
           const timer = setTimeout(() => socket.destroy(), limits.handshakeTimeoutMs);
           timer.unref();
-          socket.once('close', () => clearTimeout(timer));
-          (socket as Socket & { natterHeadTimer?: NodeJS.Timeout }).natterHeadTimer = timer;
+          const key = connection(socket);
+          headTimers.set(key, timer);
+          socket.once('close', () => {
+            clearTimeout(timer);
+            if (headTimers.get(key) === timer) headTimers.delete(key);
+          });
         }
       });
-      if (type === 'http') {
+      if (web) {
         const http = server as HttpServer;
         http.headersTimeout = limits.handshakeTimeoutMs;
-        http.requestTimeout = Math.max(limits.handshakeTimeoutMs, 30_000);
+        // No deadline on whole requests: an upload (XEP-0363) of 100 MiB may take minutes. Each
+        // route times its own bodies (BOSH: 10 s; uploads: a stall of 60 s), heads are timed above.
+        http.requestTimeout = 0;
         const headArrived = (req: { socket: Socket }) => {
-          clearTimeout((req.socket as Socket & { natterHeadTimer?: NodeJS.Timeout }).natterHeadTimer);
+          const key = connection(req.socket);
+          clearTimeout(headTimers.get(key));
+          headTimers.delete(key);
           pending.delete(peer(req.socket));
         };
         http.prependListener('request', headArrived);
         http.prependListener('upgrade', headArrived);
       }
-      if (type === 'c2s-tls' || type === 's2s-tls') {
+      if (type === 'c2s-tls' || type === 's2s-tls' || type === 'https') {
         // A handshake that fails or times out (`handshakeTimeout`) must free its socket.
         server.on('tlsClientError', (_err: Error, socket: TLSSocket) => socket.destroy());
         server.on('secureConnection', (socket: TLSSocket) => pending.delete(peer(socket)));

@@ -22,6 +22,7 @@ import privateStorage from './private/private.js';
 import privilege from './privilege/xep-0356-privilege.js';
 import externalServices from './external-services/external-services.js';
 import contactAddresses from './contact-addresses/contact-addresses.js';
+import upload from './upload/upload.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -52,4 +53,5 @@ export const builtinModules: ModuleDefinition[] = [
   privilege,
   externalServices,
   contactAddresses,
+  upload,
 ];

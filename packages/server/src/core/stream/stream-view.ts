@@ -29,7 +29,7 @@ export interface StreamView {
   readonly authenticated: boolean;
   readonly secure: boolean;
   readonly transport: {
-    readonly kind: 'tcp' | 'tls' | 'websocket';
+    readonly kind: 'tcp' | 'tls' | 'websocket' | 'bosh';
     readonly remoteAddress: string;
     /** Bytes written and not yet handed to the kernel. */
     readonly bufferedBytes: number;

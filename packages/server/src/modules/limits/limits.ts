@@ -19,7 +19,7 @@ const options = z
     /** Per connection, by authentication state; overridden per listener type below. */
     authenticated: rate.prefault({}),
     unauthenticated: rate.prefault({}),
-    /** Per listener type (c2s, c2s-tls, http): overrides of the two above. */
+    /** Per listener type (c2s, c2s-tls, http: WebSocket and BOSH on http and https listeners): overrides of the two above. */
     listeners: z
       .object({ c2s: shaper.optional(), 'c2s-tls': shaper.optional(), http: shaper.optional() })
       .strict()
@@ -83,7 +83,7 @@ export const DEFAULT_UNAUTHENTICATED: Rate = {
   burstStanzas: 50,
 };
 
-const LISTENER_OF = { tcp: 'c2s', tls: 'c2s-tls', websocket: 'http' } as const;
+const LISTENER_OF = { tcp: 'c2s', tls: 'c2s-tls', websocket: 'http', bosh: 'http' } as const;
 
 function normalizeIp(ip: string): string {
   const a = ip.startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
