@@ -21,8 +21,17 @@ import {
 export const BOSH_PATH = '/http-bind';
 
 const DEFAULT_CONTENT_TYPE = 'text/xml; charset=utf-8';
-/** A `content` attribute we agree to echo as the Content-Type (XEP-0124 §7.1). */
-const CONTENT_TYPE = /^[\w!#$&^.+-]{1,64}\/[\w!#$&^.+-]{1,64}(\s*;\s*[\w-]{1,32}=[\w.-]{1,64})?$/;
+/**
+ * `content` attributes we agree to echo as the Content-Type (XEP-0124 §7.1): XML only, with an
+ * optional charset, spaces only (a `&#10;` in the attribute would otherwise reach writeHead, which
+ * throws from a timer, and `text/html` would let a response render as a page).
+ */
+const CONTENT_TYPE = /^(?:text|application)\/xml(?: ?; ?charset=(?:utf-8|UTF-8))?$/;
+/** Nothing in a BOSH response may ever run as a page (a form POST from another site can navigate to one). */
+const SAFE = {
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; sandbox; frame-ancestors 'none'",
+};
 /** Cross-origin web clients (XEP-0124 over XMLHttpRequest/fetch from another origin). */
 const CORS = {
   'access-control-allow-origin': '*',
@@ -95,12 +104,12 @@ export class BoshSessions {
       return;
     }
     if (read.tooLarge) {
-      this.refuse(read.head, 'policy-violation', answer, { bytes: read.bytes, cap });
+      this.refuse(read.head, 'policy-violation', answer, ctx.secure, { bytes: read.bytes, cap });
       return;
     }
     const parsed = parseBody(read.body, limits);
     if ('error' in parsed) {
-      this.refuse(read.body.subarray(0, 1024), parsed.error, answer, { reason: parsed.text });
+      this.refuse(read.body.subarray(0, 1024), parsed.error, answer, ctx.secure, { reason: parsed.text });
       return;
     }
     const { attrs } = parsed;
@@ -133,11 +142,14 @@ export class BoshSessions {
     head: Buffer,
     condition: BoshCondition,
     answer: BoshReply,
+    secure: boolean,
     detail: Record<string, unknown>,
   ): void {
     const sid = /\ssid\s*=\s*(?:'([^']*)'|"([^"]*)")/.exec(head.toString('utf8'));
     const session = sid ? this.sessions.get(sid[1] ?? sid[2] ?? '') : undefined;
-    if (session) session.fail(condition, answer, detail);
+    // A request in clear cannot end (nor read the end of) a session begun over TLS (§16.1).
+    if (session?.secure && !secure) answer.send(terminateBody(condition));
+    else if (session) session.fail(condition, answer, detail);
     else {
       this.core.log.info({ condition, ...detail }, 'BOSH request refused');
       answer.send(terminateBody(condition));
@@ -224,14 +236,20 @@ function reply(res: ServerResponse, contentType: string): BoshReply {
   return {
     send(body, status = 200) {
       if (res.headersSent || res.writableEnded || res.destroyed) return;
-      res
-        .writeHead(status, {
-          ...CORS,
-          'content-type': contentType,
-          'cache-control': 'no-store',
-          'content-length': Buffer.byteLength(body),
-        })
-        .end(body);
+      try {
+        res
+          .writeHead(status, {
+            ...CORS,
+            ...SAFE,
+            'content-type': contentType,
+            'cache-control': 'no-store',
+            'content-length': Buffer.byteLength(body),
+          })
+          .end(body);
+      } catch {
+        // Sent from timers: a failure here must never escape and end the process.
+        res.destroy();
+      }
     },
   };
 }

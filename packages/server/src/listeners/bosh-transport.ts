@@ -339,6 +339,7 @@ export class BoshTransport implements Transport {
       // The same request again before it was processed: the new connection waits for it instead.
       earlier.reply.send(bodyXml({}));
       earlier.reply = r.reply;
+      this.idleCheck(); // the inactivity timer was cleared above: re-arm it if nothing is held
       return;
     }
     // XEP-0124 §11: no more unanswered requests than `requests` (one more to terminate).

@@ -188,9 +188,9 @@ function createGuard(core: ServerCore): SocketGuard {
       if (web) {
         const http = server as HttpServer;
         http.headersTimeout = limits.handshakeTimeoutMs;
-        // No deadline on whole requests: an upload (XEP-0363) of 100 MiB may take minutes. Each
-        // route times its own bodies (BOSH: 10 s; uploads: a stall of 60 s), heads are timed above.
-        http.requestTimeout = 0;
+        // A whole request may take up to an hour: an upload (XEP-0363) of 100 MiB takes minutes.
+        // Routes time their own bodies more tightly (BOSH: 10 s; uploads: a stall of 60 s).
+        http.requestTimeout = 3_600_000;
         const headArrived = (req: { socket: Socket }) => {
           const key = connection(req.socket);
           clearTimeout(headTimers.get(key));

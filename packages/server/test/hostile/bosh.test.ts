@@ -232,6 +232,26 @@ describe('BOSH (XEP-0124) against hostile and broken clients', () => {
     assert.equal(res.attrs.condition, 'bad-request');
   });
 
+  test('XEP-0124 §7.1: a content attribute other than plain XML is not echoed; no response can render as a page', async () => {
+    // A newline inside the attribute (written &#10;) once reached writeHead from a timer and ended
+    // the process; text/html would have let a cached response run script on the BOSH origin.
+    for (const content of ['text/xml\n;a=b', 'text/html', 'text/xml; charset=utf-8\u2028']) {
+      const c = new BoshClient(url);
+      const res = await c.create({ content, wait: 1 });
+      assert.equal(res.headers['content-type'], 'text/xml; charset=utf-8', content);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.match(String(res.headers['content-security-policy']), /default-src 'none'; sandbox/);
+      // Later responses (written from the wait timer) too.
+      const later = await c.poll();
+      assert.equal(later.headers['content-type'], 'text/xml; charset=utf-8');
+      await c.terminate();
+    }
+    const xmlOk = new BoshClient(url);
+    const ok = await xmlOk.create({ content: 'application/xml; charset=utf-8' });
+    assert.equal(ok.headers['content-type'], 'application/xml; charset=utf-8');
+    await xmlOk.terminate();
+  });
+
   test('XEP-0124 §16.1: a request without a sid nor a valid rid creates nothing', async () => {
     const before = server.core.streams.size;
     const res = await new BoshClient(url).post(

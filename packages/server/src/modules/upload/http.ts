@@ -249,7 +249,12 @@ export function uploadHttpHandler(service: UploadService): HttpHandler {
     }
     const body = await service.store.get(row.id, range);
     if (!body) return reply(res, 404, 'not found');
-    res.writeHead(range ? 206 : 200, headers);
+    try {
+      res.writeHead(range ? 206 : 200, headers);
+    } catch (err) {
+      body.destroy(); // never leave the file open behind a failed answer
+      throw err;
+    }
     await pipeline(body, res).catch((err: unknown) => {
       // A client going away mid-download is no error of ours.
       if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')

@@ -236,6 +236,10 @@ describe('XEP-0363 discovery and slot requests', () => {
       { filename: '', size: 10 },
       { filename: 'a.txt', size: 10, 'content-type': 'text/html\r\nSet-Cookie: x=1' },
       { filename: 'a.txt', size: 10, 'content-type': 'nonsense' },
+      // Would pass a loose check and make every download of the file fail in writeHead.
+      { filename: 'a.txt', size: 10, 'content-type': 'text/plain\n; a=b' },
+      { filename: 'a.txt', size: 10, 'content-type': 'text/plain; a="\u0100"' },
+      { filename: 'a.txt', size: 10, 'content-type': 'text/plain;\u2028a=b' },
     ]) {
       const res = await romeo.iq(requestIq(attrs));
       assert.equal(errorOf(res).condition, 'bad-request', JSON.stringify(attrs));

@@ -16,8 +16,10 @@ export const MAX_FILENAME_BYTES = 255;
 
 /** `type/subtype` with optional parameters, RFC 9110 tokens; no room for header injection. */
 const TOKEN = "[A-Za-z0-9!#$%&'*+.^_`|~-]+";
+// Spaces and tabs only (a `&#10;` would reach writeHead and make every download fail), and quoted
+// values in printable ASCII (a header value is Latin-1 at most).
 const MEDIA_TYPE = new RegExp(
-  `^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[^"\\\\\\x00-\\x1f\\x7f]*"))*$`,
+  `^${TOKEN}/${TOKEN}([ \\t]*;[ \\t]*${TOKEN}=(${TOKEN}|"[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*"))*$`,
 );
 
 /**
