@@ -151,13 +151,21 @@ export class UploadService {
   /** Deletes expired files, unused slots and abandoned uploads; returns how many rows went. */
   async sweep(now = this.now()): Promise<number> {
     let removed = 0;
+    // A file that cannot be deleted (permissions, I/O error) is logged and kept for the next sweep;
+    // it must not stop the others, nor be picked again in this one.
+    const failed = new Set<string>();
     for (;;) {
-      const ids = await this.files.expired(now, 500);
+      const ids = (await this.files.expired(now, 500 + failed.size)).filter((id) => !failed.has(id));
       for (const id of ids) {
-        await this.store.delete(id);
-        await this.files.remove(id);
+        try {
+          await this.store.delete(id);
+          await this.files.remove(id);
+          removed++;
+        } catch (err) {
+          failed.add(id);
+          this.log.error({ err, id }, 'could not delete an expired upload');
+        }
       }
-      removed += ids.length;
       if (ids.length < 500) break;
     }
     if (removed > 0) this.log.info({ removed }, 'expired uploads deleted');

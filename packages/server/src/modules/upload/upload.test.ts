@@ -240,6 +240,8 @@ describe('XEP-0363 discovery and slot requests', () => {
       { filename: 'a.txt', size: 10, 'content-type': 'text/plain\n; a=b' },
       { filename: 'a.txt', size: 10, 'content-type': 'text/plain; a="\u0100"' },
       { filename: 'a.txt', size: 10, 'content-type': 'text/plain;\u2028a=b' },
+      // A right-to-left override disguises the extension: shows as 'invoiceexe.pdf'.
+      { filename: 'invoice\u202efdp.exe', size: 10 },
     ]) {
       const res = await romeo.iq(requestIq(attrs));
       assert.equal(errorOf(res).condition, 'bad-request', JSON.stringify(attrs));

@@ -26,7 +26,8 @@ const MEDIA_TYPE = new RegExp(
  * Reads a XEP-0363 §4 `<request/>`. The file name is only ever shown (in the URL, percent-encoded,
  * and in Content-Disposition): files are stored under random ids. Names that could still surprise
  * someone are refused rather than rewritten: empty, `.`/`..`, with a slash or backslash, with
- * control characters (NUL cannot even be sent in XML), longer than 255 UTF-8 bytes.
+ * control characters (NUL cannot even be sent in XML) or format characters (bidirectional
+ * overrides), longer than 255 UTF-8 bytes.
  */
 export function parseRequest(el: Element): SlotRequest {
   const filename = el.attrs.filename;
@@ -37,6 +38,10 @@ export function parseRequest(el: Element): SlotRequest {
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(filename))
     throw new StanzaError('bad-request', { text: 'the file name may not contain control characters' });
+  // Format characters (U+202E RIGHT-TO-LEFT OVERRIDE and the like) can disguise an extension:
+  // 'invoice\u202Efdp.exe' shows as 'invoiceexe.pdf' in a download dialog.
+  if (/\p{Cf}/u.test(filename))
+    throw new StanzaError('bad-request', { text: 'the file name may not contain format characters' });
   if (Buffer.byteLength(filename, 'utf8') > MAX_FILENAME_BYTES)
     throw new StanzaError('bad-request', {
       text: `the file name is longer than ${MAX_FILENAME_BYTES} bytes`,
