@@ -1,4 +1,5 @@
 import { test, before, after } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
@@ -77,5 +78,43 @@ test('XEP-0163 §6.2: an account lists its PEP nodes; an unknown account is serv
     xml('iq', { type: 'get', to: 'ghost@localhost' }, xml('query', { xmlns: NS.discoInfo })),
   );
   assert.ok(ghost.getChild('error')?.getChild('service-unavailable', NS.stanzas));
+  await romeo.close();
+});
+
+test('XEP-0115 §6.3: the stream features carry the server’s capabilities, and their node#ver answers disco#info', async () => {
+  const romeo = await TestClient.login(server, 'romeo', 'pw');
+  const c = romeo.features?.getChild('c', NS.caps);
+  assert.ok(c, romeo.features?.toString());
+  assert.equal(c.attrs.hash, 'sha-1');
+  const info = (
+    await romeo.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('query', { xmlns: NS.discoInfo })))
+  ).getChild('query', NS.discoInfo)!;
+  // XEP-0115 §5.1, computed here from the answer (no extension forms on this server).
+  const bytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const identities = info
+    .getChildren('identity')
+    .map((i) => `${i.attrs.category}/${i.attrs.type}/${i.attrs['xml:lang'] ?? ''}/${i.attrs.name ?? ''}<`)
+    .sort(bytes);
+  const features = info
+    .getChildren('feature')
+    .map((f) => `${f.attrs.var}<`)
+    .sort(bytes);
+  const expected = createHash('sha1')
+    .update([...identities, ...features].join(''))
+    .digest('base64');
+  assert.equal(c.attrs.ver, expected);
+  const byNode = await romeo.iq(
+    xml(
+      'iq',
+      { type: 'get', to: 'localhost' },
+      xml('query', { xmlns: NS.discoInfo, node: `${c.attrs.node}#${c.attrs.ver}` }),
+    ),
+  );
+  const q = byNode.getChild('query', NS.discoInfo);
+  assert.equal(q?.attrs.node, `${c.attrs.node}#${c.attrs.ver}`, byNode.toString());
+  assert.deepEqual(
+    q.getChildren('feature').map((f) => f.attrs.var),
+    info.getChildren('feature').map((f) => f.attrs.var),
+  );
   await romeo.close();
 });

@@ -4,6 +4,10 @@ import { NS, StanzaError, formType, parseForm } from '@natter/protocol';
 import { defineModule, type Identity } from '../../core/module-api.js';
 import type { PepApi } from '../pep/api.js';
 import type { DiscoApi } from './api.js';
+import { capsVer } from '../../util/caps.js';
+
+/** The XEP-0115 node naming this software in the server's capabilities. */
+const CAPS_NODE = 'https://natter.dev/server';
 
 function info(
   node: string | undefined,
@@ -36,7 +40,7 @@ export default defineModule({
   name: 'disco',
   description:
     'Service discovery: identities and features of the server and of accounts, items for services, extension forms of the server',
-  specs: ['XEP-0030', 'XEP-0128'],
+  specs: ['XEP-0030', 'XEP-0128', 'XEP-0115 (the server’s own capabilities in stream features)'],
   enabledByDefault: true,
   options: z.object({}).strict().prefault({}),
   setup(ctx) {
@@ -56,12 +60,24 @@ export default defineModule({
       },
     };
     ctx.provide<DiscoApi>('disco', api);
+    const hostInfo = (node?: string) => {
+      const forms = [...extensions.keys()].sort().map((type) => extensions.get(type)!.clone());
+      return info(node, host.hostIdentities, [...host.hostFeatures, NS.discoItems], forms);
+    };
     ctx.iq('host', 'get', NS.discoInfo, 'query', (req) => {
       const node = req.payload.attrs.node;
-      if (node !== undefined) throw new StanzaError('item-not-found');
-      const forms = [...extensions.keys()].sort().map((type) => extensions.get(type)!.clone());
-      return info(undefined, host.hostIdentities, [...host.hostFeatures, NS.discoItems], forms);
+      if (node === undefined) return hostInfo();
+      // XEP-0115 §6.2: the node#ver a client saw in our stream features.
+      if (node === `${CAPS_NODE}#${capsVer(hostInfo())}`) return hostInfo(node);
+      throw new StanzaError('item-not-found');
     });
+    // XEP-0115 §6.3 (and XEP-0479's Core): the server's capabilities in its stream features, so a
+    // client that saw them before needs no disco#info query at login.
+    ctx.streamFeature((stream) =>
+      stream.host === ctx.host
+        ? xml('c', { xmlns: NS.caps, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(hostInfo()) })
+        : null,
+    );
     // External components (XEP-0114) are listed by the host they are a subdomain of; one under no
     // host is listed by every host (else nobody could discover it). Their own disco#info is
     // answered by the component itself: queries to its domain are routed to it.
