@@ -327,7 +327,11 @@ export const configSchema = z
         ? 'a virtual host'
         : hosts.some((h) => domain === `conference.${h}` || domain === `pubsub.${h}`)
           ? 'a service domain (MUC or pubsub)'
-          : undefined;
+          : c.modules.upload !== undefined &&
+              c.modules.upload !== false &&
+              hosts.some((h) => domain === `upload.${h}`)
+            ? 'the file upload service (module upload)'
+            : undefined;
       if (clash)
         ctx.addIssue({
           code: 'custom',

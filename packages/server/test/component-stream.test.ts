@@ -360,6 +360,19 @@ test('config: components need a domain key and a secret, and may not take a virt
     () => parseConfig({ hosts: ['example.com'], components: { 'conference.example.com': { secret: 'x' } } }),
     /service domain/,
   );
+  // upload.<host> is the file upload service's only when the module is on.
+  assert.throws(
+    () =>
+      parseConfig({
+        hosts: ['example.com'],
+        modules: { upload: {} },
+        components: { 'upload.example.com': { secret: 'x' } },
+      }),
+    /file upload service/,
+  );
+  assert.doesNotThrow(() =>
+    parseConfig({ hosts: ['example.com'], components: { 'upload.example.com': { secret: 'x' } } }),
+  );
   assert.throws(
     () => parseConfig({ listeners: [{ type: 'component', port: 5347, proxyProtocol: true }] }),
     /proxyProtocol/,
