@@ -39,7 +39,8 @@ export interface SessionRecord {
 export class Session implements SessionRecord {
   readonly id = `s${(++counter).toString(36)}`;
   readonly node = LOCAL_NODE;
-  private readonly flags = new Set<string>();
+  /** Created on the first flag: most sessions never get one, and idle sessions are counted in KiB. */
+  private flags: Set<string> | undefined;
   readonly createdAt = Date.now();
   /** Last available presence sent by the client (without to), or null before initial presence. */
   presence: Element | null = null;
@@ -69,12 +70,12 @@ export class Session implements SessionRecord {
   }
 
   has(flag: string): boolean {
-    return this.flags.has(flag);
+    return this.flags?.has(flag) === true;
   }
 
   setFlag(flag: string, on: boolean): void {
-    if (on) this.flags.add(flag);
-    else this.flags.delete(flag);
+    if (on) (this.flags ??= new Set()).add(flag);
+    else this.flags?.delete(flag);
   }
 
   /** Sent available presence and not yet unavailable. */
