@@ -184,6 +184,12 @@ export class BoshTransport implements Transport {
   private lastEmpty: Held | undefined;
   /** The key the next request's `key` must hash to (XEP-0124 §15), when the client uses keys. */
   private key: string | undefined;
+  /**
+   * With keys, the key each recent request came with: a resent request must carry the same one
+   * before it takes over a held or cached response (else anyone who can see the sid and rid, on
+   * plain HTTP, could divert the client's responses).
+   */
+  private readonly ridKeys = new Map<number, string | undefined>();
   /** `from` and `id` of the stream header the machine wrote last. */
   private streamFrom: string | undefined;
   private streamId: string | undefined;
@@ -335,6 +341,10 @@ export class BoshTransport implements Transport {
       return;
     }
     const earlier = this.pending.get(r.rid);
+    if (earlier && this.key !== undefined && earlier.key !== r.key) {
+      r.reply.send(terminateBody('item-not-found')); // not the client's: the session is left alone
+      return;
+    }
     if (earlier) {
       // The same request again before it was processed: the new connection waits for it instead.
       earlier.reply.send(bodyXml({}));
@@ -370,6 +380,10 @@ export class BoshTransport implements Transport {
 
   /** XEP-0124 §14.3: a rid already processed. */
   private resent(r: BoshRequest): void {
+    if (this.ridKeys.has(r.rid) && this.ridKeys.get(r.rid) !== r.key) {
+      r.reply.send(terminateBody('item-not-found')); // not the client's: the session is left alone
+      return;
+    }
     const held = this.held.find((h) => h.rid === r.rid);
     if (held) {
       // The client gave up on the first connection: the response goes to the new one.
@@ -420,6 +434,8 @@ export class BoshTransport implements Transport {
         return;
       }
       this.key = r.newkey ?? r.key;
+      this.ridKeys.set(r.rid, r.key);
+      for (const rid of this.ridKeys.keys()) if (rid < r.rid - this.requests - 1) this.ridKeys.delete(rid);
     }
     if (r.ack !== undefined) for (const rid of this.cache.keys()) if (rid <= r.ack) this.cache.delete(rid);
     const empty = r.payloads.length === 0 && !r.restart && !r.terminate;

@@ -225,6 +225,29 @@ describe('BOSH (XEP-0124) against hostile and broken clients', () => {
     assert.equal(bad.attrs.condition, 'item-not-found');
   });
 
+  test('XEP-0124 §15: with keys, a resent request takes over a response only with the key it first carried', async () => {
+    const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+    const keys = ['seed2'];
+    for (let i = 0; i < 4; i++) keys.push(sha1(keys.at(-1)!));
+    const c = new BoshClient(url);
+    await c.create({ newkey: keys[4]!, wait: 1 });
+    const rid = c.rid;
+    const ok = await c.request([], { key: keys[3]! });
+    assert.equal(ok.attrs.type, undefined, ok.raw);
+    // Someone who saw the sid and rid, without the key: refused, and the session is left alone.
+    for (const key of [undefined, keys[2]!]) {
+      const diverted = await c.request([], key === undefined ? {} : { key }, rid);
+      assert.equal(diverted.attrs.type, 'terminate', diverted.raw);
+      assert.equal(diverted.attrs.condition, 'item-not-found');
+    }
+    // The client itself, resending with its key, gets the cached response; and carries on.
+    const again = await c.request([], { key: keys[3]! }, rid);
+    assert.equal(again.raw, ok.raw);
+    const next = await c.request([], { key: keys[2]! });
+    assert.equal(next.attrs.type, undefined, next.raw);
+    await c.terminate();
+  });
+
   test('XEP-0206 §5: a restart request with payloads is bad-request', async () => {
     const c = await quietSession();
     const res = await c.request([xml('presence')], { 'xmpp:restart': 'true' });
