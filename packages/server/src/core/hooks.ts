@@ -90,6 +90,11 @@ export interface HookMap {
   'session/bound': NotifyHook<{ session: Session }>;
   /** A session sent its initial presence (became available): offline delivery, PEP last items. */
   'session/available': NotifyHook<{ session: Session }>;
+  /**
+   * A stanza was queued for a hibernated session (XEP-0198 §5: its stream is gone, it may resume):
+   * push notifications (XEP-0357) wake the device.
+   */
+  'session/held': NotifyHook<{ session: Session; stanza: Element }>;
   /** A session sent unavailable presence (still connected). */
   'session/unavailable': NotifyHook<{ session: Session }>;
   /** A session ended (clean: the client closed the stream or sent unavailable first). */

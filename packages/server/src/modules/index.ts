@@ -23,6 +23,7 @@ import privilege from './privilege/xep-0356-privilege.js';
 import externalServices from './external-services/external-services.js';
 import contactAddresses from './contact-addresses/contact-addresses.js';
 import upload from './upload/upload.js';
+import push from './push/push.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -54,4 +55,5 @@ export const builtinModules: ModuleDefinition[] = [
   externalServices,
   contactAddresses,
   upload,
+  push,
 ];

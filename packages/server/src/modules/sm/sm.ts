@@ -316,6 +316,7 @@ export default defineModule({
       sm.hibernatedAt = Date.now();
       session.holder = (el) => {
         sm.queue.push({ el, at: Date.now() });
+        void ctx.notify('session/held', { session, stanza: el });
         if (sm.queue.length > opts.maxQueue) {
           ctx.log.info({ jid: session.jid.toString() }, 'hibernated session queue full: ending it');
           void ctx.endSession(session, false);
