@@ -2,7 +2,8 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { randomInt } from 'node:crypto';
 import { StreamParser, escapeAttr, serialize, xml, parseElement, type Element } from '@natter/xml';
-import { NS, chooseClientMechanism, fromBase64, toBase64 } from '@natter/protocol';
+import { NS } from '@natter/protocol';
+import { saslExchange } from './sasl-exchange.js';
 
 export const NS_HTTPBIND = 'http://jabber.org/protocol/httpbind';
 export const NS_XBOSH = 'urn:xmpp:xbosh';
@@ -215,35 +216,17 @@ export class BoshClient {
 
   /** SASL with the best mechanism offered (or `mechanism`), then the XEP-0206 restart. */
   async authenticate(user: string, password: string, mechanism?: string): Promise<void> {
-    const offered =
-      this.features
-        ?.getChild('mechanisms', NS.sasl)
-        ?.getChildren('mechanism', NS.sasl)
-        .map((m) => m.text()) ?? [];
-    const mech = chooseClientMechanism(
-      mechanism ? [mechanism] : offered,
-      { username: user, password },
-      { allowPlain: true },
+    await saslExchange(
+      {
+        features: this.features,
+        send: (el) => void this.send(el).catch(() => {}),
+        receive: (m) => this.receive(m),
+      },
+      user,
+      password,
+      mechanism,
     );
-    if (!mech) throw new Error(`no usable mechanism among ${offered.join(', ')}`);
-    const initial = await mech.initial();
-    this.send(
-      xml('auth', { xmlns: NS.sasl, mechanism: mech.name }, initial.length ? toBase64(initial) : '='),
-    ).catch(() => {});
-    for (;;) {
-      const el = await this.receive((e) => e.xmlns === NS.sasl);
-      if (el.name === 'challenge') {
-        const r = await mech.challenge(fromBase64(el.text()));
-        this.send(xml('response', { xmlns: NS.sasl }, r.length ? toBase64(r) : '')).catch(() => {});
-      } else if (el.name === 'success') {
-        await mech.success(el.text() ? fromBase64(el.text()) : null);
-        await this.restart();
-        return;
-      } else {
-        const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'unknown';
-        throw Object.assign(new Error(`SASL failure: ${cond}`), { condition: cond });
-      }
-    }
+    await this.restart();
   }
 
   /** XEP-0206 §5: restart the stream; waits for the new features. */

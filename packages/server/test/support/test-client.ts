@@ -2,7 +2,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { WebSocket } from 'ws';
 import { StreamParser, serialize, xml, parseElement, type Element } from '@natter/xml';
-import { NS, chooseClientMechanism, toBase64, fromBase64, StreamError } from '@natter/protocol';
+import { NS, StreamError } from '@natter/protocol';
+import { saslExchange } from './sasl-exchange.js';
 
 export type TestTransport = 'plain' | 'starttls' | 'tls' | 'ws';
 
@@ -273,38 +274,13 @@ export class TestClient {
   }
 
   async authenticate(user: string, password: string, mechanism?: string): Promise<void> {
-    const offered =
-      this.features
-        ?.getChild('mechanisms', NS.sasl)
-        ?.getChildren('mechanism', NS.sasl)
-        .map((m) => m.text()) ?? [];
-    const mech = chooseClientMechanism(
-      mechanism ? [mechanism] : offered,
-      { username: user, password },
-      { allowPlain: true },
+    await saslExchange(
+      { features: this.features, send: (el) => this.send(el), receive: (m) => this.receive(m) },
+      user,
+      password,
+      mechanism,
     );
-    if (!mech) throw new Error(`no usable mechanism among ${offered.join(', ')}`);
-    const initial = await mech.initial();
-    this.send(
-      xml('auth', { xmlns: NS.sasl, mechanism: mech.name }, initial.length ? toBase64(initial) : '='),
-    );
-    for (;;) {
-      const el = await this.receive((e) => e.xmlns === NS.sasl);
-      if (el.name === 'challenge') {
-        const r = await mech.challenge(fromBase64(el.text()));
-        this.send(xml('response', { xmlns: NS.sasl }, r.length ? toBase64(r) : ''));
-      } else if (el.name === 'success') {
-        await mech.success(el.text() ? fromBase64(el.text()) : null);
-        await this.openStream();
-        return;
-      } else {
-        const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'unknown';
-        throw Object.assign(new Error(`SASL failure: ${cond}`), {
-          condition: cond,
-          text: el.getChildText('text') ?? '',
-        });
-      }
-    }
+    await this.openStream();
   }
 
   async bind(resource?: string): Promise<string> {
