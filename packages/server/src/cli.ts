@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { importRosters, rosterMigrations } from './modules/roster/roster-store.js';
 import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
 import { startServer } from './server.js';
+import { createLogger } from './core/logger.js';
+import { nodeCluster, parseWorkers, runPrimary, workerBus, workerIndex } from './core/cluster/workers.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
 import { NATTER_VERSION } from './version.js';
@@ -20,7 +22,8 @@ import { join, resolve } from 'node:path';
 const USAGE = `natter ${NATTER_VERSION} — XMPP server
 
 Usage:
-  natter serve [--config FILE]                 start the server (default config: ./natter.json if present)
+  natter serve [--config FILE] [--workers N]   start the server (default config: ./natter.json if present);
+                                               --workers N|auto runs N processes sharing the ports
   natter check [--config FILE]                 validate the configuration and exit
   natter sessions [--url URL] [--token T] [--list] [--json]
                                                live and hibernated sessions of the running server (asks
@@ -196,6 +199,7 @@ async function main(argv: string[]): Promise<number> {
       list: { type: 'boolean' },
       json: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
+      workers: { type: 'string', short: 'w' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -222,7 +226,27 @@ async function main(argv: string[]): Promise<number> {
     const shutdownTimeoutMs = Number(values['shutdown-timeout'] ?? '10000');
     if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
       throw new Error('--shutdown-timeout must be a number of milliseconds');
-    const server = await startServer(config, { shutdownTimeoutMs });
+    const workers = values.workers === undefined ? 1 : parseWorkers(values.workers);
+    // --workers N: this process forks N workers sharing the ports (docs/decisions/0009).
+    if (workers > 1 && nodeCluster.isPrimary)
+      return runPrimary({ count: workers, log: createLogger(config.log.level), shutdownTimeoutMs });
+    const worker = workerIndex() === undefined ? undefined : workerBus(createLogger(config.log.level));
+    const server = await startServer(config, {
+      shutdownTimeoutMs,
+      bus: worker?.bus,
+      s2sSecret: worker?.s2sSecret,
+    });
+    worker?.ready(
+      Object.fromEntries(
+        server.config.listeners.flatMap((l) => {
+          try {
+            return [[l.type, server.port(l.type)]];
+          } catch {
+            return [];
+          }
+        }),
+      ),
+    );
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -241,6 +265,8 @@ async function main(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    // A worker whose primary is gone stops too (its ports are closed with the primary).
+    if (worker) process.on('disconnect', () => stop('primary gone'));
     if (server.certificate.generated) {
       server.core.log.info(
         { cert: server.certificate.cert },

@@ -27,6 +27,8 @@ import {
   type Admission,
 } from './listeners/listeners.js';
 import { builtinModules } from './modules/index.js';
+import { Cluster } from './core/cluster/cluster.js';
+import type { NodeBus } from './core/cluster/node-bus.js';
 
 export interface StartOptions {
   /** Extra or replacement modules (tests, plugins). */
@@ -34,6 +36,10 @@ export interface StartOptions {
   logger?: Logger;
   /** Upper bound on `stop()`: work still running after it is abandoned (default 10 s). */
   shutdownTimeoutMs?: number;
+  /** Runs as a node of a cluster over this bus (docs/decisions/0009): `--workers`, or Redis. */
+  bus?: NodeBus;
+  /** The dialback secret shared by every node of a cluster (else `s2s.dialbackSecret` or random). */
+  s2sSecret?: string;
 }
 
 export interface NatterServer {
@@ -125,9 +131,11 @@ export async function startServer(
   for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
 
   const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
-  const sessions = new SessionRegistry();
+  const sessions = new SessionRegistry(opts.bus?.nodeId);
   const router = new Router(sessions, log);
   const core = new ServerCore(config, router, sessions, accounts, database, log);
+  const cluster = opts.bus ? new Cluster(opts.bus, log.child({ node: opts.bus.nodeId })) : undefined;
+  core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);
 
   // XEP-0114 component domains are routed (or bounced while away) from the start.
@@ -160,7 +168,7 @@ export async function startServer(
   const tlsFiles = { cert: readFileSync(certificate.cert), key: readFileSync(certificate.key) };
   // Federation (docs/federation.md): our certificates by domain, verifying peers against Node's
   // roots plus s2s.ca; dialback keys under s2s.dialbackSecret (random per process by default).
-  core.s2sSecret = config.s2s.dialbackSecret ?? randomBytes(32).toString('hex');
+  core.s2sSecret = config.s2s.dialbackSecret ?? opts.s2sSecret ?? randomBytes(32).toString('hex');
   const s2sCas = s2sTrustedCas(config.s2s.ca);
   core.s2sCertificates = new CertificateStore(certificate, config.tls.certificates, s2sCas);
   // Client listeners choose among the same certificates by SNI (no CAs: they ask for no certificate).
@@ -170,10 +178,13 @@ export async function startServer(
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];
   try {
+    // Joins before accepting clients, so that the first sessions already see the other nodes'.
+    await cluster?.start(core);
     for (const l of listenersOf(config))
       listeners.push(await startListener(core, l, context, tlsFiles, admit, s2sEnv));
   } catch (err) {
     for (const l of listeners) await l.close();
+    await cluster?.stop();
     await database.close();
     throw err;
   }
@@ -183,6 +194,7 @@ export async function startServer(
       listeners: listeners.map((l) => `${l.config.type}:${l.port}`),
       modules: modules.map((m) => m.def.name),
       storage: database.engine,
+      ...(cluster ? { node: cluster.nodeId } : {}),
     },
     'natter started',
   );
@@ -231,6 +243,8 @@ export async function startServer(
           log,
           'closing federation streams',
         );
+        // The other nodes have seen every session end; now leave the cluster.
+        await withTimeout(cluster?.stop() ?? Promise.resolve(), left(), log, 'leaving the cluster');
         router.cancelPending();
         for (const td of teardowns.reverse())
           await withTimeout(Promise.resolve().then(td), left(), log, 'module teardown');

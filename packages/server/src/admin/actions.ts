@@ -1,4 +1,5 @@
 import { parseJid, type Jid } from '@natter/jid';
+import { isLocal } from '../core/session-registry.js';
 import type { ServerCore } from '../core/server-core.js';
 
 /**
@@ -68,9 +69,12 @@ export async function endSessions(
   else {
     const s = core.sessions.get(jid);
     sessions = 0;
-    if (s) {
+    if (s && isLocal(s)) {
       s.stream.fail(condition, text);
       await core.endSession(s, false);
+      sessions = 1;
+    } else if (s) {
+      core.cluster?.kick(s, condition, text);
       sessions = 1;
     }
   }

@@ -95,6 +95,11 @@ export interface HookMap {
    * push notifications (XEP-0357) wake the device.
    */
   'session/held': NotifyHook<{ session: Session; stanza: Element }>;
+  /**
+   * A session held by another node of the cluster ended (`lost`: its node died, so nobody sent its
+   * unavailable presence). Runs on every other node, on the session's host.
+   */
+  'session/gone': NotifyHook<{ record: SessionRecord; lost: boolean }>;
   /** A session sent unavailable presence (still connected). */
   'session/unavailable': NotifyHook<{ session: Session }>;
   /** A session ended (clean: the client closed the stream or sent unavailable first). */

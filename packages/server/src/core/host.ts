@@ -3,7 +3,7 @@ import { HookBus, type RouteEvent } from './hooks.js';
 import { IqDispatcher } from './iq-dispatcher.js';
 import type { Router } from './router.js';
 import type { SessionRegistry } from './session-registry.js';
-import type { Session } from './session.js';
+import type { SessionRecord } from './session.js';
 import type { Logger } from './logger.js';
 import type { AccountStore } from '../accounts/account-store.js';
 
@@ -170,7 +170,7 @@ export class Host {
   }
 
   /** Sessions of an account that should receive roster pushes. */
-  interestedSessions(bare: string): Session[] {
+  interestedSessions(bare: string): SessionRecord[] {
     return this.sessions.ofAccount(bare).filter((s) => s.interested);
   }
 }

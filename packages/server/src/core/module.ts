@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { Element } from '@natter/xml';
 import type { HookMap, HookName, RouteEvent } from './hooks.js';
 import type { IqHandler } from './iq-dispatcher.js';
+import { STANDALONE, type ClusterView } from './cluster/cluster.js';
 import type { Host, Identity } from './host.js';
 import type { ServerCore } from './server-core.js';
 import type { ServiceHandler } from './router.js';
@@ -80,6 +81,16 @@ export class ModuleContext<Options> {
   get storage(): StorageConfig {
     return this.server.database.config;
   }
+
+  /**
+   * This node's place in a cluster (docs/decisions/0009): its name, whether it acts for the
+   * cluster, and messages to the same module on the other nodes (cache invalidation). Without a
+   * cluster: one node, the leader, and messages go nowhere.
+   */
+  get cluster(): ClusterView {
+    return (this.clusterView ??= this.server.cluster?.view(this.module, this.domain) ?? STANDALONE);
+  }
+  private clusterView: ClusterView | undefined;
 
   /** The sessions' records (docs/decisions/0009): read them, deliver to them with `deliver`. */
   get sessions(): SessionDirectory {

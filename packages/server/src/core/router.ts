@@ -3,8 +3,9 @@ import { parseJid, type Jid } from '@natter/jid';
 import { StanzaError, errorReply, type StanzaErrorCondition } from '@natter/protocol';
 import type { RouteEvent, MaybePromise } from './hooks.js';
 import type { Host } from './host.js';
-import type { SessionRegistry } from './session-registry.js';
-import type { Session } from './session.js';
+import { isLocal, type SessionRegistry } from './session-registry.js';
+import type { Session, SessionRecord } from './session.js';
+import type { Cluster } from './cluster/cluster.js';
 import type { Logger } from './logger.js';
 import type { Federation } from './s2s/federation.js';
 
@@ -37,6 +38,8 @@ export class Router {
   private iqCounter = 0;
   /** Server-to-server federation (core/s2s): every other domain goes there when set. */
   federation: Federation | undefined;
+  /** The cluster this node belongs to (docs/decisions/0009), if any. */
+  cluster: Cluster | undefined;
 
   constructor(
     readonly sessions: SessionRegistry,
@@ -111,7 +114,12 @@ export class Router {
     const { stanza } = ev;
     if (stanza.name === 'iq') {
       const type = stanza.attrs.type;
-      if ((type === 'result' || type === 'error') && this.pending.size > 0 && this.settle(ev)) return;
+      if (type === 'result' || type === 'error') {
+        if (this.pending.size > 0 && this.settle(ev)) return;
+        // The answer to an IQ another node of the cluster sent: it waits there.
+        const owner = this.cluster?.iqOwner(stanza.attrs.id ?? '');
+        if (owner !== undefined) return this.cluster!.forward(owner, ev);
+      }
     }
     const host = this.hosts.get(ev.to.domain);
     if (host) {
@@ -142,13 +150,10 @@ export class Router {
   private elsewhere(ev: RouteEvent): MaybePromise<void> {
     const service = this.services.get(ev.to.domain);
     if (service) {
-      try {
-        const r = service.handler(ev);
-        if (r instanceof Promise) return r.catch((err: unknown) => this.serviceCrash(service.owner, ev, err));
-      } catch (err) {
-        this.serviceCrash(service.owner, ev, err);
-      }
-      return;
+      // Services keep their state (rooms, occupants) in memory: one node of a cluster runs them.
+      const owner = this.cluster?.serviceOwner();
+      if (owner !== undefined && owner !== this.cluster!.nodeId) return this.cluster!.forward(owner, ev);
+      return this.toService(service, ev);
     }
     if (this.components.has(ev.to.domain)) {
       const deliver = this.components.get(ev.to.domain);
@@ -165,6 +170,30 @@ export class Router {
     // (RFC 6121 §4.6: availability to an unreachable server is dropped), except a subscription request.
     if (ev.stanza.name === 'presence' && ev.stanza.attrs.type !== 'subscribe') return;
     this.bounce(ev, 'remote-server-not-found');
+  }
+
+  private toService(service: { handler: ServiceHandler; owner: string }, ev: RouteEvent): MaybePromise<void> {
+    try {
+      const r = service.handler(ev);
+      if (r instanceof Promise) return r.catch((err: unknown) => this.serviceCrash(service.owner, ev, err));
+    } catch (err) {
+      this.serviceCrash(service.owner, ev, err);
+    }
+  }
+
+  /**
+   * A stanza another node of the cluster forwarded here, having run the hooks of its own stage:
+   * the answer to an IQ this node sent, or a stanza for a service this node runs.
+   */
+  dispatchForwarded(ev: RouteEvent): MaybePromise<void> {
+    const type = ev.stanza.attrs.type;
+    if (ev.stanza.name === 'iq' && (type === 'result' || type === 'error')) {
+      this.settle(ev);
+      return;
+    }
+    const service = this.services.get(ev.to.domain);
+    if (service) return this.toService(service, ev);
+    return this.dispatch(ev);
   }
 
   private serviceCrash(owner: string, ev: RouteEvent, err: unknown): void {
@@ -223,14 +252,17 @@ export class Router {
     void this.route(reply);
   }
 
-  /** Delivers to one local session, the last step of every path. */
-  deliver(session: Session, stanza: Element): void {
-    session.send(stanza);
+  /** Delivers to one session, the last step of every path: here, or through its node. */
+  deliver(session: SessionRecord, stanza: Element): void {
+    if (isLocal(session)) session.send(stanza);
+    else this.cluster?.deliverRemote(session, stanza);
   }
 
   /** Sends an IQ from a server address and waits for its response. */
   sendIq(stanza: Element, timeoutMs = 30_000): Promise<Element> {
-    const id = stanza.attrs.id ?? `natter-${(++this.iqCounter).toString(36)}`;
+    // In a cluster the id names this node, so that an answer reaching another node comes back here.
+    const node = this.cluster ? `${this.cluster.nodeId}-` : '';
+    const id = stanza.attrs.id ?? `natter-${node}${(++this.iqCounter).toString(36)}`;
     stanza.attrs.id = id;
     const to = stanza.attrs.to ?? '';
     return new Promise((resolve, reject) => {

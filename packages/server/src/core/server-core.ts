@@ -9,8 +9,9 @@ import type { Database } from '../storage/database.js';
 import type { RouteEvent } from './hooks.js';
 import type { Host } from './host.js';
 import { IqTimeoutError, type Router } from './router.js';
-import type { SessionRegistry } from './session-registry.js';
-import { Session } from './session.js';
+import { isLocal, type SessionRegistry } from './session-registry.js';
+import { Session, type SessionRecord } from './session.js';
+import type { Cluster, ClusterHost } from './cluster/cluster.js';
 import type { C2SStream } from './stream/c2s-stream.js';
 import type { ComponentStream } from './stream/xep-0114-component-stream.js';
 import type { ClientStreamView, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
@@ -26,7 +27,7 @@ export const COMPONENT_PROBE_MS = 10_000;
  * What streams and modules share: hosts, router, sessions, accounts, storage, configuration.
  * One per process.
  */
-export class ServerCore {
+export class ServerCore implements ClusterHost {
   readonly hosts = new Map<string, Host>();
   readonly streams = new Set<C2SStream>();
   /** Connected XEP-0114 components by domain (one stream per domain). */
@@ -55,6 +56,8 @@ export class ServerCore {
   s2sSecret = '';
   /** Our certificates for server-to-server TLS, with the CAs peers are verified against (server.ts). */
   s2sCertificates: CertificateSource | undefined;
+  /** The cluster this node belongs to (docs/decisions/0009), if any. */
+  cluster: Cluster | undefined;
   /** Sessions being ended (their hooks, e.g. re-routing to offline storage, still running). */
   private readonly ending = new Map<Session, Promise<void>>();
   /** Stanzas from clients still being routed (awaited on shutdown). */
@@ -80,14 +83,19 @@ export class ServerCore {
     if (this.stopping) return new StanzaError('service-unavailable', { text: 'the server is shutting down' });
     const existing = this.sessions.get(full);
     if (existing) {
-      this.log.info({ jid: full.toString() }, 'resource conflict: replacing the older session');
-      existing.stream.fail('conflict', 'replaced by a new connection with the same resource');
-      await this.endSession(existing, false);
+      this.log.info(
+        { jid: full.toString(), node: existing.node },
+        'resource conflict: replacing the older session',
+      );
+      if (isLocal(existing)) {
+        existing.stream.fail('conflict', 'replaced by a new connection with the same resource');
+        await this.endSession(existing, false);
+      } else this.cluster?.kick(existing, 'conflict', 'replaced by a new connection with the same resource');
     }
     if (this.sessions.ofAccount(full.bare).length >= this.config.limits.maxResourcesPerAccount) {
       // A hibernated session (XEP-0198) gives way to a live client: its queue is routed again.
       const oldest = this.sessions
-        .ofAccount(full.bare)
+        .localOfAccount(full.bare)
         .filter((s) => s.hibernated)
         .sort((a, b) => a.createdAt - b.createdAt)[0];
       if (oldest) await this.endSession(oldest, false);
@@ -97,7 +105,7 @@ export class ServerCore {
         text: 'too many resources connected for this account',
       });
     }
-    const session = new Session(full, stream);
+    const session = new Session(full, stream, this.sessions.node);
     this.sessions.add(session);
     this.log.info(
       { jid: full.toString(), ip: stream.transport.remoteAddress, transport: stream.transport.kind },
@@ -142,11 +150,15 @@ export class ServerCore {
     return this.track(this.router.dispatch(ev));
   }
 
-  /** Binds a component's domain to its stream; false when another stream holds it (conflict). */
+  /**
+   * Binds a component's domain to its stream; false when another stream holds it (conflict), on
+   * this node or another node of the cluster.
+   */
   bindComponent(domain: string, stream: ComponentStream): boolean {
-    if (this.components.has(domain)) return false;
+    if (this.components.has(domain) || this.cluster?.componentNode(domain) !== undefined) return false;
     this.components.set(domain, stream);
     this.router.connectComponent(domain, (stanza) => stream.deliver(stanza));
+    this.cluster?.componentUp(domain);
     return true;
   }
 
@@ -180,6 +192,7 @@ export class ServerCore {
     if (this.components.get(domain) !== stream) return;
     this.components.delete(domain);
     this.router.connectComponent(domain, undefined);
+    this.cluster?.componentDown(domain);
     this.log.info({ component: domain }, 'component disconnected');
     this.notifyHosts('component/disconnected', domain);
   }
@@ -257,6 +270,61 @@ export class ServerCore {
     return this.router.dispatch({ stanza: copy, from, to: session.bare, origin: undefined, resent: true });
   }
 
+  // --- the cluster's view of this node (ClusterHost) --------------------------------------------
+
+  kickLocal(session: Session, condition: string, text: string): void {
+    if (session.closed) return;
+    session.stream.fail(condition as 'conflict', text);
+    void this.endSession(session, false);
+  }
+
+  /**
+   * A stanza forwarded to a session of this node that ended meanwhile: a message goes to the bare
+   * JID (another resource, or offline storage), an IQ request is answered with an error.
+   */
+  rerouteEnded(jid: Jid, stanza: Element): void {
+    const type = stanza.attrs.type;
+    if (type === 'error') return;
+    let from: Jid;
+    try {
+      from = parseJid(stanza.attrs.from ?? jid.domain);
+    } catch {
+      return;
+    }
+    if (stanza.name === 'iq') {
+      if (type === 'get' || type === 'set')
+        this.router.bounce({ stanza, from, to: jid, origin: undefined }, 'service-unavailable');
+      return;
+    }
+    if (stanza.name !== 'message' || type === 'groupchat' || jid.local === '') return;
+    const copy = stanza.clone();
+    copy.attrs.to = jid.bare.toString();
+    void this.track(
+      this.router.dispatch({ stanza: copy, from, to: jid.bare, origin: undefined, resent: true }),
+    );
+  }
+
+  deliverToComponent(domain: string, stanza: Element): boolean {
+    const stream = this.components.get(domain);
+    if (!stream) return false;
+    stream.deliver(stanza);
+    return true;
+  }
+
+  localComponents(): string[] {
+    return [...this.components.keys()];
+  }
+
+  recordGone(record: SessionRecord, lost: boolean): void {
+    const host = this.hosts.get(record.jid.domain);
+    if (!host?.hooks.has('session/gone')) return;
+    void this.track(
+      host.hooks
+        .notify('session/gone', { record, lost })
+        .catch((err: unknown) => this.log.error({ err, hook: 'session/gone' }, 'hook failed')),
+    );
+  }
+
   async streamClosed(stream: C2SStream, clean: boolean): Promise<void> {
     this.streams.delete(stream);
     const session = stream.session;
@@ -312,6 +380,11 @@ export class ServerCore {
     let ended = 0;
     for (const s of [...this.sessions.ofAccount(bare)]) {
       if (s === opts.except) continue;
+      if (!isLocal(s)) {
+        this.cluster?.kick(s, condition, opts.text ?? 'account changed');
+        ended++;
+        continue;
+      }
       s.stream.fail(condition, opts.text ?? 'account changed');
       await this.endSession(s, false);
       ended++;

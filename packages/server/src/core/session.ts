@@ -4,8 +4,13 @@ import type { ClientStreamView } from './stream/stream-view.js';
 
 let counter = 0;
 
-/** The node (process) this server runs as: sessions of other nodes will be records only (docs/decisions/0009). */
+/** The node name of a server that is not part of a cluster (docs/decisions/0009). */
 export const LOCAL_NODE = 'local';
+
+/** Told when a local session's record changes (the cluster replicates it to the other nodes). */
+export interface RecordObserver {
+  recordChanged(session: Session): void;
+}
 
 /**
  * What every node knows of a bound resource (docs/decisions/0009): its address, where it lives,
@@ -37,16 +42,15 @@ export interface SessionRecord {
  * WeakMaps keyed by session when only the session's own node uses it.
  */
 export class Session implements SessionRecord {
-  readonly id = `s${(++counter).toString(36)}`;
-  readonly node = LOCAL_NODE;
+  readonly id: string;
   /** Created on the first flag: most sessions never get one, and idle sessions are counted in KiB. */
   private flags: Set<string> | undefined;
   readonly createdAt = Date.now();
-  /** Last available presence sent by the client (without to), or null before initial presence. */
-  presence: Element | null = null;
-  priority = 0;
-  /** Requested the roster (RFC 6121 §2.1.6: roster pushes go to interested resources). */
-  interested = false;
+  private presence_: Element | null = null;
+  private priority_ = 0;
+  private interested_ = false;
+  /** Set while the session is in a clustered registry: its record's changes are replicated. */
+  observer: RecordObserver | undefined;
   /** Ended: no longer routed to. */
   closed = false;
   /**
@@ -63,19 +67,62 @@ export class Session implements SessionRecord {
   constructor(
     readonly jid: Jid,
     public stream: ClientStreamView,
-  ) {}
+    /** The node holding this session: this process. */
+    readonly node = LOCAL_NODE,
+  ) {
+    // Unique across the cluster's nodes and their restarts (the node name carries an incarnation).
+    this.id = node === LOCAL_NODE ? `s${(++counter).toString(36)}` : `${node}/s${(++counter).toString(36)}`;
+  }
 
   get bare(): Jid {
     return this.jid.bare;
+  }
+
+  /** Last available presence sent by the client (without to), or null before initial presence. */
+  get presence(): Element | null {
+    return this.presence_;
+  }
+
+  set presence(p: Element | null) {
+    this.presence_ = p;
+    this.observer?.recordChanged(this);
+  }
+
+  get priority(): number {
+    return this.priority_;
+  }
+
+  set priority(p: number) {
+    if (p === this.priority_) return;
+    this.priority_ = p;
+    this.observer?.recordChanged(this);
+  }
+
+  /** Requested the roster (RFC 6121 §2.1.6: roster pushes go to interested resources). */
+  get interested(): boolean {
+    return this.interested_;
+  }
+
+  set interested(on: boolean) {
+    if (on === this.interested_) return;
+    this.interested_ = on;
+    this.observer?.recordChanged(this);
   }
 
   has(flag: string): boolean {
     return this.flags?.has(flag) === true;
   }
 
+  /** The flags set on this session (replicated with its record). */
+  flagList(): string[] {
+    return this.flags ? [...this.flags] : [];
+  }
+
   setFlag(flag: string, on: boolean): void {
+    if (on === this.has(flag)) return;
     if (on) (this.flags ??= new Set()).add(flag);
     else this.flags?.delete(flag);
+    this.observer?.recordChanged(this);
   }
 
   /** Sent available presence and not yet unavailable. */

@@ -5,6 +5,7 @@ import { startServer, type NatterServer } from '../../src/server.js';
 import type { ConfigInput } from '../../src/config.js';
 import type { ModuleDefinition } from '../../src/core/module.js';
 import type { Logger } from '../../src/core/logger.js';
+import type { NodeBus } from '../../src/core/cluster/node-bus.js';
 import { createTestDatabase, type TestDatabase } from './postgres.js';
 
 /**
@@ -35,6 +36,9 @@ export async function startTestServer(
     logger?: Logger;
     /** Federation on, with `s2s` and `s2s-tls` listeners: `server.port('s2s')`. */
     s2s?: boolean;
+    /** A node of a cluster over this bus (support/test-cluster.ts). */
+    bus?: NodeBus;
+    s2sSecret?: string;
   } = {},
 ): Promise<TestServer> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'natter-test-'));
@@ -72,7 +76,7 @@ export async function startTestServer(
       s2s: { enabled: opts.s2s === true },
       ...config,
     },
-    { modules: opts.modules, logger: opts.logger },
+    { modules: opts.modules, logger: opts.logger, bus: opts.bus, s2sSecret: opts.s2sSecret },
   );
   return Object.assign(server, {
     dataDir,

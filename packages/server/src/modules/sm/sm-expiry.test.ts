@@ -63,7 +63,7 @@ describe('XEP-0198 §5: a hibernated session that expires re-routes only what no
   async function dropAndExpire(a: TestClient, b: TestClient, during: () => Promise<void>): Promise<void> {
     a.kill();
     await until(
-      () => server.core.sessions.get('romeo@localhost/a')?.hibernated === true,
+      () => server.core.sessions.local('romeo@localhost/a')?.hibernated === true,
       3000,
       'hibernation',
     );

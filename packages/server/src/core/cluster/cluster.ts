@@ -1,0 +1,329 @@
+import { parseElement, type Element } from '@natter/xml';
+import { parseJid, type Jid } from '@natter/jid';
+import type { RouteEvent } from '../hooks.js';
+import type { Logger } from '../logger.js';
+import type { Router } from '../router.js';
+import type { SessionRegistry } from '../session-registry.js';
+import { RemoteRecord, isLocal } from '../session-registry.js';
+import type { Session, SessionRecord } from '../session.js';
+import type { BusMessage, Member, NodeBus } from './node-bus.js';
+
+/** A session record as it travels between nodes. */
+interface WireRecord {
+  i: string;
+  j: string;
+  p: string | null;
+  pr: number;
+  in: boolean;
+  f: string[];
+}
+
+/** What the cluster needs of the server core (ServerCore implements it). */
+export interface ClusterHost {
+  readonly router: Router;
+  readonly sessions: SessionRegistry;
+  /** Ends a local session, as when its stream fails with `condition`. */
+  kickLocal(session: Session, condition: string, text: string): void;
+  /** A stanza for a session that ended before the stanza reached it: routed as for an ended session. */
+  rerouteEnded(jid: Jid, stanza: Element): void;
+  /** Delivers to a component connected to this node; false when it is not (any more). */
+  deliverToComponent(domain: string, stanza: Element): boolean;
+  /** The component domains connected to this node. */
+  localComponents(): string[];
+  /** A record of another node was removed: `lost` when its node died (no unavailable was sent). */
+  recordGone(record: SessionRecord, lost: boolean): void;
+}
+
+/** What a module sees of the cluster (`ctx.cluster`). */
+export interface ClusterView {
+  /** This node's name (`local` when not clustered). */
+  readonly nodeId: string;
+  /** Whether this node acts for the cluster where one node must (the oldest live node). */
+  isLeader(): boolean;
+  /** Sends a message to the same module on every other node (cache invalidation). */
+  broadcast(topic: string, data: unknown): void;
+  /** Receives the messages the same module broadcast on other nodes. */
+  on(topic: string, fn: (data: unknown, from: string) => void): () => void;
+}
+
+/** The view of a server that is not clustered. */
+export const STANDALONE: ClusterView = {
+  nodeId: 'local',
+  isLeader: () => true,
+  broadcast: () => undefined,
+  on: () => () => undefined,
+};
+
+/**
+ * One node's part in a cluster (docs/decisions/0009): publishes its sessions' records, keeps the
+ * others' (the registry), forwards stanzas for sessions, components and services held elsewhere,
+ * and delivers what other nodes forward to it. Stanzas travel serialised, with the addresses the
+ * sending node already validated; the receiving node delivers them without running hooks again.
+ */
+export class Cluster {
+  private readonly dirty = new Set<Session>();
+  private flushScheduled = false;
+  /** Component domains connected to other nodes. */
+  private readonly remoteComponents = new Map<string, string>();
+  private readonly topics = new Map<string, Set<(data: unknown, from: string) => void>>();
+  private host!: ClusterHost;
+
+  constructor(
+    readonly bus: NodeBus,
+    private readonly log: Logger,
+  ) {}
+
+  get nodeId(): string {
+    return this.bus.nodeId;
+  }
+
+  async start(host: ClusterHost): Promise<void> {
+    this.host = host;
+    host.sessions.replicateTo(this);
+    await this.bus.start({
+      message: (from, msg) => this.receive(from, msg),
+      nodeUp: (m) => this.nodeUp(m),
+      nodeDown: (id) => this.nodeDown(id),
+    });
+  }
+
+  /** Leaves the cluster once this node's sessions ended (their removals are sent first). */
+  async stop(): Promise<void> {
+    this.flush();
+    await this.bus.stop();
+  }
+
+  /** The node that owns the services (MUC, pubsub …): the oldest live node. */
+  serviceOwner(): string {
+    let best: Member | undefined;
+    for (const m of this.bus.members()) if (!best || m.rank < best.rank) best = m;
+    return best?.id ?? this.nodeId;
+  }
+
+  isLeader(): boolean {
+    return this.serviceOwner() === this.nodeId;
+  }
+
+  // --- records --------------------------------------------------------------------------------
+
+  recordChanged(session: Session): void {
+    this.dirty.add(session);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  recordRemoved(session: Session): void {
+    // Changes queued before the removal go first, so that a peer never re-adds an ended session.
+    this.flush();
+    this.bus.broadcast({ t: 'del', j: session.jid.toString(), i: session.id });
+  }
+
+  setRemoteFlag(record: SessionRecord, flag: string, on: boolean): void {
+    this.bus.send(record.node, { t: 'flag', j: record.jid.toString(), i: record.id, f: flag, on });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const s of this.dirty) if (!s.closed) this.bus.broadcast({ t: 'put', r: wire(s) });
+    this.dirty.clear();
+  }
+
+  // --- forwarding -----------------------------------------------------------------------------
+
+  /** Delivers to a session held by another node. */
+  deliverRemote(record: SessionRecord, stanza: Element): void {
+    this.bus.send(record.node, { t: 'd', j: record.jid.toString(), i: record.id, s: stanza.toString() });
+  }
+
+  /** Ends a session held by another node (resource conflict, account removed, password changed). */
+  kick(record: SessionRecord, condition: string, text: string): void {
+    this.bus.send(record.node, { t: 'kick', j: record.jid.toString(), i: record.id, c: condition, x: text });
+  }
+
+  /** Routes a stanza on the node that owns its destination (a service, a pending IQ). */
+  forward(node: string, ev: RouteEvent): void {
+    this.bus.send(node, { t: 'r', s: ev.stanza.toString(), f: ev.from.toString(), to: ev.to.toString() });
+  }
+
+  /** The node a component domain is connected to, when another. */
+  componentNode(domain: string): string | undefined {
+    return this.remoteComponents.get(domain);
+  }
+
+  componentUp(domain: string): void {
+    this.bus.broadcast({ t: 'comp', d: domain, on: true });
+  }
+
+  componentDown(domain: string): void {
+    this.bus.broadcast({ t: 'comp', d: domain, on: false });
+  }
+
+  /** The node a server IQ id (`natter-<node>-<n>`) was sent from, when another live node. */
+  iqOwner(id: string): string | undefined {
+    if (!id.startsWith('natter-')) return undefined;
+    for (const m of this.bus.members())
+      if (m.id !== this.nodeId && id.startsWith(`natter-${m.id}-`)) return m.id;
+    return undefined;
+  }
+
+  // --- modules --------------------------------------------------------------------------------
+
+  /** The view a module of `host` gets (`ctx.cluster`). */
+  view(module: string, host: string): ClusterView {
+    const key = (topic: string) => `${module}\n${host}\n${topic}`;
+    return {
+      nodeId: this.nodeId,
+      isLeader: () => this.isLeader(),
+      broadcast: (topic, data) => this.bus.broadcast({ t: 'm', k: key(topic), v: data }),
+      on: (topic, fn) => {
+        const k = key(topic);
+        let set = this.topics.get(k);
+        if (!set) this.topics.set(k, (set = new Set()));
+        set.add(fn);
+        return () => set.delete(fn);
+      },
+    };
+  }
+
+  // --- receiving ------------------------------------------------------------------------------
+
+  private receive(from: string, msg: BusMessage): void {
+    switch (msg.t) {
+      case 'd':
+        return this.delivered(msg.j as string, msg.i as string, msg.s as string);
+      case 'put':
+        return this.put(from, msg.r as WireRecord);
+      case 'del': {
+        const gone = this.host.sessions.removeRemote(from, msg.j as string, msg.i as string);
+        if (gone) this.host.recordGone(gone, false);
+        return;
+      }
+      case 'snap': {
+        this.host.sessions.dropNode(from);
+        for (const r of msg.rs as WireRecord[]) this.put(from, r);
+        for (const d of msg.comps as string[]) this.remoteComponents.set(d, from);
+        return;
+      }
+      case 'flag': {
+        const s = this.host.sessions.local(msg.j as string);
+        if (s && s.id === msg.i) s.setFlag(msg.f as string, msg.on === true);
+        return;
+      }
+      case 'kick': {
+        const s = this.host.sessions.local(msg.j as string);
+        if (s && s.id === msg.i) this.host.kickLocal(s, msg.c as string, msg.x as string);
+        return;
+      }
+      case 'r':
+        return this.routed(msg);
+      case 'c': {
+        const stanza = parseElement(msg.s as string);
+        if (!this.host.deliverToComponent(msg.d as string, stanza))
+          this.host.rerouteEnded(parseJid(msg.d as string), stanza);
+        return;
+      }
+      case 'comp':
+        if (msg.on === true) this.remoteComponents.set(msg.d as string, from);
+        else if (this.remoteComponents.get(msg.d as string) === from)
+          this.remoteComponents.delete(msg.d as string);
+        this.syncComponent(msg.d as string);
+        return;
+      case 'm': {
+        for (const fn of this.topics.get(msg.k as string) ?? []) {
+          try {
+            fn(msg.v, from);
+          } catch (err) {
+            this.log.error({ err, topic: msg.k }, 'cluster: a module failed on a message from another node');
+          }
+        }
+        return;
+      }
+      default:
+        this.log.warn({ type: msg.t, node: from }, 'cluster: unknown message type from a peer');
+    }
+  }
+
+  private delivered(full: string, id: string, xml: string): void {
+    const stanza = parseElement(xml);
+    const s = this.host.sessions.local(full);
+    if (s && s.id === id) {
+      this.host.router.deliver(s, stanza);
+      return;
+    }
+    // The session ended while the stanza travelled: routed as for an ended session.
+    this.host.rerouteEnded(parseJid(full), stanza);
+  }
+
+  private routed(msg: BusMessage): void {
+    let from: Jid, to: Jid;
+    try {
+      from = parseJid(msg.f as string);
+      to = parseJid(msg.to as string);
+    } catch {
+      return;
+    }
+    void this.host.router.dispatchForwarded({
+      stanza: parseElement(msg.s as string),
+      from,
+      to,
+      origin: undefined,
+    });
+  }
+
+  private put(node: string, w: WireRecord): void {
+    let jid: Jid;
+    try {
+      jid = parseJid(w.j);
+    } catch {
+      return;
+    }
+    const presence = w.p === null ? null : parseElement(w.p);
+    this.host.sessions.putRemote(new RemoteRecord(w.i, jid, node, presence, w.pr, w.in, new Set(w.f)));
+  }
+
+  private nodeUp(m: Member): void {
+    this.log.info({ peer: m.id }, 'cluster: node joined');
+    // Everything this node holds, in one message: the peer replaces what it knew of us.
+    const rs = [...this.host.sessions.all()].filter((s) => !s.closed).map(wire);
+    this.bus.send(m.id, { t: 'snap', rs, comps: this.host.localComponents() });
+  }
+
+  private nodeDown(id: string): void {
+    const gone = this.host.sessions.dropNode(id);
+    for (const [d, node] of this.remoteComponents)
+      if (node === id) {
+        this.remoteComponents.delete(d);
+        this.syncComponent(d);
+      }
+    this.log.warn({ peer: id, sessions: gone.length }, 'cluster: node left; its sessions are gone');
+    for (const r of gone) this.host.recordGone(r, true);
+  }
+
+  private syncComponent(domain: string): void {
+    const node = this.remoteComponents.get(domain);
+    const router = this.host.router;
+    if (!router.componentDomains.includes(domain)) return;
+    if (this.host.localComponents().includes(domain)) return;
+    router.connectComponent(
+      domain,
+      node === undefined
+        ? undefined
+        : (stanza) => this.bus.send(node, { t: 'c', d: domain, s: stanza.toString() }),
+    );
+  }
+
+  /** Whether a record is held here (a live session). */
+  static isLocal = isLocal;
+}
+
+function wire(s: Session): WireRecord {
+  return {
+    i: s.id,
+    j: s.jid.toString(),
+    p: s.presence ? s.presence.toString() : null,
+    pr: s.priority,
+    in: s.interested,
+    f: s.flagList(),
+  };
+}
