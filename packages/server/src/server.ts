@@ -113,7 +113,9 @@ export async function startServer(
   opts: StartOptions = {},
 ): Promise<NatterServer> {
   const config = parseConfig(input);
-  const log = opts.logger ?? createLogger(config.log.level);
+  const baseLog = opts.logger ?? createLogger(config.log.level);
+  // Every line of a cluster node names it (`natter serve --workers` interleaves them on one stdout).
+  const log = opts.bus ? baseLog.child({ node: opts.bus.nodeId }) : baseLog;
   const dataDir = resolve(config.dataDir);
   const available = [
     ...builtinModules.filter((m) => !opts.modules?.some((o) => o.name === m.name)),
@@ -134,7 +136,7 @@ export async function startServer(
   const sessions = new SessionRegistry(opts.bus?.nodeId);
   const router = new Router(sessions, log);
   const core = new ServerCore(config, router, sessions, accounts, database, log);
-  const cluster = opts.bus ? new Cluster(opts.bus, log.child({ node: opts.bus.nodeId })) : undefined;
+  const cluster = opts.bus ? new Cluster(opts.bus, log) : undefined;
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);
 

@@ -44,7 +44,7 @@ export function workerBus(log: Logger): {
       ? `\0natter-${process.env[ENV_PRIMARY]}-${nodeId}`
       : join(tmpdir(), `natter-${process.env[ENV_PRIMARY]}-${nodeId}.sock`);
   const send = (msg: WorkerMessage) => process.send!(msg);
-  const bus = new MeshBus(nodeId, path, process.env[ENV_KEY] ?? '', log, send);
+  const bus = new MeshBus(nodeId, path, process.env[ENV_KEY] ?? '', log.child({ node: nodeId }), send);
   process.on('message', (msg: PrimaryMessage) => {
     if (msg?.natter === 'members') bus.setMembers(msg.members);
   });

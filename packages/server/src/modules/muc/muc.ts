@@ -32,6 +32,10 @@ export default defineModule({
     ctx.hook('session/closed', ({ session }) => {
       for (const s of siblings) s.sessionGone(session.jid);
     });
+    // A session of another node of the cluster ended (or died with its node).
+    ctx.hook('session/gone', ({ record }) => {
+      for (const s of siblings) s.sessionGone(record.jid);
+    });
     ctx.hook('session/unavailable', ({ session }) => {
       for (const s of siblings) s.sessionGone(session.jid);
     });

@@ -279,6 +279,21 @@ export default defineModule({
       return false;
     });
 
+    // A node of the cluster died with its sessions (docs/decisions/0009): nobody sent their
+    // unavailable presence, so the oldest live node sends it on their behalf, to their subscribers
+    // and their account's other resources. Their directed presences died with the node (rooms
+    // remove such occupants themselves, on the same event).
+    ctx.hook('session/gone', async ({ record, lost }) => {
+      if (!lost || !record.available || record.jid.domain !== ctx.domain || !ctx.cluster.isLeader()) return;
+      const from = record.jid.toString();
+      const unavailable = xml('presence', { xmlns: NS.client, type: 'unavailable', from });
+      const pending: (void | Promise<void>)[] = [];
+      for (const c of await roster.subscribers(record.bare))
+        pending.push(send(readdress(unavailable, from, c.toString())));
+      pending.push(send(readdress(unavailable, from, record.bare.toString())));
+      await Promise.all(pending);
+    });
+
     // §4.5.2 / §4.6.3: a session that ends (cleanly or not) goes unavailable for everyone who saw it
     ctx.hook('session/closed', async ({ session }) => {
       if (session.jid.domain !== ctx.domain) return;
