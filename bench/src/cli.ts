@@ -51,6 +51,7 @@ scale and mode flags (defaults in brackets):
       archived: default = each server's own storage (Natter SQLite, ejabberd Mnesia, Prosody files),
       pg = a fresh PostgreSQL database per server (its backends' CPU counted as the server's)
   --prosody-gc incremental|generational [incremental]  --natter-from source|dist [source]
+  --natter-workers N [1]   natter serve --workers N (N processes sharing the ports; docs/decisions/0009)
   --out DIR [bench/results]  --keep (keep the temporary run folder)`;
 
 function list(s: string | undefined): string[] | undefined {
@@ -116,6 +117,7 @@ async function main(argv: string[]): Promise<number> {
       'login-tls': { type: 'string' },
       mech: { type: 'string' },
       workers: { type: 'string' },
+      'natter-workers': { type: 'string' },
       'login-k': { type: 'string' },
       'login-pool': { type: 'string' },
       'login-seconds': { type: 'string' },
@@ -275,6 +277,7 @@ async function main(argv: string[]): Promise<number> {
       prefix: values['user-prefix'] ?? 'user',
       prosodyGc: values['prosody-gc'] === 'generational' ? 'generational' : 'incremental',
       natterFrom: values['natter-from'] === 'dist' ? 'dist' : 'source',
+      natterWorkers: num(values['natter-workers'], 1),
       deadline,
       log,
     };

@@ -41,6 +41,8 @@ export interface RunRequest {
   prefix: string;
   prosodyGc: 'incremental' | 'generational';
   natterFrom: 'source' | 'dist';
+  /** `natter serve --workers N` (1: one process). */
+  natterWorkers?: number;
   external?: ExternalTarget;
   /** Wall-clock deadline (ms since epoch): no new repetition starts after it. */
   deadline: number;
@@ -61,7 +63,7 @@ export function makeAdapter(req: RunRequest): ServerAdapter {
     case 'ejabberd':
       return new EjabberdAdapter(limits, req.opts.archive);
     case 'natter':
-      return new NatterAdapter(req.natterFrom, limits, req.opts.archive);
+      return new NatterAdapter(req.natterFrom, limits, req.opts.archive, req.natterWorkers ?? 1);
     case 'external':
       if (!req.external) throw new Error('external target needs --host, --port, --domain, --users');
       return new ExternalAdapter(req.external);

@@ -4,7 +4,7 @@
  * either from sources (tsx, `source` condition) or from the build (`packages/server/dist/cli.js`)
  * when it exists and `NATTER_BENCH_FROM=dist` (or `--natter-from dist`) asks for it.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -70,6 +70,8 @@ export class NatterAdapter implements ServerAdapter {
     private readonly limits: 'disabled' | 'default' = 'disabled',
     /** `--archive`: `default` keeps mam on (SQLite), `pg` puts all storage, archive included, in PostgreSQL. */
     private readonly archive: ArchiveMode = 'off',
+    /** `--natter-workers N`: `natter serve --workers N` (N processes sharing the ports). */
+    private readonly workers = 1,
   ) {}
 
   /** Modules turned off: the parity list, less those kept on by NATTER_BENCH_ENABLE or `--archive`. */
@@ -117,6 +119,11 @@ export class NatterAdapter implements ServerAdapter {
       ...this.archiveTuning(),
       ...(MUC_FLOOD_CONTROL ? [] : ['muc.floodControl.enabled = false (NATTER_BENCH_MUC_FLOOD_CONTROL=off)']),
       `run from ${this.from === 'dist' ? 'packages/server/dist (built)' : 'sources through tsx'}`,
+      ...(this.workers > 1
+        ? [
+            `natter serve --workers ${this.workers}: a primary and ${this.workers} worker processes sharing the ports (node:cluster round-robin), sessions replicated between them over Unix sockets; CPU counted over the whole process tree`,
+          ]
+        : []),
     ];
   }
 
@@ -220,13 +227,24 @@ export class NatterAdapter implements ServerAdapter {
     // NATTER_BENCH_NODE_FLAGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the server.
     const [node, ...rest] = this.cli();
     const flags = (process.env.NATTER_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    this.proc = spawnServer([node!, ...flags, ...rest, 'serve', '--config', this.configFile], {
+    const workers = this.workers > 1 ? ['--workers', String(this.workers)] : [];
+    const logFile = join(this.o.dir, 'stdout.log');
+    this.proc = spawnServer([node!, ...flags, ...rest, 'serve', '--config', this.configFile, ...workers], {
       cwd: REPO,
-      logFile: join(this.o.dir, 'stdout.log'),
+      logFile,
     });
     const proc = this.proc;
     await waitForPort(this.port, 60_000, () => !proc.exited);
     await waitForPort(this.tlsPort, 10_000, () => !proc.exited);
+    // The port opens with the first worker; the load starts once every worker serves.
+    if (this.workers > 1) {
+      const end = Date.now() + 60_000;
+      while (!readFileSync(logFile, 'utf8').includes('natter started with workers')) {
+        if (proc.exited || Date.now() > end)
+          throw new AdapterError('natter-start', 'the workers did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     const target = localTarget(this.name, this.port, this.tlsPort, this.o.domain, proc.child.pid!);
     if (this.db) target.extraCpu = this.db.extraCpu();
     return target;

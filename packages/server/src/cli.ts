@@ -5,7 +5,15 @@ import { importRosters, rosterMigrations } from './modules/roster/roster-store.j
 import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
 import { startServer } from './server.js';
 import { createLogger } from './core/logger.js';
-import { nodeCluster, parseWorkers, runPrimary, workerBus, workerIndex } from './core/cluster/workers.js';
+import {
+  nodeCluster,
+  parseWorkers,
+  runPrimary,
+  workerBus,
+  workerIndex,
+  workerReady,
+} from './core/cluster/workers.js';
+import { RedisBus } from './core/cluster/redis-bus.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
 import { NATTER_VERSION } from './version.js';
@@ -229,24 +237,44 @@ async function main(argv: string[]): Promise<number> {
     const workers = values.workers === undefined ? 1 : parseWorkers(values.workers);
     // --workers N: this process forks N workers sharing the ports (docs/decisions/0009).
     if (workers > 1 && nodeCluster.isPrimary)
-      return runPrimary({ count: workers, log: createLogger(config.log.level), shutdownTimeoutMs });
-    const worker = workerIndex() === undefined ? undefined : workerBus(createLogger(config.log.level));
+      return runPrimary({
+        count: workers,
+        // The primary's few lines (workers started, died, restarted) are logged at least at info.
+        log: createLogger(['warn', 'error', 'fatal'].includes(config.log.level) ? 'info' : config.log.level),
+        shutdownTimeoutMs,
+      });
+    const index = workerIndex();
+    // A worker joins its siblings over the mesh, or, with `cluster` configured, the Redis cluster
+    // as a node of its own (`<nodeId>-w<index>`), like a process on another machine.
+    const worker =
+      index === undefined || config.cluster ? undefined : workerBus(createLogger(config.log.level));
+    const redisWorkerBus =
+      index !== undefined && config.cluster
+        ? new RedisBus({
+            nodeId: `${config.cluster.nodeId}-w${index}`,
+            url: config.cluster.redis,
+            prefix: config.cluster.prefix,
+            log: createLogger(config.log.level),
+          })
+        : undefined;
     const server = await startServer(config, {
       shutdownTimeoutMs,
-      bus: worker?.bus,
+      bus: worker?.bus ?? redisWorkerBus,
       s2sSecret: worker?.s2sSecret,
     });
-    worker?.ready(
-      Object.fromEntries(
-        server.config.listeners.flatMap((l) => {
-          try {
-            return [[l.type, server.port(l.type)]];
-          } catch {
-            return [];
-          }
-        }),
-      ),
-    );
+    if (index !== undefined)
+      workerReady(
+        server.core.cluster?.nodeId ?? String(index),
+        Object.fromEntries(
+          server.config.listeners.flatMap((l) => {
+            try {
+              return [[l.type, server.port(l.type)]];
+            } catch {
+              return [];
+            }
+          }),
+        ),
+      );
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -266,7 +294,7 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     // A worker whose primary is gone stops too (its ports are closed with the primary).
-    if (worker) process.on('disconnect', () => stop('primary gone'));
+    if (index !== undefined) process.on('disconnect', () => stop('primary gone'));
     if (server.certificate.generated) {
       server.core.log.info(
         { cert: server.certificate.cert },

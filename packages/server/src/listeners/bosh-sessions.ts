@@ -73,6 +73,62 @@ export class BoshSessions {
     private readonly accept: (transport: BoshTransport) => void,
   ) {
     this.maxSessions = resolveMaxConnections(core.config.limits.maxConnections);
+    // In a cluster (`--workers`), a client's requests reach any node: those for a session held
+    // here are forwarded here by the node that received them (docs/cluster.md).
+    core.cluster?.answer('bosh', (data) => this.forwarded(data as ForwardedRequest));
+  }
+
+  /** The node whose session a sid names (`<random>.<node>` in a cluster), when another live one. */
+  private ownerOf(sid: string): string | undefined {
+    const cluster = this.core.cluster;
+    const dot = sid.indexOf('.');
+    if (!cluster || dot < 0) return undefined;
+    const node = sid.slice(dot + 1);
+    return node !== cluster.nodeId && cluster.isMember(node) ? node : undefined;
+  }
+
+  /** Sends a request for another node's session there, and its answer back to the client. */
+  private async forward(
+    node: string,
+    body: Buffer,
+    res: ServerResponse,
+    ctx: HttpRequestContext,
+  ): Promise<void> {
+    const timeoutMs = (this.core.config.bosh.maxWaitSeconds + 10) * 1000;
+    const data: ForwardedRequest = { b: body.toString('utf8'), s: ctx.secure, ip: ctx.ip };
+    const answer = (await this.core.cluster!.request(node, 'bosh', data, timeoutMs)) as
+      ForwardedAnswer | undefined;
+    if (answer?.drop) {
+      res.socket?.destroy();
+      return;
+    }
+    // No answer: the node holding the session left (its sessions are gone).
+    reply(res, answer?.ct ?? DEFAULT_CONTENT_TYPE).send(
+      answer?.b ?? terminateBody('item-not-found'),
+      answer?.st,
+    );
+  }
+
+  /** A request another node received for a session of this node. */
+  private forwarded(data: ForwardedRequest): Promise<ForwardedAnswer> {
+    const parsed = parseBody(Buffer.from(data.b, 'utf8'), this.core.config.limits);
+    if ('error' in parsed) return Promise.resolve({ b: terminateBody(parsed.error) });
+    const session = parsed.attrs.sid === undefined ? undefined : this.sessions.get(parsed.attrs.sid);
+    if (!session) return Promise.resolve({ b: terminateBody('item-not-found') });
+    if (session.secure && !data.s) return Promise.resolve({ drop: true });
+    return new Promise((resolve) => {
+      let sent = false;
+      const answer: BoshReply = {
+        send(body, status = 200) {
+          if (sent) return;
+          sent = true;
+          resolve({ b: body, st: status, ct: session.contentType });
+        },
+      };
+      const request = toRequest(parsed, answer);
+      if (!request) session.fail('bad-request', answer, { reason: 'rid' });
+      else session.request(request);
+    });
   }
 
   /** One request to BOSH_PATH. */
@@ -119,6 +175,8 @@ export class BoshSessions {
     }
     const session = this.sessions.get(attrs.sid);
     if (!session) {
+      const node = this.ownerOf(attrs.sid);
+      if (node !== undefined) return this.forward(node, read.body, res, ctx);
       answer.send(terminateBody('item-not-found'));
       return;
     }
@@ -182,7 +240,9 @@ export class BoshSessions {
     if (!limits.disabled && this.open >= this.maxSessions)
       return refuse('policy-violation', { reason: 'sessions in all' });
     if (!this.admit(ctx.ip)) return refuse('policy-violation', { reason: 'admission' });
-    const sid = randomBytes(18).toString('base64url');
+    // In a cluster the sid names this node, so that any node can forward the session's requests.
+    const node = this.core.cluster ? `.${this.core.cluster.nodeId}` : '';
+    const sid = randomBytes(18).toString('base64url') + node;
     // XEP-0124 §12: a polling session (nothing held) gets the full polling interval and a longer
     // inactivity; otherwise the interval stays under `wait`, so a poll sent right after an empty
     // answer at the end of `wait` is never too early.
@@ -229,6 +289,21 @@ export class BoshSessions {
     if (keepMs <= 0) forget();
     else setTimeout(forget, keepMs).unref();
   }
+}
+
+/** A request forwarded between the nodes of a cluster: its body, over TLS or not, the client's address. */
+interface ForwardedRequest {
+  b: string;
+  s: boolean;
+  ip: string;
+}
+
+/** The answer: the response body, status and content type, or `drop` (the connection is cut). */
+interface ForwardedAnswer {
+  b?: string;
+  st?: number;
+  ct?: string;
+  drop?: boolean;
 }
 
 /** A reply on `res` with BOSH's headers; once only, and nothing once the client has gone. */

@@ -4,6 +4,7 @@ import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestCluster, type TestCluster } from '../support/test-cluster.js';
 import { TestClient } from '../support/test-client.js';
+import { BoshClient } from '../support/bosh-client.js';
 
 const PW = 'cluster-pw';
 let cluster: TestCluster;
@@ -95,5 +96,44 @@ describe('a cluster of two nodes (docs/decisions/0009)', () => {
       'n1 sees the new session',
     );
     await fresh.close();
+  });
+
+  test('XEP-0124: the requests of a BOSH session may reach any node: they are forwarded to the node holding it', async () => {
+    const [n1, n2] = cluster.nodes;
+    const url = (n: typeof n1) => `http://127.0.0.1:${n!.port('http')}/http-bind`;
+    const bosh = await BoshClient.login(url(n1), 'nurse', PW, { resource: 'web', create: { wait: 5 } });
+    assert.ok(bosh.sid.endsWith(`.${cluster.buses[0]!.nodeId}`), bosh.sid);
+    // From here on every request goes to node 2, as a load balancer may send it.
+    bosh.url = url(n2);
+    void bosh.send(xml('presence'));
+    const romeo = await TestClient.login(n2!, 'romeo', PW, { resource: 'r', presence: true });
+    await until(
+      () => n2!.core.sessions.get('nurse@localhost/web')?.available === true,
+      'nurse available on n2',
+    );
+    romeo.send(
+      xml('message', { to: 'nurse@localhost/web', type: 'chat', id: 'b1' }, xml('body', null, 'to the web')),
+    );
+    const got = await bosh.receive((e) => e.name === 'message' && e.attrs.id === 'b1');
+    assert.equal(got.attrs.from, 'romeo@localhost/r');
+    void bosh.send(
+      xml('message', { to: 'romeo@localhost/r', type: 'chat', id: 'b2' }, xml('body', null, 'from the web')),
+    );
+    await romeo.receive((e) => e.name === 'message' && e.attrs.id === 'b2');
+    const pong = await bosh.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: NS.ping })));
+    assert.equal(pong.attrs.type, 'result');
+    await bosh.terminate();
+    await until(
+      () => n2!.core.sessions.get('nurse@localhost/web') === undefined,
+      'the BOSH session ended everywhere',
+    );
+
+    // A sid naming a node that is not in the cluster is unknown (item-not-found), not forwarded.
+    const stray = new BoshClient(url(n2));
+    stray.sid = 'AAAAAAAAAAAAAAAAAAAAAAAA.nosuchnode';
+    const r = await stray.request([]);
+    assert.equal(r.attrs.type, 'terminate');
+    assert.equal(r.attrs.condition, 'item-not-found');
+    await romeo.close();
   });
 });

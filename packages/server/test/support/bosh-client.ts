@@ -74,7 +74,8 @@ export class BoshClient {
   private wake: (() => void)[] = [];
 
   constructor(
-    readonly url: string,
+    /** Where requests go (a test may move a session's requests to another node of a cluster). */
+    public url: string,
     readonly opts: { ca?: string | Buffer; headers?: Record<string, string>; domain?: string } = {},
   ) {}
 

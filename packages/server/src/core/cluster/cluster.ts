@@ -66,6 +66,14 @@ export class Cluster {
   /** Component domains connected to other nodes. */
   private readonly remoteComponents = new Map<string, string>();
   private readonly topics = new Map<string, Set<(data: unknown, from: string) => void>>();
+  /** Requests to other nodes waiting for their answer, by number. */
+  private readonly requests = new Map<
+    number,
+    { node: string; resolve: (answer: unknown) => void; timer: NodeJS.Timeout }
+  >();
+  private requestCounter = 0;
+  /** What this node answers other nodes' requests with, by kind (e.g. forwarded BOSH requests). */
+  private readonly answerers = new Map<string, (data: unknown, from: string) => Promise<unknown>>();
   private host!: ClusterHost;
 
   constructor(
@@ -167,6 +175,35 @@ export class Cluster {
     return undefined;
   }
 
+  // --- requests between nodes -------------------------------------------------------------------
+
+  /**
+   * Asks another node and waits for its answer; undefined when the node leaves or does not answer
+   * within `timeoutMs` (a node that dies mid-request never answers).
+   */
+  request(node: string, kind: string, data: unknown, timeoutMs: number): Promise<unknown> {
+    const q = ++this.requestCounter;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(q);
+        resolve(undefined);
+      }, timeoutMs);
+      timer.unref();
+      this.requests.set(q, { node, resolve, timer });
+      this.bus.send(node, { t: 'req', q, k: kind, v: data });
+    });
+  }
+
+  /** Answers the requests of one kind other nodes send (one answerer per kind). */
+  answer(kind: string, fn: (data: unknown, from: string) => Promise<unknown>): void {
+    this.answerers.set(kind, fn);
+  }
+
+  /** Whether a node is a live member of the cluster. */
+  isMember(node: string): boolean {
+    return this.bus.members().some((m) => m.id === node);
+  }
+
   // --- modules --------------------------------------------------------------------------------
 
   /** The view a module of `host` gets (`ctx.cluster`). */
@@ -229,6 +266,27 @@ export class Cluster {
           this.remoteComponents.delete(msg.d as string);
         this.syncComponent(msg.d as string);
         return;
+      case 'req': {
+        const fn = this.answerers.get(msg.k as string);
+        const q = msg.q as number;
+        if (!fn) return this.bus.send(from, { t: 'res', q, v: null });
+        fn(msg.v, from).then(
+          (v) => this.bus.send(from, { t: 'res', q, v: v ?? null }),
+          (err: unknown) => {
+            this.log.error({ err, kind: msg.k }, 'cluster: answering a request from another node failed');
+            this.bus.send(from, { t: 'res', q, v: null });
+          },
+        );
+        return;
+      }
+      case 'res': {
+        const r = this.requests.get(msg.q as number);
+        if (!r || r.node !== from) return;
+        this.requests.delete(msg.q as number);
+        clearTimeout(r.timer);
+        r.resolve(msg.v ?? undefined);
+        return;
+      }
       case 'm': {
         for (const fn of this.topics.get(msg.k as string) ?? []) {
           try {
@@ -297,6 +355,12 @@ export class Cluster {
         this.syncComponent(d);
       }
     this.log.warn({ peer: id, sessions: gone.length }, 'cluster: node left; its sessions are gone');
+    for (const [q, r] of this.requests)
+      if (r.node === id) {
+        this.requests.delete(q);
+        clearTimeout(r.timer);
+        r.resolve(undefined);
+      }
     for (const r of gone) this.host.recordGone(r, true);
   }
 
