@@ -44,6 +44,8 @@ export interface ClusterView {
   broadcast(topic: string, data: unknown): void;
   /** Receives the messages the same module broadcast on other nodes. */
   on(topic: string, fn: (data: unknown, from: string) => void): () => void;
+  /** Runs `fn` when this node becomes the leader (the previous one left or died). */
+  onLeader(fn: () => void): () => void;
 }
 
 /** The view of a server that is not clustered. */
@@ -52,6 +54,7 @@ export const STANDALONE: ClusterView = {
   isLeader: () => true,
   broadcast: () => undefined,
   on: () => () => undefined,
+  onLeader: () => () => undefined,
 };
 
 /**
@@ -75,6 +78,9 @@ export class Cluster {
   /** What this node answers other nodes' requests with, by kind (e.g. forwarded BOSH requests). */
   private readonly answerers = new Map<string, (data: unknown, from: string) => Promise<unknown>>();
   private host!: ClusterHost;
+  /** Whether this node was the leader after the last membership change (undefined: not known yet). */
+  private leader: boolean | undefined;
+  private readonly leaderHooks = new Set<() => void>();
 
   constructor(
     readonly bus: NodeBus,
@@ -213,6 +219,10 @@ export class Cluster {
       nodeId: this.nodeId,
       isLeader: () => this.isLeader(),
       broadcast: (topic, data) => this.bus.broadcast({ t: 'm', k: key(topic), v: data }),
+      onLeader: (fn) => {
+        this.leaderHooks.add(fn);
+        return () => this.leaderHooks.delete(fn);
+      },
       on: (topic, fn) => {
         const k = key(topic);
         let set = this.topics.get(k);
@@ -340,7 +350,24 @@ export class Cluster {
     this.host.sessions.putRemote(new RemoteRecord(w.i, jid, node, presence, w.pr, w.in, new Set(w.f)));
   }
 
+  /** After a membership change: tells the modules when this node has just become the leader. */
+  private leadership(): void {
+    const now = this.isLeader();
+    const before = this.leader;
+    this.leader = now;
+    if (!now || before !== false) return;
+    this.log.info('cluster: this node is now the oldest: it runs the services');
+    for (const fn of this.leaderHooks) {
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ err }, 'cluster: a module failed to take over as leader');
+      }
+    }
+  }
+
   private nodeUp(m: Member): void {
+    this.leadership();
     this.log.info({ peer: m.id }, 'cluster: node joined');
     // Everything this node holds, in one message: the peer replaces what it knew of us.
     const rs = [...this.host.sessions.all()].filter((s) => !s.closed).map(wire);
@@ -348,6 +375,7 @@ export class Cluster {
   }
 
   private nodeDown(id: string): void {
+    this.leadership();
     const gone = this.host.sessions.dropNode(id);
     for (const [d, node] of this.remoteComponents)
       if (node === id) {

@@ -42,6 +42,8 @@ export class MeshBus implements NodeBus {
   private readonly inbound = new Set<Socket>();
   private rank = Number.MAX_SAFE_INTEGER;
   private stopped = false;
+  /** Resolves once the primary listed this node: until then it would not know who runs the services. */
+  private listed!: () => void;
 
   constructor(
     readonly nodeId: string,
@@ -67,7 +69,20 @@ export class MeshBus implements NodeBus {
         resolve();
       });
     });
+    const listed = new Promise<void>((resolve) => (this.listed = resolve));
     this.toPrimary({ natter: 'joined', id: this.nodeId, path: this.path });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error('cluster: the primary did not list this node within 10 s')),
+        10_000,
+      );
+    });
+    try {
+      await Promise.race([listed, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The primary's list of live workers (this one included). */
@@ -91,6 +106,7 @@ export class MeshBus implements NodeBus {
       peer.socket?.destroy();
       this.events?.nodeDown(id);
     }
+    if (self) this.listed?.();
   }
 
   send(node: string, msg: BusMessage): void {

@@ -39,6 +39,11 @@ export default defineModule({
     ctx.hook('session/unavailable', ({ session }) => {
       for (const s of siblings) s.sessionGone(session.jid);
     });
+    // In a cluster the oldest node runs the rooms: one taking over reads them afresh from storage
+    // (its copy, loaded at start, misses later changes).
+    ctx.cluster.onLeader(() => {
+      service.reload().catch((err: unknown) => ctx.log.error({ err }, 'could not load the rooms'));
+    });
     ctx.hook('server/stopping', () => service.announceShutdown());
     ctx.provide(
       'muc',

@@ -98,6 +98,16 @@ export class MucService {
       this.ctx.log.info({ rooms: rooms.length, muc: this.domain }, 'persistent rooms loaded');
   }
 
+  /**
+   * Forgets the rooms held in memory and loads the persistent ones again (this node takes over the
+   * service in a cluster: the rooms it held were never addressed here, so they have no occupants).
+   */
+  async reload(): Promise<void> {
+    this.rooms.clear();
+    this.presentIn.clear();
+    await this.load();
+  }
+
   /** A room that exists and that `from` may address (a locked room exists only for its owner). */
   private roomFor(to: Jid, from: Jid): Room {
     const r = this.rooms.get(to.local);
