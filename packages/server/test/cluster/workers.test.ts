@@ -45,7 +45,7 @@ class Workers {
       }
     });
     this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    await this.until(() => this.log.includes('natter started with workers'), 'the workers to start', 30_000);
+    await this.until(() => this.log.includes('natter started with workers'), 'the workers to start', 90_000);
   }
 
   /** The nodes a full JID's sessions were bound on, in order (from the log). */

@@ -46,6 +46,15 @@ export default defineModule({
     const store = await ctx.processScoped('blocking:store', () =>
       BlocklistStore.open(ctx.db, ctx.options.cacheSize),
     );
+    // docs/decisions/0009: every node caches blocklists; a change here makes the others read
+    // again, before the change is answered. (The store is shared by the hosts of this process; each
+    // host's module hears its own accounts' changes.)
+    const changed = (owner: string) => ctx.cluster.broadcast('invalidate', owner);
+    ctx.onStop(
+      ctx.cluster.on('invalidate', (owner) => {
+        if (typeof owner === 'string') store.invalidate(owner);
+      }),
+    );
     /** Sessions that retrieved the blocklist get the pushes (XEP-0191 §3.3): a flag on their record. */
     const INTERESTED = 'blocking:interested';
     /** Presence this module sends on the user's behalf after a block: let through. */
@@ -153,6 +162,7 @@ export default defineModule({
         }
         const added = await store.block(owner, jids);
         if (added.length === 0) return;
+        changed(owner);
         push(
           req.to,
           xml(
@@ -177,6 +187,7 @@ export default defineModule({
         const all = jids.length === 0;
         const removed = await store.unblock(req.to.toBareString(), all ? undefined : jids);
         if (removed.length === 0) return;
+        changed(req.to.toBareString());
         push(
           req.to,
           xml('unblock', { xmlns: NS.blocking }, all ? [] : removed.map((jid) => xml('item', { jid }))),
@@ -264,6 +275,7 @@ export default defineModule({
 
     ctx.hook('user/deleted', async ({ jid }) => {
       await store.removeAccount(jid.toBareString());
+      changed(jid.toBareString());
     });
   },
 });

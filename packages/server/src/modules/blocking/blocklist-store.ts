@@ -30,6 +30,8 @@ export class BlocklistStore {
   private readonly loading = new Map<string, Promise<Set<string>>>();
   /** Serialises changes per account. */
   private readonly writes = new Map<string, Promise<unknown>>();
+  /** Invalidations received so far: a change that saw one while it ran does not cache its list. */
+  private invalidations = 0;
 
   private constructor(
     private readonly db: Kysely<any>,
@@ -56,24 +58,46 @@ export class BlocklistStore {
   }
 
   private load(owner: string): Promise<Set<string>> {
-    let p = this.loading.get(owner);
-    if (p) return p;
-    p = this.db
+    const pending = this.loading.get(owner);
+    if (pending) return pending;
+    const loaded: Promise<Set<string>> = this.db
       .selectFrom('blocking_items')
       .select('jid')
       .where('owner', '=', owner)
       .execute()
-      .then((rows) => {
-        // A change made while this query ran has already cached the newer list.
-        const newer = this.cache.get(owner);
-        if (newer) return newer;
-        const set = new Set(rows.map((r) => String(r.jid)));
-        this.remember(owner, set);
-        return set;
-      })
-      .finally(() => this.loading.delete(owner));
-    this.loading.set(owner, p);
-    return p;
+      .then(
+        (rows) => {
+          const set = new Set(rows.map((r) => String(r.jid)));
+          // Invalidated while the query ran (another node changed the list): the rows may predate
+          // that change, so they answer this check but are not cached.
+          if (this.loading.get(owner) !== loaded) return set;
+          this.loading.delete(owner);
+          // A change made while this query ran has already cached the newer list.
+          const newer = this.cache.get(owner);
+          if (newer) return newer;
+          // An invalidation marks the account as blocking someone until its rows say otherwise.
+          if (set.size === 0) this.owners.delete(owner);
+          else this.remember(owner, set);
+          return set;
+        },
+        (err: unknown) => {
+          if (this.loading.get(owner) === loaded) this.loading.delete(owner);
+          throw err;
+        },
+      );
+    this.loading.set(owner, loaded);
+    return loaded;
+  }
+
+  /**
+   * Forgets what is known of an account's list: another node of the cluster changed it
+   * (docs/decisions/0009). Whether it now blocks anyone is unknown, so its next check reads it.
+   */
+  invalidate(owner: string): void {
+    this.invalidations++;
+    this.owners.add(owner);
+    this.cache.delete(owner);
+    this.loading.delete(owner);
   }
 
   private remember(owner: string, set: Set<string>): void {
@@ -112,6 +136,7 @@ export class BlocklistStore {
   /** Adds items; resolves with those that were not blocked before. */
   block(owner: string, jids: string[]): Promise<string[]> {
     return this.serial(owner, async () => {
+      const seen = this.invalidations;
       const current = new Set(await this.list(owner));
       const added = [...new Set(jids)].filter((j) => !current.has(j));
       if (added.length === 0) return [];
@@ -122,7 +147,9 @@ export class BlocklistStore {
         .execute();
       this.owners.add(owner);
       for (const j of added) current.add(j);
-      this.remember(owner, current);
+      // Another node changed a list meanwhile: `current` may miss its change.
+      if (this.invalidations !== seen) this.invalidate(owner);
+      else this.remember(owner, current);
       return added;
     });
   }
@@ -130,6 +157,7 @@ export class BlocklistStore {
   /** Removes items (all of them when `jids` is undefined); resolves with those that were blocked. */
   unblock(owner: string, jids: string[] | undefined): Promise<string[]> {
     return this.serial(owner, async () => {
+      const seen = this.invalidations;
       const current = new Set(await this.list(owner));
       const removed = jids === undefined ? [...current] : [...new Set(jids)].filter((j) => current.has(j));
       if (removed.length === 0) return [];
@@ -137,9 +165,11 @@ export class BlocklistStore {
       if (jids !== undefined) q = q.where('jid', 'in', removed);
       await q.execute();
       for (const j of removed) current.delete(j);
-      if (current.size === 0) {
+      if (this.invalidations !== seen) this.invalidate(owner);
+      else if (current.size === 0) {
         this.owners.delete(owner);
         this.cache.delete(owner);
+        this.loading.delete(owner); // a read begun before the delete would cache the old list
       } else this.remember(owner, current);
       return removed;
     });
@@ -150,6 +180,7 @@ export class BlocklistStore {
       await this.db.deleteFrom('blocking_items').where('owner', '=', owner).execute();
       this.owners.delete(owner);
       this.cache.delete(owner);
+      this.loading.delete(owner);
     });
   }
 }

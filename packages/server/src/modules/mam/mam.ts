@@ -129,6 +129,13 @@ export default defineModule({
     ctx.every(60_000, () => strangers.sweep());
     await store.init();
     const prefs = new PrefsStore(ctx.db, opts.defaultArchive);
+    // docs/decisions/0009: every node caches preferences; a change here makes the others read again.
+    prefs.onChange = (owner) => ctx.cluster.broadcast('invalidate', owner);
+    ctx.onStop(
+      ctx.cluster.on('invalidate', (owner) => {
+        if (typeof owner === 'string') prefs.invalidate(owner);
+      }),
+    );
     const outgoing = new WeakMap<Element, { by: string; id: string }>();
 
     const inRoster = (owner: Jid, contact: Jid): MaybePromise<boolean> => {

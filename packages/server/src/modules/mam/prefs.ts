@@ -54,6 +54,13 @@ const split = (s: string) => new Set(s === '' ? [] : s.split('\n'));
 /** Stored preferences with a bounded in-memory cache, so the message path rarely waits for them. */
 export class PrefsStore {
   private readonly cache = new Map<string, Prefs | Promise<Prefs>>();
+  /** Invalidations received so far: a change that saw one while it ran does not cache its value. */
+  private invalidations = 0;
+  /**
+   * Told after a change to an account's preferences is stored (before it is answered), so that the
+   * other nodes of a cluster drop their cached copy (docs/decisions/0009).
+   */
+  onChange: ((owner: string) => void) | undefined;
 
   constructor(
     private readonly db: Kysely<any>,
@@ -106,7 +113,17 @@ export class PrefsStore {
     };
   }
 
+  /**
+   * Forgets an account's cached preferences, and a load of them under way (its result is not
+   * cached): another node changed them. The next message or query reads them again.
+   */
+  invalidate(owner: string): void {
+    this.invalidations++;
+    this.cache.delete(owner);
+  }
+
   async set(owner: string, p: Prefs): Promise<void> {
+    const seen = this.invalidations;
     const values = {
       default_mode: p.default,
       always_jids: [...p.always].join('\n'),
@@ -117,12 +134,17 @@ export class PrefsStore {
       .values({ owner, ...values })
       .onConflict((oc) => oc.column('owner').doUpdateSet(values))
       .execute();
-    this.remember(owner, p);
+    // Another node changed preferences meanwhile: which write came last is for the rows to say.
+    if (this.invalidations !== seen) this.cache.delete(owner);
+    else this.remember(owner, p);
+    this.onChange?.(owner);
   }
 
   async delete(owner: string): Promise<void> {
     this.cache.delete(owner);
     await this.db.deleteFrom('mam_prefs').where('owner', '=', owner).execute();
+    this.cache.delete(owner); // a load begun before the delete must not stay
+    this.onChange?.(owner);
   }
 }
 

@@ -56,13 +56,47 @@ export class OfflineStore {
     return rows.map((r) => ({ id: Number(r.id), storedAt: Number(r.stored_at), stanza: String(r.stanza) }));
   }
 
-  async remove(owner: string, ids: number[]): Promise<void> {
+  /**
+   * Takes up to `limit` of the oldest messages out of storage: read and deleted in one statement,
+   * so that two sessions of the account (on two nodes of a cluster) never take the same message.
+   * Oldest first.
+   */
+  async claim(owner: string, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.db
+      .deleteFrom('offline_messages')
+      .where('owner', '=', owner)
+      .where(
+        'id',
+        'in',
+        this.db
+          .selectFrom('offline_messages')
+          .select('id')
+          .where('owner', '=', owner)
+          .orderBy('id', 'asc')
+          .limit(limit),
+      )
+      .returning(['id', 'stored_at', 'stanza'])
+      .execute();
+    // RETURNING lists rows in no promised order.
+    return rows
+      .map((r) => ({ id: Number(r.id), storedAt: Number(r.stored_at), stanza: String(r.stanza) }))
+      .sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * Puts taken messages back (not handed over: the session ended first), under their old ids, so
+   * in their old place: ids are never reused, by SQLite's AUTOINCREMENT as by a PostgreSQL sequence.
+   */
+  async restore(owner: string, messages: StoredMessage[]): Promise<void> {
     // Chunked: SQLite limits bound parameters per statement.
-    for (let i = 0; i < ids.length; i += 500) {
+    for (let i = 0; i < messages.length; i += 200) {
       await this.db
-        .deleteFrom('offline_messages')
-        .where('owner', '=', owner)
-        .where('id', 'in', ids.slice(i, i + 500))
+        .insertInto('offline_messages')
+        .values(
+          messages
+            .slice(i, i + 200)
+            .map((m) => ({ id: m.id, owner, stored_at: m.storedAt, stanza: m.stanza })),
+        )
         .execute();
     }
   }

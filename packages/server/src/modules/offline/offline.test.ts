@@ -235,4 +235,47 @@ describe('offline messages: a large backlog', () => {
       await server.destroy();
     }
   });
+  test('XEP-0160: messages taken from storage but not handed over (the client went away midway) are kept for the next login, in order', async () => {
+    const server = await startTestServer({
+      limits: { maxSendBufferBytes: 16 * 1024, disabled: true },
+      modules: { ...others, ping: { idleMs: 0 }, offline: { quota: 1000 } },
+    });
+    try {
+      await server.addUser('romeo', PW);
+      await server.addUser('juliet', PW);
+      const romeo = await TestClient.login(server, 'romeo', PW, { resource: 'bulk', presence: true });
+      const filler = 'x'.repeat(1000);
+      const count = 150; // more than one batch taken from storage
+      for (let i = 0; i < count; i++) romeo.send(msg('juliet@localhost', `${i} ${filler}`));
+      const stored = async () =>
+        (server.core.hosts.get('localhost')!.provided.get('offline') as OfflineApi).count('juliet@localhost');
+      for (let t = 0; t < 100 && (await stored()) < count; t++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await stored(), count);
+
+      const first = await TestClient.login(server, 'juliet', PW, { resource: 'r', presence: true });
+      const seen: number[] = [];
+      for (let i = 0; i < 5; i++)
+        seen.push(Number((await first.receive('message', 5000)).getChildText('body')!.split(' ')[0]));
+      first.kill();
+      // A second resource's delivery waits for the first one's, which puts back what it took.
+      const second = await TestClient.login(server, 'juliet', PW, { resource: 'r2', presence: true });
+      const rest: number[] = [];
+      while (rest.at(-1) !== count - 1) {
+        const m = await second.receive('message', 5000);
+        rest.push(Number(m.getChildText('body')!.split(' ')[0]));
+      }
+      // What was written to the dropped connection is gone with it (a few); nothing after it.
+      assert.ok(rest[0]! > seen.at(-1)!, `${seen.join()} then ${rest[0]}`);
+      assert.deepEqual(
+        rest,
+        Array.from({ length: rest.length }, (_, i) => rest[0]! + i),
+      );
+      assert.ok(rest[0]! < 50, `the second resource starts at ${rest[0]}`);
+      assert.equal(await stored(), 0);
+      await second.close();
+      await romeo.close();
+    } finally {
+      await server.destroy();
+    }
+  });
 });

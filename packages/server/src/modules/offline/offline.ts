@@ -7,6 +7,13 @@ import { OfflineStore, offlineMigrations } from './offline-store.js';
 import { shouldStore } from './xep-0160-policy.js';
 import type { BlockingApi } from '../blocking/api.js';
 
+/**
+ * Stored messages taken out of storage at a time for delivery: what this process failing between
+ * taking them and writing them to the client could lose, and what a second resource coming online
+ * on another node at the same moment may get of the backlog instead of the first.
+ */
+const CLAIM_BATCH = 100;
+
 /** What the module offers other modules and admin tooling: `ctx.use<OfflineApi>('offline')`. */
 export interface OfflineApi {
   /** Messages waiting for an account (bare JID). */
@@ -16,8 +23,9 @@ export interface OfflineApi {
 /**
  * Offline messages (XEP-0160) with delayed-delivery stamps (XEP-0203): chat and normal messages
  * for an account with no available resource are stored as XML text, then delivered in order on
- * the account's next initial presence, each with `<delay from='domain' stamp='…'/>`, and deleted
- * once handed to the session. A full inbox answers the sender `service-unavailable`.
+ * the account's next initial presence, each with `<delay from='domain' stamp='…'/>`, taken out of
+ * storage as they are handed to the session (put back when the session ends first). A full inbox
+ * answers the sender `service-unavailable`.
  */
 export default defineModule({
   name: 'offline',
@@ -35,7 +43,10 @@ export default defineModule({
   setup(ctx) {
     const store = new OfflineStore(ctx.db);
     const { quota } = ctx.options;
-    /** Per-account delivery in progress: a second resource coming online waits for the first. */
+    /**
+     * Per-account delivery in progress on this node: a second resource coming online here waits
+     * for the first (and then finds nothing left). Across nodes the claim in storage decides.
+     */
     const delivering = new Map<string, Promise<void>>();
 
     ctx.feature('host', NS.msgoffline);
@@ -72,37 +83,60 @@ export default defineModule({
     const roomBytes = ctx.config.limits.maxSendBufferBytes / 4;
     const deliver = async (session: Session): Promise<void> => {
       const owner = session.bare.toBareString();
-      const rows = await store.list(owner);
-      if (rows.length === 0) return;
-      const handed: number[] = [];
       const blocking = ctx.use<BlockingApi>('blocking');
-      for (const row of rows) {
-        if (session.closed || !session.available) break;
-        let stanza;
+      while (!session.closed && session.available) {
+        // Taking rows deletes them (one statement): a resource of the account coming online on
+        // another node at the same time takes other rows, never these (docs/decisions/0009).
+        const rows = await store.claim(owner, CLAIM_BATCH);
+        if (rows.length === 0) return;
+        /** Rows before it are handed over (or dropped); the others go back to storage. */
+        let next = 0;
+        let open = true;
         try {
-          stanza = parseElement(row.stanza);
-        } catch (err) {
-          ctx.log.warn({ err, owner, id: row.id }, 'dropping an unreadable offline message');
-          handed.push(row.id);
-          continue;
+          while (next < rows.length && !session.closed && session.available) {
+            const row = rows[next]!;
+            let stanza;
+            try {
+              stanza = parseElement(row.stanza);
+            } catch (err) {
+              ctx.log.warn({ err, owner, id: row.id }, 'dropping an unreadable offline message');
+              next++;
+              continue;
+            }
+            // XEP-0191 §3.3: nothing from a contact blocked since the message was stored.
+            const sender = tryParseJid(stanza.attrs.from ?? '');
+            if (blocking && sender && (await blocking.isBlocked(owner, sender))) {
+              next++;
+              continue;
+            }
+            stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
+            ctx.deliver(session, stanza);
+            next++;
+            // A large backlog is sent as the client reads it, not all at once: written in one go it
+            // would trip the slow-reader cutoff (limits.maxSendBufferBytes) of a client that reads fine.
+            if (
+              session.stream.transport.bufferedBytes > roomBytes &&
+              !(await session.stream.sendRoom(roomBytes / 2))
+            ) {
+              open = false; // the stream is closing
+              break;
+            }
+          }
+        } finally {
+          // Taken but not handed over (the session ended or went unavailable, or a check failed):
+          // back to storage for the next initial presence, nothing is lost.
+          if (next < rows.length)
+            await store
+              .restore(owner, rows.slice(next))
+              .catch((err: unknown) =>
+                ctx.log.error(
+                  { err, owner, lost: rows.length - next },
+                  'could not put back offline messages taken for delivery',
+                ),
+              );
         }
-        // XEP-0191 §3.3: nothing from a contact blocked since the message was stored.
-        const sender = tryParseJid(stanza.attrs.from ?? '');
-        if (blocking && sender && (await blocking.isBlocked(owner, sender))) {
-          handed.push(row.id);
-          continue;
-        }
-        stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
-        ctx.deliver(session, stanza);
-        handed.push(row.id);
-        // A large backlog is sent as the client reads it, not all at once: written in one go it
-        // would trip the slow-reader cutoff (limits.maxSendBufferBytes) of a client that reads fine.
-        if (session.stream.transport.bufferedBytes > roomBytes) {
-          if (handed.length > 0) await store.remove(owner, handed.splice(0));
-          if (!(await session.stream.sendRoom(roomBytes / 2))) break;
-        }
+        if (!open || next < rows.length || rows.length < CLAIM_BATCH) return;
       }
-      if (handed.length > 0) await store.remove(owner, handed);
     };
 
     ctx.hook('session/available', async ({ session }) => {

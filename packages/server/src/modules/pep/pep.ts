@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { xml } from '@natter/xml';
-import type { Jid } from '@natter/jid';
+import { tryParseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
 import { defineModule, type SessionRecord } from '../../core/module-api.js';
 import {
@@ -79,9 +79,49 @@ export default defineModule({
         );
       return st;
     };
-    /** XEP-0163 §4.2: a resource wants a node's notifications when it advertises `node+notify`. */
-    const wants = (s: SessionRecord, node: string) =>
-      s.available && s.priority >= 0 && resources.get(s)?.features?.has(`${node}+notify`) === true;
+    /**
+     * Sessions other nodes hold (docs/decisions/0009): their features as read from the caps of the
+     * replicated presence. A record is replaced at each change of the session, which forgets them.
+     */
+    const remote = new WeakMap<SessionRecord, Promise<ReadonlySet<string> | undefined>>();
+
+    /** A session's features: what its presence made known here, or, for another node's, its caps. */
+    function featuresOf(
+      s: SessionRecord,
+    ): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined> {
+      const st = resources.get(s);
+      if (st || s.node === ctx.cluster.nodeId) return st?.features;
+      const info = s.presence ? readCaps(s.presence) : undefined;
+      if (!info) return undefined;
+      const cached = caps.get(info);
+      if (cached) return cached;
+      // Unknown here: the client is asked, through the node that holds it (once per record).
+      let p = remote.get(s);
+      if (!p) remote.set(s, (p = resolveFeatures(s, info)));
+      return p;
+    }
+
+    /**
+     * XEP-0163 §4.2: the available resources of `sessions` that want a node's notifications (they
+     * advertise `node+notify`). Synchronous unless a session of another node has caps unknown here.
+     */
+    function wanting(
+      sessions: readonly SessionRecord[],
+      node: string,
+    ): SessionRecord[] | Promise<SessionRecord[]> {
+      const out: SessionRecord[] = [];
+      let asked: Promise<SessionRecord | undefined>[] | undefined;
+      const notify = `${node}+notify`;
+      for (const s of sessions) {
+        if (!s.available || s.priority < 0) continue;
+        const features = featuresOf(s);
+        if (features instanceof Promise)
+          (asked ??= []).push(features.then((f) => (f?.has(notify) ? s : undefined)));
+        else if (features?.has(notify)) out.push(s);
+      }
+      if (!asked) return out;
+      return Promise.all(asked).then((more) => [...out, ...more.filter((s) => s !== undefined)]);
+    }
 
     const profile = (account: Jid): ServiceProfile => ({
       // XEP-0163 §5: presence access, notifications with payloads, last item on sub and presence.
@@ -104,22 +144,36 @@ export default defineModule({
     /** XEP-0163 §4.3.2: the owner's and contacts' resources that want this node and may see it. */
     async function implicitRecipients(account: Jid, node: StoredNode): Promise<Jid[]> {
       const out: Jid[] = [];
-      // A resource that gets a live event needs no "last item" for that node any more.
+      // A resource that gets a live event needs no "last item" for that node any more: its node
+      // is told so for the resources other nodes hold (before the event, which follows on the bus).
       const key = `${account.toBareString()}\n${node.node}`;
+      let elsewhere: [string, string][] | undefined;
       const take = (s: SessionRecord) => {
-        resources.get(s)?.sent.add(key);
+        const st = resources.get(s);
+        if (st) st.sent.add(key);
+        else if (s.node !== ctx.cluster.nodeId) (elsewhere ??= []).push([s.jid.toString(), s.id]);
         out.push(s.jid);
       };
-      for (const s of ctx.sessions.available(account)) if (wants(s, node.node)) take(s);
       const r = roster();
-      if (!r) return out;
-      const service = serviceOf(account);
-      for (const contact of await r.subscribers(account)) {
-        const sessions = ctx.sessions.available(contact).filter((s) => wants(s, node.node));
-        if (sessions.length === 0 || contact.bare.equals(account)) continue;
-        if (!(await service.access(node, contact, 'notify')).ok) continue;
-        for (const s of sessions) take(s);
+      // Every contact's sessions are looked at before any answer is awaited, so that clients of
+      // other nodes with caps unknown here are asked at once, not one after the other.
+      const own = wanting(ctx.sessions.available(account), node.node);
+      const contacts = r
+        ? (await r.subscribers(account))
+            .filter((contact) => !contact.bare.equals(account))
+            .map((contact) => [contact, wanting(ctx.sessions.available(contact), node.node)] as const)
+        : [];
+      for (const s of Array.isArray(own) ? own : await own) take(s);
+      if (contacts.length > 0) {
+        const service = serviceOf(account);
+        for (const [contact, found] of contacts) {
+          const sessions = Array.isArray(found) ? found : await found;
+          if (sessions.length === 0) continue;
+          if (!(await service.access(node, contact, 'notify')).ok) continue;
+          for (const s of sessions) take(s);
+        }
       }
+      if (elsewhere) ctx.cluster.broadcast('sent', { key, sessions: elsewhere });
       return out;
     }
 
@@ -212,8 +266,11 @@ export default defineModule({
             const features = new Set(
               query.getChildren('feature', NS.discoInfo).map((f) => f.attrs.var ?? ''),
             );
-            if (info.hash !== undefined && capsVer(query, info.hash) === info.ver) caps.set(info, features);
-            else if (info.hash !== undefined)
+            if (info.hash !== undefined && capsVer(query, info.hash) === info.ver) {
+              caps.set(info, features);
+              // Verified caps never change meaning: the other nodes need not ask any client again.
+              ctx.cluster.broadcast('caps', { hash: info.hash, ver: info.ver, features: [...features] });
+            } else if (info.hash !== undefined)
               ctx.log.debug(
                 { jid: session.jid.toString(), ver: info.ver },
                 'caps hash does not verify: not cached',
@@ -257,8 +314,13 @@ export default defineModule({
       }
     }
 
-    /** After an owner approves a contact (presence subscribed), the contact's resources get last items. */
-    function afterApproval(owner: Jid, contact: Jid): void {
+    /**
+     * After an owner approves a contact (presence subscribed), the contact's resources get last
+     * items: those of this node here, those of other nodes by theirs (`relay`), which hold what
+     * each resource was already sent.
+     */
+    function afterApproval(owner: Jid, contact: Jid, relay = true): void {
+      if (relay) ctx.cluster.broadcast('approved', { owner: owner.toString(), contact: contact.toString() });
       for (const delay of [50, 400, 1500]) {
         setTimeout(() => {
           for (const s of ctx.sessions.available(contact)) {
@@ -269,6 +331,36 @@ export default defineModule({
         }, delay).unref();
       }
     }
+
+    // What other nodes tell this one about the resources it holds, and verified caps they learnt.
+    ctx.onStop(
+      ctx.cluster.on('sent', (data) => {
+        const { key, sessions } = (data ?? {}) as { key?: unknown; sessions?: unknown };
+        if (typeof key !== 'string' || !Array.isArray(sessions)) return;
+        for (const entry of sessions as unknown[]) {
+          if (!Array.isArray(entry) || typeof entry[0] !== 'string') continue;
+          const s = ctx.sessions.get(entry[0]);
+          if (s && s.id === entry[1]) resources.get(s)?.sent.add(key);
+        }
+      }),
+    );
+    ctx.onStop(
+      ctx.cluster.on('approved', (data) => {
+        const { owner, contact } = (data ?? {}) as { owner?: unknown; contact?: unknown };
+        const o = typeof owner === 'string' ? tryParseJid(owner) : undefined;
+        const c = typeof contact === 'string' ? tryParseJid(contact) : undefined;
+        if (o && c) afterApproval(o, c, false);
+      }),
+    );
+    ctx.onStop(
+      ctx.cluster.on('caps', (data) => {
+        const { hash, ver, features } = (data ?? {}) as { hash?: unknown; ver?: unknown; features?: unknown };
+        if (typeof hash !== 'string' || typeof ver !== 'string' || !Array.isArray(features)) return;
+        const info: CapsInfo = { node: '', ver, hash };
+        if (!caps.get(info))
+          caps.set(info, new Set(features.filter((f): f is string => typeof f === 'string')));
+      }),
+    );
 
     ctx.hook(
       'stanza/out',

@@ -103,6 +103,11 @@ export interface RosterStoreOptions {
   versionLog: number;
   /** Rosters kept in memory (least recently used evicted). */
   cacheSize: number;
+  /**
+   * Told after every write to a user's rows has committed (before the change is answered), so
+   * that the other nodes of a cluster drop their cached copy (docs/decisions/0009).
+   */
+  onChange?: (owner: string) => void;
 }
 
 /**
@@ -137,10 +142,40 @@ export class RosterStore {
     }
     let p = this.loading.get(owner);
     if (!p) {
-      p = this.fetch(owner).finally(() => this.loading.delete(owner));
-      this.loading.set(owner, p);
+      const loaded: Promise<RosterData> = this.fetch(owner).then(
+        (data) => {
+          // Invalidated while the rows were read (another node wrote): this copy may predate
+          // that write, so it serves the callers that asked before but is not cached.
+          if (this.loading.get(owner) !== loaded) return data;
+          this.loading.delete(owner);
+          const raced = this.cache.get(owner);
+          if (raced) return raced;
+          this.cache.set(owner, data);
+          this.evict();
+          return data;
+        },
+        (err: unknown) => {
+          if (this.loading.get(owner) === loaded) this.loading.delete(owner);
+          throw err;
+        },
+      );
+      this.loading.set(owner, loaded);
+      p = loaded;
     }
     return p;
+  }
+
+  /**
+   * Forgets the cached roster of a bare JID, and any load of it under way: another node changed
+   * it (docs/decisions/0009). The next use reads it again.
+   */
+  invalidate(owner: string): void {
+    this.cache.delete(owner);
+    this.loading.delete(owner);
+  }
+
+  private changed(owner: string): void {
+    this.opts.onChange?.(owner);
   }
 
   private async fetch(owner: string): Promise<RosterData> {
@@ -185,10 +220,6 @@ export class RosterStore {
       version: ver ? Number(ver.version) : 0,
       floor: ver ? Number(ver.floor) : 0,
     };
-    const raced = this.cache.get(owner);
-    if (raced) return raced;
-    this.cache.set(owner, data);
-    this.evict();
     return data;
   }
 
@@ -349,6 +380,10 @@ export class RosterStore {
           .execute();
       }
     });
+    this.changed(owner);
+    // An invalidation dropped `data` from the cache while this change ran: a copy cached or being
+    // read since may predate this write, so it goes too (the next use reads the rows).
+    if (this.cache.get(owner) !== data) this.invalidate(owner);
     // memory after the write succeeded
     if (changed) {
       data.version = version;
@@ -411,7 +446,8 @@ export class RosterStore {
           await trx.deleteFrom(t).where('owner', '=', owner).execute();
         }
       });
-      this.cache.delete(owner);
+      this.invalidate(owner);
+      this.changed(owner);
     });
   }
 
@@ -442,7 +478,8 @@ export class RosterStore {
           )
           .execute();
       });
-      this.cache.delete(owner);
+      this.invalidate(owner);
+      this.changed(owner);
     });
   }
 }

@@ -66,7 +66,14 @@ export default defineModule({
       maxItems: opts.maxItems,
       versionLog: opts.versionLog,
       cacheSize: opts.cacheSize,
+      // docs/decisions/0009: every node caches rosters; a change here makes the others read again.
+      onChange: (owner) => ctx.cluster.broadcast('invalidate', owner),
     });
+    ctx.onStop(
+      ctx.cluster.on('invalidate', (owner) => {
+        if (typeof owner === 'string') store.invalidate(owner);
+      }),
+    );
 
     /** RFC 6121 §2.1.6: a push of one item to every interested resource (or to `only`). */
     const push = (

@@ -346,7 +346,7 @@ describe('stream management: sessions that are not resumed (XEP-0198 §5)', () =
         undefined,
         'the oldest hibernated session ended',
       );
-      assert.equal(tight.core.sessions.local("juliet@localhost/two")?.hibernated, true);
+      assert.equal(tight.core.sessions.local('juliet@localhost/two')?.hibernated, true);
       await fresh.close();
     } finally {
       await tight.destroy();

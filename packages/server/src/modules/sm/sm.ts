@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
@@ -48,7 +48,16 @@ interface SmState {
 
 /** Per stream: the SM state it feeds (one symbol for every host). */
 const KEY = Symbol('sm');
+/** Per stream: a `<resume/>` waits for the node that issued its id. */
+const ASKING = Symbol('sm-asking');
 const U32 = 2 ** 32;
+
+/**
+ * How long a node waits for the node that issued a resumption id to end that session before it
+ * answers `<failed/>`: the owner answers within milliseconds when it is alive; a dead owner (or a
+ * forged id) gets no answer, and the session it held is gone anyway.
+ */
+const OWNER_ANSWER_MS = 2000;
 
 /** Stream errors after which a session is not kept for resumption (the server meant to end it). */
 const RESUMABLE_AFTER = new Set<string | undefined>([undefined, 'connection-timeout']);
@@ -77,6 +86,14 @@ export default defineModule({
     const byId = new Map<string, SmState>();
     const bySession = new WeakMap<Session, SmState>();
     const mine = (stream: ClientStreamView) => stream.host?.domain === ctx.domain;
+    /**
+     * Resumption ids start with a tag of the node that issued them (docs/decisions/0009): a
+     * `<resume/>` reaching another node is recognised as another node's, which ends the session.
+     * A hash, so that ids do not show the cluster's node names to clients.
+     */
+    const tag = createHash('sha256').update(ctx.cluster.nodeId).digest('base64url').slice(0, 8);
+    /** `<resume/>`s for another node's session waiting for its owner to end it, by request id. */
+    const awaitingOwner = new Map<string, (h: number | undefined) => void>();
 
     ctx.streamFeature((stream) =>
       mine(stream) && stream.state === 'authenticated' ? xml('sm', { xmlns: NS.sm }) : null,
@@ -135,7 +152,7 @@ export default defineModule({
           ? Math.min(asked * 1000, opts.resumeTimeoutMs)
           : opts.resumeTimeoutMs;
       const sm: SmState = {
-        id: randomBytes(12).toString('base64url'),
+        id: `${tag}.${randomBytes(12).toString('base64url')}`,
         session,
         stream: undefined,
         resumable: wantsResume && opts.resumeTimeoutMs > 0,
@@ -243,7 +260,12 @@ export default defineModule({
         stream.writeElement(failed('unexpected-request'));
         return;
       }
-      const sm = byId.get(el.attrs.previd ?? '');
+      const previd = el.attrs.previd ?? '';
+      if (isForeign(previd)) {
+        resumeElsewhere(stream, previd, stream.account.toBareString());
+        return;
+      }
+      const sm = byId.get(previd);
       if (!sm || sm.session.closed || !sm.session.bare.equals(stream.account)) {
         stream.writeElement(failed('item-not-found'));
         return;
@@ -288,6 +310,90 @@ export default defineModule({
       // Re-sent through the new stream's filters: counted again, from the client's h.
       for (const { el } of resend) stream.deliver(el);
       if (sm.queue.length > 0) requestNow(sm);
+    }
+
+    /** Whether a resumption id names another node of the cluster (this node holds nothing for it). */
+    function isForeign(id: string): boolean {
+      // A server alone (`local`, not clustered) issued every id it may be asked for.
+      if (ctx.cluster.nodeId === 'local') return false;
+      return id.indexOf('.') === tag.length && !id.startsWith(`${tag}.`);
+    }
+
+    /**
+     * XEP-0198 §5 for a session another node holds (sessions do not move between nodes): its owner
+     * ends it now, as its timeout would, routing its unacknowledged messages to the bare JID; only
+     * then is the client told `<failed/>`. The client logs in again right after the failure: were
+     * the messages routed while its new session became available, one stored offline just after
+     * that session fetched offline storage would wait there for the next login.
+     */
+    function resumeElsewhere(stream: ClientStreamView, previd: string, account: string): void {
+      // One question to the cluster at a time per stream: a client cannot make every node busy.
+      if (stream.data.has(ASKING)) {
+        stream.writeElement(failed('unexpected-request'));
+        return;
+      }
+      stream.data.set(ASKING, true);
+      const req = randomBytes(9).toString('base64url');
+      let timer: NodeJS.Timeout | undefined = undefined;
+      const answer = (h: number | undefined) => {
+        clearTimeout(timer);
+        awaitingOwner.delete(req);
+        stream.data.delete(ASKING);
+        if (stream.state === 'closing' || stream.state === 'closed') return;
+        stream.writeElement(failed('item-not-found', h));
+      };
+      timer = setTimeout(() => answer(undefined), OWNER_ANSWER_MS);
+      timer.unref();
+      awaitingOwner.set(req, answer);
+      ctx.cluster.broadcast('resume-elsewhere', { id: previd, account, req });
+    }
+
+    // The owner's side: every node hears the request, the one whose tag the id carries acts.
+    ctx.onStop(
+      ctx.cluster.on('resume-elsewhere', (data) => {
+        const { id, account, req } = (data ?? {}) as { id?: unknown; account?: unknown; req?: unknown };
+        if (typeof id !== 'string' || typeof req !== 'string' || !id.startsWith(`${tag}.`)) return;
+        const reply = (h?: number) => ctx.cluster.broadcast('resume-answer', { req, h });
+        const sm = byId.get(id);
+        if (!sm || sm.session.closed || sm.session.bare.toString() !== account) {
+          reply();
+          return;
+        }
+        endAbandoned(sm).then(reply, (err: unknown) => {
+          ctx.log.error({ err }, 'ending a session resumed on another node failed');
+          reply();
+        });
+      }),
+    );
+    ctx.onStop(
+      ctx.cluster.on('resume-answer', (data) => {
+        const { req, h } = (data ?? {}) as { req?: unknown; h?: unknown };
+        if (typeof req !== 'string') return;
+        awaitingOwner.get(req)?.(
+          typeof h === 'number' && Number.isInteger(h) && h >= 0 && h < U32 ? h : undefined,
+        );
+      }),
+    );
+
+    /**
+     * Ends a session whose client tried to resume it on another node, through the same path as
+     * the end of its resumption time (`session/closed` below routes its queue again). Resolves
+     * with the count of stanzas it had received (the `h` of the client's `<failed/>`).
+     */
+    async function endAbandoned(sm: SmState): Promise<number> {
+      const h = sm.inbound;
+      const session = sm.session;
+      // Whatever its stream does now, nothing will resume this session.
+      sm.resumable = false;
+      byId.delete(sm.id);
+      ctx.log.info(
+        { jid: session.jid.toString(), hibernated: sm.stream === undefined },
+        'resumption asked on another node: ending the session',
+      );
+      // The client is gone from a stream this node has not yet seen die.
+      sm.stream?.fail('conflict', 'the session was resumed on another connection');
+      await ctx.endSession(session, false);
+      return h;
     }
 
     /** Stanzas an outbound filter (CSI) held back on a dying stream belong to the queue. */

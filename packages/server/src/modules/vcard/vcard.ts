@@ -48,6 +48,18 @@ export default defineModule({
      * when their last session ends ('' no photo, null no vCard).
      */
     const hashes = new Map<string, string | null>();
+    /** Changes heard from other nodes so far: a hash read before one of them is not kept. */
+    let invalidations = 0;
+    // docs/decisions/0009: every node keeps the hashes of its users; a vCard stored here makes the
+    // others read the hash again, before the vCard set is answered.
+    const changed = (owner: string) => ctx.cluster.broadcast('invalidate', owner);
+    ctx.onStop(
+      ctx.cluster.on('invalidate', (owner) => {
+        if (typeof owner !== 'string') return;
+        invalidations++;
+        hashes.delete(owner);
+      }),
+    );
 
     const empty = () => xml('vCard', { xmlns: NS.vcard });
 
@@ -83,13 +95,18 @@ export default defineModule({
       }
       const hash = photoHash(vcard);
       const owner = req.to.toBareString();
+      const seen = invalidations;
       await store.set(owner, text, hash);
-      if (hashes.has(owner) || ctx.sessions.ofAccount(owner).length > 0) hashes.set(owner, hash);
+      // Another node stored a vCard meanwhile: which one is current is for the row to say.
+      if (invalidations !== seen) hashes.delete(owner);
+      else if (hashes.has(owner) || ctx.sessions.ofAccount(owner).length > 0) hashes.set(owner, hash);
+      changed(owner);
     });
 
     ctx.hook('user/deleted', async ({ jid }) => {
       hashes.delete(jid.toBareString());
       await store.remove(jid.toBareString());
+      changed(jid.toBareString());
     });
 
     ctx.provide<VcardApi>('vcard', {
@@ -103,8 +120,11 @@ export default defineModule({
     if (!ctx.options.avatarPresence) return;
 
     const load = async (owner: string): Promise<string | null> => {
+      const seen = invalidations;
       const h = (await store.photoHash(owner)) ?? null;
-      if (ctx.sessions.ofAccount(owner).length > 0 && !hashes.has(owner)) hashes.set(owner, h);
+      // Read before another node's change arrived: good for this presence, not to keep.
+      if (invalidations === seen && ctx.sessions.ofAccount(owner).length > 0 && !hashes.has(owner))
+        hashes.set(owner, h);
       return h;
     };
 
