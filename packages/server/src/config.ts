@@ -194,6 +194,39 @@ const s2s = z
   .strict()
   .prefault({});
 
+/**
+ * A cluster of Natter processes on several machines (docs/decisions/0009): they share the
+ * PostgreSQL storage and talk over Redis (core/cluster/redis-bus.ts). Absent: a single process.
+ */
+const cluster = z
+  .object({
+    /** This node's name for operators (logs, `natter-<id>` Redis client names); unique per machine. */
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,32}$/, '1 to 32 characters among letters, digits, "_" and "-"'),
+    /** The Redis server: `redis://[:password@]host:port/db`, or `rediss://…` for TLS. Never logged. */
+    redis: z.string().refine(isRedisUrl, 'a redis:// or rediss:// URL, e.g. redis://10.0.0.5:6379/0'),
+    /**
+     * Prefix of the cluster's Redis keys and pub/sub channels (default `natter`): two clusters on one
+     * Redis need different prefixes (pub/sub channels are shared by every database index).
+     */
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1 to 64 characters among letters, digits, "_", ".", ":" and "-"')
+      .default('natter'),
+  })
+  .strict()
+  .optional();
+
+function isRedisUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const limits = z
   .object({
     maxStanzaBytes: z
@@ -302,6 +335,7 @@ export const configSchema = z
     limits,
     bosh,
     s2s,
+    cluster,
     /** XEP-0114 external components: domain → { secret }. */
     components: z
       .record(
@@ -321,6 +355,20 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.cluster && c.storage.engine !== 'postgres')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['storage', 'engine'],
+        message:
+          'a cluster (cluster.redis) needs storage every node shares: set storage.engine to "postgres" (SQLite is one machine\'s file)',
+      });
+    if (c.cluster && c.s2s.enabled && c.s2s.dialbackSecret === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['s2s', 'dialbackSecret'],
+        message:
+          'a cluster with federation on needs s2s.dialbackSecret, the same on every node (a dialback key made by one node is verified by another); or set s2s.enabled to false',
+      });
     const hosts = c.hosts.map((h) => h.toLowerCase());
     for (const domain of Object.keys(c.components)) {
       const clash = hosts.includes(domain)

@@ -29,6 +29,7 @@ import {
 import { builtinModules } from './modules/index.js';
 import { Cluster } from './core/cluster/cluster.js';
 import type { NodeBus } from './core/cluster/node-bus.js';
+import { RedisBus } from './core/cluster/redis-bus.js';
 
 export interface StartOptions {
   /** Extra or replacement modules (tests, plugins). */
@@ -114,8 +115,20 @@ export async function startServer(
 ): Promise<NatterServer> {
   const config = parseConfig(input);
   const baseLog = opts.logger ?? createLogger(config.log.level);
+  // A cluster of machines (`cluster` in the configuration) talks over Redis, unless the caller
+  // brought its bus (`--workers` without Redis, tests). Nothing connects before cluster.start().
+  const bus =
+    opts.bus ??
+    (config.cluster
+      ? new RedisBus({
+          nodeId: config.cluster.nodeId,
+          url: config.cluster.redis,
+          prefix: config.cluster.prefix,
+          log: baseLog,
+        })
+      : undefined);
   // Every line of a cluster node names it (`natter serve --workers` interleaves them on one stdout).
-  const log = opts.bus ? baseLog.child({ node: opts.bus.nodeId }) : baseLog;
+  const log = bus ? baseLog.child({ node: bus.nodeId }) : baseLog;
   const dataDir = resolve(config.dataDir);
   const available = [
     ...builtinModules.filter((m) => !opts.modules?.some((o) => o.name === m.name)),
@@ -133,10 +146,10 @@ export async function startServer(
   for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
 
   const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
-  const sessions = new SessionRegistry(opts.bus?.nodeId);
+  const sessions = new SessionRegistry(bus?.nodeId);
   const router = new Router(sessions, log);
   const core = new ServerCore(config, router, sessions, accounts, database, log);
-  const cluster = opts.bus ? new Cluster(opts.bus, log) : undefined;
+  const cluster = bus ? new Cluster(bus, log) : undefined;
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);
 

@@ -247,9 +247,23 @@ export class Cluster {
         return;
       }
       case 'snap': {
-        this.host.sessions.dropNode(from);
-        for (const r of msg.rs as WireRecord[]) this.put(from, r);
-        for (const d of msg.comps as string[]) this.remoteComponents.set(d, from);
+        // Replaces what this node knew of the sender. Sessions missing from it ended while their
+        // removal could not travel (a Redis outage): they are gone as with a dead node.
+        const before = this.host.sessions.dropNode(from);
+        const rs = msg.rs as WireRecord[];
+        for (const r of rs) this.put(from, r);
+        const still = new Set(rs.map((r) => r.i));
+        for (const r of before) if (!still.has(r.id)) this.host.recordGone(r, true);
+        const comps = new Set(msg.comps as string[]);
+        for (const [d, node] of this.remoteComponents)
+          if (node === from && !comps.has(d)) {
+            this.remoteComponents.delete(d);
+            this.syncComponent(d);
+          }
+        for (const d of comps) {
+          this.remoteComponents.set(d, from);
+          this.syncComponent(d);
+        }
         return;
       }
       case 'flag': {

@@ -51,8 +51,17 @@ export function workerBus(log: Logger): {
   return {
     bus,
     s2sSecret: process.env[ENV_S2S] ?? '',
-    ready: (ports) => process.send!({ natter: 'ready', id: nodeId, ports }),
+    ready: (ports) => workerReady(nodeId, ports),
   };
+}
+
+/**
+ * Tells the primary this worker serves (its node id and ports, for the "worker ready" line). Also
+ * used by a worker of a Redis cluster (`--workers` with `cluster`), which talks to the other nodes,
+ * this machine's workers included, over Redis instead of the mesh.
+ */
+export function workerReady(nodeId: string, ports: Record<string, number>): void {
+  process.send?.({ natter: 'ready', id: nodeId, ports });
 }
 
 interface Slot {

@@ -1,0 +1,367 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { xml, type Element } from '@natter/xml';
+import { NS } from '@natter/protocol';
+import { startTestServer } from '../support/test-server.js';
+import { TestClient, type Target } from '../support/test-client.js';
+import { createTestDatabase } from '../support/postgres.js';
+import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
+
+const PW = 'redis-cluster-pw';
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const CLI = join(ROOT, 'packages/server/src/cli.ts');
+const SHARED_REDIS = process.env.NATTER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+/** Keys and channels of this run only: test files running in parallel never share them. */
+const PREFIX = `natter-test-${randomBytes(4).toString('hex')}`;
+
+async function until(fn: () => boolean, what: string, log: () => string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > end)
+      throw new Error(`timed out waiting for ${what}\n--- log ---\n${log().slice(-4000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** One `natter serve --config FILE` process, a node of the cluster. */
+class NodeProcess {
+  log = '';
+  port = 0;
+  node = '';
+  exitCode: number | null | undefined = undefined;
+  private child!: ChildProcess;
+  private exited!: Promise<number | null>;
+  private partial = '';
+
+  constructor(readonly configFile: string) {}
+
+  async start(): Promise<void> {
+    this.log = '';
+    this.port = 0;
+    this.exitCode = undefined;
+    this.child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=source', CLI, 'serve', '--config', this.configFile],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? -1 : null);
+        resolve(code);
+      }),
+    );
+    this.child.stdout!.on('data', (d: Buffer) => {
+      this.log += d.toString();
+      const lines = (this.partial + d.toString()).split('\n');
+      this.partial = lines.pop()!;
+      for (const line of lines) {
+        if (!line.includes('"natter started"')) continue;
+        const e = JSON.parse(line) as { listeners: string[]; node: string };
+        this.port = Number(e.listeners.find((l) => l.startsWith('c2s:'))!.slice(4));
+        this.node = e.node;
+      }
+    });
+    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
+    await this.until(() => this.port !== 0 || this.exitCode !== undefined, 'the node to start', 30_000);
+    assert.notEqual(this.port, 0, `the node started\n${this.log}`);
+  }
+
+  get target(): Target {
+    return { domain: 'localhost', port: () => this.port };
+  }
+
+  /** How many log lines contain `text`. */
+  count(text: string): number {
+    return this.log.split('\n').filter((l) => l.includes(text)).length;
+  }
+
+  until(fn: () => boolean, what: string, ms = 10_000): Promise<void> {
+    return until(fn, what, () => this.log, ms);
+  }
+
+  kill9(): Promise<number | null> {
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
+  async stop(): Promise<number | null> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    this.child.kill('SIGTERM');
+    return this.exited;
+  }
+}
+
+const presenceFrom = (from: string, type?: string) => (e: Element) =>
+  e.name === 'presence' && e.attrs.from === from && e.attrs.type === type;
+const messageWithId = (id: string) => (e: Element) => e.name === 'message' && e.attrs.id === id;
+
+function chat(to: string, id: string, body: string): Element {
+  return xml('message', { to, type: 'chat', id }, xml('body', null, body));
+}
+
+const db = await createTestDatabase();
+const dirs: string[] = [];
+
+function nodeConfig(name: string, redis: string, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `natter-redis-${name}-`));
+  dirs.push(dir);
+  const file = join(dir, 'natter.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      hosts: ['localhost'],
+      dataDir: dir,
+      storage: { engine: 'postgres', url: db!.url },
+      listeners: [{ type: 'c2s', port: 0, host: '127.0.0.1' }],
+      s2s: { enabled: false },
+      cluster: { nodeId: name, redis, prefix },
+      modules: { ping: { idleMs: 0 } },
+      log: { level: 'info' },
+    }),
+  );
+  return file;
+}
+
+async function removeKeys(url: string, prefix: string): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const keys = await r.keys(`${prefix}:*`);
+    if (keys.length > 0) await r.del(...keys);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Logs in and sends initial presence; resolves once the server reflected it. */
+async function online(node: NodeProcess, user: string, resource: string): Promise<TestClient> {
+  const c = await TestClient.login(node.target, user, PW, { resource });
+  c.send(xml('presence'));
+  await c.receive(presenceFrom(`${user}@localhost/${resource}`));
+  return c;
+}
+
+describe(
+  'a cluster of natter processes over Redis',
+  { skip: db ? false : 'PostgreSQL is not reachable' },
+  () => {
+    before(async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'natter-redis-setup-'));
+      dirs.push(dataDir);
+      const setup = await startTestServer({ storage: { engine: 'postgres', url: db!.url } }, { dataDir });
+      for (const u of ['romeo', 'juliet', 'nurse']) await setup.addUser(u, PW);
+      // romeo and juliet are subscribed to each other (RFC 6121 §3), set up on one node.
+      const r = await TestClient.login(setup, 'romeo', PW, { presence: true });
+      const j = await TestClient.login(setup, 'juliet', PW, { presence: true });
+      r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribe' }));
+      await j.receive(presenceFrom('romeo@localhost', 'subscribe'));
+      j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribed' }));
+      j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribe' }));
+      await r.receive(presenceFrom('juliet@localhost', 'subscribe'));
+      r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribed' }));
+      await j.receive((e) => e.name === 'presence' && e.attrs.from === r.jid && e.attrs.type === undefined);
+      await r.close();
+      await j.close();
+      await setup.stop();
+    });
+
+    after(async () => {
+      await removeKeys(SHARED_REDIS, PREFIX);
+      await db?.drop();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    });
+
+    test('three nodes: chat, presence and a room across nodes; a killed node is noticed, a restarted one rejoins', async () => {
+      const nodes = ['n1', 'n2', 'n3'].map((n) => new NodeProcess(nodeConfig(n, SHARED_REDIS, PREFIX)));
+      const [n1, n2, n3] = nodes as [NodeProcess, NodeProcess, NodeProcess];
+      try {
+        // n1 first: the oldest node, which runs the rooms.
+        await n1.start();
+        await Promise.all([n2.start(), n3.start()]);
+        assert.match(n1.node, /^n1\.[0-9a-f]{6}$/);
+
+        const juliet = await online(n1, 'juliet', 'balcony');
+        const romeo = await online(n2, 'romeo', 'garden');
+        // Each learns the other's presence across nodes (broadcast and probe, RFC 6121 §4.2).
+        await romeo.receive(presenceFrom('juliet@localhost/balcony'));
+        await juliet.receive(presenceFrom('romeo@localhost/garden'));
+
+        // Bare JID (routed to juliet's session on n1) and full JID (romeo's on n2).
+        romeo.send(chat('juliet@localhost', 'm1', 'bare'));
+        const m1 = await juliet.receive(messageWithId('m1'));
+        assert.equal(m1.attrs.from, 'romeo@localhost/garden');
+        juliet.send(chat('romeo@localhost/garden', 'm2', 'full'));
+        const m2 = await romeo.receive(messageWithId('m2'));
+        assert.equal(m2.attrs.from, 'juliet@localhost/balcony');
+
+        // A room (on n1, the oldest) with an occupant on each node.
+        const nurse = await online(n3, 'nurse', 'kitchen');
+        const room = `verona@${SERVICE}`;
+        await createRoom(juliet, room, 'jules');
+        await enter(romeo, room, 'romeo');
+        await enter(nurse, room, 'nurse');
+        await juliet.receive(presenceFrom(`${room}/romeo`));
+        await juliet.receive(presenceFrom(`${room}/nurse`));
+        nurse.send(
+          xml('message', { to: room, type: 'groupchat', id: 'g1' }, xml('body', null, 'hello room')),
+        );
+        for (const c of [juliet, romeo, nurse]) {
+          const g = await c.receive(messageWithId('g1'));
+          assert.equal(g.attrs.from, `${room}/nurse`);
+        }
+
+        // kill -9 romeo's node (not the oldest): within ~5 s (3 s TTL, polled every second) the
+        // others drop it, juliet gets romeo's unavailable presence and the room removes him.
+        const killedAt = Date.now();
+        await n2.kill9();
+        await romeo.waitClosed(5000);
+        const gone = await juliet.receive(presenceFrom('romeo@localhost/garden', 'unavailable'), 6000);
+        assert.equal(gone.attrs.to, 'juliet@localhost');
+        for (const c of [juliet, nurse]) {
+          const left = await c.receive(presenceFrom(`${room}/romeo`, 'unavailable'), 6000);
+          assert.ok(left.getChild('x', NS.mucUser), left.toString());
+          assert.ok(!codes(left).includes(110));
+        }
+        assert.ok(Date.now() - killedAt < 6000, `noticed in ${Date.now() - killedAt} ms`);
+        assert.equal(n1.exitCode, undefined);
+        assert.equal(n3.exitCode, undefined);
+
+        // The same configuration started again: a new member, whose users chat again.
+        await n2.start();
+        assert.match(n2.node, /^n2\.[0-9a-f]{6}$/);
+        const again = await online(n2, 'romeo', 'garden');
+        await again.receive(presenceFrom('juliet@localhost/balcony'));
+        await juliet.receive(presenceFrom('romeo@localhost/garden'));
+        juliet.send(chat('romeo@localhost/garden', 'm3', 'back'));
+        await again.receive(messageWithId('m3'));
+        again.send(chat('juliet@localhost', 'm4', 'yes'));
+        await juliet.receive(messageWithId('m4'));
+        for (const c of [again, juliet, nurse]) await c.close();
+      } finally {
+        const codes = await Promise.all(nodes.map((n) => n.stop()));
+        for (const [i, code] of codes.entries())
+          assert.equal(code, 0, `node ${i + 1} exits cleanly on SIGTERM\n${nodes[i]!.log.slice(-3000)}`);
+      }
+    });
+
+    test('a restart of Redis: the nodes ride it out, resynchronise, and stanzas flow again', async (t) => {
+      if (spawnSync('which', ['redis-server']).status !== 0) {
+        t.skip('no redis-server binary to run a private Redis (the shared one is never restarted)');
+        return;
+      }
+      const redis = new PrivateRedis();
+      await redis.start();
+      const url = `redis://127.0.0.1:${redis.port}/0`;
+      const nodes = ['m1', 'm2'].map((n) => new NodeProcess(nodeConfig(n, url, 'natter')));
+      const [m1, m2] = nodes as [NodeProcess, NodeProcess];
+      try {
+        await m1.start();
+        await m2.start();
+        const juliet = await online(m1, 'juliet', 'balcony');
+        const romeo = await online(m2, 'romeo', 'garden');
+        await romeo.receive(presenceFrom('juliet@localhost/balcony'));
+        await juliet.receive(presenceFrom('romeo@localhost/garden'));
+
+        // Redis goes away for 2 s (losing its data: no persistence) and comes back on the same port.
+        await redis.stop();
+        for (const n of nodes)
+          await n.until(() => n.count('lost the connection to Redis') === 1, 'the loss to be logged');
+        await new Promise((r) => setTimeout(r, 2000));
+        await redis.start();
+        for (const n of nodes)
+          await n.until(() => n.count('connection to Redis is back') === 1, 'the recovery to be logged');
+
+        romeo.send(chat('juliet@localhost', 'r1', 'after the outage'));
+        await juliet.receive(messageWithId('r1'));
+        juliet.send(chat('romeo@localhost/garden', 'r2', 'heard you'));
+        await romeo.receive(messageWithId('r2'));
+        // Records are exchanged again: a new presence reaches the contact on the other node, and
+        // neither node finds the other dead once the grace after the recovery is over.
+        romeo.send(xml('presence', {}, xml('status', null, 'still here')));
+        const p = await juliet.receive(presenceFrom('romeo@localhost/garden'));
+        assert.equal(p.getChildText('status'), 'still here');
+        await juliet.nothing(presenceFrom('romeo@localhost/garden', 'unavailable'), 4500);
+        for (const n of nodes) {
+          assert.equal(n.exitCode, undefined, `the node did not exit\n${n.log.slice(-3000)}`);
+          assert.equal(n.count('lost the connection to Redis'), 1, 'one line on loss');
+          assert.equal(n.count('node left'), 0, `no node was declared dead\n${n.log.slice(-3000)}`);
+        }
+        await romeo.close();
+        await juliet.close();
+      } finally {
+        const exits = await Promise.all(nodes.map((n) => n.stop()));
+        await redis.stop();
+        for (const [i, code] of exits.entries())
+          assert.equal(code, 0, `node m${i + 1} exits cleanly on SIGTERM\n${nodes[i]!.log.slice(-3000)}`);
+      }
+    });
+  },
+);
+
+/** A redis-server of this test file only, on a free port, without persistence. */
+class PrivateRedis {
+  port = 0;
+  private dir = '';
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> | undefined;
+
+  async start(): Promise<void> {
+    if (this.port === 0) {
+      this.port = await freePort();
+      this.dir = mkdtempSync(join(tmpdir(), 'natter-redis-server-'));
+      dirs.push(this.dir);
+    }
+    mkdirSync(this.dir, { recursive: true });
+    let out = '';
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        this.dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child = child;
+    this.exited = new Promise((r) => child.on('exit', () => r()));
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await until(
+      () => out.includes('Ready to accept connections'),
+      'redis-server to start',
+      () => out,
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
