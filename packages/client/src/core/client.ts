@@ -20,13 +20,17 @@ import {
   CAPS_NODE,
   type DiscoIdentity,
 } from './xep-0115-caps.js';
-import type { TlsOptions, TransportFactory } from '../transport/transport.js';
+import type { TlsOptions, Transport, TransportFactory } from '../transport/transport.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
 
 export interface ClientOptions<P extends PluginMap = PluginMap> {
-  /** `xmpp://host[:5222]` (STARTTLS), `xmpps://host[:5223]` (direct TLS), `ws://…` or `wss://…` (RFC 7395). */
-  service: string;
+  /**
+   * `xmpp://host[:5222]` (STARTTLS), `xmpps://host[:5223]` (direct TLS), `ws://…` or `wss://…` (RFC 7395).
+   * A list gives endpoints of one service (the nodes of a cluster): each connection tries them in
+   * order, starting with the one that last worked, and moves on when one cannot be reached.
+   */
+  service: string | readonly string[];
   /** The account, `user@domain` (a resource here is used unless `resource` is given). */
   jid: string;
   password: string;
@@ -112,14 +116,28 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   #identity: DiscoIdentity;
   #caps: { key: string; ver: Promise<string> } | undefined;
   #pluginsByName = new Map<string, unknown>();
+  /** Which endpoint of the service to try first: the last one that worked. */
+  #current = 0;
+
+  /** The endpoints of the service (read at each connection: an application may change them). */
+  get #services(): readonly string[] {
+    const s = this.options.service;
+    return typeof s === 'string' ? [s] : (s ?? []);
+  }
+
+  /** The endpoint in use (or tried first by the next connection). */
+  get service(): string {
+    const list = this.#services;
+    return list[this.#current % list.length]!;
+  }
 
   constructor(options: ClientOptions<P>) {
     super();
     this.options = options;
-    if (!options.service)
+    if (this.#services.length === 0 || this.#services.some((s) => !s))
       throw new ClientError(
         'invalid-options',
-        'createClient: `service` is required (e.g. xmpp://example.com:5222)',
+        'createClient: `service` is required (e.g. xmpp://example.com:5222, or a list of them)',
       );
     const j = tryParseJid(options.jid ?? '');
     if (!j || j.local === '')
@@ -241,30 +259,60 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
     return t;
   }
 
-  async #doConnect(): Promise<Jid> {
-    this.#setStatus('connecting');
-    let stream: XmppStream | undefined;
-    try {
+  /**
+   * Connects the transport to the first endpoint that answers, starting with the last one that
+   * worked; only a connection failure moves on (a refused login is the same on every node).
+   */
+  async #reachOne(): Promise<Transport> {
+    const failures: string[] = [];
+    const services = this.#services;
+    for (let i = 0; i < services.length; i++) {
+      const index = (this.#current + i) % services.length;
+      const service = services[index]!;
       let url: URL;
       try {
-        url = new URL(this.options.service);
+        url = new URL(service);
       } catch {
-        throw new ClientError('invalid-options', `service "${this.options.service}" is not a URL`);
+        throw new ClientError('invalid-options', `service "${service}" is not a URL`);
       }
       const transport = this.#transportFor(url).create(url, {
         domain: this.domain,
         tls: this.options.tls ?? {},
       });
-      const timeout = this.options.connectTimeout ?? 30000;
+      const limit = this.options.connectTimeout ?? 30000;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        await transport.connect();
+        // An endpoint that never answers (a dead machine, dropped packets) must not hold up the others.
+        await Promise.race([
+          transport.connect(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              transport.destroy();
+              reject(new Error(`no answer within ${limit} ms`));
+            }, limit);
+          }),
+        ]);
+        this.#current = index;
+        return transport;
       } catch (err) {
-        throw new ClientError(
-          'connection-failed',
-          `could not connect to ${this.options.service}: ${(err as Error).message}`,
-          { cause: err },
-        );
+        failures.push(`${service}: ${(err as Error).message}`);
+        if (i === services.length - 1)
+          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
+            cause: err,
+          });
+      } finally {
+        clearTimeout(timer);
       }
+    }
+    throw new ClientError('connection-failed', 'no endpoint to connect to');
+  }
+
+  async #doConnect(): Promise<Jid> {
+    this.#setStatus('connecting');
+    let stream: XmppStream | undefined;
+    try {
+      const transport = await this.#reachOne();
+      const timeout = this.options.connectTimeout ?? 30000;
       stream = new XmppStream(transport, this.domain, this.options.lang);
       this.#stream = stream;
       let features = await stream.open(timeout);

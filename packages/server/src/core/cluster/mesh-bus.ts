@@ -13,6 +13,31 @@ export interface MeshMember extends Member {
 export type PrimaryMessage = { natter: 'members'; members: MeshMember[] };
 export type WorkerMessage = { natter: 'joined'; id: string; path: string } | { natter: 'ready'; id: string };
 
+/**
+ * Frames end with NUL, which neither JSON (it escapes control characters) nor XML 1.0 nor a JID can
+ * contain. A stanza for a session (`t: 'd'`, most of the traffic) travels as `D<jid>\x01<id>\x01<xml>`
+ * instead of JSON, which would escape every quote of the XML on one side and unescape it on the other.
+ */
+const END = '\0';
+const SEP = '\x01';
+
+function encode(msg: BusMessage): string {
+  if (msg.t === 'd') {
+    const { j, i, s } = msg as unknown as { j: string; i: string; s: string };
+    if (s.indexOf(END) < 0 && s.indexOf(SEP) < 0 && i.indexOf(SEP) < 0 && j.indexOf(SEP) < 0)
+      return `D${j}${SEP}${i}${SEP}${s}`;
+  }
+  return JSON.stringify(msg);
+}
+
+function decode(frame: string): BusMessage {
+  if (frame.charCodeAt(0) !== 68 /* D */) return JSON.parse(frame) as BusMessage;
+  const a = frame.indexOf(SEP);
+  const b = frame.indexOf(SEP, a + 1);
+  if (a < 0 || b < 0) throw new Error('malformed stanza frame');
+  return { t: 'd', j: frame.slice(1, a), i: frame.slice(a + 1, b), s: frame.slice(b + 1) };
+}
+
 /** Past this many bytes queued for one peer, messages to it are dropped (and logged): a bound. */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 /** A line longer than this from a peer is a protocol error: the connection is closed. */
@@ -112,13 +137,13 @@ export class MeshBus implements NodeBus {
   send(node: string, msg: BusMessage): void {
     const peer = this.peers.get(node);
     if (!peer) return;
-    this.enqueue(peer, JSON.stringify(msg));
+    this.enqueue(peer, encode(msg));
   }
 
   broadcast(msg: BusMessage): void {
     if (this.peers.size === 0) return;
-    const line = JSON.stringify(msg);
-    for (const peer of this.peers.values()) this.enqueue(peer, line);
+    const frame = encode(msg);
+    for (const peer of this.peers.values()) this.enqueue(peer, frame);
   }
 
   async stop(): Promise<void> {
@@ -160,7 +185,7 @@ export class MeshBus implements NodeBus {
     this.flushScheduled = false;
     for (const peer of this.peers.values()) {
       if (peer.pending.length === 0 || !peer.socket || peer.socket.connecting) continue;
-      const data = peer.pending.join('\n') + '\n';
+      const data = peer.pending.join(END) + END;
       peer.pending = [];
       peer.pendingBytes = 0;
       peer.dropped = 0;
@@ -173,7 +198,7 @@ export class MeshBus implements NodeBus {
     peer.socket = socket;
     socket.setNoDelay?.(true);
     socket.on('connect', () => {
-      socket.write(JSON.stringify({ t: 'hi', from: this.nodeId, key: this.key }) + '\n');
+      socket.write(JSON.stringify({ t: 'hi', from: this.nodeId, key: this.key }) + END);
       this.flush();
     });
     socket.on('error', (err) => {
@@ -205,13 +230,13 @@ export class MeshBus implements NodeBus {
       }
       let start = 0;
       for (;;) {
-        const nl = buffered.indexOf('\n', start);
+        const nl = buffered.indexOf(END, start);
         if (nl < 0) break;
         const line = buffered.slice(start, nl);
         start = nl + 1;
         let msg: BusMessage;
         try {
-          msg = JSON.parse(line) as BusMessage;
+          msg = decode(line);
         } catch {
           this.log.error('cluster: a peer sent a malformed message; closing its connection');
           socket.destroy();
