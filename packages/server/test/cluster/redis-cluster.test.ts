@@ -274,10 +274,33 @@ describe(
         await redis.stop();
         for (const n of nodes)
           await n.until(() => n.count('lost the connection to Redis') === 1, 'the loss to be logged');
+        // Meanwhile juliet blocks romeo on m1: m2 cannot hear of it (the invalidation is lost).
+        const blocked = await juliet.iq(
+          xml(
+            'iq',
+            { type: 'set' },
+            xml('block', { xmlns: NS.blocking }, xml('item', { jid: 'romeo@localhost' })),
+          ),
+        );
+        assert.equal(blocked.attrs.type, 'result', blocked.toString());
         await new Promise((r) => setTimeout(r, 2000));
         await redis.start();
         for (const n of nodes)
           await n.until(() => n.count('connection to Redis is back') === 1, 'the recovery to be logged');
+        // Each node resends its records; the other sees a second snapshot and drops its caches.
+        await m2.until(() => m2.count('resynchronised with a node') >= 1, 'm2 to resynchronise');
+        romeo.send(chat('juliet@localhost', 'r0', 'do you still hear me?'));
+        const refused = await romeo.receive(messageWithId('r0'));
+        assert.equal(refused.attrs.type, 'error', refused.toString());
+        await juliet.nothing(messageWithId('r0'));
+        const unblocked = await juliet.iq(
+          xml(
+            'iq',
+            { type: 'set' },
+            xml('unblock', { xmlns: NS.blocking }, xml('item', { jid: 'romeo@localhost' })),
+          ),
+        );
+        assert.equal(unblocked.attrs.type, 'result', unblocked.toString());
 
         romeo.send(chat('juliet@localhost', 'r1', 'after the outage'));
         await juliet.receive(messageWithId('r1'));

@@ -46,6 +46,11 @@ export interface ClusterView {
   on(topic: string, fn: (data: unknown, from: string) => void): () => void;
   /** Runs `fn` when this node becomes the leader (the previous one left or died). */
   onLeader(fn: () => void): () => void;
+  /**
+   * Runs `fn` when messages from another node may have been lost (a Redis outage): a module drops
+   * every cache another node could have invalidated meanwhile.
+   */
+  onResync(fn: () => void | Promise<void>): () => void;
 }
 
 /** The view of a server that is not clustered. */
@@ -55,6 +60,7 @@ export const STANDALONE: ClusterView = {
   broadcast: () => undefined,
   on: () => () => undefined,
   onLeader: () => () => undefined,
+  onResync: () => () => undefined,
 };
 
 /**
@@ -81,6 +87,9 @@ export class Cluster {
   /** Whether this node was the leader after the last membership change (undefined: not known yet). */
   private leader: boolean | undefined;
   private readonly leaderHooks = new Set<() => void>();
+  private readonly resyncHooks = new Set<() => void | Promise<void>>();
+  /** Nodes whose snapshot this node has: a second one (without a departure between) is a resync. */
+  private readonly synced = new Set<string>();
 
   constructor(
     readonly bus: NodeBus,
@@ -219,6 +228,10 @@ export class Cluster {
       nodeId: this.nodeId,
       isLeader: () => this.isLeader(),
       broadcast: (topic, data) => this.bus.broadcast({ t: 'm', k: key(topic), v: data }),
+      onResync: (fn) => {
+        this.resyncHooks.add(fn);
+        return () => this.resyncHooks.delete(fn);
+      },
       onLeader: (fn) => {
         this.leaderHooks.add(fn);
         return () => this.leaderHooks.delete(fn);
@@ -264,6 +277,10 @@ export class Cluster {
           this.remoteComponents.set(d, from);
           this.syncComponent(d);
         }
+        // A second snapshot from a node that never left: messages from it were lost meanwhile,
+        // cache invalidations among them.
+        if (this.synced.has(from)) this.resynced(from);
+        this.synced.add(from);
         return;
       }
       case 'flag': {
@@ -380,6 +397,17 @@ export class Cluster {
     }
   }
 
+  private resynced(from: string): void {
+    const done = [...this.resyncHooks].map((fn) =>
+      Promise.resolve()
+        .then(fn)
+        .catch((err: unknown) => this.log.error({ err }, 'cluster: a module failed to drop its caches')),
+    );
+    void Promise.all(done).then(() =>
+      this.log.info({ peer: from }, 'cluster: resynchronised with a node; caches dropped'),
+    );
+  }
+
   private nodeUp(m: Member): void {
     this.leadership();
     this.log.info({ peer: m.id }, 'cluster: node joined');
@@ -390,6 +418,7 @@ export class Cluster {
 
   private nodeDown(id: string): void {
     this.leadership();
+    this.synced.delete(id);
     const gone = this.host.sessions.dropNode(id);
     for (const [d, node] of this.remoteComponents)
       if (node === id) {

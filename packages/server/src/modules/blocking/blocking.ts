@@ -55,6 +55,13 @@ export default defineModule({
         if (typeof owner === 'string') store.invalidate(owner);
       }),
     );
+    ctx.onStop(
+      ctx.cluster.onResync(() => {
+        store
+          .invalidateAll()
+          .catch((err: unknown) => ctx.log.error({ err }, 'could not reload the blocklists'));
+      }),
+    );
     /** Sessions that retrieved the blocklist get the pushes (XEP-0191 §3.3): a flag on their record. */
     const INTERESTED = 'blocking:interested';
     /** Presence this module sends on the user's behalf after a block: let through. */

@@ -100,6 +100,19 @@ export class BlocklistStore {
     this.loading.delete(owner);
   }
 
+  /**
+   * Forgets every cached list and reads again which accounts block anyone (messages from other
+   * nodes may have been lost). Accounts already known to block stay so until their rows say
+   * otherwise: an extra one costs a query, a missing one would let a blocked stanza through.
+   */
+  async invalidateAll(): Promise<void> {
+    this.invalidations++;
+    this.cache.clear();
+    this.loading.clear();
+    const rows = await this.db.selectFrom('blocking_items').select('owner').distinct().execute();
+    for (const r of rows) this.owners.add(String(r.owner));
+  }
+
   private remember(owner: string, set: Set<string>): void {
     this.cache.delete(owner);
     this.cache.set(owner, set);

@@ -136,6 +136,7 @@ export default defineModule({
         if (typeof owner === 'string') prefs.invalidate(owner);
       }),
     );
+    ctx.onStop(ctx.cluster.onResync(() => prefs.invalidateAll()));
     const outgoing = new WeakMap<Element, { by: string; id: string }>();
 
     const inRoster = (owner: Jid, contact: Jid): MaybePromise<boolean> => {

@@ -122,6 +122,12 @@ export class PrefsStore {
     this.cache.delete(owner);
   }
 
+  /** Forgets every cached preference (messages from other nodes may have been lost). */
+  invalidateAll(): void {
+    this.invalidations++;
+    this.cache.clear();
+  }
+
   async set(owner: string, p: Prefs): Promise<void> {
     const seen = this.invalidations;
     const values = {

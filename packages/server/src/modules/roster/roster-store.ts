@@ -174,6 +174,12 @@ export class RosterStore {
     this.loading.delete(owner);
   }
 
+  /** Forgets every cached roster (messages from other nodes may have been lost). */
+  invalidateAll(): void {
+    this.cache.clear();
+    this.loading.clear();
+  }
+
   private changed(owner: string): void {
     this.opts.onChange?.(owner);
   }

@@ -74,6 +74,7 @@ export default defineModule({
         if (typeof owner === 'string') store.invalidate(owner);
       }),
     );
+    ctx.onStop(ctx.cluster.onResync(() => store.invalidateAll()));
 
     /** RFC 6121 §2.1.6: a push of one item to every interested resource (or to `only`). */
     const push = (

@@ -60,6 +60,12 @@ export default defineModule({
         hashes.delete(owner);
       }),
     );
+    ctx.onStop(
+      ctx.cluster.onResync(() => {
+        invalidations++;
+        hashes.clear();
+      }),
+    );
 
     const empty = () => xml('vCard', { xmlns: NS.vcard });
 
