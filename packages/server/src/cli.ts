@@ -132,7 +132,17 @@ async function sessionsCommand(
     hibernated: number;
     streams: number;
     unauthenticated: number;
-    sessions?: { jid: string; state: string; ip: string; transport: string; since: string }[];
+    /** In a cluster: the node that answered, and how many sessions it holds. */
+    node?: string;
+    local?: number;
+    sessions?: {
+      jid: string;
+      state: string;
+      ip: string;
+      transport: string;
+      since: string;
+      node?: string;
+    }[];
   };
   if (json) {
     console.log(JSON.stringify(report, null, 2));
@@ -140,8 +150,12 @@ async function sessionsCommand(
   }
   console.log(`sessions: ${report.total} (live ${report.live}, hibernated ${report.hibernated})`);
   console.log(`streams: ${report.streams} (unauthenticated ${report.unauthenticated})`);
+  if (report.node !== undefined)
+    console.log(`cluster: answered by node ${report.node}, which holds ${report.local ?? 0} of them`);
   for (const s of report.sessions ?? [])
-    console.log(`${s.jid}\t${s.state}\t${s.transport}\t${s.ip}\t${s.since}`);
+    console.log(
+      `${s.jid}\t${s.state}\t${s.transport}\t${s.ip}\t${s.since}${s.node !== undefined ? `\t${s.node}` : ''}`,
+    );
   return 0;
 }
 

@@ -164,6 +164,11 @@ export class SessionRegistry implements SessionDirectory {
     return this.locals.values();
   }
 
+  /** The records other nodes replicated here (the cluster's other sessions). */
+  *remote(): IterableIterator<RemoteRecord> {
+    for (const r of this.byFull.values()) if (r instanceof RemoteRecord) yield r;
+  }
+
   /** Accounts with at least one session in the cluster. */
   accounts(): number {
     return this.byBare.size;

@@ -35,7 +35,15 @@ export class AdminError extends Error {
 /** What `GET /admin/sessions` answers: live and hibernated sessions, open streams. */
 export function sessionsReport(core: ServerCore, list: boolean): unknown {
   let hibernated = 0;
-  const sessions: { jid: string; state: string; ip: string; transport: string; since: string }[] = [];
+  const node = core.cluster?.nodeId;
+  const sessions: {
+    jid: string;
+    state: string;
+    ip: string;
+    transport: string;
+    since: string;
+    node?: string;
+  }[] = [];
   for (const s of core.sessions.all()) {
     if (s.hibernated) hibernated++;
     if (list) {
@@ -45,9 +53,22 @@ export function sessionsReport(core: ServerCore, list: boolean): unknown {
         ip: s.ip,
         transport: s.stream.transport.kind,
         since: new Date(s.createdAt).toISOString(),
+        ...(node ? { node } : {}),
       });
     }
   }
+  // In a cluster, the other nodes' sessions as this node knows them (their records): whichever
+  // node answers, the list covers the cluster. What only their node knows is left empty.
+  if (list && node)
+    for (const r of core.sessions.remote())
+      sessions.push({
+        jid: r.jid.toString(),
+        state: r.available ? 'available' : 'connected',
+        ip: '',
+        transport: '',
+        since: '',
+        node: r.node,
+      });
   let unauthenticated = 0;
   for (const st of core.streams) if (!st.authenticated) unauthenticated++;
   return {
@@ -58,6 +79,7 @@ export function sessionsReport(core: ServerCore, list: boolean): unknown {
     streams: core.streams.size,
     unauthenticated,
     stopping: core.stopping,
+    ...(node ? { node, local: core.sessions.localSize } : {}),
     ...(list ? { sessions } : {}),
   };
 }

@@ -30,10 +30,25 @@ describe('a cluster of two nodes (docs/decisions/0009)', () => {
     const romeo = await TestClient.login(n1!, 'romeo', PW, { resource: 'r', presence: true });
     const juliet = await TestClient.login(n2!, 'juliet', PW, { resource: 'j', presence: true });
     await until(
-      () => n1!.core.sessions.get('juliet@localhost/j') !== undefined,
+      () => n1!.core.sessions.get('juliet@localhost/j')?.available === true,
       'the record of juliet on n1',
     );
     assert.equal(n1!.core.sessions.get('juliet@localhost/j')?.node, cluster.buses[1]!.nodeId);
+    // The operator's view (`natter sessions --list`) from either node covers the cluster.
+    const res = await fetch(`http://127.0.0.1:${n1!.port('admin')}/admin/sessions?list=1`);
+    const report = (await res.json()) as {
+      total: number;
+      node: string;
+      local: number;
+      sessions: { jid: string; node: string; state: string }[];
+    };
+    assert.equal(report.total, 2);
+    assert.equal(report.local, 1);
+    assert.equal(report.node, cluster.buses[0]!.nodeId);
+    assert.deepEqual(report.sessions.map((x) => `${x.jid} ${x.node} ${x.state}`).sort(), [
+      `juliet@localhost/j ${cluster.buses[1]!.nodeId} available`,
+      `romeo@localhost/r ${cluster.buses[0]!.nodeId} available`,
+    ]);
 
     romeo.send(
       xml('message', { to: 'juliet@localhost/j', type: 'chat', id: 'm1' }, xml('body', null, 'full')),

@@ -297,8 +297,19 @@ export class Cluster {
         return this.routed(msg);
       case 'c': {
         const stanza = parseElement(msg.s as string);
-        if (!this.host.deliverToComponent(msg.d as string, stanza))
-          this.host.rerouteEnded(parseJid(msg.d as string), stanza);
+        if (this.host.deliverToComponent(msg.d as string, stanza) || stanza.name === 'presence') return;
+        // The component left meanwhile (XEP-0114: away): as the router answers for an away one.
+        try {
+          const ev = {
+            stanza,
+            from: parseJid(stanza.attrs.from ?? ''),
+            to: parseJid(stanza.attrs.to ?? (msg.d as string)),
+            origin: undefined,
+          };
+          this.host.router.bounce(ev, 'service-unavailable');
+        } catch {
+          /* unaddressable: nobody to answer */
+        }
         return;
       }
       case 'comp':
