@@ -249,40 +249,11 @@ export class ServerCore implements ClusterHost {
    * answered with an error; presence and errors are dropped (they are state, not content).
    */
   reroute(session: Session, stanza: Element, at = Date.now()): void | Promise<void> {
-    const type = stanza.attrs.type;
-    if (type === 'error') return;
-    let from: Jid;
-    try {
-      from = parseJid(stanza.attrs.from ?? session.jid.domain);
-    } catch {
-      return;
-    }
-    if (stanza.name === 'iq') {
-      if (type === 'get' || type === 'set')
-        this.router.bounce({ stanza, from, to: session.jid, origin: undefined }, 'service-unavailable');
-      return;
-    }
-    if (stanza.name !== 'message' || type === 'groupchat') return;
-    const copy = stanza.clone();
-    copy.attrs.to = session.bare.toString();
-    if (!copy.getChild('delay', NS.delay))
-      copy.append(delayElement(new Date(at), session.jid.domain, 'Resent'));
-    return this.router.dispatch({ stanza: copy, from, to: session.bare, origin: undefined, resent: true });
+    return this.rerouteFor(session.jid, stanza, at);
   }
 
-  // --- the cluster's view of this node (ClusterHost) --------------------------------------------
-
-  kickLocal(session: Session, condition: string, text: string): void {
-    if (session.closed) return;
-    session.stream.fail(condition as 'conflict', text);
-    void this.endSession(session, false);
-  }
-
-  /**
-   * A stanza forwarded to a session of this node that ended meanwhile: a message goes to the bare
-   * JID (another resource, or offline storage), an IQ request is answered with an error.
-   */
-  rerouteEnded(jid: Jid, stanza: Element): void {
+  /** `reroute` for a full JID; without `at`, the copy gets no delay stamp. */
+  private rerouteFor(jid: Jid, stanza: Element, at?: number): void | Promise<void> {
     const type = stanza.attrs.type;
     if (type === 'error') return;
     let from: Jid;
@@ -299,9 +270,25 @@ export class ServerCore implements ClusterHost {
     if (stanza.name !== 'message' || type === 'groupchat' || jid.local === '') return;
     const copy = stanza.clone();
     copy.attrs.to = jid.bare.toString();
-    void this.track(
-      this.router.dispatch({ stanza: copy, from, to: jid.bare, origin: undefined, resent: true }),
-    );
+    if (at !== undefined && !copy.getChild('delay', NS.delay))
+      copy.append(delayElement(new Date(at), jid.domain, 'Resent'));
+    return this.router.dispatch({ stanza: copy, from, to: jid.bare, origin: undefined, resent: true });
+  }
+
+  // --- the cluster's view of this node (ClusterHost) --------------------------------------------
+
+  kickLocal(session: Session, condition: string, text: string): void {
+    if (session.closed) return;
+    session.stream.fail(condition as 'conflict', text);
+    void this.endSession(session, false);
+  }
+
+  /**
+   * A stanza forwarded to a session of this node that ended meanwhile: a message goes to the bare
+   * JID (another resource, or offline storage), an IQ request is answered with an error.
+   */
+  rerouteEnded(jid: Jid, stanza: Element): void {
+    void this.track(this.rerouteFor(jid, stanza));
   }
 
   deliverToComponent(domain: string, stanza: Element): boolean {

@@ -4,6 +4,7 @@ import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestCluster, type TestCluster } from '../support/test-cluster.js';
 import type { TestServer } from '../support/test-server.js';
+import { befriend } from '../support/subscriptions.js';
 import { TestClient } from '../support/test-client.js';
 import { enableSm, trackSm } from '../hostile/support/sm-client.js';
 import { capsVer } from '../../src/modules/pep/xep-0115-caps.js';
@@ -67,33 +68,6 @@ async function loginWithCaps(
   presenceWithCaps(c, features);
   for (const n of cluster.nodes) await until(() => seesAvailable(n, c.jid), `${c.jid} available everywhere`);
   return c;
-}
-
-/** `a` and `b` subscribe to each other's presence (both rosters end with subscription both). */
-async function befriend(a: TestClient, b: TestClient): Promise<void> {
-  const bare = (c: TestClient) => c.jid.split('/')[0]!;
-  const both = (c: TestClient, contact: string) =>
-    c.receive(
-      (e) =>
-        e.name === 'iq' &&
-        e.attrs.type === 'set' &&
-        e.getChild('query', NS.roster)?.getChild('item')?.attrs.jid === contact &&
-        e.getChild('query', NS.roster)?.getChild('item')?.attrs.subscription === 'both',
-    );
-  const aBoth = both(a, bare(b));
-  const bBoth = both(b, bare(a));
-  for (const [x, y] of [
-    [a, b],
-    [b, a],
-  ] as const) {
-    x.send(xml('presence', { type: 'subscribe', to: bare(y) }));
-    await y.receive((e) => e.name === 'presence' && e.attrs.type === 'subscribe' && e.attrs.from === bare(x));
-    y.send(xml('presence', { type: 'subscribed', to: bare(x) }));
-    await x.receive(
-      (e) => e.name === 'presence' && e.attrs.type === 'subscribed' && e.attrs.from === bare(y),
-    );
-  }
-  await Promise.all([aBoth, bBoth]);
 }
 
 const tune = (title: string) => xml('tune', { xmlns: TUNE }, xml('title', null, title));

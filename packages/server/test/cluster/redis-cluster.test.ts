@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer } from '../support/test-server.js';
+import { befriend } from '../support/subscriptions.js';
 import { TestClient, type Target } from '../support/test-client.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
@@ -161,13 +162,7 @@ describe(
       // romeo and juliet are subscribed to each other (RFC 6121 §3), set up on one node.
       const r = await TestClient.login(setup, 'romeo', PW, { presence: true });
       const j = await TestClient.login(setup, 'juliet', PW, { presence: true });
-      r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribe' }));
-      await j.receive(presenceFrom('romeo@localhost', 'subscribe'));
-      j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribed' }));
-      j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribe' }));
-      await r.receive(presenceFrom('juliet@localhost', 'subscribe'));
-      r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribed' }));
-      await j.receive((e) => e.name === 'presence' && e.attrs.from === r.jid && e.attrs.type === undefined);
+      await befriend(r, j);
       await r.close();
       await j.close();
       await setup.stop();

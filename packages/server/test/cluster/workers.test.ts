@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer } from '../support/test-server.js';
+import { befriend } from '../support/subscriptions.js';
 import { TestClient, type Target } from '../support/test-client.js';
 import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
 
@@ -35,9 +36,13 @@ class Workers {
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => resolve(code)));
+    let partial = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       this.log += d.toString();
-      for (const line of d.toString().split('\n')) {
+      // A line may arrive in two chunks: only whole lines are parsed.
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
         if (!line.includes('"worker ready"')) continue;
         const e = JSON.parse(line) as { worker: number; node: string; pid: number; ports: { c2s: number } };
         this.workers.set(e.worker, { node: e.node, pid: e.pid });
@@ -101,13 +106,7 @@ before(async () => {
   // romeo and juliet are subscribed to each other (RFC 6121 §3), set up on one node.
   const r = await TestClient.login(setup, 'romeo', PW, { presence: true });
   const j = await TestClient.login(setup, 'juliet', PW, { presence: true });
-  r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribe' }));
-  await j.receive(presenceFrom('romeo@localhost', 'subscribe'));
-  j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribed' }));
-  j.send(xml('presence', { to: 'romeo@localhost', type: 'subscribe' }));
-  await r.receive(presenceFrom('juliet@localhost', 'subscribe'));
-  r.send(xml('presence', { to: 'juliet@localhost', type: 'subscribed' }));
-  await j.receive((e) => e.name === 'presence' && e.attrs.from === r.jid && e.attrs.type === undefined);
+  await befriend(r, j);
   await r.close();
   await j.close();
   await setup.stop();

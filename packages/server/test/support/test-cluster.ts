@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -64,7 +64,8 @@ export async function startTestCluster(n: number, config: Partial<ConfigInput> =
     },
     async destroy() {
       for (const [i, node] of nodes.entries()) if (!lost.has(i)) await node.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      // Every node is stopped: the first one's destroy removes the shared folder (and database).
+      await nodes[0]!.destroy();
     },
   };
 }

@@ -4,7 +4,7 @@ import type { RouteEvent } from '../hooks.js';
 import type { Logger } from '../logger.js';
 import type { Router } from '../router.js';
 import type { SessionRegistry } from '../session-registry.js';
-import { RemoteRecord, isLocal } from '../session-registry.js';
+import { RemoteRecord } from '../session-registry.js';
 import type { Session, SessionRecord } from '../session.js';
 import type { BusMessage, Member, NodeBus } from './node-bus.js';
 
@@ -458,9 +458,6 @@ export class Cluster {
         : (stanza) => this.bus.send(node, { t: 'c', d: domain, s: stanza.toString() }),
     );
   }
-
-  /** Whether a record is held here (a live session). */
-  static isLocal = isLocal;
 }
 
 function wire(s: Session): WireRecord {
