@@ -139,3 +139,47 @@ export const isGroupchat = (from: string, body?: string) => (e: Element) =>
   e.attrs.type === 'groupchat' &&
   e.attrs.from === from &&
   (body === undefined || e.getChildText('body') === body);
+
+let qn = 0;
+/** A XEP-0313 query on a room's archive: the archived messages (from the room) and the `<fin/>`. */
+export async function roomArchive(
+  c: TestClient,
+  room: string,
+  fields: Record<string, string> = {},
+  max = 100,
+): Promise<{ iq: Element; results: { id: string; message: Element; from: string }[] }> {
+  const queryid = `q${++qn}`;
+  const form = xml(
+    'x',
+    { xmlns: NS.dataForms, type: 'submit' },
+    xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, NS.mam)),
+    Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', null, v))),
+  );
+  const iq = await c.iq(
+    xml(
+      'iq',
+      { type: 'set', to: room },
+      xml(
+        'query',
+        { xmlns: NS.mam, queryid },
+        form,
+        xml('set', { xmlns: NS.rsm }, xml('max', null, String(max))),
+      ),
+    ),
+  );
+  const results: { id: string; message: Element; from: string }[] = [];
+  for (let i = 0; i < c.received.length;) {
+    const e = c.received[i]!;
+    const r = e.name === 'message' ? e.getChild('result', NS.mam) : undefined;
+    if (r && r.attrs.queryid === queryid) {
+      c.received.splice(i, 1);
+      const message = r.getChild('forwarded', NS.forward)!.getChild('message')!;
+      results.push({ id: r.attrs.id!, message, from: e.attrs.from! });
+    } else i++;
+  }
+  return { iq, results };
+}
+
+export const stanzaIdOf = (m: Element, room: string) =>
+  m.getChildren('stanza-id', NS.sid).find((s) => s.attrs.by === room)?.attrs.id;
+export const occupantIdOf = (e: Element) => e.getChild('occupant-id', 'urn:xmpp:occupant-id:0')?.attrs.id;

@@ -287,6 +287,30 @@ export class ArchiveStore {
     await this.writer.release();
   }
 
+  /** Replaces the stanza of a message of `owner`'s archive; false when it is not there. */
+  async replace(owner: string, id: string, stanza: string): Promise<boolean> {
+    await this.flush();
+    const at = await this.positionOf(owner, id);
+    if (!at) return false;
+    const changed = await this.writer.request({
+      op: 'replace',
+      seq: at.seq,
+      id,
+      stanza,
+      bytes: Buffer.byteLength(stanza),
+    });
+    return changed > 0;
+  }
+
+  /** One message of `owner`'s archive by UID (after what is queued is written). */
+  async get(owner: string, id: string): Promise<StoredMessage | undefined> {
+    const seq = seqOfId(id);
+    if (seq === undefined) return undefined;
+    await this.flush();
+    const [row] = await this.page({ owner, ids: [id] }, { limit: 1, backward: false });
+    return row;
+  }
+
   /** Position of a UID in `owner`'s archive, if it is there. */
   async positionOf(owner: string, id: string): Promise<Position | undefined> {
     const seq = seqOfId(id);

@@ -43,7 +43,9 @@ export interface Quotas {
 export type WriterRequest =
   | { op: 'write'; messages: MessageRow[]; entries: EntryRow[]; quotas: Quotas }
   | { op: 'deleteOwner'; owner: string }
-  | { op: 'purge'; beforeSeq: number };
+  | { op: 'purge'; beforeSeq: number }
+  /** A message's stanza replaced in place (a tombstone); answers 1 when the message exists. */
+  | { op: 'replace'; seq: number; id: string; stanza: string; bytes: number };
 
 export type WriterReply = { n: number; ok: true; value: number } | { n: number; ok: false; error: string };
 
@@ -66,6 +68,8 @@ interface Engine {
   /** Deletes `owner`'s entries up to and including `last`, and the messages no archive holds any more. */
   removeUpTo(owner: string, removed: Position[]): Promise<void>;
   purge(beforeSeq: number): Promise<number>;
+  /** Replaces one message's stanza; the number of rows changed. */
+  replace(seq: number, id: string, stanza: string, bytes: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -151,6 +155,13 @@ class SqliteEngine implements Engine {
   purge(beforeSeq: number): Promise<number> {
     const r = this.db.prepare('DELETE FROM mam_entry WHERE seq < ?').run(beforeSeq);
     this.db.prepare('DELETE FROM mam_message WHERE seq < ?').run(beforeSeq);
+    return Promise.resolve(r.changes);
+  }
+
+  replace(seq: number, id: string, stanza: string, bytes: number): Promise<number> {
+    const r = this.db
+      .prepare('UPDATE mam_message SET stanza = ?, bytes = ? WHERE seq = ? AND id = ?')
+      .run(stanza, bytes, seq, id);
     return Promise.resolve(r.changes);
   }
 
@@ -278,6 +289,16 @@ class PostgresEngine implements Engine {
     return r.rowCount ?? 0;
   }
 
+  async replace(seq: number, id: string, stanza: string, bytes: number): Promise<number> {
+    const r = await this.q('UPDATE mam_message SET stanza = $1, bytes = $2 WHERE seq = $3 AND id = $4', [
+      stanza,
+      bytes,
+      seq,
+      id,
+    ]);
+    return r.rowCount ?? 0;
+  }
+
   close(): Promise<void> {
     return this.pool.end();
   }
@@ -366,6 +387,14 @@ class Writer {
     return n;
   }
 
+  /**
+   * A tombstone in place of a message. The entries keep the size they were counted with (a
+   * tombstone is smaller), so an archive's byte quota errs on the safe side.
+   */
+  replace(seq: number, id: string, stanza: string, bytes: number): Promise<number> {
+    return this.engine.transaction(() => this.engine.replace(seq, id, stanza, bytes));
+  }
+
   close(): Promise<void> {
     return this.engine.close();
   }
@@ -388,6 +417,7 @@ if (parentPort) {
         if (req.op === 'write') value = await writer.write(req.messages, req.entries, req.quotas);
         else if (req.op === 'deleteOwner') value = await writer.deleteOwner(req.owner);
         else if (req.op === 'purge') value = await writer.purge(req.beforeSeq);
+        else if (req.op === 'replace') value = await writer.replace(req.seq, req.id, req.stanza, req.bytes);
         else {
           await writer.close();
           port.postMessage({ n, ok: true, value: 0 } satisfies WriterReply);

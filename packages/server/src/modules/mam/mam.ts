@@ -13,6 +13,9 @@ import { StrangerLimit } from './strangers.js';
 import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';
 import { finElement, queryForm, runQuery } from './query.js';
 import { mamMigrations } from './migrations.js';
+import type { ArchivedMessage, MamApi } from './api.js';
+
+export type { MamApi } from './api.js';
 
 const EXTENDED = `${NS.mam}#extended`;
 /** The archive buffers of every host in this process (flushed together before an acknowledgement). */
@@ -22,16 +25,6 @@ const DAY_MS = 86_400_000;
 /** The part of the roster module's API that `default='roster'` needs (no roster module: nobody is in a roster). */
 interface RosterLookup {
   get(owner: Jid, contact: Jid): Promise<unknown>;
-}
-
-/** The API this module offers other modules of its host (`ctx.use<MamApi>('mam')`). */
-export interface MamApi {
-  /** The id under which the sender's archive stored an outgoing message (for carbons). */
-  outgoingStanzaId(stanza: Element): { by: string; id: string } | undefined;
-  /** Writes queued messages now. */
-  flush(): Promise<void>;
-  /** Applies the retention limit as of `now`; returns the number of messages removed. */
-  purgeExpired(now?: number): Promise<number>;
 }
 
 /**
@@ -354,47 +347,34 @@ export default defineModule({
       return queryForm();
     });
 
-    ctx.iq('account', 'set', NS.mam, 'query', async (req) => {
-      ownerOnly(req);
-      const owner = req.to.toBareString();
+    /** Runs a query on `owner`'s archive: the `<result/>`s go to `emit`, the `<fin/>` is returned. */
+    const query = async (owner: string, payload: Element, emit: (r: Element) => void): Promise<Element> => {
       await store.flush();
-      const result = await runQuery(store, owner, req.payload, opts.maxPageSize);
-      const session = ctx.sessions.get(req.from);
-      if (session) {
-        const queryid = req.payload.attrs.queryid;
-        const to = req.from.toString();
-        const rows = result.flip ? [...result.messages].reverse() : result.messages;
-        for (const row of rows) {
-          let archived: Element;
-          try {
-            archived = parseElement(row.stanza);
-          } catch (err) {
-            ctx.log.error({ err, id: row.id }, 'unreadable archived message');
-            continue;
-          }
-          const forwarded = xml(
-            'forwarded',
-            { xmlns: NS.forward },
-            delayElement(new Date(row.timestamp)),
-            archived,
-          );
-          ctx.deliver(
-            session,
-            xml(
-              'message',
-              { xmlns: NS.client, from: owner, to },
-              xml('result', { xmlns: NS.mam, queryid, id: row.id }, forwarded),
-            ),
-          );
+      const result = await runQuery(store, owner, payload, opts.maxPageSize);
+      const queryid = payload.attrs.queryid;
+      const rows = result.flip ? [...result.messages].reverse() : result.messages;
+      for (const row of rows) {
+        let archived: Element;
+        try {
+          archived = parseElement(row.stanza);
+        } catch (err) {
+          ctx.log.error({ err, id: row.id }, 'unreadable archived message');
+          continue;
         }
+        const forwarded = xml(
+          'forwarded',
+          { xmlns: NS.forward },
+          delayElement(new Date(row.timestamp)),
+          archived,
+        );
+        emit(xml('result', { xmlns: NS.mam, queryid, id: row.id }, forwarded));
       }
       return finElement(result);
-    });
+    };
 
-    ctx.iq('account', 'get', NS.mam, 'metadata', async (req) => {
-      ownerOnly(req);
+    const metadata = async (owner: string): Promise<Element> => {
       await store.flush();
-      const b = await store.bounds(req.to.toBareString());
+      const b = await store.bounds(owner);
       const stamp = (t: number) => new Date(t).toISOString();
       return xml(
         'metadata',
@@ -402,6 +382,21 @@ export default defineModule({
         b && xml('start', { id: b.first.id, timestamp: stamp(b.first.timestamp) }),
         b && xml('end', { id: b.last.id, timestamp: stamp(b.last.timestamp) }),
       );
+    };
+
+    ctx.iq('account', 'set', NS.mam, 'query', async (req) => {
+      ownerOnly(req);
+      const owner = req.to.toBareString();
+      const session = ctx.sessions.get(req.from);
+      const to = req.from.toString();
+      return query(owner, req.payload, (result) => {
+        if (session) ctx.deliver(session, xml('message', { xmlns: NS.client, from: owner, to }, result));
+      });
+    });
+
+    ctx.iq('account', 'get', NS.mam, 'metadata', (req) => {
+      ownerOnly(req);
+      return metadata(req.to.toBareString());
     });
 
     // --- preferences (XEP-0441) -------------------------------------------------------------------
@@ -442,10 +437,41 @@ export default defineModule({
       return store.close();
     });
 
+    /** Archives of other entities (a MUC room's): one entry per message, written in the next batch. */
+    const archive = (owner: string, from: string, stanza: Element): string | undefined => {
+      const text = stanza.toString();
+      const bytes = Buffer.byteLength(text);
+      if (bytes > opts.maxBytes) return undefined;
+      const at = store.next();
+      const message: MessageRow = { seq: at.seq, id: at.id, stanza: text, bytes, refs: 0 };
+      store.add(message, [
+        { owner, seq: at.seq, id: at.id, with_jid: owner, with_full: from, direction: 'in', bytes },
+      ]);
+      return at.id;
+    };
+
+    const get = async (owner: string, id: string): Promise<ArchivedMessage | undefined> => {
+      const row = await store.get(owner, id);
+      if (!row) return undefined;
+      try {
+        return { id: row.id, timestamp: row.timestamp, stanza: parseElement(row.stanza) };
+      } catch (err) {
+        ctx.log.error({ err, id: row.id }, 'unreadable archived message');
+        return undefined;
+      }
+    };
+
     ctx.provide<MamApi>('mam', {
       outgoingStanzaId: (stanza) => outgoing.get(stanza),
       flush: () => store.flush(),
       purgeExpired,
+      archive,
+      query,
+      queryForm,
+      metadata,
+      get,
+      replace: (owner, id, stanza) => store.replace(owner, id, stanza.toString()),
+      deleteArchive: (owner) => store.deleteOwner(owner),
     });
   },
 });

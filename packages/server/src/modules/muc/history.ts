@@ -59,6 +59,18 @@ export class History {
     this.entries = [];
   }
 
+  find(pred: (e: HistoryEntry) => boolean): HistoryEntry | undefined {
+    return this.entries.find(pred);
+  }
+
+  /** Takes an entry out (a retracted message is not sent to newcomers); false when it is not here. */
+  remove(entry: HistoryEntry): boolean {
+    const i = this.entries.indexOf(entry);
+    if (i < 0) return false;
+    this.entries.splice(i, 1);
+    return true;
+  }
+
   /**
    * The entries a newcomer gets: the most recent ones satisfying every limit of the request
    * (maxchars counts the XML characters of the messages as sent).

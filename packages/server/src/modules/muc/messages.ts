@@ -6,6 +6,20 @@ import { isAdminOrOwner, roleRank } from './affiliations.js';
 import { setRole } from './occupants.js';
 import type { Occupant, Room } from './room.js';
 import type { MucService } from './service.js';
+import { isOccupantIdElement, occupantIdElement, occupantIdOf } from './xep-0421-occupant-id.js';
+import { archivable, stamp } from './xep-0313-room-archive.js';
+import {
+  findRoomMessage,
+  isTombstone,
+  NS_RETRACT,
+  NS_RETRACT_0,
+  retire,
+  retractionIn,
+  roomStanzaId,
+  stampNow,
+  tombstone,
+  type Retraction,
+} from './xep-0424-retraction.js';
 
 /**
  * Messages (XEP-0045 §7 occupant use cases, §8.1, §8.6): groupchat fan-out, subject changes, private messages,
@@ -26,9 +40,10 @@ function checkLength(svc: MucService, text: string | undefined, what: string): v
 /**
  * Sending a message to all occupants: a groupchat message goes to every occupant, from the
  * sender's occupant JID, once per recipient as a shallow copy sharing the original children
- * (nothing is serialised here).
+ * (nothing is serialised here). A retraction of the sender's own message (XEP-0424) is checked
+ * first (asynchronously: the message may be in the archive only).
  */
-export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
+export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void | Promise<void> {
   const o = sender(room, ev);
   const st = ev.stanza;
   const body = st.getChild('body');
@@ -40,18 +55,71 @@ export function groupchat(svc: MucService, room: Room, ev: RouteEvent): void {
   }
   if (body !== undefined) checkLength(svc, body.text(), 'message');
   chargeFanout(svc, room, o);
-  // The stanza as the room sends it: the sender's attributes but `to`, from the occupant JID.
+  const retraction = retractionIn(st);
+  if (retraction) return retractOwn(svc, room, o, ev, retraction);
+  relay(svc, room, o, ev);
+}
+
+/** The fan-out itself. */
+function relay(svc: MucService, room: Room, o: Occupant, ev: RouteEvent): void {
+  const base = prepare(svc, room, o, ev);
+  for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
+}
+
+/**
+ * The stanza as the room sends it: the sender's attributes but `to`, from the occupant JID, with
+ * its occupant id (XEP-0421) and, for a message worth keeping, the id the room gave it (XEP-0359,
+ * archived under that id). Kept in the history when it has a body.
+ */
+function prepare(svc: MucService, room: Room, o: Occupant, ev: RouteEvent): Element {
+  const st = ev.stanza;
   const attrs: Record<string, string> = {};
   for (const k in st.attrs) if (k !== 'to') attrs[k] = st.attrs[k]!;
   attrs.from = o.jid.toString();
-  const base = new Element('message', st.xmlns, attrs, relayedChildren(st));
+  const base = new Element('message', st.xmlns, attrs, [
+    ...relayedChildren(room, st),
+    occupantIdElement(o.occupantId),
+  ]);
   base.inheritsNs = st.inheritsNs;
-  if (body !== undefined) {
+  if (archivable(st)) base.children.push(stamp(svc, room, o.jid, base));
+  if (st.getChild('body') !== undefined) {
     const at = Date.now();
     room.history.add(base, at);
     if (room.stored) svc.persistHistory(room, base, at);
   }
-  for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
+  return base;
+}
+
+/**
+ * XEP-0424 in a room: an occupant retracts one of its own messages. The room checks that the
+ * message (found by its stanza-id in the history or the archive) was written by the same user
+ * (occupant id), puts a tombstone in the archive, then relays the retraction (so whoever hears of
+ * it finds the tombstone). A message the room no longer has is left to the clients, which check
+ * the author themselves. Only the room speaks for moderators (XEP-0425): an occupant's message
+ * claiming a moderation is refused.
+ */
+async function retractOwn(
+  svc: MucService,
+  room: Room,
+  o: Occupant,
+  ev: RouteEvent,
+  r: Retraction,
+): Promise<void> {
+  if (r.moderated)
+    throw new StanzaError('forbidden', { text: 'moderation is announced by the room, not by occupants' });
+  const found = await findRoomMessage(svc, room, r.id);
+  if (found && occupantIdOf(found.stanza) !== o.occupantId)
+    throw new StanzaError('forbidden', { text: 'you may only retract your own messages' });
+  if (room.byReal.get(ev.from.toString()) !== o) return; // left meanwhile
+  const base = prepare(svc, room, o, ev);
+  if (found && !isTombstone(found.stanza)) {
+    const mark =
+      r.version === 1
+        ? xml('retracted', { xmlns: NS_RETRACT, stamp: stampNow(), id: roomStanzaId(room, base) })
+        : xml('retracted', { xmlns: NS_RETRACT_0, stamp: stampNow() });
+    await retire(svc, room, r.id, found, tombstone(found.stanza, [mark]));
+  }
+  for (const x of room.occupants.values()) svc.sendToOccupant(base, o.jid, x);
 }
 
 /**
@@ -80,22 +148,25 @@ function chargeFanout(svc: MucService, room: Room, o: Occupant): void {
 const LEGACY_DELAY = 'jabber:x:delay';
 
 /**
- * What the room must not pass on from a sender: `muc#user` payloads (only the room speaks them) and
+ * What the room must not pass on from a sender: `muc#user` payloads (only the room speaks them),
  * delayed-delivery stamps (XEP-0203, legacy XEP-0091), which only the room adds (to history): an
- * occupant's own stamp would make its message show up at a forged time.
+ * occupant's own stamp would make its message show up at a forged time; occupant ids (XEP-0421)
+ * and stanza-ids in the room's name (XEP-0359), which only the room gives.
  */
-function notRelayed(c: Element | string): boolean {
+function notRelayed(room: Room, c: Element | string): boolean {
   return (
     typeof c !== 'string' &&
     (c.xmlns === NS.mucUser ||
       (c.name === 'delay' && c.xmlns === NS.delay) ||
-      (c.name === 'x' && c.xmlns === LEGACY_DELAY))
+      (c.name === 'x' && c.xmlns === LEGACY_DELAY) ||
+      isOccupantIdElement(c) ||
+      (c.name === 'stanza-id' && c.xmlns === NS.sid && c.attrs.by === room.jid.toString()))
   );
 }
 
-/** The children of `st` to relay: the same array when nothing is to be removed (the common case). */
-function relayedChildren(st: Element): (Element | string)[] {
-  return st.children.some(notRelayed) ? st.children.filter((c) => !notRelayed(c)) : st.children;
+/** The children of `st` to relay (a new array: the room adds its own). */
+function relayedChildren(room: Room, st: Element): (Element | string)[] {
+  return st.children.filter((c) => !notRelayed(room, c));
 }
 
 /** §8.1: moderators (and participants where the room allows it) change the subject. */
@@ -112,6 +183,7 @@ function changeSubject(svc: MucService, room: Room, o: Occupant, ev: RouteEvent,
     'message',
     { type: 'groupchat', from: o.jid.toString(), id: ev.stanza.attrs.id },
     xml('subject', null, text),
+    occupantIdElement(o.occupantId),
   );
   for (const r of room.occupants.values()) svc.sendToOccupant(base, o.jid, r);
   if (room.config.persistent) svc.persist(room);
@@ -134,8 +206,8 @@ export function privateMessage(svc: MucService, room: Room, ev: RouteEvent): voi
   const target = room.occupantByNick(ev.to.resource);
   if (!target) throw new StanzaError('item-not-found', { text: 'no such occupant' });
   checkLength(svc, st.getChildText('body'), 'message');
-  const children = st.children.filter((c) => !notRelayed(c));
-  children.push(xml('x', { xmlns: NS.mucUser }));
+  const children = relayedChildren(room, st);
+  children.push(xml('x', { xmlns: NS.mucUser }), occupantIdElement(o.occupantId));
   const el = new Element('message', st.xmlns, { ...st.attrs, from: o.jid.toString() }, children);
   el.inheritsNs = st.inheritsNs;
   svc.sendToOccupant(el, o.jid, target);

@@ -7,6 +7,7 @@ import { parseHistoryRequest } from './history.js';
 import { enforceNick, nickKey } from './nick.js';
 import type { Occupant, Room } from './room.js';
 import type { MucService } from './service.js';
+import { isOccupantIdElement, occupantIdElement } from './xep-0421-occupant-id.js';
 
 /**
  * Occupants and roles (XEP-0045 §7 and §8): entering, presence updates, nickname changes,
@@ -45,7 +46,8 @@ export function presencePayload(stanza: Element): Element[] {
   const out: Element[] = [];
   for (const c of stanza.children) {
     if (typeof c === 'string') continue;
-    if (c.xmlns === NS.muc || c.xmlns === NS.mucUser || c.name === 'error') continue;
+    if (c.xmlns === NS.muc || c.xmlns === NS.mucUser || c.name === 'error' || isOccupantIdElement(c))
+      continue;
     out.push(c);
   }
   return out;
@@ -86,7 +88,7 @@ function presenceEl(
 ): Element {
   const el = xml('presence', { from: o.jid.toString(), type });
   for (const c of children) el.children.push(c);
-  el.children.push(x);
+  el.children.push(x, occupantIdElement(o.occupantId));
   return el;
 }
 
@@ -210,6 +212,7 @@ export function enter(svc: MucService, room: Room, ev: RouteEvent, created: bool
     jid: occupantJid(room, nick),
     real: ev.from,
     sessions: [],
+    occupantId: svc.occupantId(room, ev.from),
     role: defaultRole(aff, room.config.moderated),
     presence: presencePayload(ev.stanza),
   };

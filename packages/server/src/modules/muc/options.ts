@@ -21,6 +21,11 @@ export const mucOptions = z
     maxItemsPerRequest: z.number().int().min(1).default(100),
     /** Rooms kept on the service (persistent and temporary). */
     maxRooms: z.number().int().min(1).default(100_000),
+    /**
+     * Room archives (XEP-0313): 'on' new rooms keep one (owners may turn it off), 'off' new rooms
+     * do not (owners may turn it on), 'never' no room keeps one. Needs the mam module.
+     */
+    archive: z.enum(['on', 'off', 'never']).default('on'),
     /** Fan-out charged to senders and rooms, in deliveries (flood-control.ts). */
     floodControl: floodControlOptions,
   })

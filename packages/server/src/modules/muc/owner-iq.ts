@@ -6,6 +6,7 @@ import { affiliationChanged, evacuate, removeNonMembers } from './occupants.js';
 import type { Room } from './room.js';
 import { applyConfigForm, configForm, LIMITS } from './room-config.js';
 import type { MucService } from './service.js';
+import { archiveAvailable } from './xep-0313-room-archive.js';
 
 /** `muc#owner` (XEP-0045 §10): the configuration form, its submission or cancellation, destruction. */
 
@@ -24,6 +25,7 @@ export function ownerGet(svc: MucService, room: Room, req: IqRequest): Element {
     room.affiliations.list('admin'),
     room.affiliations.list('owner'),
     svc.options.maxOccupants,
+    archiveAvailable(svc) !== undefined,
   );
   return xml('query', { xmlns: NS.mucOwner }, form);
 }
@@ -74,6 +76,7 @@ function configure(svc: MucService, room: Room, x: Element): void {
   const { config, admins, owners } = applyConfigForm(x, room.config, {
     maxUsers: svc.options.maxOccupants,
     historyMax: svc.options.historyMax,
+    archiving: archiveAvailable(svc) !== undefined,
   });
   // An empty owner list is read as "unchanged": a room always keeps an owner.
   const ownerList = owners && owners.length > 0 ? bareList(owners) : undefined;

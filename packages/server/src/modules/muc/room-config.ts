@@ -25,6 +25,8 @@ export interface RoomConfig {
   allowPm: 'anyone' | 'participants' | 'moderators' | 'none';
   /** Public logging (status code 170); accepted, nothing is published. */
   enableLogging: boolean;
+  /** Messages kept in the room's archive (XEP-0313, `muc#roomconfig_enablearchiving`). */
+  archive: boolean;
   lang: string;
 }
 
@@ -32,7 +34,7 @@ export const FORM_TYPE_CONFIG = 'http://jabber.org/protocol/muc#roomconfig';
 
 export const LIMITS = { name: 256, description: 1024, password: 256, lang: 32 } as const;
 
-export function defaultConfig(maxUsers: number, historyLength: number): RoomConfig {
+export function defaultConfig(maxUsers: number, historyLength: number, archive = false): RoomConfig {
   return {
     name: '',
     description: '',
@@ -48,6 +50,7 @@ export function defaultConfig(maxUsers: number, historyLength: number): RoomConf
     allowInvites: false,
     allowPm: 'anyone',
     enableLogging: false,
+    archive,
     lang: '',
   };
 }
@@ -62,6 +65,8 @@ export function configForm(
   admins: string[],
   owners: string[],
   serviceMax: number,
+  /** The service archives rooms (the archiving field is offered). */
+  archiving = false,
 ): Element {
   const f = (
     v: string,
@@ -128,6 +133,16 @@ export function configForm(
         ['anyone', 'participants', 'moderators', 'none'],
       ),
       f('muc#roomconfig_enablelogging', 'boolean', 'Enable public logging', [bool(c.enableLogging)]),
+      ...(archiving
+        ? [
+            f(
+              'muc#roomconfig_enablearchiving',
+              'boolean',
+              'Archive messages (history for members, XEP-0313)',
+              [bool(c.archive)],
+            ),
+          ]
+        : []),
       f('muc#roomconfig_roomadmins', 'jid-multi', 'Room admins', admins),
       f('muc#roomconfig_roomowners', 'jid-multi', 'Room owners', owners),
     ],
@@ -172,7 +187,7 @@ function intField(v: string | undefined, name: string, min: number, max: number)
 export function applyConfigForm(
   x: Element,
   current: RoomConfig,
-  limits: { maxUsers: number; historyMax: number },
+  limits: { maxUsers: number; historyMax: number; archiving?: boolean },
 ): ConfigSubmission {
   const form = parseForm(x);
   const ft = formType(form);
@@ -241,6 +256,12 @@ export function applyConfigForm(
       case 'muc#roomconfig_enablelogging':
         c.enableLogging = boolField(v, name);
         break;
+      case 'muc#roomconfig_enablearchiving': {
+        const on = boolField(v, name);
+        if (on && limits.archiving !== true) refuse('this service does not archive rooms');
+        c.archive = on;
+        break;
+      }
       case 'muc#roomconfig_roomadmins':
         out.admins = field.values.filter((s) => s.trim() !== '');
         break;

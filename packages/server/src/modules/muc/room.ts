@@ -18,6 +18,8 @@ export interface Occupant {
    */
   sessions: Jid[];
   role: Role;
+  /** XEP-0421: the same for this user (bare JID) in this room, whatever the nickname or session. */
+  occupantId: string;
   /** The children of its last available presence (show, status, caps …), muc payloads removed. */
   presence: Element[];
 }

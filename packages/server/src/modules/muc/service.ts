@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Element, xml } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, buildForm, errorReply } from '@natter/protocol';
@@ -20,6 +21,17 @@ import { ownerGet, ownerSet } from './owner-iq.js';
 import { Room, type Occupant } from './room.js';
 import { defaultConfig } from './room-config.js';
 import type { RoomStore } from './storage.js';
+import type { HistoryEntry } from './history.js';
+import { NS_OCCUPANT_ID, occupantId } from './xep-0421-occupant-id.js';
+import {
+  archiveAvailable,
+  archiveFeatures,
+  archiveForm,
+  archiveMetadata,
+  archiveQuery,
+} from './xep-0313-room-archive.js';
+import { NS_FASTEN, NS_RETRACT } from './xep-0424-retraction.js';
+import { moderate, NS_MODERATE, NS_MODERATE_0 } from './xep-0425-moderation.js';
 
 const RELAY_TIMEOUT_MS = 60_000;
 const MAX_RELAYED_IQS = 10_000;
@@ -64,6 +76,8 @@ export class MucService {
   private stopped = false;
   /** While the shutdown notices go out: their deliveries, to await before the streams close. */
   private collecting: Promise<unknown>[] | undefined;
+  /** The secret behind occupant ids (XEP-0421), loaded with the rooms. */
+  private secret = '';
 
   constructor(
     readonly ctx: ModuleContext<MucOptions>,
@@ -86,10 +100,26 @@ export class MucService {
     this.roomIq.on('set', NS.mucAdmin, 'query', (req) => adminSet(this, room(req.to, req.from), req));
     this.roomIq.on('get', NS.mucOwner, 'query', (req) => ownerGet(this, room(req.to, req.from), req));
     this.roomIq.on('set', NS.mucOwner, 'query', (req) => ownerSet(this, room(req.to, req.from), req));
+    this.roomIq.on('get', NS.mam, 'query', (req) => archiveForm(this, room(req.to, req.from), req));
+    this.roomIq.on('set', NS.mam, 'query', (req) => archiveQuery(this, room(req.to, req.from), req));
+    this.roomIq.on('get', NS.mam, 'metadata', (req) => archiveMetadata(this, room(req.to, req.from), req));
+    this.roomIq.on('set', NS_MODERATE, 'moderate', (req) => moderate(this, room(req.to, req.from), req));
+    this.roomIq.on('set', NS_FASTEN, 'apply-to', (req) => moderate(this, room(req.to, req.from), req));
+  }
+
+  /** XEP-0421: the occupant id of `real`'s user in `room`. */
+  occupantId(room: Room, real: Jid): string {
+    return occupantId(this.secret, room.jid, real);
+  }
+
+  /** New rooms keep an archive unless the service says otherwise (`modules.muc.archive`). */
+  private get archiveByDefault(): boolean {
+    return this.options.archive === 'on';
   }
 
   async load(): Promise<void> {
-    const base = defaultConfig(this.options.maxOccupants, this.options.historyMax);
+    this.secret = await this.store.secret(this.domain, randomBytes(32).toString('base64url'));
+    const base = defaultConfig(this.options.maxOccupants, this.options.historyMax, this.archiveByDefault);
     const rooms = await this.store.load(this.domain, base, (jid, err) =>
       this.ctx.log.error({ err, room: jid }, 'skipping unreadable stored room'),
     );
@@ -136,13 +166,19 @@ export class MucService {
     }
   }
 
-  private guard(ev: RouteEvent, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
+  /** Runs a stanza's handler; a StanzaError it throws (or rejects with) is answered to the sender. */
+  private guard(ev: RouteEvent, fn: () => void | Promise<void>): void {
+    const refuse = (err: unknown): void => {
       if (!(err instanceof StanzaError)) throw err;
       if (ev.stanza.attrs.type === 'error') return;
       this.sendNew(errorReply(ev.stanza, err), ev.to, ev.from);
+    };
+    try {
+      const r = fn();
+      if (r instanceof Promise)
+        r.catch(refuse).catch((err: unknown) => this.ctx.log.error({ err }, 'MUC message handling failed'));
+    } catch (err) {
+      refuse(err);
     }
   }
 
@@ -270,7 +306,10 @@ export class MucService {
       for (const r of this.rooms.values()) if (r.affiliations.get(bare) === 'owner') owned++;
       if (owned >= max) throw new StanzaError('not-allowed', { text: `you already own ${owned} rooms` });
     }
-    const room = new Room(to.bare, defaultConfig(this.options.maxOccupants, this.options.historyMax));
+    const room = new Room(
+      to.bare,
+      defaultConfig(this.options.maxOccupants, this.options.historyMax, this.archiveByDefault),
+    );
     room.affiliations.set(from.toBareString(), 'owner');
     // A client speaking XEP-0045 gets a locked room to configure; a groupchat 1.0 client an instant one.
     room.locked = ev.stanza.getChild('x', NS.muc) !== undefined;
@@ -286,11 +325,14 @@ export class MucService {
 
   private forget(room: Room): void {
     if (this.rooms.get(room.name) === room) this.rooms.delete(room.name);
+    const jid = room.jid.toString();
     if (room.stored) {
       room.stored = false;
-      const jid = room.jid.toString();
       this.write(() => this.store.remove(jid));
     }
+    // The room is gone, and its archive with it (a new room of that name starts with none).
+    const mam = archiveAvailable(this);
+    if (mam) this.write(() => mam.deleteArchive(jid));
   }
 
   /** Removes a room for good (after its occupants were told). */
@@ -319,6 +361,14 @@ export class MucService {
     const jid = room.jid.toString();
     const keep = room.config.historyLength;
     this.write(() => this.store.addHistory(jid, at, stanza.toString(), keep));
+  }
+
+  /** Takes a retracted message out of a persistent room's stored history. */
+  forgetHistory(room: Room, entry: HistoryEntry): void {
+    if (!room.stored) return;
+    const jid = room.jid.toString();
+    const text = entry.stanza.toString();
+    this.write(() => this.store.removeHistory(jid, entry.at, text));
   }
 
   /** Storage writes run one at a time, in order; failures are logged. */
@@ -387,8 +437,16 @@ export class MucService {
 
   /** Routes a stanza this service built (sets its `to`). */
   sendNew(el: Element, from: Jid, to: Jid): void {
+    void this.sendAwaitable(el, from, to);
+  }
+
+  /**
+   * `sendNew`, with a promise when routing goes on asynchronously (settled once routed, errors
+   * logged): for what must arrive in order, one after the other.
+   */
+  sendAwaitable(el: Element, from: Jid, to: Jid): Promise<unknown> | undefined {
     el.attrs.to = to.toString();
-    this.dispatch(el, from, to);
+    return this.dispatch(el, from, to);
   }
 
   /** Routes a shallow copy of a shared stanza to every session of an occupant. */
@@ -406,15 +464,17 @@ export class MucService {
       base.children.slice(),
     );
     el.inheritsNs = base.inheritsNs;
-    this.dispatch(el, from, to);
+    void this.dispatch(el, from, to);
   }
 
-  private dispatch(stanza: Element, from: Jid, to: Jid): void {
+  private dispatch(stanza: Element, from: Jid, to: Jid): Promise<unknown> | undefined {
     const r = this.ctx.router.dispatch({ stanza, from, to, origin: undefined });
     if (r instanceof Promise) {
       const logged = r.catch((err: unknown) => this.ctx.log.error({ err }, 'MUC delivery failed'));
       this.collecting?.push(logged);
+      return logged;
     }
+    return undefined;
   }
 
   bounce(ev: RouteEvent, condition: ConstructorParameters<typeof StanzaError>[0], text?: string): void {
@@ -500,9 +560,18 @@ export class MucService {
       'query',
       { xmlns: NS.discoInfo },
       xml('identity', { category: 'conference', type: 'text', name: c.name || room.name }),
-      [NS.discoInfo, NS.discoItems, NS.muc, SELF_PING_OPT, ...room.features()].map((v) =>
-        xml('feature', { var: v }),
-      ),
+      [
+        NS.discoInfo,
+        NS.discoItems,
+        NS.muc,
+        SELF_PING_OPT,
+        NS_OCCUPANT_ID,
+        NS_MODERATE,
+        NS_MODERATE_0,
+        NS_RETRACT,
+        ...archiveFeatures(this, room),
+        ...room.features(),
+      ].map((v) => xml('feature', { var: v })),
       info,
     );
   }

@@ -40,6 +40,16 @@ export const migrations: Record<string, Migration> = {
       await db.schema.createIndex('muc_history_room_at').on('muc_history').columns(['room', 'at']).execute();
     },
   },
+  /** One secret per MUC service, for XEP-0421 occupant ids. */
+  '0003-secrets': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('muc_secrets')
+        .addColumn('service', 'varchar(1023)', (c) => c.primaryKey())
+        .addColumn('secret', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** Reads and writes persistent rooms (SQLite and PostgreSQL through Kysely). */
@@ -60,7 +70,7 @@ export class RoomStore {
     }[]) {
       try {
         const config: RoomConfig = {
-          ...defaultConfig(base.maxUsers, base.historyLength),
+          ...defaultConfig(base.maxUsers, base.historyLength, base.archive),
           ...(JSON.parse(row.config) as Partial<RoomConfig>),
         };
         const room = new Room(parseJid(row.jid), config, Number(row.created_at));
@@ -147,6 +157,34 @@ export class RoomStore {
       .limit(1)
       .offset(keep - 1);
     await this.db.deleteFrom('muc_history').where('room', '=', room).where('at', '<', cutoff).execute();
+  }
+
+  /** Removes one message from a room's stored history (retracted or moderated). */
+  async removeHistory(room: string, at: number, stanza: string): Promise<void> {
+    await this.db
+      .deleteFrom('muc_history')
+      .where('room', '=', room)
+      .where('at', '=', at)
+      .where('stanza', '=', stanza)
+      .execute();
+  }
+
+  /**
+   * The service's secret for occupant ids (XEP-0421): made once, then read by every start and every
+   * node of a cluster (the first writer wins).
+   */
+  async secret(service: string, fresh: string): Promise<string> {
+    await this.db
+      .insertInto('muc_secrets')
+      .values({ service, secret: fresh })
+      .onConflict((oc) => oc.column('service').doNothing())
+      .execute();
+    const row = await this.db
+      .selectFrom('muc_secrets')
+      .select('secret')
+      .where('service', '=', service)
+      .executeTakeFirstOrThrow();
+    return String(row.secret);
   }
 
   async remove(jid: string): Promise<void> {
