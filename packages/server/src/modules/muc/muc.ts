@@ -11,12 +11,25 @@ export type { MucApi } from './service.js';
  * roles and affiliations, configuration forms, history, invitations; persistent rooms stored.
  * Split by concern: room state (room.ts), occupants and roles (occupants.ts), affiliations,
  * configuration form (room-config.ts), history, messages, admin and owner IQs, routing and disco
- * (service.ts), storage.
+ * (service.ts), storage; room archives (xep-0313-room-archive.ts, kept by the mam module), occupant
+ * ids (xep-0421-occupant-id.ts), retraction and moderation (xep-0424-retraction.ts,
+ * xep-0425-moderation.ts).
  */
 export default defineModule({
   name: 'muc',
-  description: 'Multi-user chat rooms on conference.<domain>',
-  specs: ['XEP-0045', 'XEP-0249', 'XEP-0410', 'RFC 8266'],
+  description:
+    'Multi-user chat rooms on conference.<domain>, with room archives, occupant ids, retraction and moderation',
+  specs: [
+    'XEP-0045',
+    'XEP-0249',
+    'XEP-0410',
+    'RFC 8266',
+    'XEP-0313 (room archives)',
+    'XEP-0359',
+    'XEP-0421',
+    'XEP-0424 (in rooms)',
+    'XEP-0425',
+  ],
   enabledByDefault: true,
   options: mucOptions,
   migrations,
