@@ -13,12 +13,12 @@ export type { MucApi } from './service.js';
  * configuration form (room-config.ts), history, messages, admin and owner IQs, routing and disco
  * (service.ts), storage; room archives (xep-0313-room-archive.ts, kept by the mam module), occupant
  * ids (xep-0421-occupant-id.ts), retraction and moderation (xep-0424-retraction.ts,
- * xep-0425-moderation.ts).
+ * xep-0425-moderation.ts), room avatars (xep-0486-room-avatar.ts).
  */
 export default defineModule({
   name: 'muc',
   description:
-    'Multi-user chat rooms on conference.<domain>, with room archives, occupant ids, retraction and moderation',
+    'Multi-user chat rooms on conference.<domain>, with room archives, occupant ids, retraction, moderation and room avatars',
   specs: [
     'XEP-0045',
     'XEP-0249',
@@ -29,6 +29,7 @@ export default defineModule({
     'XEP-0421',
     'XEP-0424 (in rooms)',
     'XEP-0425',
+    'XEP-0486',
   ],
   enabledByDefault: true,
   options: mucOptions,

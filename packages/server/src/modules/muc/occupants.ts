@@ -8,6 +8,7 @@ import { enforceNick, nickKey } from './nick.js';
 import type { Occupant, Room } from './room.js';
 import type { MucService } from './service.js';
 import { isOccupantIdElement, occupantIdElement } from './xep-0421-occupant-id.js';
+import { avatarPresence } from './xep-0486-room-avatar.js';
 
 /**
  * Occupants and roles (XEP-0045 §7 and §8): entering, presence updates, nickname changes,
@@ -242,6 +243,8 @@ export function enter(svc: MucService, room: Room, ev: RouteEvent, created: bool
       ev.from,
     );
   } else broadcastPresence(svc, room, o, { selfCodes });
+  // XEP-0486: the room's avatar, before the history.
+  if (room.avatarHash !== '') svc.sendNew(avatarPresence(room), room.jid, ev.from);
   const mucX = ev.stanza.getChild('x', NS.muc);
   if (room.history.size > 0) {
     const roomJid = room.jid.toString();

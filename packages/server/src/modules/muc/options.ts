@@ -26,6 +26,12 @@ export const mucOptions = z
      * do not (owners may turn it on), 'never' no room keeps one. Needs the mam module.
      */
     archive: z.enum(['on', 'off', 'never']).default('on'),
+    /** Largest room vCard (XEP-0486 room avatar) an owner may set, serialised, in bytes. */
+    maxRoomVcardBytes: z
+      .number()
+      .int()
+      .min(256)
+      .default(128 * 1024),
     /** Fan-out charged to senders and rooms, in deliveries (flood-control.ts). */
     floodControl: floodControlOptions,
   })

@@ -42,6 +42,10 @@ export class Room {
   locked = false;
   /** Stored in the database (persistent rooms only). */
   stored = false;
+  /** The room's vCard (XEP-0486), set by its owners. */
+  vcard: Element | undefined;
+  /** SHA-1 of the vCard's photo, '' without one. */
+  avatarHash = '';
 
   constructor(
     readonly jid: Jid,

@@ -32,6 +32,7 @@ import {
 } from './xep-0313-room-archive.js';
 import { NS_FASTEN, NS_RETRACT } from './xep-0424-retraction.js';
 import { moderate, NS_MODERATE, NS_MODERATE_0 } from './xep-0425-moderation.js';
+import { getRoomVcard, setRoomVcard } from './xep-0486-room-avatar.js';
 
 const RELAY_TIMEOUT_MS = 60_000;
 const MAX_RELAYED_IQS = 10_000;
@@ -103,6 +104,8 @@ export class MucService {
     this.roomIq.on('get', NS.mam, 'query', (req) => archiveForm(this, room(req.to, req.from), req));
     this.roomIq.on('set', NS.mam, 'query', (req) => archiveQuery(this, room(req.to, req.from), req));
     this.roomIq.on('get', NS.mam, 'metadata', (req) => archiveMetadata(this, room(req.to, req.from), req));
+    this.roomIq.on('get', NS.vcard, 'vCard', (req) => getRoomVcard(room(req.to, req.from), req));
+    this.roomIq.on('set', NS.vcard, 'vCard', (req) => setRoomVcard(this, room(req.to, req.from), req));
     this.roomIq.on('set', NS_MODERATE, 'moderate', (req) => moderate(this, room(req.to, req.from), req));
     this.roomIq.on('set', NS_FASTEN, 'apply-to', (req) => moderate(this, room(req.to, req.from), req));
   }
@@ -554,6 +557,10 @@ export class MucService {
           values: [c.whois],
         },
         ...(c.lang ? [{ var: 'muc#roominfo_lang', type: 'text-single' as const, values: [c.lang] }] : []),
+        // XEP-0486: the hash of the room's avatar.
+        ...(room.avatarHash
+          ? [{ var: 'muc#roominfo_avatarhash', type: 'text-multi' as const, values: [room.avatarHash] }]
+          : []),
       ],
     });
     return xml(
@@ -569,6 +576,7 @@ export class MucService {
         NS_MODERATE,
         NS_MODERATE_0,
         NS_RETRACT,
+        NS.vcard,
         ...archiveFeatures(this, room),
         ...room.features(),
       ].map((v) => xml('feature', { var: v })),

@@ -4,6 +4,7 @@ import { parseElement } from '@natter/xml';
 import { isAffiliation } from './affiliations.js';
 import { Room } from './room.js';
 import { defaultConfig, type RoomConfig } from './room-config.js';
+import { roomPhotoHash } from './xep-0486-room-avatar.js';
 
 /** Tables of persistent rooms: their configuration and subject, and their affiliations. */
 export const migrations: Record<string, Migration> = {
@@ -47,6 +48,16 @@ export const migrations: Record<string, Migration> = {
         .createTable('muc_secrets')
         .addColumn('service', 'varchar(1023)', (c) => c.primaryKey())
         .addColumn('secret', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+  /** Room vCards (XEP-0486 room avatars) of persistent rooms. */
+  '0004-vcards': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('muc_vcards')
+        .addColumn('room', 'varchar(1023)', (c) => c.primaryKey())
+        .addColumn('vcard', 'text', (c) => c.notNull())
         .execute();
     },
   },
@@ -107,6 +118,22 @@ export class RoomStore {
       .where('muc_rooms.service', '=', service)
       .orderBy('muc_history.at')
       .execute();
+    const vcards = await this.db
+      .selectFrom('muc_vcards')
+      .innerJoin('muc_rooms', 'muc_rooms.jid', 'muc_vcards.room')
+      .select(['muc_vcards.room as room', 'muc_vcards.vcard as vcard'])
+      .where('muc_rooms.service', '=', service)
+      .execute();
+    for (const v of vcards as { room: string; vcard: string }[]) {
+      const room = byJid.get(v.room);
+      if (!room) continue;
+      try {
+        room.vcard = parseElement(v.vcard);
+        room.avatarHash = roomPhotoHash(room.vcard);
+      } catch (err) {
+        onBad(v.room, err);
+      }
+    }
     for (const h of history as { room: string; at: number | string; stanza: string }[]) {
       const room = byJid.get(h.room);
       if (!room) continue;
@@ -137,6 +164,9 @@ export class RoomStore {
           created_at: room.createdAt,
         })
         .execute();
+      await trx.deleteFrom('muc_vcards').where('room', '=', jid).execute();
+      if (room.vcard)
+        await trx.insertInto('muc_vcards').values({ room: jid, vcard: room.vcard.toString() }).execute();
       for (let i = 0; i < affs.length; i += 200) {
         const chunk = affs
           .slice(i, i + 200)
@@ -190,6 +220,7 @@ export class RoomStore {
   async remove(jid: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('muc_history').where('room', '=', jid).execute();
+      await trx.deleteFrom('muc_vcards').where('room', '=', jid).execute();
       await trx.deleteFrom('muc_affiliations').where('room', '=', jid).execute();
       await trx.deleteFrom('muc_rooms').where('jid', '=', jid).execute();
     });
