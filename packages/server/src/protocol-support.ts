@@ -1,4 +1,5 @@
 import { builtinModules } from './modules/index.js';
+import { providedBy, specNumber, XEP_0479, type Implementation, type Requirement } from './xep-0479.js';
 
 /** Core protocol support that lives outside modules (streams, SASL, routing). */
 const CORE: [string, string, string][] = [
@@ -33,6 +34,11 @@ const CORE: [string, string, string][] = [
     'packages/server/src/listeners/listeners.ts',
   ],
   ['RFC 7622', 'Addresses (JIDs), PRECIS profiles', 'packages/jid'],
+  [
+    'RFC 7590',
+    'TLS for XMPP: TLS 1.2 and 1.3 with AEAD suites only, STARTTLS required before credentials (except on loopback), certificates checked on server-to-server streams (RFC 6125)',
+    'packages/server/src/tls.ts',
+  ],
   ['XEP-0368', 'Direct TLS (c2s-tls listener)', 'packages/server/src/listeners'],
   [
     'RFC 6120',
@@ -81,6 +87,80 @@ const CORE: [string, string, string][] = [
   ],
 ];
 
+/** Every spec number implemented, by whom (the core, or a module). */
+function implementations(): Map<string, Implementation[]> {
+  const found = new Map<string, Implementation[]>();
+  const add = (entry: string, impl: Implementation) => {
+    const n = specNumber(entry);
+    const list = found.get(n) ?? [];
+    if (!list.some((i) => i.where === impl.where)) list.push(impl);
+    found.set(n, list);
+  };
+  for (const [spec] of CORE) add(spec, { where: 'core', onByDefault: true });
+  for (const m of builtinModules)
+    for (const spec of m.specs) add(spec, { where: m.name, onByDefault: m.enabledByDefault !== false });
+  return found;
+}
+
+const LEVEL: Record<Requirement, string> = { yes: 'required', no: '—', 'n/a': 'n/a' };
+
+/** The XEP-0479 section: each server feature, its providers and where Natter has them. */
+function complianceSection(): string[] {
+  const found = implementations();
+  const lines = [
+    '## XEP-0479: Compliance Suites 2023 (server)',
+    '',
+    'Which providers Natter has is read from the table above and the modules’ `specs`. A module that is off by default counts, marked *(off by default)*: its `modules.<name>` turns it on.',
+    '',
+  ];
+  const summary: string[] = [];
+  for (const cat of XEP_0479) {
+    const features = cat.features.filter((f) => f.server === 'yes' || f.advanced === 'yes');
+    lines.push(
+      `### ${cat.name}`,
+      '',
+      '| Feature | Server | Advanced Server | Providers | In Natter |',
+      '|---|---|---|---|---|',
+    );
+    const missing = { server: [] as string[], advanced: [] as string[] };
+    for (const f of features) {
+      const cells: string[] = [];
+      let all = true;
+      for (const pr of f.providers) {
+        const impl = providedBy(pr, found);
+        const label = pr.note ? `${pr.spec} (${pr.note})` : pr.spec;
+        if (impl.length === 0) {
+          all = false;
+          cells.push(`${label}: **no**`);
+        } else {
+          const where = impl
+            .map((i) =>
+              i.where === 'core' ? 'core' : `\`${i.where}\`${i.onByDefault ? '' : ' *(off by default)*'}`,
+            )
+            .join(', ');
+          cells.push(`${label}: ${where}`);
+        }
+      }
+      if (!all && f.server === 'yes') missing.server.push(f.name);
+      if (!all && f.advanced === 'yes') missing.advanced.push(f.name);
+      lines.push(
+        `| ${f.name} | ${LEVEL[f.server]} | ${LEVEL[f.advanced]} | ${f.providers.map((x) => x.spec).join(', ')} | ${all ? 'yes' : '**no**'}: ${cells.join('; ')} |`,
+      );
+    }
+    lines.push('');
+    const verdict = (m: string[]) => (m.length === 0 ? 'yes' : `no (missing: ${m.join(', ')})`);
+    summary.push(`| ${cat.name} | ${verdict(missing.server)} | ${verdict(missing.advanced)} |`);
+  }
+  return [
+    ...lines.slice(0, 4),
+    '| Category | Server | Advanced Server |',
+    '|---|---|---|',
+    ...summary,
+    '',
+    ...lines.slice(4),
+  ];
+}
+
 /** Renders docs/protocol-support.md from the modules' own metadata, so it cannot drift. */
 export function renderProtocolSupport(): string {
   const lines = [
@@ -107,6 +187,7 @@ export function renderProtocolSupport(): string {
           `| [\`${m.name}\`](../packages/server/src/modules/${m.name}/) | ${m.specs.join(', ')} | ${m.description} | ${m.enabledByDefault === false ? 'no' : 'yes'} |`,
       ),
     '',
+    ...complianceSection(),
   ];
   return lines.join('\n');
 }
