@@ -136,11 +136,15 @@ export async function startServer(
   ];
   const modules = selectModules(config, available);
 
+  // Set once the core exists (storage is opened first); until then queries are not measured.
+  // eslint-disable-next-line prefer-const
+  let core: ServerCore | undefined;
   const database = Database.open(
     config.storage.engine === 'sqlite'
       ? { engine: 'sqlite', path: config.storage.path ?? join(dataDir, 'natter.sqlite') }
       : config.storage,
     (err) => log.warn({ err }, 'a storage connection failed; the pool replaces it'),
+    (ms, failed) => core?.metrics.query(ms, failed),
   );
   await database.migrate('accounts', accountMigrations);
   for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
@@ -148,7 +152,8 @@ export async function startServer(
   const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
   const sessions = new SessionRegistry(bus?.nodeId);
   const router = new Router(sessions, log);
-  const core = new ServerCore(config, router, sessions, accounts, database, log);
+  core = new ServerCore(config, router, sessions, accounts, database, log);
+  if (bus) core.metrics.registry.setDefaultLabels({ node: bus.nodeId });
   const cluster = bus ? new Cluster(bus, log) : undefined;
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);

@@ -159,6 +159,14 @@ export class ModuleContext<Options> {
     return this.host.provided.get(name) as T | undefined;
   }
 
+  /**
+   * Counts a limit acting on a peer, for operators (`natter_throttled_total{limit}` on the admin
+   * listener's /metrics). `limit` is one of a few fixed names (never a value from the peer).
+   */
+  throttled(limit: string): void {
+    this.server.metrics.throttled(limit);
+  }
+
   /** Advertises a disco#info feature on the domain or on accounts. */
   feature(target: IqTarget, ...vars: string[]): void {
     const set = target === 'host' ? this.host.hostFeatures : this.host.accountFeatures;

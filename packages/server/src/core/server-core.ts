@@ -11,6 +11,7 @@ import type { Host } from './host.js';
 import { IqTimeoutError, type Router } from './router.js';
 import { isLocal, type SessionRegistry } from './session-registry.js';
 import { Session, type SessionRecord } from './session.js';
+import { ServerMetrics } from './metrics.js';
 import type { Cluster, ClusterHost } from './cluster/cluster.js';
 import type { C2SStream } from './stream/c2s-stream.js';
 import type { ComponentStream } from './stream/xep-0114-component-stream.js';
@@ -65,6 +66,9 @@ export class ServerCore implements ClusterHost {
   /** Component domains whose bound stream is being pinged (probeComponent). */
   private readonly probing = new Set<string>();
 
+  /** Prometheus metrics (admin listener, `/metrics`). */
+  readonly metrics: ServerMetrics;
+
   constructor(
     readonly config: Config,
     readonly router: Router,
@@ -72,7 +76,25 @@ export class ServerCore implements ClusterHost {
     readonly accounts: AccountStore,
     readonly database: Database,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.metrics = new ServerMetrics({
+      sessions: () => {
+        let hibernated = 0;
+        for (const s of this.sessions.all()) if (s.hibernated) hibernated++;
+        return { live: this.sessions.localSize - hibernated, hibernated };
+      },
+      streams: () => {
+        let negotiating = 0;
+        for (const st of this.streams) if (!st.authenticated) negotiating++;
+        return {
+          'c2s-negotiating': negotiating,
+          component: this.components.size,
+          's2s-in': this.s2sInbound.size,
+          's2s-out': this.federation?.list().length ?? 0,
+        };
+      },
+    });
+  }
 
   get defaultHost(): Host {
     return this.hosts.values().next().value as Host;
@@ -130,16 +152,21 @@ export class ServerCore implements ClusterHost {
    * (XEP-0356, `ev.onBehalfOf`). The host's `stanza/out` hooks first, then the router.
    */
   routeFromAccount(host: Host, ev: RouteEvent): void | Promise<void> {
-    if (!host.hooks.has('stanza/out')) return this.track(this.router.dispatch(ev));
+    const start = performance.now();
+    if (!host.hooks.has('stanza/out')) return this.track(this.router.dispatch(ev), start);
     const r = host.hooks.run('stanza/out', ev);
     if (r instanceof Promise)
-      return this.track(r.then((handled) => (handled ? undefined : this.router.dispatch(ev))));
-    if (!r) return this.track(this.router.dispatch(ev));
+      return this.track(
+        r.then((handled) => (handled ? undefined : this.router.dispatch(ev))),
+        start,
+      );
+    if (!r) return this.track(this.router.dispatch(ev), start);
+    this.metrics.routed(performance.now() - start);
   }
 
   /** A stanza from a connected component, validated (its `from` is on its domain): the router. */
   routeFromComponent(ev: RouteEvent): void | Promise<void> {
-    return this.track(this.router.dispatch(ev));
+    return this.track(this.router.dispatch(ev), performance.now());
   }
 
   /**
@@ -147,7 +174,7 @@ export class ServerCore implements ClusterHost {
    * that stream, `to` on one of ours): the router.
    */
   routeFromRemote(ev: RouteEvent): void | Promise<void> {
-    return this.track(this.router.dispatch(ev));
+    return this.track(this.router.dispatch(ev), performance.now());
   }
 
   /**
@@ -213,10 +240,20 @@ export class ServerCore implements ClusterHost {
     }
   }
 
-  private track<T>(r: T | Promise<T>): T | Promise<T> {
-    if (!(r instanceof Promise)) return r;
+  /**
+   * Follows work in flight (shutdown waits for it); for a stanza from a stream, its routing time
+   * from `start` (the routing latency metric).
+   */
+  private track<T>(r: T | Promise<T>, start?: number): T | Promise<T> {
+    if (!(r instanceof Promise)) {
+      if (start !== undefined) this.metrics.routed(performance.now() - start);
+      return r;
+    }
     this.inFlight.add(r);
-    const done = () => this.inFlight.delete(r);
+    const done = () => {
+      this.inFlight.delete(r);
+      if (start !== undefined) this.metrics.routed(performance.now() - start);
+    };
     r.then(done, done);
     return r;
   }

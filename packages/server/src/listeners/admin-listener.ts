@@ -22,6 +22,14 @@ export interface AdminRequest {
   body: unknown;
 }
 
+/** An answer that is not JSON (Prometheus text): returned by a handler as is. */
+export class RawAnswer {
+  constructor(
+    readonly contentType: string,
+    readonly body: string,
+  ) {}
+}
+
 /** An admin answer other than 200: `throw new AdminError(404, 'no such user')`. */
 export class AdminError extends Error {
   constructor(
@@ -136,6 +144,15 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     handle: ({ core, query }) => sessionsReport(core, query.get('list') === '1'),
   },
   { method: 'GET', path: '/admin/s2s', handle: ({ core }) => s2sReport(core) },
+  /** Prometheus/OpenMetrics scrape (docs/monitoring.md): this process's metrics, names prefixed natter_. */
+  {
+    method: 'GET',
+    path: '/metrics',
+    handle: async ({ core }) => {
+      const m = await core.metrics.render();
+      return new RawAnswer(m.contentType, m.body);
+    },
+  },
   ...accountRoutes,
 ];
 
@@ -234,7 +251,9 @@ export async function startAdminListener(
     void (async () => {
       try {
         const body = req.method === 'GET' ? undefined : await readBody(req);
-        answer(res, 200, await route.handle({ core, query: url.searchParams, body }));
+        const out = await route.handle({ core, query: url.searchParams, body });
+        if (out instanceof RawAnswer) res.writeHead(200, { 'content-type': out.contentType }).end(out.body);
+        else answer(res, 200, out);
       } catch (err) {
         if (err instanceof AdminError || err instanceof AdminActionError)
           answer(res, err.status, { error: err.message });

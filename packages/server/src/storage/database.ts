@@ -1,6 +1,6 @@
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type LogEvent, type Migration } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { SqliteCheckpointer } from './checkpointer.js';
@@ -41,10 +41,18 @@ export class Database {
    * ones on demand. Without a listener, node-postgres would raise them as uncaught exceptions and
    * take the whole XMPP server down.
    */
-  static open(config: StorageConfig, onConnectionError?: (err: Error) => void): Database {
+  static open(
+    config: StorageConfig,
+    onConnectionError?: (err: Error) => void,
+    /** Hears each query's duration (a metric), and whether it failed. */
+    observe?: (ms: number, failed: boolean) => void,
+  ): Database {
+    const log = observe
+      ? (event: LogEvent) => observe(event.queryDurationMillis, event.level === 'error')
+      : undefined;
     if (config.engine === 'sqlite') {
       const sqlite = openSqlite(config.path);
-      const db = new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }) }), config);
+      const db = new Database(new Kysely({ dialect: new SqliteDialect({ database: sqlite }), log }), config);
       if (config.path !== ':memory:')
         db.checkpointer = new SqliteCheckpointer(config.path, WAL_CHECKPOINT_BYTES, 250, (message) =>
           onConnectionError?.(new Error(`SQLite checkpoint failed: ${message}`)),
@@ -71,7 +79,7 @@ export class Database {
     });
     const drained = () =>
       open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve));
-    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }) }), config, drained);
+    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }), log }), config, drained);
   }
 
   /** Runs a module's pending migrations, in name order, each recorded in the module's own table. */

@@ -101,7 +101,7 @@ export class S2SInStream extends StreamMachine implements S2SStreamHandle {
     private readonly opts: InboundOptions,
   ) {
     // Server-to-server traffic is limited per remote domain here, not by the client limits.
-    super(transport, { config: server.config, log: server.log, limiter: undefined });
+    super(transport, { config: server.config, log: server.log, limiter: undefined, metrics: server.metrics });
     server.s2sInbound.add(this);
     this.start();
     const idle = server.config.s2s.idleTimeoutMs;

@@ -85,7 +85,7 @@ export class S2SOutStream extends StreamMachine implements S2SStreamHandle {
       ...server.config.limits,
       authTimeoutMs: Math.max(server.config.limits.authTimeoutMs, server.config.s2s.connectTimeoutMs + 1000),
     };
-    super(transport, { config: { limits }, log: server.log, limiter: undefined });
+    super(transport, { config: { limits }, log: server.log, limiter: undefined, metrics: server.metrics });
     this.start();
     this.sendHeader(opts.local, opts.remote);
     this.state = 'negotiating';

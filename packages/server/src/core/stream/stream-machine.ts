@@ -29,11 +29,18 @@ export interface MachineLimiter {
   closed?(stream: StreamView): void;
 }
 
-/** What a stream machine needs from the server: limits, a log, the rate limiter. */
+/** Counting stanzas by stream and kind (core/metrics.ts). */
+export interface MachineMetrics {
+  stanzaIn(stream: StreamMachine['kind'], name: string): void;
+  stanzaOut(stream: StreamMachine['kind'], name: string): void;
+}
+
+/** What a stream machine needs from the server: limits, a log, the rate limiter, the metrics. */
 export interface MachineEnv {
   readonly config: { readonly limits: Limits };
   readonly log: Logger;
   readonly limiter?: MachineLimiter | undefined;
+  readonly metrics?: MachineMetrics | undefined;
 }
 
 /**
@@ -304,6 +311,7 @@ export abstract class StreamMachine implements StreamView {
       this.close();
       return;
     }
+    this.env.metrics?.stanzaIn(this.kind, el.name);
     return this.handleElement(el);
   }
 
@@ -368,6 +376,7 @@ export abstract class StreamMachine implements StreamView {
     // Counted first (stream management): if writing it ends the stream, it is still unacknowledged.
     this.beforeWrite(el);
     if ((this.state as StreamState) === 'closing' || (this.state as StreamState) === 'closed') return;
+    this.env.metrics?.stanzaOut(this.kind, el.name);
     const data = this.transport.framed ? serialize(el, '') : serialize(el, this.contentNs, true);
     if (this.keepsUntilSent(el)) {
       // Kept until the kernel took the bytes: if the peer never reads them, they are routed again.

@@ -182,9 +182,10 @@ export default defineModule({
       return st;
     }
 
-    function throttle(stream: StreamView, st: StreamState, waitMs: number): void {
+    function throttle(stream: StreamView, st: StreamState, waitMs: number, limit: 'bytes' | 'stanzas'): void {
       const until = Date.now() + waitMs;
       if (st.timer && until <= st.resumeAt) return;
+      ctx.throttled(limit);
       clearTimeout(st.timer);
       st.resumeAt = until;
       stream.pauseReading('rate');
@@ -210,6 +211,7 @@ export default defineModule({
           { ip: s.transport.remoteAddress, condition },
           'closing an unauthenticated connection to make room',
         );
+        ctx.throttled('unauthenticated-evicted');
         s.fail(condition, text);
         s.transport.destroy();
         return true;
@@ -255,7 +257,7 @@ export default defineModule({
         // The address is over its allowance: its heavy connections pay (those that used more than half
         // their own burst), so that one flooding connection does not stall its light neighbours.
         if (ipWait > 0 && st.bytes.available < st.bytes.burst / 2) wait = Math.max(wait, ipWait);
-        if (wait > 0) throttle(stream, st, wait);
+        if (wait > 0) throttle(stream, st, wait, 'bytes');
       },
       stanza(stream) {
         const st = stateOf(stream);
@@ -267,9 +269,10 @@ export default defineModule({
         if (st.stanzas.debt > o.stanzaFloodDebt) {
           ctx.log.warn({ ip: st.ip, jid: stream.session?.jid.toString() }, 'stanza flood: disconnecting');
           stream.fail('policy-violation', 'too many stanzas: slow down');
+          ctx.throttled('stanza-flood');
           return false;
         }
-        throttle(stream, st, wait);
+        throttle(stream, st, wait, 'stanzas');
         return true;
       },
       authFailed(ip) {
@@ -283,6 +286,7 @@ export default defineModule({
           );
         b.take(1);
         const retryInMs = b.waitFor(1);
+        if (retryInMs > 0) ctx.throttled('auth-failures');
         if (retryInMs > 0)
           ctx.log.warn(
             { ip: key, retryInMs },
@@ -304,6 +308,7 @@ export default defineModule({
       if ((perIpCount.get(ip) ?? 0) >= o.maxConnectionsPerIp) {
         if (!evictOldest(mineUnauth, 'policy-violation', 'too many connections from your address')) {
           ctx.log.info({ ip }, 'connection refused: too many connections from this address');
+          ctx.throttled('connections-per-ip');
           return false;
         }
       }

@@ -130,6 +130,7 @@ async function retractOwn(
 function chargeFanout(svc: MucService, room: Room, o: Occupant): void {
   const verdict = svc.flood.charge(room, o, room.byReal.size);
   if (verdict === 'ok') return;
+  svc.ctx.throttled(verdict === 'room' ? 'muc-room-flood' : 'muc-sender-flood');
   if (verdict === 'room')
     throw new StanzaError('resource-constraint', {
       text: 'this room is too busy right now; try again shortly',

@@ -131,6 +131,7 @@ export class SaslStep implements NegotiationStep {
         xml('success', { xmlns: NS.sasl }, extra && extra.length > 0 ? toBase64(extra) : undefined),
       );
       stream.server.log.debug({ stream: stream.id, account: account.toString() }, 'authenticated');
+      stream.server.metrics.authSucceeded(this.attempt.mechanism);
       stream.authenticatedAs(account);
     } catch (err) {
       this.sasl = undefined;
@@ -152,6 +153,7 @@ export class SaslStep implements NegotiationStep {
       mechanism: this.attempt.mechanism,
       condition: f.condition,
     });
+    stream.server.metrics.authFailed(this.attempt.mechanism, f.condition);
     if (f.condition === 'not-authorized') stream.server.limiter?.authFailed(stream.transport.remoteAddress);
     const counts = f.condition === 'not-authorized' || f.condition === 'temporary-auth-failure';
     if (counts && ++this.authFailures >= stream.server.config.limits.maxAuthFailures)
