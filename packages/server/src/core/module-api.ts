@@ -8,7 +8,7 @@
  * kysely, files of their own folder, and another module's declared `api.ts`.
  */
 export { defineModule, ModuleContext } from './module.js';
-export type { ModuleDefinition, IqTarget, ServerConfigView } from './module.js';
+export type { ModuleDefinition, IqTarget, ServerConfigView, SessionInfo } from './module.js';
 export type {
   RouteEvent,
   RouteOutcome,

@@ -14,7 +14,7 @@ import type { StorageConfig } from '../storage/database.js';
 import type { HttpHandler } from './http-routes.js';
 import type { Jid } from '@natter/jid';
 import type { Session, SessionRecord } from './session.js';
-import type { SessionDirectory } from './session-registry.js';
+import { isLocal, type SessionDirectory } from './session-registry.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -50,6 +50,16 @@ type DeepReadonly<T> = T extends (...args: any[]) => unknown
   : T extends object
     ? { readonly [K in keyof T]: DeepReadonly<T[K]> }
     : T;
+
+/** A session's connection as `ModuleContext.sessionInfo` describes it. */
+export interface SessionInfo {
+  ip: string;
+  /** When the session was bound (ms since the epoch). */
+  since: number;
+  secure: boolean;
+  credentialsAllowed: boolean;
+  hibernated: boolean;
+}
 
 /** Values a module keeps once per server process (see `ModuleContext.processScoped`). */
 const processStores = new WeakMap<ServerCore, Map<string, unknown>>();
@@ -318,6 +328,43 @@ export class ModuleContext<Options> {
     opts: { except?: Session; text?: string } = {},
   ): Promise<number> {
     return this.server.kickAccount(bare, condition, opts);
+  }
+
+  /**
+   * Ends one session, live or hibernated, here or on another node of the cluster, with a stream
+   * error (`not-authorized` by default): what `kickAccount` does for one resource. Resolves false
+   * when the session was already gone.
+   */
+  async kickSession(
+    record: SessionRecord,
+    condition: 'not-authorized' | 'conflict' | 'reset' = 'not-authorized',
+    text = 'session ended',
+  ): Promise<boolean> {
+    if (record.closed) return false;
+    if (!isLocal(record)) {
+      if (!this.server.cluster) return false;
+      this.server.cluster.kick(record, condition, text);
+      return true;
+    }
+    record.stream.fail(condition, text);
+    await this.server.endSession(record, false);
+    return true;
+  }
+
+  /**
+   * What this node knows of the connection behind a session it holds: the client's address, when the
+   * session began, whether the stream is encrypted and whether credentials may travel on it (TLS, or
+   * `auth.allowPlaintext`), whether it is hibernated (XEP-0198). Undefined for another node's session.
+   */
+  sessionInfo(record: SessionRecord): SessionInfo | undefined {
+    if (!isLocal(record)) return undefined;
+    return {
+      ip: record.ip,
+      since: record.createdAt,
+      secure: record.stream.secure,
+      credentialsAllowed: record.stream.credentialsAllowed(),
+      hibernated: record.hibernated,
+    };
   }
 
   /**

@@ -24,6 +24,8 @@ import externalServices from './external-services/external-services.js';
 import contactAddresses from './contact-addresses/contact-addresses.js';
 import upload from './upload/upload.js';
 import push from './push/push.js';
+import avatarConversion from './avatar-conversion/avatar-conversion.js';
+import adhoc from './adhoc/adhoc.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -49,6 +51,7 @@ export const builtinModules: ModuleDefinition[] = [
   mam,
   pubsub,
   pep,
+  avatarConversion,
   privateStorage,
   muc,
   privilege,
@@ -56,4 +59,5 @@ export const builtinModules: ModuleDefinition[] = [
   contactAddresses,
   upload,
   push,
+  adhoc,
 ];

@@ -231,7 +231,11 @@ describe('module caches in a cluster of two nodes (docs/decisions/0009)', () => 
     await subscribe(w, 'watcher@localhost', v1, 'vera@localhost', 'vera@localhost/v1');
     const v2 = await login(n2!, 'vera', 'v2', false);
 
-    const image = Buffer.from('not really a png, but bytes all the same');
+    // (a PNG signature first: the avatar-conversion module accepts images only)
+    const image = Buffer.concat([
+      Buffer.from('89504e470d0a1a0a', 'hex'),
+      Buffer.from('but bytes all the same'),
+    ]);
     const hash = createHash('sha1').update(image).digest('hex');
     ok(
       await v2.iq(

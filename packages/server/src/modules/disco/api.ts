@@ -1,4 +1,6 @@
 import type { Element } from '@natter/xml';
+import type { Jid } from '@natter/jid';
+import type { Identity } from '../../core/module-api.js';
 
 /**
  * What the disco module offers its peers: XEP-0128 service discovery extensions of the server's
@@ -13,4 +15,30 @@ export interface DiscoApi {
    * FORM_TYPE order. Returns the function that removes it again.
    */
   addHostExtension(form: Element): () => void;
+  /**
+   * Answers disco#info and disco#items queries to nodes of the server's own JID (XEP-0030 §3.2,
+   * §4.2), e.g. XEP-0050's command list and commands. The first provider that knows the node
+   * answers; a node nobody knows gets item-not-found. Returns the function that removes it again.
+   */
+  addHostNodes(provider: HostNodeProvider): () => void;
+}
+
+/** What a module serves under nodes of the server's JID (`DiscoApi.addHostNodes`). */
+export interface HostNodeProvider {
+  /** The node's identities and features for `requester`; undefined when the node is not this provider's. */
+  info?(
+    node: string,
+    requester: Jid,
+  ):
+    | { identities: Identity[]; features: string[] }
+    | undefined
+    | Promise<{ identities: Identity[]; features: string[] } | undefined>;
+  /** The node's items for `requester`; undefined when the node is not this provider's. */
+  items?(node: string, requester: Jid): HostNodeItem[] | undefined | Promise<HostNodeItem[] | undefined>;
+}
+
+export interface HostNodeItem {
+  jid: string;
+  node?: string;
+  name?: string;
 }

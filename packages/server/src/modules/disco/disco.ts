@@ -3,7 +3,7 @@ import { xml, type Element } from '@natter/xml';
 import { NS, StanzaError, formType, parseForm } from '@natter/protocol';
 import { defineModule, type Identity } from '../../core/module-api.js';
 import type { PepApi } from '../pep/api.js';
-import type { DiscoApi } from './api.js';
+import type { DiscoApi, HostNodeProvider } from './api.js';
 import { capsVer } from '../../util/caps.js';
 
 /** The XEP-0115 node naming this software in the server's capabilities. */
@@ -47,7 +47,16 @@ export default defineModule({
     const { host } = ctx;
     // XEP-0128 extension forms of the server's disco#info, by FORM_TYPE (peers add them: api.ts).
     const extensions = new Map<string, Element>();
+    /** Peers answering for nodes of the server's JID (api.ts `addHostNodes`). */
+    const providers: HostNodeProvider[] = [];
     const api: DiscoApi = {
+      addHostNodes(provider) {
+        providers.push(provider);
+        return () => {
+          const i = providers.indexOf(provider);
+          if (i >= 0) providers.splice(i, 1);
+        };
+      },
       addHostExtension(form) {
         const type = extensionFormType(form);
         if (extensions.has(type))
@@ -64,11 +73,15 @@ export default defineModule({
       const forms = [...extensions.keys()].sort().map((type) => extensions.get(type)!.clone());
       return info(node, host.hostIdentities, [...host.hostFeatures, NS.discoItems], forms);
     };
-    ctx.iq('host', 'get', NS.discoInfo, 'query', (req) => {
+    ctx.iq('host', 'get', NS.discoInfo, 'query', async (req) => {
       const node = req.payload.attrs.node;
       if (node === undefined) return hostInfo();
       // XEP-0115 §6.2: the node#ver a client saw in our stream features.
       if (node === `${CAPS_NODE}#${capsVer(hostInfo())}`) return hostInfo(node);
+      for (const p of [...providers]) {
+        const found = await p.info?.(node, req.from);
+        if (found) return info(node, found.identities, found.features);
+      }
       throw new StanzaError('item-not-found');
     });
     // XEP-0115 §6.3 (and XEP-0479's Core): the server's capabilities in its stream features, so a
@@ -85,8 +98,20 @@ export default defineModule({
     const components = Object.keys(ctx.config.components).filter(
       (d) => d.endsWith(`.${ctx.domain}`) || !hosts.some((h) => d.endsWith(`.${h}`)),
     );
-    ctx.iq('host', 'get', NS.discoItems, 'query', (req) => {
-      if (req.payload.attrs.node !== undefined) throw new StanzaError('item-not-found');
+    ctx.iq('host', 'get', NS.discoItems, 'query', async (req) => {
+      const node = req.payload.attrs.node;
+      if (node !== undefined) {
+        for (const p of [...providers]) {
+          const found = await p.items?.(node, req.from);
+          if (found)
+            return xml(
+              'query',
+              { xmlns: NS.discoItems, node },
+              found.map((i) => xml('item', { jid: i.jid, node: i.node, name: i.name })),
+            );
+        }
+        throw new StanzaError('item-not-found');
+      }
       return xml(
         'query',
         { xmlns: NS.discoItems },

@@ -18,4 +18,23 @@ export interface PepApi {
    * private module: XEP-0048 bookmarks in private storage ↔ XEP-0402).
    */
   ownRequest(from: Jid, type: 'get' | 'set', pubsub: Element): Promise<Element | undefined>;
+  /**
+   * Watches publications to node `node` of every account (the avatar-conversion module, XEP-0398):
+   * `validate` runs before an item is stored and may refuse it (throw a StanzaError: the publisher
+   * gets it); `published` runs after it is stored and notified, before the publisher's result (its
+   * failures are logged, never reported). Publications made through `ownRequest` are watched too.
+   * Returns the function that stops watching.
+   */
+  watch(node: string, watcher: PepWatcher): () => void;
+  /** Largest item payload accepted (serialised bytes): pubsub's `maxPayloadBytes`. */
+  readonly maxPayloadBytes: number;
+}
+
+export interface PepWatcher {
+  validate?(account: Jid, payload: Element | undefined, publisher: Jid): void | Promise<void>;
+  published?(
+    account: Jid,
+    item: { id: string; payload: Element | undefined },
+    publisher: Jid,
+  ): void | Promise<void>;
 }

@@ -14,7 +14,7 @@ import {
   type StoredNode,
 } from '../pubsub/api.js';
 import type { RosterApi } from '../roster/api.js';
-import type { PepApi } from './api.js';
+import type { PepApi, PepWatcher } from './api.js';
 import { CapsCache, capsVer, readCaps, type CapsInfo } from './xep-0115-caps.js';
 
 /** XEP-0084 node names. */
@@ -123,6 +123,8 @@ export default defineModule({
       return Promise.all(asked).then((more) => [...out, ...more.filter((s) => s !== undefined)]);
     }
 
+    /** Modules watching publications, by node (api.ts `watch`). */
+    const watchers = new Map<string, PepWatcher[]>();
     const profile = (account: Jid): ServiceProfile => ({
       // XEP-0163 §5: presence access, notifications with payloads, last item on sub and presence.
       defaults: () =>
@@ -138,6 +140,18 @@ export default defineModule({
       rosterOwners: () => [account],
       implicitRecipients: (node) => implicitRecipients(account, node),
       configured: (node, service, created) => avatarFollows(node, service, created),
+      beforePublish: async (node, payload, from) => {
+        for (const w of [...(watchers.get(node) ?? [])]) await w.validate?.(account, payload, from);
+      },
+      published: async (node, item, payload, from) => {
+        for (const w of [...(watchers.get(node.node) ?? [])]) {
+          try {
+            await w.published?.(account, { id: item.id, payload }, from);
+          } catch (err) {
+            ctx.log.error({ err, account: account.toString(), node: node.node }, 'a PEP watcher failed');
+          }
+        }
+      },
     });
     const serviceOf = (account: Jid): PubsubService => api.service(account.toBareString(), profile(account));
 
@@ -395,6 +409,16 @@ export default defineModule({
       discoItems: (account, requester, node) => serviceOf(account.bare).items(node, requester),
       discoInfo: (account, requester, node) => serviceOf(account.bare).nodeInfo(node, requester),
       ownRequest: (from, type, pubsub) => serviceOf(from.bare).handle(from, type, pubsub),
+      watch(node, watcher) {
+        let list = watchers.get(node);
+        if (!list) watchers.set(node, (list = []));
+        list.push(watcher);
+        return () => {
+          const i = list.indexOf(watcher);
+          if (i >= 0) list.splice(i, 1);
+        };
+      },
+      maxPayloadBytes: api.options.maxPayloadBytes,
     });
 
     // XEP-0163 §6.1: every account is a virtual pubsub service.

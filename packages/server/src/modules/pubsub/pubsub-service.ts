@@ -49,6 +49,13 @@ export interface ServiceProfile {
   implicitRecipients?(node: StoredNode): Promise<Jid[]>;
   /** Called after a node's configuration was set (`created`: a new node). */
   configured?(node: StoredNode, service: PubsubService, created: boolean): Promise<void>;
+  /**
+   * Called before an item is published to node `node` (which may not exist yet): a thrown
+   * StanzaError refuses the publish, and nothing is stored.
+   */
+  beforePublish?(node: string, payload: Element | undefined, from: Jid): Promise<void>;
+  /** Called after an item was stored and its notifications sent, before the publisher's result. */
+  published?(node: StoredNode, item: StoredItem, payload: Element | undefined, from: Jid): Promise<void>;
 }
 
 const table = (...parts: CommandTable[]) =>

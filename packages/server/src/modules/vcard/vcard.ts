@@ -5,14 +5,9 @@ import { NS, StanzaError } from '@natter/protocol';
 import { defineModule } from '../../core/module-api.js';
 import { VcardStore, vcardMigrations } from './vcard-store.js';
 import { photoHash, applyPhotoHash, UNKNOWN_HASH } from './xep-0153-avatar.js';
+import type { VcardApi, VcardWatcher } from './api.js';
 
-/** `ctx.use<VcardApi>('vcard')`. */
-export interface VcardApi {
-  /** The stored vCard, or undefined. */
-  get(owner: Jid): Promise<Element | undefined>;
-  /** XEP-0153 photo hash: '' without a photo, undefined without a vCard. */
-  photoHash(owner: Jid): Promise<string | undefined>;
-}
+export type { VcardApi, VcardWatcher } from './api.js';
 
 /**
  * vcard-temp (XEP-0054) storage with vCard-based avatars (XEP-0153). Anyone may read an
@@ -91,22 +86,38 @@ export default defineModule({
       }
     });
 
-    ctx.iq('account', 'set', NS.vcard, 'vCard', async (req) => {
-      if (!req.from.bare.equals(req.to))
-        throw new StanzaError('forbidden', { text: 'you can only set your own vCard' });
-      const vcard = req.payload.clone();
+    /** Checks and stores `vcard` as `owner`'s; returns its photo hash. Throws StanzaError. */
+    const storeVcard = async (owner: Jid, vcard: Element): Promise<string> => {
       const text = vcard.toString();
       if (Buffer.byteLength(text, 'utf8') > maxBytes) {
         throw new StanzaError('not-acceptable', { text: `the vCard is larger than ${maxBytes} bytes` });
       }
       const hash = photoHash(vcard);
-      const owner = req.to.toBareString();
+      const key = owner.toBareString();
       const seen = invalidations;
-      await store.set(owner, text, hash);
+      await store.set(key, text, hash);
       // Another node stored a vCard meanwhile: which one is current is for the row to say.
-      if (invalidations !== seen) hashes.delete(owner);
-      else if (hashes.has(owner) || ctx.sessions.ofAccount(owner).length > 0) hashes.set(owner, hash);
-      changed(owner);
+      if (invalidations !== seen) hashes.delete(key);
+      else if (hashes.has(key) || ctx.sessions.ofAccount(key).length > 0) hashes.set(key, hash);
+      changed(key);
+      return hash;
+    };
+    const watchers: VcardWatcher[] = [];
+
+    ctx.iq('account', 'set', NS.vcard, 'vCard', async (req) => {
+      if (!req.from.bare.equals(req.to))
+        throw new StanzaError('forbidden', { text: 'you can only set your own vCard' });
+      const vcard = req.payload.clone();
+      const owner = req.to.bare;
+      for (const w of [...watchers]) await w.validate?.(owner, vcard);
+      const hash = await storeVcard(owner, vcard);
+      for (const w of [...watchers]) {
+        try {
+          await w.changed?.(owner, vcard, hash);
+        } catch (err) {
+          ctx.log.error({ err, owner: owner.toString() }, 'a vCard watcher failed');
+        }
+      }
     });
 
     ctx.hook('user/deleted', async ({ jid }) => {
@@ -121,6 +132,17 @@ export default defineModule({
         return stored && parseElement(stored.vcard);
       },
       photoHash: (owner) => store.photoHash(owner.toBareString()),
+      async set(owner, vcard) {
+        await storeVcard(owner.bare, vcard.clone());
+      },
+      maxBytes,
+      watch(watcher) {
+        watchers.push(watcher);
+        return () => {
+          const i = watchers.indexOf(watcher);
+          if (i >= 0) watchers.splice(i, 1);
+        };
+      },
     });
 
     if (!ctx.options.avatarPresence) return;

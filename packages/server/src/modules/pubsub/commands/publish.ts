@@ -72,6 +72,7 @@ async function publish(
     }
   }
   const options = readPublishOptions(svc, optionsEl);
+  await svc.profile.beforePublish?.(id, payload, from);
   let node = await svc.store.getNode(svc.key, id);
   if (!node) {
     if (!svc.profile.autoCreate) throw new StanzaError('item-not-found', { text: `no node ${id}` });
@@ -112,6 +113,7 @@ async function publish(
     cfg.persist_items ? cfg.max_items : Math.min(1, cfg.max_items),
   );
   if (cfg.deliver_notifications) await svc.broadcast(node, svc.itemsEvent(node, [stored], payload));
+  await svc.profile.published?.(node, stored, payload, from);
   return xml(
     'pubsub',
     { xmlns: NS.pubsub },
