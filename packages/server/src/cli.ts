@@ -40,7 +40,7 @@ Usage:
   natter s2s [--url URL] [--token T] [--json]  server-to-server streams of the running server (federation:
                                                direction, remote and local domains, authentication, TLS,
                                                address, state, stanzas in/out; asks GET /admin/s2s)
-  natter user add USER@HOST [--password P]     create an account (password from stdin when omitted)
+  natter user add USER@HOST [--password P]     create an account (password typed, unseen, or from stdin)
   natter user passwd USER@HOST [--password P] [--url URL] [--token T]
                                                change a password; the running server ends its sessions
   natter user remove USER@HOST [--url URL] [--token T]
@@ -74,14 +74,53 @@ async function openAccounts(config: Config): Promise<{ store: AccountStore; db: 
   return { store: new AccountStore(db.db, { iterations: config.auth.iterations }), db };
 }
 
-async function readPassword(given: string | undefined): Promise<string> {
+/**
+ * The password: `--password` (it then shows in the shell's history and in what npm prints: for
+ * scripts), else typed at a terminal without echo (twice when `confirm`), else the first line of
+ * stdin (a pipe).
+ */
+async function readPassword(given: string | undefined, confirm = false): Promise<string> {
   if (given !== undefined) return given;
-  if (process.stdin.isTTY) process.stderr.write('password: ');
+  if (process.stdin.isTTY) {
+    const pw = await promptHidden('password: ');
+    if (pw === '') throw new Error('no password given');
+    if (confirm && (await promptHidden('password again: ')) !== pw) throw new Error('the passwords differ');
+    return pw;
+  }
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
   const pw = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
   if (pw === '') throw new Error('no password given (use --password or pipe it on stdin)');
   return pw;
+}
+
+/** Reads one line from the terminal without showing it (raw mode: nothing is echoed). */
+function promptHidden(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  process.stderr.write(prompt);
+  return new Promise((resolve, reject) => {
+    let line = '';
+    const done = (err?: Error) => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
+        if (ch === '\u0003') return done(new Error('interrupted'));
+        if (ch === '\u007f' || ch === '\b') line = [...line].slice(0, -1).join('');
+        else if (ch >= ' ') line += ch;
+      }
+    };
+    stdin.setEncoding('utf8');
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.on('data', onData);
+  });
 }
 
 function splitAccount(arg: string | undefined, config: Config): { user: string; host: string } {
@@ -338,14 +377,14 @@ async function main(argv: string[]): Promise<number> {
         case 'add': {
           const { user, host } = splitAccount(arg, config);
           hostedAccount(config, user, host);
-          const account = await store.create(user, host, await readPassword(values.password));
+          const account = await store.create(user, host, await readPassword(values.password, true));
           console.log(`created ${account.toString()}`);
           return 0;
         }
         case 'passwd': {
           const { user, host } = splitAccount(arg, config);
           const account = hostedAccount(config, user, host);
-          const password = await readPassword(values.password);
+          const password = await readPassword(values.password, true);
           console.log(
             await changePassword(config, store, account, password, { url: values.url, token: values.token }),
           );
