@@ -11,6 +11,12 @@ export const NS = {
   stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
   tls: 'urn:ietf:params:xml:ns:xmpp-tls',
   sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  /** XEP-0388 Extensible SASL Profile (SASL2). */
+  sasl2: 'urn:xmpp:sasl:2',
+  /** XEP-0386 Bind 2. */
+  bind2: 'urn:xmpp:bind:0',
+  /** XEP-0484 Fast Authentication Streamlining Tokens. */
+  fast: 'urn:xmpp:fast:0',
   bind: 'urn:ietf:params:xml:ns:xmpp-bind',
   session: 'urn:ietf:params:xml:ns:xmpp-session',
   framing: 'urn:ietf:params:xml:ns:xmpp-framing',

@@ -76,6 +76,16 @@ const CORE: [string, string, string][] = [
     'packages/server/src/core/stream/xep-0114-component-stream.ts',
   ],
   [
+    'XEP-0388',
+    'Extensible SASL Profile (SASL2): the same mechanisms, channel binding and limits as RFC 6120 SASL, user agents, no stream restart; modules add inline features (ModuleContext.sasl2)',
+    'packages/server/src/core/stream/steps/sasl2.ts',
+  ],
+  [
+    'XEP-0386',
+    'Bind 2: resource from the tag and the user agent (the same installation replaces its old session), inline features from modules (carbons, CSI, stream management)',
+    'packages/server/src/core/stream/steps/sasl2.ts',
+  ],
+  [
     'XEP-0440',
     'SASL channel binding types: tls-exporter (RFC 9266, TLS 1.3) and tls-server-end-point (RFC 5929)',
     'packages/server/src/core/sasl-offer.ts',

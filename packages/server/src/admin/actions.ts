@@ -78,6 +78,9 @@ export async function endSessions(
       sessions = 1;
     }
   }
+  // `natter user passwd` changed the password in storage: what the old one vouched for goes too.
+  if (reason === 'password')
+    await core.hosts.get(jid.domain)?.hooks.notify('user/password-changed', { jid: jid.bare });
   core.log.info({ jid: jid.toString(), sessions, reason }, 'sessions ended by the administrator');
   return { sessions };
 }

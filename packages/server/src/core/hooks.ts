@@ -114,6 +114,11 @@ export interface HookMap {
   /** An account was deleted: modules remove its data. */
   'user/deleted': NotifyHook<{ jid: Jid }>;
   /**
+   * An account's password was changed (in-band or by the administrator): modules drop what the old
+   * password vouched for (FAST tokens).
+   */
+  'user/password-changed': NotifyHook<{ jid: Jid }>;
+  /**
    * An external component (XEP-0114) completed its handshake and now serves `domain`. Runs on
    * every virtual host (XEP-0356 advertises privileges per host).
    */

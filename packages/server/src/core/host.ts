@@ -6,6 +6,7 @@ import type { SessionRegistry } from './session-registry.js';
 import type { SessionRecord } from './session.js';
 import type { Logger } from './logger.js';
 import type { AccountStore } from '../accounts/account-store.js';
+import type { Bind2Feature, Sasl2Extension } from './sasl2-extension.js';
 
 /** Disco identity (XEP-0030). */
 export interface Identity {
@@ -32,6 +33,9 @@ export class Host {
   readonly services = new Set<string>();
   /** APIs modules offer each other on this host, by name (e.g. 'roster'). */
   readonly provided = new Map<string, unknown>();
+  /** Modules' parts of SASL2 and Bind2 (XEP-0388, XEP-0386), in registration order. */
+  readonly sasl2Extensions: Sasl2Extension[] = [];
+  readonly bind2Features: Bind2Feature[] = [];
 
   constructor(
     readonly domain: string,

@@ -34,6 +34,15 @@ export type {
   CloseInterceptor,
 } from './stream/stream-view.js';
 export type { Identity } from './host.js';
+export type {
+  UserAgent,
+  Sasl2Request,
+  Sasl2MechanismRequest,
+  Sasl2Authenticated,
+  Sasl2InlineResult,
+  Sasl2Extension,
+  Bind2Feature,
+} from './sasl2-extension.js';
 export type { Logger } from './logger.js';
 export type { StorageConfig } from '../storage/database.js';
 export type { HttpHandler, HttpRequestContext } from './http-routes.js';

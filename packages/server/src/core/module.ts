@@ -15,6 +15,7 @@ import type { HttpHandler } from './http-routes.js';
 import type { Jid } from '@natter/jid';
 import type { Session, SessionRecord } from './session.js';
 import { isLocal, type SessionDirectory } from './session-registry.js';
+import type { Bind2Feature, Sasl2Extension } from './sasl2-extension.js';
 
 /**
  * A server module: one protocol feature, in one folder named after it. It declares its name
@@ -217,6 +218,31 @@ export class ModuleContext<Options> {
     this.undo.push(() => {
       const i = this.server.streamFeatures.indexOf(fn);
       if (i >= 0) this.server.streamFeatures.splice(i, 1);
+    });
+  }
+
+  /**
+   * Takes part in SASL2 (XEP-0388) on this host's client streams: inline features, mechanisms of
+   * its own, what happens once a client is authenticated. Removed with the module.
+   */
+  sasl2(ext: Sasl2Extension): void {
+    const list = this.host.sasl2Extensions;
+    list.push(ext);
+    this.undo.push(() => {
+      const i = list.indexOf(ext);
+      if (i >= 0) list.splice(i, 1);
+    });
+  }
+
+  /** Offers a Bind2 inline feature (XEP-0386 §2.3) on this host. Removed with the module. */
+  bind2Feature(feature: Bind2Feature): void {
+    const list = this.host.bind2Features;
+    if (list.some((f) => f.var === feature.var))
+      throw new Error(`a Bind2 feature ${feature.var} is already offered on ${this.domain}`);
+    list.push(feature);
+    this.undo.push(() => {
+      const i = list.indexOf(feature);
+      if (i >= 0) list.splice(i, 1);
     });
   }
 

@@ -36,6 +36,13 @@ export interface Transport {
   readonly bufferedBytes: number;
   write(data: string): void;
   /**
+   * Holds writes until `uncork`, so that what is written in between leaves together (one TLS
+   * record): a client that reacts to the first element while parsing still has the rest in the
+   * same read. Optional: transports that frame each element ignore it.
+   */
+  cork?(): void;
+  uncork?(): void;
+  /**
    * Inbound: writes `<proceed/>` then upgrades as the TLS server. Outbound (`connectTcp`): the peer
    * sent `<proceed/>`; upgrades as the TLS client (`proceed` is not written). Incoming data after
    * the upgrade arrives decrypted. Inbound, `name` (the domain the stream was opened to) picks our

@@ -102,6 +102,14 @@ export class SocketTransport implements Transport {
     this.socket.write(data);
   }
 
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
   startTls(proceed: string, name?: string): Promise<void> {
     if (this.outbound) return this.startTlsClient(this.outbound.servername);
     const raw = this.socket;

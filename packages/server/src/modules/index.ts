@@ -26,6 +26,7 @@ import upload from './upload/upload.js';
 import push from './push/push.js';
 import avatarConversion from './avatar-conversion/avatar-conversion.js';
 import adhoc from './adhoc/adhoc.js';
+import fast from './fast/fast.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -60,4 +61,5 @@ export const builtinModules: ModuleDefinition[] = [
   upload,
   push,
   adhoc,
+  fast,
 ];

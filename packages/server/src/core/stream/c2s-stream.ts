@@ -8,11 +8,14 @@ import type { Host } from '../host.js';
 import type { ServerCore } from '../server-core.js';
 import { resultReply } from '../iq-dispatcher.js';
 import { StreamMachine } from './stream-machine.js';
+import { saslOffer } from '../sasl-offer.js';
 import { answerable, checkStanza } from './stanza-checks.js';
 import { StreamPipeline } from './stream-pipeline.js';
 import { NOT_MINE, type ClientNegotiation, type NegotiationStep } from './steps/step.js';
 import { StartTlsStep } from './steps/starttls.js';
 import { SaslStep } from './steps/sasl.js';
+import { Sasl2Step } from './steps/sasl2.js';
+import { SaslAttempt } from './steps/sasl-attempt.js';
 import { RegisterStep } from './steps/register.js';
 import { BindStep } from './steps/bind.js';
 
@@ -37,9 +40,11 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
   readonly pipeline = new StreamPipeline();
 
   /** Negotiation steps before authentication, then before binding (RFC 6120 §5–§7). */
+  private readonly sasl = new SaslAttempt(this);
   private readonly negotiating: NegotiationStep[] = [
     new StartTlsStep(this),
-    new SaslStep(this),
+    new SaslStep(this, this.sasl),
+    new Sasl2Step(this, this.sasl),
     new RegisterStep(this),
   ];
   private readonly binding: NegotiationStep[] = [new BindStep(this)];
@@ -92,7 +97,23 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
     return policy === 'always' || (policy === 'loopback' && isLoopback(this.transport.remoteAddress));
   }
 
-  private sendFeatures(): void {
+  /** Runs `fn` with the transport's writes held, so that they leave in one piece. */
+  corked(fn: () => void): void {
+    this.transport.cork?.();
+    try {
+      fn();
+    } finally {
+      this.transport.uncork?.();
+    }
+  }
+
+  channelBinding(type: string): Uint8Array | undefined {
+    return saslOffer(this.transport).channelBindingTypes.includes(type)
+      ? this.transport.channelBinding?.(type)
+      : undefined;
+  }
+
+  sendFeatures(): void {
     const features: Element[] = [];
     const steps =
       this.state === 'negotiating' ? this.negotiating : this.state === 'authenticated' ? this.binding : [];
@@ -159,10 +180,10 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
     this.newParser();
   }
 
-  authenticatedAs(account: Jid): void {
+  authenticatedAs(account: Jid, restart = true): void {
     this.account = account;
     this.state = 'authenticated';
-    if (!this.transport.framed) this.newParser();
+    if (restart && !this.transport.framed) this.newParser();
   }
 
   boundTo(session: Session): void {

@@ -61,6 +61,11 @@ export interface ClientStreamView extends StreamView {
   readonly lastReceived: number;
   /** May credentials be sent on this connection now (TLS, or the plaintext policy allows it)? */
   credentialsAllowed(): boolean;
+  /**
+   * This connection's channel binding data of `type` (XEP-0440), where SASL offers that type here
+   * (a TLS socket; tls-exporter only on TLS 1.3); undefined otherwise.
+   */
+  channelBinding(type: string): Uint8Array | undefined;
   /** Writes a stanza through the outbound pipeline. */
   deliver(stanza: Element): void;
   /** Attaches a session resumed from another stream (XEP-0198). */

@@ -80,6 +80,8 @@ export function userCommands(ctx: ModuleContext<unknown>, enabled: readonly User
       if (!(await ctx.accounts.setPassword(requester.local, requester.domain, password)))
         throw new StanzaError('item-not-found', { text: 'no such account' });
       ctx.log.info({ account: requester.bare.toString() }, 'password changed by ad-hoc command');
+      // What was tied to the old password goes (FAST tokens, XEP-0484).
+      await ctx.notify('user/password-changed', { jid: requester.bare });
       // As with XEP-0077: whoever knew the old password is logged out (every other session of the
       // account, here or on another node, with <reset/>), after the result is sent.
       const others = ctx.sessions.ofAccount(requester.bare).filter((s) => !s.jid.equals(requester));

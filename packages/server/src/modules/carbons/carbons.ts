@@ -77,6 +77,14 @@ export default defineModule({
       if (!req.origin || !req.from.bare.equals(req.to)) throw new StanzaError('not-allowed');
       ctx.sessions.setFlag(req.origin, ENABLED, on);
     };
+    // XEP-0386 §2.3 (Bind2 inline): `<enable/>` in `<bind/>` enables carbons on the new session.
+    ctx.bind2Feature({
+      var: NS.carbons,
+      bound: ({ session, element }) => {
+        if (element.name === 'enable') ctx.sessions.setFlag(session, ENABLED, true);
+        return undefined;
+      },
+    });
     ctx.iq('account', 'set', NS.carbons, 'enable', toggle(true), { feature: false });
     ctx.iq('account', 'set', NS.carbons, 'disable', toggle(false), { feature: false });
 

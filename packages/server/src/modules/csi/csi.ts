@@ -92,6 +92,15 @@ export default defineModule({
       return null;
     }
 
+    // XEP-0386 §2.3 (Bind2 inline): the client's state from the first moment of its session.
+    ctx.bind2Feature({
+      var: NS.csi,
+      bound: ({ stream, element }) => {
+        if (element.name === 'inactive' && mine(stream)) stateOf(stream).inactive = true;
+        return undefined;
+      },
+    });
+
     ctx.hook('stream/nonza', ({ stream, element }) => {
       if (element.xmlns !== NS.csi || !mine(stream)) return false;
       if (stream.state !== 'bound') {

@@ -52,6 +52,7 @@ export default defineModule({
         throw new StanzaError('not-authorized', { text: 'change your password over TLS' });
       }
       await ctx.accounts.setPassword(req.from.local, req.from.domain, password);
+      await ctx.notify('user/password-changed', { jid: req.from.bare });
       ctx.log.info({ account: req.from.bare.toString() }, 'password changed in-band');
       // Whoever knew the old password is logged out: every other session of the account ends
       // (stream error <reset/>); the one that changed it stays. After the result, as above.

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
-import { parseJid } from '@natter/jid';
+import { parseJid, type Jid } from '@natter/jid';
 import {
   defineModule,
   type ClientStreamView,
@@ -44,6 +44,13 @@ interface SmState {
   ackTimer: NodeJS.Timeout | undefined;
   hibernateTimer: NodeJS.Timeout | undefined;
   hibernatedAt: number | undefined;
+}
+
+/** The answer to a `<resume/>`: `<resumed/>` or `<failed/>`, and what follows once it is written. */
+interface Resumption {
+  element: Element;
+  resumed?: boolean;
+  after?: () => void;
 }
 
 /** Per stream: the SM state it feeds (one symbol for every host). */
@@ -99,15 +106,44 @@ export default defineModule({
       mine(stream) && stream.state === 'authenticated' ? xml('sm', { xmlns: NS.sm }) : null,
     );
 
+    // XEP-0198 in SASL2 (XEP-0388 inline): `<resume/>` in `<authenticate/>`, answered in `<success/>`.
+    ctx.sasl2({
+      inline: () => [xml('sm', { xmlns: NS.sm })],
+      authenticated: async ({ stream, authenticate, account }) => {
+        const el = authenticate.getChild('resume', NS.sm);
+        if (!el || !mine(stream)) return undefined;
+        const r = await resume(stream, el, account);
+        return { elements: [r.element], bound: r.resumed === true, after: r.after };
+      },
+    });
+    // XEP-0198 in Bind2 (XEP-0386 §2.3): `<enable/>` in `<bind/>`, `<enabled/>` in `<bound/>`.
+    ctx.bind2Feature({
+      var: NS.sm,
+      bound: ({ stream, element }) =>
+        element.name === 'enable' && mine(stream) ? enable(stream, element) : undefined,
+    });
+
     ctx.hook('stream/nonza', ({ stream, element }) => {
       if (element.xmlns !== NS.sm || !mine(stream)) return false;
       switch (element.name) {
         case 'enable':
-          enable(stream, element);
+          stream.writeElement(enable(stream, element));
           return true;
-        case 'resume':
-          resume(stream, element);
+        case 'resume': {
+          const done = (r: Resumption) => {
+            if (stream.state === 'closing' || stream.state === 'closed') return;
+            stream.writeElement(r.element);
+            r.after?.();
+          };
+          if (stream.state !== 'authenticated' || !stream.account) {
+            done({ element: failed('unexpected-request') });
+            return true;
+          }
+          const r = resume(stream, element, stream.account);
+          if (r instanceof Promise) void r.then(done);
+          else done(r);
           return true;
+        }
         case 'r': {
           const sm = stream.data.get(KEY) as SmState | undefined;
           if (!sm) {
@@ -135,15 +171,10 @@ export default defineModule({
       }
     });
 
-    function enable(stream: ClientStreamView, el: Element): void {
-      if (stream.state !== 'bound' || !stream.session) {
-        stream.writeElement(failed('unexpected-request'));
-        return;
-      }
-      if (stream.data.has(KEY)) {
-        stream.writeElement(failed('unexpected-request'));
-        return;
-      }
+    /** XEP-0198 §3: `<enabled/>` (counting starts now) or `<failed/>`, for the caller to write. */
+    function enable(stream: ClientStreamView, el: Element): Element {
+      if (stream.state !== 'bound' || !stream.session || stream.data.has(KEY))
+        return failed('unexpected-request');
       const session = stream.session;
       const wantsResume = el.attrs.resume === 'true' || el.attrs.resume === '1';
       const asked = Number.parseInt(el.attrs.max ?? '', 10);
@@ -167,15 +198,13 @@ export default defineModule({
       };
       bySession.set(session, sm);
       if (sm.resumable) byId.set(sm.id, sm);
-      stream.writeElement(
-        xml('enabled', {
-          xmlns: NS.sm,
-          id: sm.resumable ? sm.id : undefined,
-          resume: sm.resumable ? 'true' : undefined,
-          max: sm.resumable ? String(Math.ceil(maxMs / 1000)) : undefined,
-        }),
-      );
       attach(sm, stream);
+      return xml('enabled', {
+        xmlns: NS.sm,
+        id: sm.resumable ? sm.id : undefined,
+        resume: sm.resumable ? 'true' : undefined,
+        max: sm.resumable ? String(Math.ceil(maxMs / 1000)) : undefined,
+      });
     }
 
     /** Makes `stream` the one that counts for `sm`. */
@@ -255,25 +284,21 @@ export default defineModule({
       return true;
     }
 
-    function resume(stream: ClientStreamView, el: Element): void {
-      if (stream.state !== 'authenticated' || !stream.account) {
-        stream.writeElement(failed('unexpected-request'));
-        return;
-      }
+    /**
+     * XEP-0198 §5 for an authenticated `stream` of `account`: `<resumed/>` and what to do once the
+     * client has it (re-send what it had not acknowledged), or `<failed/>`. For the caller to write:
+     * a nonza of its own, or inside SASL2's `<success/>` (XEP-0388 inline).
+     */
+    function resume(stream: ClientStreamView, el: Element, account: Jid): Resumption | Promise<Resumption> {
       const previd = el.attrs.previd ?? '';
-      if (isForeign(previd)) {
-        resumeElsewhere(stream, previd, stream.account.toBareString());
-        return;
-      }
+      if (isForeign(previd)) return resumeElsewhere(stream, previd, account.toBareString());
       const sm = byId.get(previd);
-      if (!sm || sm.session.closed || !sm.session.bare.equals(stream.account)) {
-        stream.writeElement(failed('item-not-found'));
-        return;
-      }
+      if (!sm || sm.session.closed || !sm.session.bare.equals(account))
+        return { element: failed('item-not-found') };
       const h = Number(el.attrs.h);
       if (!Number.isInteger(h) || h < 0 || h >= U32 || (h - sm.acked + U32) % U32 > sm.queue.length) {
-        stream.writeElement(
-          xml(
+        return {
+          element: xml(
             'failed',
             { xmlns: NS.sm, h: String(sm.inbound) },
             xml('unexpected-request', { xmlns: NS.stanzas }),
@@ -283,8 +308,7 @@ export default defineModule({
               'send-count': String((sm.acked + sm.queue.length) % U32),
             }),
           ),
-        );
-        return;
+        };
       }
       const session = sm.session;
       const old = sm.stream;
@@ -305,10 +329,23 @@ export default defineModule({
       attach(sm, stream);
       // Closed once the session has moved, so that its end does not end the session.
       if (old && old !== stream) old.fail('conflict', 'the session was resumed on another connection');
-      stream.writeElement(xml('resumed', { xmlns: NS.sm, previd: sm.id, h: String(sm.inbound) }));
       ctx.log.info({ jid: session.jid.toString(), resent: resend.length }, 'session resumed');
-      // Re-sent through the new stream's filters: counted again, from the client's h.
-      for (const { el } of resend) stream.deliver(el);
+      return {
+        element: xml('resumed', { xmlns: NS.sm, previd: sm.id, h: String(sm.inbound) }),
+        resumed: true,
+        // Re-sent once the answer is written (SASL2: after `<success/>`).
+        after: () =>
+          resendNow(
+            sm,
+            stream,
+            resend.map((r) => r.el),
+          ),
+      };
+    }
+
+    /** Re-sent through the new stream's filters: counted again, from the client's h. */
+    function resendNow(sm: SmState, stream: ClientStreamView, stanzas: Element[]): void {
+      for (const stanza of stanzas) stream.deliver(stanza);
       if (sm.queue.length > 0) requestNow(sm);
     }
 
@@ -326,26 +363,24 @@ export default defineModule({
      * the messages routed while its new session became available, one stored offline just after
      * that session fetched offline storage would wait there for the next login.
      */
-    function resumeElsewhere(stream: ClientStreamView, previd: string, account: string): void {
+    function resumeElsewhere(stream: ClientStreamView, previd: string, account: string): Promise<Resumption> {
       // One question to the cluster at a time per stream: a client cannot make every node busy.
-      if (stream.data.has(ASKING)) {
-        stream.writeElement(failed('unexpected-request'));
-        return;
-      }
+      if (stream.data.has(ASKING)) return Promise.resolve({ element: failed('unexpected-request') });
       stream.data.set(ASKING, true);
       const req = randomBytes(9).toString('base64url');
-      let timer: NodeJS.Timeout | undefined = undefined;
-      const answer = (h: number | undefined) => {
-        clearTimeout(timer);
-        awaitingOwner.delete(req);
-        stream.data.delete(ASKING);
-        if (stream.state === 'closing' || stream.state === 'closed') return;
-        stream.writeElement(failed('item-not-found', h));
-      };
-      timer = setTimeout(() => answer(undefined), OWNER_ANSWER_MS);
-      timer.unref();
-      awaitingOwner.set(req, answer);
-      ctx.cluster.broadcast('resume-elsewhere', { id: previd, account, req });
+      return new Promise((resolve) => {
+        let timer: NodeJS.Timeout | undefined = undefined;
+        const answer = (h: number | undefined) => {
+          clearTimeout(timer);
+          awaitingOwner.delete(req);
+          stream.data.delete(ASKING);
+          resolve({ element: failed('item-not-found', h) });
+        };
+        timer = setTimeout(() => answer(undefined), OWNER_ANSWER_MS);
+        timer.unref();
+        awaitingOwner.set(req, answer);
+        ctx.cluster.broadcast('resume-elsewhere', { id: previd, account, req });
+      });
     }
 
     // The owner's side: every node hears the request, the one whose tag the id carries acts.

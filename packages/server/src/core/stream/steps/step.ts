@@ -41,8 +41,15 @@ export interface ClientNegotiation extends ClientStreamView {
   tlsStarting(): void;
   /** The TLS handshake is done: the stream restarts (RFC 6120 §5.4.3.3). */
   tlsEstablished(): void;
-  /** SASL succeeded for `account`: the stream restarts (RFC 6120 §6.4.6). */
-  authenticatedAs(account: Jid): void;
+  /**
+   * SASL succeeded for `account`: the stream restarts (RFC 6120 §6.4.6), or goes on without a
+   * restart (`restart` false: XEP-0388).
+   */
+  authenticatedAs(account: Jid, restart?: boolean): void;
+  /** Sends the stream features of the stream's current state (after SASL2 without a restart). */
+  sendFeatures(): void;
+  /** Runs `fn` with the transport's writes held, so that they leave in one piece. */
+  corked(fn: () => void): void;
   /** A resource was bound: stanzas may flow. */
   boundTo(session: Session): void;
 }
