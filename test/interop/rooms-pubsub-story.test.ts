@@ -157,7 +157,7 @@ describe('rooms and publish-subscribe with third-party clients (issue #4)', { co
       xml(
         'iq',
         { type: 'set', to: 'pubsub.localhost' },
-        xml('pubsub', { xmlns: PUBSUB }, xml('subscribe', { node: 'news', jid: 'bob@localhost/cli' })),
+        xml('pubsub', { xmlns: PUBSUB }, xml('subscribe', { node: 'news', jid: String(bob.jid) })),
       ),
     );
     assert.equal(sub.getChild('pubsub', PUBSUB)?.getChild('subscription')?.attrs.subscription, 'subscribed');

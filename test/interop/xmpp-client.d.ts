@@ -21,6 +21,8 @@ declare module '@xmpp/client' {
   ): LtxElement;
 
   export interface XmppClient extends EventEmitter {
+    /** The full JID once online (with SASL2 + Bind2 the server chose the resource from the tag). */
+    jid?: { toString(): string };
     start(): Promise<unknown>;
     stop(): Promise<void>;
     send(el: LtxElement): Promise<void>;

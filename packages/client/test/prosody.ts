@@ -53,6 +53,8 @@ export interface ProsodyOptions {
   extraHostConfig?: string;
   /** XEP-0114 external components to accept on a component port: domain → shared secret. */
   components?: Record<string, string>;
+  /** Modules of the MUC component (e.g. "muc_mam", Prosody's room archives). */
+  mucModules?: string[];
 }
 
 export async function startProsody(
@@ -131,6 +133,7 @@ VirtualHost "${sha1Domain}"
 Component "conference.${domain}" "muc"
   restrict_room_creation = false
   muc_room_default_public = true
+  modules_enabled = { ${(opts.mucModules ?? []).map(luaString).join('; ')} }
 
 Component "pubsub.${domain}" "pubsub"
   pubsub_max_items = 100

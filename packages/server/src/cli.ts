@@ -97,6 +97,8 @@ async function readPassword(given: string | undefined, confirm = false): Promise
 /** Reads one line from the terminal without showing it (raw mode: nothing is echoed). */
 function promptHidden(prompt: string): Promise<string> {
   const stdin = process.stdin;
+  // Echo off before the prompt shows: what is typed (or pasted) after it is never echoed.
+  stdin.setRawMode(true);
   process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let line = '';
@@ -117,7 +119,6 @@ function promptHidden(prompt: string): Promise<string> {
       }
     };
     stdin.setEncoding('utf8');
-    stdin.setRawMode(true);
     stdin.resume();
     stdin.on('data', onData);
   });
