@@ -5,9 +5,10 @@ Usage: slixmpp-muc-moderator.py JID PASSWORD HOST PORT ROOM NICK BODY
 
 Logs in (STARTTLS; the test server's certificate is self-signed), joins ROOM as NICK with the
 room's history (XEP-0045), finds the history message whose body is BODY and asks the room to
-retract it with slixmpp's XEP-0425 plugin (Message Fastening form), says something itself, then
-reads the room's archive with slixmpp's XEP-0313 plugin. Prints one JSON object per line:
-{"history": [...]}, {"moderated": ...}, {"own": ...}, {"archive": [...]}, then "done".
+retract it with slixmpp's XEP-0425 plugin (Message Fastening form), says something itself and takes
+it back with its XEP-0424 plugin, then reads the room's archive with slixmpp's XEP-0313 plugin.
+Prints one JSON object per line: {"history": [...]}, {"moderated": ...}, {"own": ...},
+{"retracted": ...}, {"archive": [...]}, then "done".
 """
 import asyncio
 import json
@@ -26,7 +27,8 @@ def describe(msg) -> dict:
         "stanza_id": sid[0].get("id") if sid else None,
         "stanza_id_by": sid[0].get("by") if sid else None,
         "occupant_id": msg["occupant-id"]["id"],
-        "retracted": msg.xml.find("{urn:xmpp:message-retract:1}retracted") is not None,
+        "retracted": msg.xml.find("{urn:xmpp:message-retract:1}retracted") is not None
+        or msg.xml.find("{urn:xmpp:message-retract:0}retracted") is not None,
         "retracts": retract.get("id") if retract is not None else None,
     }
 
@@ -41,7 +43,7 @@ class Moderator(ClientXMPP):
         self.room = JID(room)
         self.nick = nick
         self.body = body
-        for p in ("xep_0030", "xep_0045", "xep_0059", "xep_0313", "xep_0359", "xep_0421", "xep_0425"):
+        for p in ("xep_0030", "xep_0045", "xep_0059", "xep_0313", "xep_0359", "xep_0421", "xep_0424", "xep_0425"):
             self.register_plugin(p)
         self.ssl_context.check_hostname = False
         self.ssl_context.verify_mode = ssl.CERT_NONE
@@ -83,7 +85,22 @@ class Moderator(ClientXMPP):
 
         self.add_event_handler("groupchat_message", on_groupchat)
         self.send_message(mto=self.room, mbody="hello from slixmpp", mtype="groupchat")
-        self.out({"own": await asyncio.wait_for(own, 10)})
+        mine = await asyncio.wait_for(own, 10)
+        self.out({"own": mine})
+
+        # Takes its own message back with its XEP-0424 plugin (the Fastening form, naming the
+        # room's stanza-id), and waits for the room to relay the retraction.
+        relayed = asyncio.get_running_loop().create_future()
+
+        def on_retraction(msg):
+            apply_to = msg.xml.find("{urn:xmpp:fasten:0}apply-to")
+            if apply_to is not None and apply_to.get("id") == mine["stanza_id"] and not relayed.done():
+                relayed.set_result(True)
+
+        self.add_event_handler("groupchat_message", on_retraction)
+        self["xep_0424"].send_retraction(self.room, mine["stanza_id"], mtype="groupchat")
+        await asyncio.wait_for(relayed, 10)
+        self.out({"retracted": mine["stanza_id"]})
 
         iq = await self["xep_0313"].retrieve(jid=self.room, rsm={"max": 50}, timeout=10)
         archive = []

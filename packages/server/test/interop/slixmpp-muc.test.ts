@@ -1,7 +1,8 @@
 // Group chat history and moderation with a client nobody here wrote: slixmpp 1.8 (Debian
 // python3-slixmpp) joins a room, reads the history's stanza-ids (XEP-0359) and occupant ids
 // (XEP-0421), retracts a message as a moderator with its XEP-0425 plugin (the Message Fastening
-// form it speaks) and reads the room's archive with its XEP-0313 plugin.
+// form it speaks), takes its own message back with its XEP-0424 plugin, and reads the room's
+// archive with its XEP-0313 plugin.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
@@ -39,7 +40,7 @@ interface Seen {
   from_archive?: string;
 }
 
-describe('slixmpp in a Natter room: archive, occupant ids, moderation (XEP-0313, 0359, 0421, 0425)', () => {
+describe('slixmpp in a Natter room: archive, occupant ids, retraction, moderation (XEP-0313, 0359, 0421, 0424, 0425)', () => {
   let server: TestServer;
   const clients: TestClient[] = [];
   before(async () => {
@@ -145,7 +146,13 @@ describe('slixmpp in a Natter room: archive, occupant ids, moderation (XEP-0313,
         archive.some((m) => m.retracts === spamId),
         'the announcement is in the archive',
       );
-      assert.ok(archive.some((m) => m.id === own.stanza_id && m.body === 'hello from slixmpp'));
+      // Its own message, retracted with its XEP-0424 plugin: a tombstone, still by the same author.
+      assert.equal(get<string>('retracted'), own.stanza_id);
+      const ownTomb = archive.find((m) => m.id === own.stanza_id);
+      assert.ok(ownTomb, JSON.stringify(archive));
+      assert.equal(ownTomb.body, '');
+      assert.equal(ownTomb.retracted, true);
+      assert.equal(ownTomb.occupant_id, own.occupant_id);
       for (const m of archive) assert.equal(m.from_archive, room);
       const ours = await roomArchive(romeo, room);
       assert.deepEqual(
