@@ -11,7 +11,7 @@ import { xml } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestClient } from '../support/test-client.js';
-import { ensureDebianPackages, startManaged } from './third-party.js';
+import { ensureDebianPackages, runScriptedClient } from './third-party.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const PW = 'interop-pw';
@@ -37,9 +37,7 @@ async function slixmpp(
   scenario: string,
   arg = '',
 ): Promise<Line[]> {
-  const proc = startManaged('/usr/bin/python3', [
-    '-u',
-    join(here, 'slixmpp-client.py'),
+  const run = await runScriptedClient(join(here, 'slixmpp-client.py'), [
     jid,
     password,
     '127.0.0.1',
@@ -47,20 +45,11 @@ async function slixmpp(
     scenario,
     arg,
   ]);
-  try {
-    await proc.waitForOutput(/^done$/m, 60_000);
-  } finally {
-    await proc.stop();
-  }
-  const lines = proc
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Line);
+  const lines = run.lines as unknown as Line[];
   const failed = lines.find(
     (l) => l.kind === 'exception' || l.kind === 'iq-error' || l.kind === 'failed-auth',
   );
-  assert.equal(failed, undefined, proc.output());
+  assert.equal(failed, undefined, run.output);
   return lines;
 }
 const find = (lines: Line[], kind: string) => {

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { PW, SERVICE, users } from '../support/muc.js';
-import { ensureDebianPackages, startManaged } from './third-party.js';
+import { ensureDebianPackages, runScriptedClient } from './third-party.js';
 import { startProsody } from '../../../client/test/prosody.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -19,9 +19,7 @@ interface Seen {
 }
 
 async function archiveSession(jid: string, password: string, port: number, room: string): Promise<Seen> {
-  const proc = startManaged('/usr/bin/python3', [
-    '-u',
-    join(here, 'slixmpp-muc-archive.py'),
+  const { lines, output } = await runScriptedClient(join(here, 'slixmpp-muc-archive.py'), [
     jid,
     password,
     '127.0.0.1',
@@ -29,24 +27,9 @@ async function archiveSession(jid: string, password: string, port: number, room:
     room,
     'Slix',
   ]);
-  try {
-    await proc.waitForOutput(/^(done|\{"error".*)$/m, 60_000);
-  } finally {
-    await proc.stop();
-  }
-  const lines = proc
-    .output()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-  assert.equal(
-    lines.find((l) => 'error' in l),
-    undefined,
-    proc.output(),
-  );
   const sent = lines.find((l) => 'sent' in l)?.sent as string[] | undefined;
   const archive = lines.find((l) => 'archive' in l)?.archive as Seen['archive'] | undefined;
-  assert.ok(sent && archive, proc.output());
+  assert.ok(sent && archive, output);
   return { sent, archive };
 }
 

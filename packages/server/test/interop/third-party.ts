@@ -128,3 +128,28 @@ end`;
     },
   };
 }
+
+/**
+ * Runs a scripted client (a Python script of this folder) to its end: it prints one JSON object
+ * per line and finishes with `done`, or prints `{"error": …}`. Resolves with the objects; rejects
+ * with the whole output when it failed or did not finish within `timeoutMs`.
+ */
+export async function runScriptedClient(
+  script: string,
+  args: string[],
+  timeoutMs = 60_000,
+): Promise<{ lines: Record<string, unknown>[]; output: string }> {
+  const proc = startManaged('/usr/bin/python3', ['-u', script, ...args]);
+  try {
+    await proc.waitForOutput(/^(done|\{"error".*)$/m, timeoutMs);
+  } finally {
+    await proc.stop();
+  }
+  const output = proc.output();
+  const lines = output
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  if (lines.some((l) => 'error' in l)) throw new Error(`${script} failed:\n${output}`);
+  return { lines, output };
+}

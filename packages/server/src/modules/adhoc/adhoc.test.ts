@@ -2,9 +2,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { xml, type Element } from '@natter/xml';
-import { NS, buildForm, fieldValue, parseForm } from '@natter/protocol';
+import { NS, fieldValue, parseForm } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
+import { command, done, refused, submit } from '../../../test/support/adhoc.js';
 import { defineModule } from '../../core/module-api.js';
 import { NS_COMMANDS, commandError, type AdhocApi } from './api.js';
 
@@ -81,21 +82,6 @@ const testCommands = defineModule({
   },
 });
 
-const command = (attrs: Record<string, string | undefined>, ...children: Element[]) =>
-  xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: NS_COMMANDS, ...attrs }, children));
-const submit = (fields: Record<string, string>) =>
-  buildForm({ type: 'submit', fields: Object.entries(fields).map(([k, v]) => ({ var: k, values: [v] })) });
-
-function done(res: Element): Element {
-  assert.equal(res.attrs.type, 'result', res.toString());
-  return res.getChild('command', NS_COMMANDS)!;
-}
-function refused(res: Element, condition: string, app?: string): void {
-  assert.equal(res.attrs.type, 'error', res.toString());
-  const err = res.getChild('error')!;
-  assert.ok(err.getChild(condition, NS.stanzas), `expected ${condition}: ${err.toString()}`);
-  if (app) assert.ok(err.getChild(app, NS_COMMANDS), `expected <${app}/>: ${err.toString()}`);
-}
 const actionsOf = (c: Element) => {
   const a = c.getChild('actions', NS_COMMANDS);
   return a && { execute: a.attrs.execute, allowed: a.elements().map((e) => e.name) };

@@ -2,9 +2,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { xml, type Element } from '@natter/xml';
 import { parseJid } from '@natter/jid';
-import { NS, StanzaError, buildForm, fieldValue, parseForm } from '@natter/protocol';
+import { NS, StanzaError, fieldValue, parseForm } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
+import { command, done, refused, submit } from '../../../test/support/adhoc.js';
 import { NATTER_VERSION, type ModuleContext } from '../../core/module-api.js';
 import { NS_COMMANDS } from './api.js';
 import { USER_COMMAND_NODES, formatDuration, userCommands } from './user-commands.js';
@@ -14,22 +15,6 @@ const PASSWORD = USER_COMMAND_NODES['change-password'];
 const SESSIONS = USER_COMMAND_NODES.sessions;
 const UPTIME = USER_COMMAND_NODES.uptime;
 
-const command = (attrs: Record<string, string | undefined>, ...children: Element[]) =>
-  xml('iq', { type: 'set', to: 'localhost' }, xml('command', { xmlns: NS_COMMANDS, ...attrs }, children));
-const submit = (fields: Record<string, string>) =>
-  buildForm({ type: 'submit', fields: Object.entries(fields).map(([k, v]) => ({ var: k, values: [v] })) });
-
-function done(res: Element): Element {
-  assert.equal(res.attrs.type, 'result', res.toString());
-  return res.getChild('command', NS_COMMANDS)!;
-}
-function refused(res: Element, condition: string, app?: string): string {
-  assert.equal(res.attrs.type, 'error', res.toString());
-  const err = res.getChild('error')!;
-  assert.ok(err.getChild(condition, NS.stanzas), `expected ${condition}: ${err.toString()}`);
-  if (app) assert.ok(err.getChild(app, NS_COMMANDS), `expected <${app}/>: ${err.toString()}`);
-  return err.getChildText('text', NS.stanzas) ?? '';
-}
 const formOf = (c: Element) => parseForm(c.getChild('x', NS.dataForms)!);
 const noteOf = (c: Element) => c.getChild('note', NS_COMMANDS)?.text() ?? '';
 

@@ -1,4 +1,21 @@
 import type { Element } from '@natter/xml';
+import { NS } from '@natter/protocol';
+
+/**
+ * XEP-0313 §6.1.1 / XEP-0334: whether a message's content is worth keeping: a body or a `<store/>`
+ * hint, unless the sender asked for no (permanent) storage. Archives of every kind decide with it.
+ */
+export function worthKeeping(stanza: Element): boolean {
+  let keep = false;
+  for (const c of stanza.children) {
+    if (typeof c === 'string') continue;
+    if (c.xmlns === NS.hints) {
+      if (c.name === 'no-store' || c.name === 'no-permanent-store') return false;
+      if (c.name === 'store') keep = true;
+    } else if (c.name === 'body' && (c.xmlns === NS.client || c.xmlns === '')) keep = true;
+  }
+  return keep;
+}
 
 /** An archived message as read back: its UID, when it was archived, and the stanza. */
 export interface ArchivedMessage {

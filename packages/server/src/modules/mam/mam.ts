@@ -13,7 +13,7 @@ import { StrangerLimit } from './strangers.js';
 import { PrefsStore, decide, parsePrefs, prefsElement, type Prefs } from './prefs.js';
 import { finElement, queryForm, runQuery } from './query.js';
 import { mamMigrations } from './migrations.js';
-import type { ArchivedMessage, MamApi } from './api.js';
+import { worthKeeping, type ArchivedMessage, type MamApi } from './api.js';
 
 export type { MamApi } from './api.js';
 
@@ -27,22 +27,10 @@ interface RosterLookup {
   get(owner: Jid, contact: Jid): Promise<unknown>;
 }
 
-/**
- * XEP-0313 §6.1.1 / XEP-0334: a one-to-one message worth keeping: type chat or normal with a body
- * (or a `<store/>` hint), unless the sender asked for no (permanent) storage.
- */
+/** A one-to-one message worth keeping: of type chat or normal, with content worth keeping. */
 function archivable(stanza: Element): boolean {
   const type = stanza.attrs.type;
-  if (type !== undefined && type !== 'chat' && type !== 'normal') return false;
-  let keep = false;
-  for (const c of stanza.children) {
-    if (typeof c === 'string') continue;
-    if (c.xmlns === NS.hints) {
-      if (c.name === 'no-store' || c.name === 'no-permanent-store') return false;
-      if (c.name === 'store') keep = true;
-    } else if (c.name === 'body' && (c.xmlns === NS.client || c.xmlns === '')) keep = true;
-  }
-  return keep;
+  return (type === undefined || type === 'chat' || type === 'normal') && worthKeeping(stanza);
 }
 
 /** XEP-0359 §3.3: stanza-ids claiming to come from `by` that `by` did not add. */

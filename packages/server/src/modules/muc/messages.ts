@@ -7,7 +7,8 @@ import { setRole } from './occupants.js';
 import type { Occupant, Room } from './room.js';
 import type { MucService } from './service.js';
 import { isOccupantIdElement, occupantIdElement, occupantIdOf } from './xep-0421-occupant-id.js';
-import { archivable, stamp } from './xep-0313-room-archive.js';
+import { stamp } from './xep-0313-room-archive.js';
+import { worthKeeping } from '../mam/api.js';
 import {
   findRoomMessage,
   isTombstone,
@@ -81,7 +82,8 @@ function prepare(svc: MucService, room: Room, o: Occupant, ev: RouteEvent): Elem
     occupantIdElement(o.occupantId),
   ]);
   base.inheritsNs = st.inheritsNs;
-  if (archivable(st)) base.children.push(stamp(svc, room, o.jid, base));
+  // A message worth keeping (XEP-0334 hints, as in the archive) is named, and archived if the room keeps one.
+  if (worthKeeping(st)) base.children.push(stamp(svc, room, o.jid, base));
   if (st.getChild('body') !== undefined) {
     const at = Date.now();
     room.history.add(base, at);

@@ -36,22 +36,6 @@ export function archiveFeatures(svc: MucService, room: Room): string[] {
 }
 
 /**
- * XEP-0313 §6.1.1 / XEP-0334: a groupchat message worth keeping (and naming with a stanza-id): one
- * with a body or a `<store/>` hint, unless the sender asked for no (permanent) storage.
- */
-export function archivable(stanza: Element): boolean {
-  let keep = false;
-  for (const c of stanza.children) {
-    if (typeof c === 'string') continue;
-    if (c.xmlns === NS.hints) {
-      if (c.name === 'no-store' || c.name === 'no-permanent-store') return false;
-      if (c.name === 'store') keep = true;
-    } else if (c.name === 'body' && (c.xmlns === NS.client || c.xmlns === '')) keep = true;
-  }
-  return keep;
-}
-
-/**
  * Names a message the room relays (archiving it where the room keeps an archive) and returns the
  * `<stanza-id/>` to add to the copies it sends. `base` is archived as it is (without the stanza-id:
  * the archive's result carries the UID).

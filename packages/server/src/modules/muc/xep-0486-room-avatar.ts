@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { xml, type Element } from '@natter/xml';
 import { NS, StanzaError } from '@natter/protocol';
 import type { IqRequest } from '../../core/module-api.js';
+import { photoHash, UNKNOWN_HASH } from '../vcard/api.js';
 import type { Room } from './room.js';
 import type { MucService } from './service.js';
 
@@ -13,15 +13,10 @@ import type { MucService } from './service.js';
  * persistent rooms.
  */
 
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** SHA-1 (hex) of the decoded PHOTO/BINVAL, '' without a photo; bad-request for BINVAL that is not base64. */
+/** SHA-1 (hex) of the decoded PHOTO/BINVAL, '' without one (or with only a link); bad-request when not base64. */
 export function roomPhotoHash(vcard: Element): string {
-  const b64 = (vcard.getChild('PHOTO', NS.vcard)?.getChildText('BINVAL', NS.vcard) ?? '').replace(/\s+/g, '');
-  if (b64 === '') return '';
-  if (b64.length % 4 !== 0 || !BASE64.test(b64))
-    throw new StanzaError('bad-request', { text: 'PHOTO/BINVAL is not base64' });
-  return createHash('sha1').update(Buffer.from(b64, 'base64')).digest('hex');
+  const hash = photoHash(vcard);
+  return hash === UNKNOWN_HASH ? '' : hash;
 }
 
 export function getRoomVcard(room: Room, req: IqRequest): Element {

@@ -1,6 +1,9 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
 
+/** XEP-0153 §3.1: the hash of a vCard's photo (for peers that keep vCards of their own: MUC rooms). */
+export { photoHash, UNKNOWN_HASH } from './xep-0153-avatar.js';
+
 /**
  * What the vcard module offers its peers (`ctx.use<VcardApi>('vcard')`, with
  * `dependencies: ['vcard']`): an account's stored vCard, its XEP-0153 photo hash, a way to store
