@@ -17,13 +17,8 @@ import { RedisBus } from './core/cluster/redis-bus.js';
 import { Database } from './storage/database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from './accounts/account-store.js';
 import { NATTER_VERSION } from './version.js';
-import {
-  adminBaseUrl,
-  adminToken,
-  changePassword,
-  hostedAccount,
-  removeUser,
-} from './admin/user-commands.js';
+import { adminBaseUrl, adminToken, hostedAccount } from './admin/user-commands.js';
+import { cliUsage, findCliCommand, runCliCommand } from './admin/cli-runner.js';
 import type { S2SReport, S2SStreamReport } from './listeners/admin-listener.js';
 import { join, resolve } from 'node:path';
 
@@ -40,17 +35,16 @@ Usage:
   natter s2s [--url URL] [--token T] [--json]  server-to-server streams of the running server (federation:
                                                direction, remote and local domains, authentication, TLS,
                                                address, state, stanzas in/out; asks GET /admin/s2s)
-  natter user add USER@HOST [--password P]     create an account (password typed, unseen, or from stdin)
-  natter user passwd USER@HOST [--password P] [--url URL] [--token T]
-                                               change a password; the running server ends its sessions
-  natter user remove USER@HOST [--url URL] [--token T]
-                                               delete an account, its data (roster, archive, offline
-                                               messages, vCard, PEP …) and end its sessions
-  natter user list [HOST]                      list accounts
   natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
-  natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
                                                create P1..PN (benchmarks)
+  natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
   natter version
+
+The administrator's commands (also the HTTP API /api/ and XEP-0133; docs/administration.md) ask the
+running server through its admin listener (--url URL, --token T; default the configured one) and run
+on the storage when no server answers; --json prints the answer as JSON. A password is typed twice,
+unseen, at a terminal, or read from stdin's first line (--password P leaves it in the shell history):
+${cliUsage()}
 
 With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 (direct TLS) and
 5280 (WebSocket at /xmpp-websocket, BOSH at /http-bind, XEP-0156 host-meta), with the admin API on
@@ -122,6 +116,14 @@ function promptHidden(prompt: string): Promise<string> {
     stdin.resume();
     stdin.on('data', onData);
   });
+}
+
+/** `natter user remove X@D …` where D is not a hosted domain (the configuration as --config gives it). */
+function notHosted(argv: string[]): boolean {
+  const i = argv.findIndex((a) => a === '--config' || a === '-c');
+  const config = configFrom(i >= 0 ? argv[i + 1] : undefined);
+  const at = argv[2]!.lastIndexOf('@');
+  return at >= 0 && !config.hosts.some((h) => h.toLowerCase() === argv[2]!.slice(at + 1).toLowerCase());
 }
 
 function splitAccount(arg: string | undefined, config: Config): { user: string; host: string } {
@@ -246,6 +248,15 @@ async function s2sCommand(
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The administrator's commands (admin/registry.ts): the same as the HTTP API and XEP-0133.
+  const registered = findCliCommand(argv);
+  const hostedElsewhere =
+    registered?.id === 'user.remove' && argv[2] !== undefined && !argv.includes('--help') && notHosted(argv);
+  if (registered && !hostedElsewhere && !argv.includes('--help') && !argv.includes('-h'))
+    return runCliCommand(registered, argv, {
+      readSecret: (given) => readPassword(given, true),
+      loadConfig: configFrom,
+    });
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -375,41 +386,12 @@ async function main(argv: string[]): Promise<number> {
     const { store, db } = await openAccounts(config);
     try {
       switch (sub) {
-        case 'add': {
-          const { user, host } = splitAccount(arg, config);
-          hostedAccount(config, user, host);
-          const account = await store.create(user, host, await readPassword(values.password, true));
-          console.log(`created ${account.toString()}`);
-          return 0;
-        }
-        case 'passwd': {
-          const { user, host } = splitAccount(arg, config);
-          const account = hostedAccount(config, user, host);
-          const password = await readPassword(values.password, true);
-          console.log(
-            await changePassword(config, store, account, password, { url: values.url, token: values.token }),
-          );
-          return 0;
-        }
         case 'remove': {
+          // An account of a domain not hosted (older versions let `user add` create one) has no
+          // data: removed from the store directly. Hosted accounts go through `natter user remove`.
           const { user, host } = splitAccount(arg, config);
-          if (!config.hosts.some((h) => h.toLowerCase() === host.toLowerCase())) {
-            // An account of a domain not hosted (older versions let `user add` create one) has no data.
-            if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
-            console.log(`removed ${user}@${host} (not a hosted domain: it had no data and no sessions)`);
-            return 0;
-          }
-          console.log(
-            await removeUser(config, hostedAccount(config, user, host), {
-              url: values.url,
-              token: values.token,
-            }),
-          );
-          return 0;
-        }
-        case 'list': {
-          const host = arg ?? config.hosts[0]!;
-          for (const u of await store.list(host)) console.log(`${u}@${host}`);
+          if (!(await store.remove(user, host))) throw new Error(`no account ${user}@${host}`);
+          console.log(`removed ${user}@${host} (not a hosted domain: it had no data and no sessions)`);
           return 0;
         }
         case 'add-bulk': {
@@ -438,7 +420,9 @@ async function main(argv: string[]): Promise<number> {
           return 0;
         }
         default:
-          throw new Error(`unknown user command "${sub ?? ''}" (add, passwd, remove, list, add-bulk)`);
+          throw new Error(
+            `unknown user command "${sub ?? ''}" (add, passwd, remove, disable, enable, info, list, add-bulk)`,
+          );
       }
     } finally {
       await db.close();

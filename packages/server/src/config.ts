@@ -273,6 +273,11 @@ const bosh = z
 export const configSchema = z
   .object({
     hosts: z.array(z.string().min(1)).min(1).default(['localhost']),
+    /**
+     * Accounts (bare JIDs of hosted domains) with the administrator's rights over XMPP: the
+     * XEP-0133 service administration commands. Default none.
+     */
+    admins: z.array(z.string().min(3)).default([]),
     dataDir: z.string().default('./data'),
     storage: z
       .discriminatedUnion('engine', [
@@ -370,6 +375,16 @@ export const configSchema = z
           'a cluster with federation on needs s2s.dialbackSecret, the same on every node (a dialback key made by one node is verified by another); or set s2s.enabled to false',
       });
     const hosts = c.hosts.map((h) => h.toLowerCase());
+    c.admins.forEach((admin, i) => {
+      const at = admin.indexOf('@');
+      const domain = admin.slice(at + 1).toLowerCase();
+      if (at <= 0 || admin.includes('/') || !hosts.includes(domain))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admins', i],
+          message: `${admin} is not an account of a hosted domain (USER@HOST, HOST one of hosts)`,
+        });
+    });
     for (const domain of Object.keys(c.components)) {
       const clash = hosts.includes(domain)
         ? 'a virtual host'

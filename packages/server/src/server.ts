@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig, ConfigError, type Config, type ConfigInput, type ListenerConfig } from './config.js';
 import { Database } from './storage/database.js';
+import { adminCommandRunner } from './admin/runner.js';
 import { AccountStore, accountMigrations } from './accounts/account-store.js';
 import { Registration } from './core/stream/steps/register.js';
 import { Router } from './core/router.js';
@@ -157,6 +158,7 @@ export async function startServer(
   const cluster = bus ? new Cluster(bus, log) : undefined;
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);
+  core.adminCommands = adminCommandRunner(core);
 
   // XEP-0114 component domains are routed (or bounced while away) from the start.
   for (const domain of Object.keys(config.components)) router.addComponent(domain);

@@ -141,7 +141,7 @@ describe('natter user remove / passwd: the account, its data and its sessions', 
     await server.stop();
     const r = await natter('user', 'remove', 'mercutio@localhost', '--config', config);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /removed mercutio@localhost and its data \(no running server/);
+    assert.match(r.stdout, /removed mercutio@localhost and its data; 0 sessions ended\n\(no running server/);
     const first = server;
     const restarted = await startTestServer({ modules: { ping: { idleMs: 0 } } }, { dataDir: first.dataDir });
     server = Object.assign(restarted, {

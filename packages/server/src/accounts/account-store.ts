@@ -30,7 +30,23 @@ export const accountMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // An administrator may disable an account (XEP-0133 disable-user, `natter user disable`): its
+  // data stays, logins fail with <account-disabled/> until it is enabled again.
+  '0002-disabled': {
+    async up(db: Kysely<any>) {
+      await db.schema.alterTable('accounts').addColumn('disabled_at', 'bigint').execute();
+      await db.schema.alterTable('accounts').addColumn('disabled_reason', 'text').execute();
+    },
+  },
 };
+
+/** What `AccountStore.info` says of an account. */
+export interface AccountInfo {
+  jid: Jid;
+  createdAt: number;
+  /** When it was disabled, and why (the administrator's words), or undefined when enabled. */
+  disabled?: { at: number; reason: string };
+}
 
 export class AccountExistsError extends Error {
   readonly code = 'ACCOUNT_EXISTS';
@@ -158,33 +174,99 @@ export class AccountStore {
     return row !== undefined;
   }
 
-  async list(host: string): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('accounts')
-      .select('username')
-      .where('host', '=', host)
-      .orderBy('username')
-      .execute();
+  /**
+   * The usernames of a host, sorted; `disabled` true lists only disabled accounts, false only
+   * enabled ones. `limit` bounds the answer (the caller asks for one more to know there are more).
+   */
+  async list(host: string, opts: { disabled?: boolean; limit?: number } = {}): Promise<string[]> {
+    let q = this.db.selectFrom('accounts').select('username').where('host', '=', host);
+    if (opts.disabled !== undefined) q = q.where('disabled_at', opts.disabled ? 'is not' : 'is', null);
+    if (opts.limit !== undefined) q = q.limit(opts.limit);
+    const rows = await q.orderBy('username').execute();
     return rows.map((r) => r.username as string);
   }
 
-  async count(host: string): Promise<number> {
-    const row = await this.db
+  async count(host: string, opts: { disabled?: boolean } = {}): Promise<number> {
+    let q = this.db
       .selectFrom('accounts')
       .select(sql<number>`count(*)`.as('n'))
-      .where('host', '=', host)
-      .executeTakeFirst();
+      .where('host', '=', host);
+    if (opts.disabled !== undefined) q = q.where('disabled_at', opts.disabled ? 'is not' : 'is', null);
+    const row = await q.executeTakeFirst();
     return Number(row?.n ?? 0);
   }
 
-  async scram(username: string, host: string, hash: ScramHash): Promise<ScramCredentials | null> {
+  /** The account's creation time and whether it is disabled; undefined when there is none. */
+  async info(username: string, host: string): Promise<AccountInfo | undefined> {
+    const account = AccountStore.account(username, host);
     const row = await this.db
       .selectFrom('accounts')
-      .select(hash === 'SHA-1' ? 'scram_sha1' : 'scram_sha256')
+      .select(['created_at', 'disabled_at', 'disabled_reason'])
+      .where('host', '=', account.domain)
+      .where('username', '=', account.local)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      jid: account,
+      createdAt: Number(row.created_at),
+      ...(row.disabled_at !== null && row.disabled_at !== undefined
+        ? { disabled: { at: Number(row.disabled_at), reason: (row.disabled_reason as string | null) ?? '' } }
+        : {}),
+    };
+  }
+
+  /**
+   * Disables (with the administrator's `reason`) or enables an account. False when there is no
+   * such account. Disabling one already disabled keeps its first time and reason.
+   */
+  async setDisabled(username: string, host: string, disabled: { reason: string } | false): Promise<boolean> {
+    const account = AccountStore.account(username, host);
+    const q = this.db
+      .updateTable('accounts')
+      .set(
+        disabled
+          ? {
+              disabled_at: sql`coalesce(disabled_at, ${Date.now()})`,
+              disabled_reason: sql`coalesce(disabled_reason, ${disabled.reason})`,
+            }
+          : { disabled_at: null, disabled_reason: null },
+      )
+      .where('host', '=', account.domain)
+      .where('username', '=', account.local);
+    const r = await q.executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** Whether logins to the account are refused (`<account-disabled/>`). */
+  async isDisabled(username: string, host: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select('disabled_at')
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return row !== undefined && row.disabled_at !== null;
+  }
+
+  /**
+   * The account's SCRAM keys for `hash`, and whether it is disabled (in the same query: a login
+   * checks it once the password is proven, so that only the owner learns it).
+   */
+  async scram(
+    username: string,
+    host: string,
+    hash: ScramHash,
+  ): Promise<(ScramCredentials & { disabled: boolean }) | null> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select([hash === 'SHA-1' ? 'scram_sha1' : 'scram_sha256', 'disabled_at'])
       .where('host', '=', host)
       .where('username', '=', username)
       .executeTakeFirst();
     if (!row) return null;
-    return decode((hash === 'SHA-1' ? row.scram_sha1 : row.scram_sha256) as string);
+    return {
+      ...decode((hash === 'SHA-1' ? row.scram_sha1 : row.scram_sha256) as string),
+      disabled: row.disabled_at !== null,
+    };
   }
 }

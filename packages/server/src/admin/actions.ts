@@ -10,7 +10,7 @@ import type { ServerCore } from '../core/server-core.js';
 
 export class AdminActionError extends Error {
   constructor(
-    readonly status: 400 | 404,
+    readonly status: 400 | 404 | 409,
     message: string,
   ) {
     super(message);
@@ -30,7 +30,7 @@ export function hostedAccount(core: ServerCore, jid: string | null | undefined):
   if (!core.hosts.has(parsed.domain))
     throw new AdminActionError(
       400,
-      `${parsed.domain} is not hosted here (hosts: ${[...core.hosts.keys()].join(', ')})`,
+      `${parsed.domain} is not hosted by this server (hosts: ${[...core.hosts.keys()].join(', ')})`,
     );
   return parsed.bare;
 }

@@ -1,3 +1,4 @@
+import type { AdminCommandRunner } from './admin-commands.js';
 import type { Kysely, Migration } from 'kysely';
 import type { z } from 'zod';
 import type { Element } from '@natter/xml';
@@ -338,6 +339,20 @@ export class ModuleContext<Options> {
   // What a module may know of the server beyond its host (rule 5: modules never hold `ServerCore`).
   // Kept at the end of the class, in one block, so it merges cleanly with stream-side changes.
   // ---------------------------------------------------------------------------------------------
+
+  /**
+   * The administrator's commands (admin/registry.ts: the same as the CLI and the HTTP API), run by
+   * name. Undefined only in a core built without them (tests).
+   */
+  get adminCommands(): AdminCommandRunner | undefined {
+    return this.server.adminCommands;
+  }
+
+  /** Whether `jid` (any resource) is one of the server's administrators (`admins`). */
+  isAdmin(jid: Jid): boolean {
+    const bare = jid.bare.toString();
+    return this.server.config.admins.some((a) => a.toLowerCase() === bare);
+  }
 
   /** The server's whole configuration, read-only (a module's own options are `options`). */
   get config(): ServerConfigView {

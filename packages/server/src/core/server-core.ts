@@ -1,3 +1,4 @@
+import type { AdminCommandRunner } from './admin-commands.js';
 import { xml, type Element } from '@natter/xml';
 import { HttpRoutes } from './http-routes.js';
 import { parseJid, type Jid } from '@natter/jid';
@@ -68,6 +69,10 @@ export class ServerCore implements ClusterHost {
 
   /** Prometheus metrics (admin listener, `/metrics`). */
   readonly metrics: ServerMetrics;
+  /** When this server started (uptime in statistics). */
+  readonly startedAt = Date.now();
+  /** The administrator's commands (admin/registry.ts), as modules run them (XEP-0133); set by the server. */
+  adminCommands: AdminCommandRunner | undefined;
 
   constructor(
     readonly config: Config,

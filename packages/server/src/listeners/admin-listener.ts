@@ -7,6 +7,7 @@ import type { S2SStreamInfo } from '../core/s2s/federation.js';
 import type { RunningListener } from './listeners.js';
 import { isLoopbackHost } from './loopback.js';
 import { AdminActionError, accountRoutes } from '../admin/actions.js';
+import { apiRoutes } from '../admin/api-routes.js';
 
 /** One admin endpoint: method + exact path → handler writing a JSON answer (or throwing). */
 export interface AdminRoute {
@@ -20,6 +21,8 @@ export interface AdminRequest {
   query: URLSearchParams;
   /** The request body parsed as JSON (POST/DELETE; undefined when empty). */
   body: unknown;
+  /** The client's address (the audit log's `by`). */
+  address: string;
 }
 
 /** An answer that is not JSON (Prometheus text): returned by a handler as is. */
@@ -154,6 +157,8 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     },
   },
   ...accountRoutes,
+  /** The administrator's commands (admin/registry.ts) under /api/, described by /api/openapi.json. */
+  ...apiRoutes,
 ];
 
 function sameToken(given: string, expected: string): boolean {
@@ -251,7 +256,12 @@ export async function startAdminListener(
     void (async () => {
       try {
         const body = req.method === 'GET' ? undefined : await readBody(req);
-        const out = await route.handle({ core, query: url.searchParams, body });
+        const out = await route.handle({
+          core,
+          query: url.searchParams,
+          body,
+          address: req.socket.remoteAddress ?? '',
+        });
         if (out instanceof RawAnswer) res.writeHead(200, { 'content-type': out.contentType }).end(out.body);
         else answer(res, 200, out);
       } catch (err) {

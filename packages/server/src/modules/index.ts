@@ -26,6 +26,7 @@ import upload from './upload/upload.js';
 import push from './push/push.js';
 import avatarConversion from './avatar-conversion/avatar-conversion.js';
 import adhoc from './adhoc/adhoc.js';
+import adminCommands from './admin-commands/admin-commands.js';
 import fast from './fast/fast.js';
 
 /**
@@ -61,5 +62,6 @@ export const builtinModules: ModuleDefinition[] = [
   upload,
   push,
   adhoc,
+  adminCommands,
   fast,
 ];

@@ -10,6 +10,8 @@ Scenarios (each prints JSON lines, then "done"):
   publish-avatar B64  publishes the image as a XEP-0084 avatar (open access) with slixmpp's plugin.
   read-vcard JID    reads JID's vCard with xep_0054 and prints the PHOTO's type and bytes (base64).
   set-vcard-photo B64 sets the image as the vCard photo with slixmpp's xep_0153 plugin.
+  admin USER@HOST:PW  as an admin (XEP-0133): lists the admin commands with xep_0133, counts online
+                    users, adds USER@HOST with PW, disables it, lists the disabled users.
 """
 import base64
 import json
@@ -20,6 +22,7 @@ from slixmpp import ClientXMPP
 from slixmpp.exceptions import IqError
 
 PASSWORD_NODE = "https://natter.dev/commands/change-password"
+ADMIN = "http://jabber.org/protocol/admin"
 PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
@@ -34,7 +37,9 @@ class Client(ClientXMPP):
         super().__init__(jid, password, sasl_mech="PLAIN")
         self.scenario = scenario
         self.arg = arg
-        for plugin in ("xep_0030", "xep_0004", "xep_0050", "xep_0054", "xep_0060", "xep_0084", "xep_0153", "xep_0163"):
+        for plugin in (
+            "xep_0030", "xep_0004", "xep_0050", "xep_0054", "xep_0060", "xep_0084", "xep_0133", "xep_0153", "xep_0163"
+        ):
             self.register_plugin(plugin)
         # The test server's certificate is self-signed.
         self.ssl_context.check_hostname = False
@@ -84,6 +89,44 @@ class Client(ClientXMPP):
             domain, PASSWORD_NODE, action="complete", sessionid=sessionid, payload=submit(self.arg, self.arg)
         )
         emit("completed", status=done["command"]["status"], note=done["command"]["notes"])
+
+    async def admin_form(self, name, fields):
+        """Runs the XEP-0133 command `name`: execute, then (when a form is asked for) submit `fields`."""
+        domain = self.boundjid.domain
+        node = ADMIN + "#" + name
+        started = await self["xep_0050"].send_command(domain, node, action="execute")
+        command = started["command"]
+        if command["status"] == "completed":
+            return command
+        emit("form", name=name, fields={n: f["type"] for n, f in command["form"].get_fields().items()})
+        form = self["xep_0004"].make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=ADMIN)
+        for var, (ftype, value) in fields.items():
+            form.add_field(var=var, ftype=ftype, value=value)
+        done = await self["xep_0050"].send_command(
+            domain, node, action="complete", sessionid=command["sessionid"], payload=form
+        )
+        return done["command"]
+
+    async def scenario_admin(self):
+        items = await self["xep_0133"].get_commands()
+        emit("commands", nodes=[item[1] for item in items["disco_items"]["items"]])
+        online = await self.admin_form("get-online-users-num", {})
+        emit("online", values=online["form"].get_values())
+        user, password = self.arg.split(":", 1)
+        added = await self.admin_form(
+            "add-user",
+            {
+                "accountjid": ("jid-single", user),
+                "password": ("text-private", password),
+                "password-verify": ("text-private", password),
+            },
+        )
+        emit("added", status=added["status"], notes=added["notes"])
+        disabled = await self.admin_form("disable-user", {"accountjids": ("jid-multi", [user])})
+        emit("disabled", status=disabled["status"])
+        listed = await self.admin_form("get-disabled-users-list", {"max_items": ("list-single", "none")})
+        emit("disabled-list", values=listed["form"].get_values())
 
     def open_access(self):
         form = self["xep_0004"].make_form(ftype="submit")

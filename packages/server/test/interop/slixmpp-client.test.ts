@@ -1,7 +1,8 @@
 // slixmpp (Debian python3-slixmpp), a client nobody here wrote, as a real process against Natter:
 // its XEP-0050 plugin runs the "change my password" ad-hoc command; its XEP-0084 plugin publishes an
 // avatar that a vCard reader (its XEP-0054 plugin) then finds converted (XEP-0398), and its
-// XEP-0153 plugin sets a vCard photo that becomes the PEP avatar.
+// XEP-0153 plugin sets a vCard photo that becomes the PEP avatar; as an admin, its XEP-0133 plugin
+// lists the service administration commands and runs them.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -64,8 +65,8 @@ describe('slixmpp as a client: ad-hoc commands and avatar conversion', () => {
     await ensureDebianPackages('/usr/lib/python3/dist-packages/slixmpp/plugins/xep_0050/adhoc.py', [
       'python3-slixmpp',
     ]);
-    server = await startTestServer();
-    for (const u of ['romeo', 'juliet', 'nurse']) await server.addUser(u, PW);
+    server = await startTestServer({ admins: ['prince@localhost'] });
+    for (const u of ['romeo', 'juliet', 'nurse', 'prince']) await server.addUser(u, PW);
   });
   after(() => server?.destroy());
 
@@ -104,6 +105,38 @@ describe('slixmpp as a client: ad-hoc commands and avatar conversion', () => {
       const card = find(read, 'vcard');
       assert.equal(card.type, 'image/png');
       assert.deepEqual(Buffer.from(card.binval as string, 'base64'), IMAGE);
+    },
+  );
+
+  test(
+    'XEP-0133: an admin with slixmpp (xep_0133, xep_0050) counts online users, adds a user, disables it and lists it',
+    BOUND,
+    async () => {
+      const lines = await slixmpp(server, 'prince@localhost/slix', PW, 'admin', 'tybalt@localhost:t-pw');
+      const nodes = find(lines, 'commands').nodes as string[];
+      for (const n of ['add-user', 'disable-user', 'get-online-users-num', 'get-disabled-users-list'])
+        assert.ok(nodes.includes(`http://jabber.org/protocol/admin#${n}`), n);
+      // slixmpp itself is online, with its presence sent.
+      assert.deepEqual((find(lines, 'online').values as Record<string, string>).onlineusersnum, '1');
+      assert.deepEqual(lines.find((l) => l.kind === 'form' && l.name === 'add-user')?.fields, {
+        FORM_TYPE: 'hidden',
+        accountjid: 'jid-single',
+        password: 'text-private',
+        'password-verify': 'text-private',
+        email: 'text-multi',
+        given_name: 'text-single',
+        surname: 'text-single',
+      });
+      assert.equal(find(lines, 'added').status, 'completed');
+      assert.equal(find(lines, 'disabled').status, 'completed');
+      assert.deepEqual((find(lines, 'disabled-list').values as Record<string, string[]>).disableduserjids, [
+        'tybalt@localhost',
+      ]);
+      // The account exists, with the password slixmpp gave it, and is disabled.
+      await assert.rejects(TestClient.login(server, 'tybalt', 't-pw'), (err: { condition?: string }) => {
+        assert.equal(err.condition, 'account-disabled');
+        return true;
+      });
     },
   );
 

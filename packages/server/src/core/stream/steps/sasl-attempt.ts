@@ -27,6 +27,8 @@ export class SaslAttempt {
   private failures = 0;
   /** Mechanism and username of the current attempt (for the failure log line). */
   private attempt: { mechanism: string; username?: string } = { mechanism: '' };
+  /** Whether the account the keys were read for is disabled (undefined: not read by this attempt). */
+  private disabled: boolean | undefined;
 
   constructor(private readonly stream: ClientNegotiation) {}
 
@@ -46,6 +48,7 @@ export class SaslAttempt {
   begin(name: string, extra?: () => SaslServerMechanism | undefined): SaslFailure | undefined {
     const { stream } = this;
     this.mech = undefined;
+    this.disabled = undefined;
     this.attempt = { mechanism: name };
     const offer = saslOffer(stream.transport);
     const offered = (offer.mechanisms as string[]).includes(name);
@@ -74,7 +77,9 @@ export class SaslAttempt {
           } catch {
             return null;
           }
-          return stream.server.accounts.scram(account.local, account.domain, hash);
+          const keys = await stream.server.accounts.scram(account.local, account.domain, hash);
+          this.disabled = keys?.disabled;
+          return keys;
         },
       },
       channelBindingOptions(offer, stream.transport),
@@ -119,6 +124,15 @@ export class SaslAttempt {
             failure: new SaslFailure('invalid-authzid', 'you may only authorise as yourself'),
           };
       }
+      // A disabled account (XEP-0133 disable-user): said only to whoever proved the password. A
+      // mechanism that read no keys (XEP-0484 tokens) asks the store.
+      const disabled =
+        this.disabled ?? (await stream.server.accounts.isDisabled(account.local, account.domain));
+      if (disabled)
+        return {
+          kind: 'failure',
+          failure: new SaslFailure('account-disabled', 'this account is disabled by the administrator'),
+        };
       const extra = r.result.additionalData;
       stream.server.metrics.authSucceeded(this.attempt.mechanism);
       return { kind: 'success', account, additionalData: extra && extra.length > 0 ? extra : undefined };
