@@ -19,6 +19,8 @@ import { AccountStore, accountMigrations, AccountExistsError } from './accounts/
 import { NATTER_VERSION } from './version.js';
 import { adminBaseUrl, adminToken, hostedAccount } from './admin/user-commands.js';
 import { cliUsage, findCliCommand, runCliCommand } from './admin/cli-runner.js';
+import { backup, restore, storageCopy } from './admin/backup.js';
+import { progress } from './admin/progress.js';
 import type { S2SReport, S2SStreamReport } from './listeners/admin-listener.js';
 import { join, resolve } from 'node:path';
 
@@ -38,6 +40,9 @@ Usage:
   natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
                                                create P1..PN (benchmarks)
   natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
+  natter backup DIR                            the SQLite database (online, consistent), uploads and certificates
+  natter restore DIR [--force]                 put a backup back (server stopped; what it replaces is kept aside)
+  natter storage copy --to postgres://…        copy SQLite storage into an empty PostgreSQL database, verified
   natter version
 
 The administrator's commands (also the HTTP API /api/ and XEP-0133; docs/administration.md) ask the
@@ -273,6 +278,8 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       'shutdown-timeout': { type: 'string' },
       workers: { type: 'string', short: 'w' },
+      force: { type: 'boolean' },
+      to: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -368,6 +375,35 @@ async function main(argv: string[]): Promise<number> {
     }
     return new Promise<number>(() => {});
   }
+  if (command === 'backup') {
+    if (!sub) throw new Error('usage: natter backup DIR');
+    const m = await backup(config, sub, { progress: progress() });
+    const rows = Object.values(m.tables).reduce((a, b) => a + b, 0);
+    console.log(
+      `backed up ${rows} rows in ${Object.keys(m.tables).length} tables` +
+        `${m.directories.length ? ` and ${m.directories.map((d) => `${d}/`).join(', ')}` : ''} to ${sub}`,
+    );
+    return 0;
+  }
+  if (command === 'restore') {
+    if (!sub) throw new Error('usage: natter restore DIR [--force]');
+    const { manifest, movedAside } = await restore(config, sub, { force: values.force === true });
+    const rows = Object.values(manifest.tables).reduce((a, b) => a + b, 0);
+    console.log(`restored ${rows} rows from the backup of ${manifest.createdAt} (Natter ${manifest.natter})`);
+    for (const p of movedAside) console.log(`kept what it replaced as ${p}`);
+    return 0;
+  }
+  if (command === 'storage') {
+    if (sub !== 'copy' || !values.to)
+      throw new Error('usage: natter storage copy --to postgres://USER@HOST/DATABASE');
+    const r = await storageCopy(config, values.to, { progress: progress() });
+    for (const t of r.tables) console.log(`${t.name}: ${t.rows} rows`);
+    console.log(
+      `copied and verified ${r.tables.reduce((a, t) => a + t.rows, 0)} rows into ${r.target}; ` +
+        'to use it, set "storage": { "engine": "postgres", "url": "…" } in the configuration',
+    );
+    return 0;
+  }
   if (command === 'roster') {
     if (sub !== 'import' || !arg) throw new Error('usage: natter roster import FILE.json');
     // { "user@host": [ { "jid": "contact@host", "subscription": "both", "name"?, "groups"? } ] }
@@ -404,7 +440,9 @@ async function main(argv: string[]): Promise<number> {
           if (!values.password) throw new Error('--password is required');
           let created = 0;
           const batch = 32;
+          const shown = progress();
           for (let i = 1; i <= count; i += batch) {
+            shown.update('accounts', i - 1, count);
             await Promise.all(
               Array.from({ length: Math.min(batch, count - i + 1) }, async (_, k) => {
                 try {
@@ -416,6 +454,7 @@ async function main(argv: string[]): Promise<number> {
               }),
             );
           }
+          shown.end();
           console.log(`created ${created} accounts (${count - created} existed)`);
           return 0;
         }

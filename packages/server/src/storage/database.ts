@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type LogEvent, type Migration } from 'kysely';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import Cursor from 'pg-cursor';
 import { SqliteCheckpointer } from './checkpointer.js';
 
 export type StorageConfig =
@@ -79,7 +80,12 @@ export class Database {
     });
     const drained = () =>
       open === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve));
-    return new Database(new Kysely({ dialect: new PostgresDialect({ pool }), log }), config, drained);
+    // `cursor`: queries may be streamed (`.stream()`), as storage copies and checks do.
+    return new Database(
+      new Kysely({ dialect: new PostgresDialect({ pool, cursor: Cursor }), log }),
+      config,
+      drained,
+    );
   }
 
   /** Runs a module's pending migrations, in name order, each recorded in the module's own table. */
