@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
 import { importRosters, rosterMigrations } from './modules/roster/roster-store.js';
 import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
-import { startServer } from './server.js';
+import { startServer, type NatterServer } from './server.js';
+import { certificateStatus, formatImport, formatStatus, importCertificates } from './admin/cert-commands.js';
 import { createLogger } from './core/logger.js';
 import {
   nodeCluster,
@@ -30,6 +31,14 @@ Usage:
   natter serve [--config FILE] [--workers N]   start the server (default config: ./natter.json if present);
                                                --workers N|auto runs N processes sharing the ports
   natter check [--config FILE]                 validate the configuration and exit
+  natter cert status [--config FILE] [--json]  the certificates served: names, issuer, expiry, the hosted
+                                               domains (and conference., pubsub., upload.) each covers;
+                                               warns 14 days before expiry; exit 1 if a hosted domain has
+                                               no valid certificate
+  natter cert import DIR… [--config FILE]      copy certificates covering the hosted domains from certbot's
+                                               live directory (one subdirectory per certificate, with
+                                               fullchain.pem and privkey.pem) into dataDir/certs; then
+                                               reload the server: kill -HUP (systemctl reload natter)
   natter sessions [--url URL] [--token T] [--list] [--json]
                                                live and hibernated sessions of the running server (asks
                                                GET /admin/sessions on the admin listener, default 127.0.0.1:5281;
@@ -45,6 +54,9 @@ Usage:
   natter storage copy --to postgres://…        copy SQLite storage into an empty PostgreSQL database, verified
   natter version
 
+SIGHUP reloads the configuration file and re-reads every certificate without dropping sessions;
+the log says what changed and what needs a restart.
+
 The administrator's commands (also the HTTP API /api/ and XEP-0133; docs/administration.md) ask the
 running server through its admin listener (--url URL, --token T; default the configured one) and run
 on the storage when no server answers; --json prints the answer as JSON. A password is typed twice,
@@ -56,10 +68,61 @@ With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 
 127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate. An "https" listener
 serves the same paths over TLS (wss://, BOSH over https).`;
 
+/** The configuration file in use: --config, else ./natter.json if present, else none (defaults). */
+function configPathFrom(path: string | undefined): string | undefined {
+  if (path) return resolve(path);
+  return existsSync('natter.json') ? resolve('natter.json') : undefined;
+}
+
 function configFrom(path: string | undefined): Config {
-  if (path) return loadConfigFile(path);
-  if (existsSync('natter.json')) return loadConfigFile('natter.json');
-  return parseConfig({});
+  const file = configPathFrom(path);
+  return file ? loadConfigFile(file) : parseConfig({});
+}
+
+/**
+ * Steps SIGHUP runs, in order, before the configuration and certificates are reloaded: whatever
+ * holds a process-wide resource that an operator rotates reopens it here.
+ * HOOK: a log file registers `{ name: 'log file', run: () => destination.reopen() }` (logrotate
+ * sends SIGHUP after moving the file).
+ */
+interface Reloader {
+  name: string;
+  run(): void | Promise<void>;
+}
+const reloaders: Reloader[] = [];
+
+/**
+ * SIGHUP on `natter serve` (one process, or a worker): reopen what `reloaders` hold, read the
+ * configuration file again and apply it. An invalid file changes nothing but the certificates,
+ * which are re-read anyway (certbot renews them in place).
+ */
+async function reloadFromFile(server: NatterServer, configPath: string | undefined): Promise<void> {
+  const log = server.core.log;
+  log.info({ signal: 'SIGHUP', config: configPath ?? null }, 'signal received: reloading');
+  for (const r of reloaders) {
+    try {
+      await r.run();
+    } catch (err) {
+      log.error({ err, step: r.name }, `reload: ${r.name} failed: ${(err as Error).message}`);
+    }
+  }
+  let next: Config | undefined;
+  try {
+    next = configPath ? loadConfigFile(configPath) : parseConfig({});
+  } catch (err) {
+    log.error(
+      { config: configPath ?? null, err: (err as Error).message },
+      `reload: the configuration is not applied (the server keeps running with the previous one): ${(err as Error).message}`,
+    );
+  }
+  try {
+    await server.reload(next);
+  } catch (err) {
+    log.error(
+      { err: (err as Error).message },
+      `reload: the configuration is not applied (the server keeps running with the previous one): ${(err as Error).message}`,
+    );
+  }
 }
 
 async function openAccounts(config: Config): Promise<{ store: AccountStore; db: Database }> {
@@ -252,6 +315,27 @@ async function s2sCommand(
   return 0;
 }
 
+/**
+ * `natter cert status`: every certificate the server would serve, and for each hosted domain and
+ * service subdomain whether one covers it (exit 1 when a hosted domain has none valid).
+ * `natter cert import DIR…`: copies certbot's certificates into dataDir/certs (exit 1 when none of
+ * the hosted domains has one).
+ */
+function certCommand(sub: string | undefined, dirs: string[], config: Config, json: boolean): number {
+  if (sub === 'status') {
+    const report = certificateStatus(config);
+    console.log(json ? JSON.stringify(report, null, 2) : formatStatus(report));
+    return report.ok ? 0 : 1;
+  }
+  if (sub === 'import') {
+    if (dirs.length === 0) throw new Error('usage: natter cert import DIR… (e.g. /etc/letsencrypt/live)');
+    const report = importCertificates(config, dirs);
+    console.log(json ? JSON.stringify(report, null, 2) : formatImport(report));
+    return report.imported.length + report.current.length > 0 ? 0 : 1;
+  }
+  throw new Error(`unknown cert command "${sub ?? ''}" (status, import)`);
+}
+
 async function main(argv: string[]): Promise<number> {
   // The administrator's commands (admin/registry.ts): the same as the HTTP API and XEP-0133.
   const registered = findCliCommand(argv);
@@ -293,6 +377,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = configFrom(values.config);
+  if (command === 'cert') return certCommand(sub, positionals.slice(2), config, values.json === true);
   if (command === 'check') {
     console.log(
       `configuration OK: hosts ${config.hosts.join(', ')}; listeners ${config.listeners.map((l) => `${l.type}:${l.port}`).join(', ')}`,
@@ -315,21 +400,26 @@ async function main(argv: string[]): Promise<number> {
         log: createLogger(['warn', 'error', 'fatal'].includes(config.log.level) ? 'info' : config.log.level),
         shutdownTimeoutMs,
       });
+    // SIGHUP's default action ends the process: from here on it is ours (held until started).
+    const hangup: { reload: (() => void) | undefined; early: boolean } = { reload: undefined, early: false };
+    process.on('SIGHUP', () => (hangup.reload ? hangup.reload() : (hangup.early = true)));
     const index = workerIndex();
+    // One root logger for the process: a reload changes its level, and every child's with it.
+    const log = createLogger(config.log.level);
     // A worker joins its siblings over the mesh, or, with `cluster` configured, the Redis cluster
     // as a node of its own (`<nodeId>-w<index>`), like a process on another machine.
-    const worker =
-      index === undefined || config.cluster ? undefined : workerBus(createLogger(config.log.level));
+    const worker = index === undefined || config.cluster ? undefined : workerBus(log);
     const redisWorkerBus =
       index !== undefined && config.cluster
         ? new RedisBus({
             nodeId: `${config.cluster.nodeId}-w${index}`,
             url: config.cluster.redis,
             prefix: config.cluster.prefix,
-            log: createLogger(config.log.level),
+            log,
           })
         : undefined;
     const server = await startServer(config, {
+      logger: log,
       shutdownTimeoutMs,
       bus: worker?.bus ?? redisWorkerBus,
       s2sSecret: worker?.s2sSecret,
@@ -367,6 +457,14 @@ async function main(argv: string[]): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     // A worker whose primary is gone stops too (its ports are closed with the primary).
     if (index !== undefined) process.on('disconnect', () => stop('primary gone'));
+    // SIGHUP (`systemctl reload`, the primary forwarding it to workers): reload, one at a time.
+    const configPath = configPathFrom(values.config);
+    let reloading = Promise.resolve();
+    hangup.reload = () => {
+      if (stopping) return;
+      reloading = reloading.then(() => reloadFromFile(server, configPath));
+    };
+    if (hangup.early) hangup.reload();
     if (server.certificate.generated) {
       server.core.log.info(
         { cert: server.certificate.cert },

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseConfig, ConfigError, type Config, type ConfigInput, type ListenerConfig } from './config.js';
 import { Database } from './storage/database.js';
@@ -12,13 +11,9 @@ import { Host } from './core/host.js';
 import { ModuleContext, type ModuleDefinition } from './core/module.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { randomBytes } from 'node:crypto';
-import {
-  CertificateStore,
-  ensureCertificate,
-  s2sTrustedCas,
-  secureContext,
-  type CertificateFiles,
-} from './tls.js';
+import { s2sTrustedCas, type CertificateFiles } from './tls.js';
+import { ServerCertificates, type CertificateChange } from './certificates.js';
+import { assignPath, describeChange, planReload, type ConfigChange } from './reload.js';
 import { OutboundPool } from './core/s2s/outbound-pool.js';
 import { dialServer } from './listeners/socket-transport.js';
 import {
@@ -44,10 +39,21 @@ export interface StartOptions {
   s2sSecret?: string;
 }
 
+/** What `reload()` did: applied settings, settings waiting for a restart, certificates. */
+export interface ReloadReport {
+  applied: ConfigChange[];
+  restart: ConfigChange[];
+  certificates: CertificateChange[];
+}
+
 export interface NatterServer {
   readonly core: ServerCore;
+  /** The running configuration (a reload changes what it can in place). */
   readonly config: Config;
+  /** The default certificate's files (tls.cert/tls.key, or the generated one). */
   readonly certificate: CertificateFiles;
+  /** Every certificate served, by name (SNI) and for server-to-server. */
+  readonly certificates: ServerCertificates;
   /** Bound port of the first listener of a kind (useful with port 0). */
   port(kind: ListenerConfig['type']): number;
   /** Creates an account. */
@@ -58,6 +64,16 @@ export interface NatterServer {
    * routed, flushes modules, closes storage; bounded by `shutdownTimeoutMs`.
    */
   stop(): Promise<void>;
+  /**
+   * SIGHUP (docs/certificates.md): applies `next` (validated: loadConfigFile) to the running
+   * server without dropping a session, and re-reads every certificate file even when the
+   * configuration is unchanged. Settings it cannot change are reported as needing a restart;
+   * a certificate that fails to load keeps the previous one. One log line per change. When a
+   * module's options are invalid nothing of `next` is applied (an error line says why). Without
+   * `next` (the file is invalid), or then, only the certificates are re-read. Reloads run one at
+   * a time.
+   */
+  reload(next?: Config): Promise<ReloadReport>;
 }
 
 /** Orders modules so that dependencies come first; errors name the missing or cyclic module. */
@@ -185,17 +201,16 @@ export async function startServer(
     }
   }
 
-  const certificate = await ensureCertificate(dataDir, config.hosts, config.tls);
-  const context = secureContext(certificate);
-  const tlsFiles = { cert: readFileSync(certificate.cert), key: readFileSync(certificate.key) };
   // Federation (docs/federation.md): our certificates by domain, verifying peers against Node's
   // roots plus s2s.ca; dialback keys under s2s.dialbackSecret (random per process by default).
   core.s2sSecret = config.s2s.dialbackSecret ?? opts.s2sSecret ?? randomBytes(32).toString('hex');
   const s2sCas = s2sTrustedCas(config.s2s.ca);
-  core.s2sCertificates = new CertificateStore(certificate, config.tls.certificates, s2sCas);
+  // tls.cert (or the generated one), those imported into dataDir/certs, tls.certificates.
+  const certificates = await ServerCertificates.open(dataDir, config.hosts, config.tls, s2sCas);
+  const certificate = certificates.files;
+  core.s2sCertificates = certificates.s2s;
   // Client listeners choose among the same certificates by SNI (no CAs: they ask for no certificate).
-  const clientCertificates = new CertificateStore(certificate, config.tls.certificates);
-  const s2sEnv = s2sListenerEnv(core, s2sCas, clientCertificates.sni);
+  const s2sEnv = s2sListenerEnv(core, s2sCas, certificates.client.sni);
   if (config.s2s.enabled) core.federation = router.federation = new OutboundPool(core, dialServer);
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   const listeners: RunningListener[] = [];
@@ -203,7 +218,7 @@ export async function startServer(
     // Joins before accepting clients, so that the first sessions already see the other nodes'.
     await cluster?.start(core);
     for (const l of listenersOf(config))
-      listeners.push(await startListener(core, l, context, tlsFiles, admit, s2sEnv));
+      listeners.push(await startListener(core, l, certificates, admit, s2sEnv));
   } catch (err) {
     for (const l of listeners) await l.close();
     await cluster?.stop();
@@ -222,10 +237,74 @@ export async function startServer(
   );
 
   let stopped: Promise<void> | undefined;
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reload = async (file: Config | undefined): Promise<ReloadReport> => {
+    let next = file;
+    let plan: ReturnType<typeof planReload> = { apply: [], moduleOptions: new Map(), restart: [] };
+    try {
+      if (next) plan = planReload(config, next, modules, selectModules(next, available));
+    } catch (err) {
+      // A module's options are invalid (or a module unknown): nothing of the file is applied.
+      log.error(
+        { err: (err as Error).message },
+        `reload: the configuration is not applied (the server keeps running with the previous one): ${(err as Error).message}`,
+      );
+      next = undefined;
+    }
+    for (const change of plan.apply) {
+      if (change.path !== 'log.level') assignPath(config, change.path, change.to);
+      log.info({ reload: change.path }, `reload: ${describeChange(change)}`);
+    }
+    for (const [name, changed] of plan.moduleOptions) {
+      const running = modules.find((m) => m.def.name === name);
+      if (running) Object.assign(running.options as object, changed);
+    }
+    // Certificates: always re-read (renewed in place by certbot, or imported into dataDir/certs).
+    const changes = await certificates.reload(config.tls);
+    for (const c of changes) {
+      const what = `${c.names?.join(', ') ?? ''}${c.notAfter ? `; valid until ${c.notAfter}` : ''}`;
+      if (c.change === 'failed')
+        log.error(
+          { reload: 'tls', cert: c.cert, err: c.error },
+          `reload: certificate ${c.cert} not loaded: ${c.error}; ${c.kept ? 'still serving the previous one' : 'not served'}`,
+        );
+      else if (c.change === 'unchanged')
+        log.debug({ reload: 'tls', cert: c.cert }, `reload: certificate ${c.cert} unchanged`);
+      else log.info({ reload: 'tls', cert: c.cert }, `reload: certificate ${c.cert} ${c.change} (${what})`);
+    }
+    for (const l of listeners) l.refreshCertificate?.();
+    if (plan.restart.length > 0)
+      log.warn(
+        { restartNeeded: plan.restart.map((c) => c.path) },
+        `reload: these changes need a restart: ${plan.restart.map((c) => c.path).join(', ')}`,
+      );
+    log.info(
+      {
+        applied: plan.apply.length,
+        restartNeeded: plan.restart.length,
+        certificates: changes.filter((c) => c.change !== 'unchanged' && c.change !== 'failed').length,
+        certificateErrors: changes.filter((c) => c.change === 'failed').length,
+      },
+      next ? 'configuration reloaded' : 'certificates reloaded; configuration unchanged',
+    );
+    // Last, so that the lines above show at the level the operator had when sending SIGHUP.
+    const level = plan.apply.find((c) => c.path === 'log.level');
+    if (next && level) {
+      config.log.level = next.log.level;
+      baseLog.level = next.log.level;
+    }
+    return { applied: plan.apply, restart: plan.restart, certificates: changes };
+  };
   return {
     core,
     config,
     certificate,
+    certificates,
+    reload(next) {
+      const run = reloading.then(() => reload(next));
+      reloading = run.catch(() => undefined);
+      return run;
+    },
     port(kind) {
       const l = listeners.find((x) => x.config.type === kind);
       if (!l) throw new Error(`no ${kind} listener configured`);

@@ -30,6 +30,12 @@ export interface ModuleDefinition<O extends z.ZodType = z.ZodType> {
   /** e.g. ['RFC 6121 §2', 'XEP-0237'] */
   specs: string[];
   options?: O;
+  /**
+   * Options a reload (SIGHUP) may change while the server runs: only those the module reads from
+   * `ctx.options` when it uses them (limits, rates, sizes), never those it copied at setup. Any
+   * other option change waits for a restart (the reload says so).
+   */
+  reloadable?: readonly (keyof z.infer<O> & string)[];
   dependencies?: string[];
   /** Versioned migrations, applied in name order at start-up, once per database. */
   migrations?: Record<string, Migration>;

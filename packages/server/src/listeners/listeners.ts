@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createServer as createTlsServer, type SecureContext, type TlsOptions } from 'node:tls';
 import {
@@ -41,6 +40,22 @@ export interface RunningListener {
   close(): Promise<void>;
   /** Cuts every connection still open (end of shutdown). */
   abort(): void;
+  /**
+   * TLS listeners: new handshakes present the default certificate `tls.pem` holds now (after a
+   * reload); open connections keep theirs. SNI needs nothing: the callback reads the live store.
+   */
+  refreshCertificate?(): void;
+}
+
+/**
+ * Our default certificate as the listeners use it; read at each use (a new connection, a
+ * STARTTLS), so that a reload reaches new connections without touching open ones.
+ */
+export interface ListenerTls {
+  /** The default certificate's context (STARTTLS on client streams). */
+  readonly context: SecureContext;
+  /** The default certificate's PEM (a TLS server's own certificate). */
+  readonly pem: { cert: Buffer; key: Buffer };
 }
 
 /** Admission control before a stream exists (connection caps per IP); implemented by limits. */
@@ -85,13 +100,13 @@ export function s2sListenerEnv(
 function s2sServer(
   core: ServerCore,
   type: 's2s' | 's2s-tls',
-  tlsFiles: { cert: Buffer; key: Buffer },
+  tls: ListenerTls,
   env: S2SListenerEnv | undefined,
-): NetServer {
+): { server: NetServer; refresh: () => void } {
   if (!env) throw new Error('s2s listeners need the server-to-server environment');
   const certificates = core.s2sCertificates;
   const tlsOptions: TlsOptions = {
-    ...tlsFiles,
+    ...tls.pem,
     ca: env.ca,
     requestCert: true,
     rejectUnauthorized: false,
@@ -129,7 +144,7 @@ function s2sServer(
       new S2SInStream(transport, core, { rates: env.rates });
     });
     server.prependListener('connection', (socket: import('node:net').Socket) => void admitted(socket));
-    return server;
+    return { server, refresh: () => server.setSecureContext({ ...tlsOptions, ...tls.pem }) };
   }
   // STARTTLS: one (non-listening) TLS server per certificate, so that a peer sending no SNI still
   // gets the certificate of the domain it opened the stream to.
@@ -140,18 +155,21 @@ function s2sServer(
     let server = servers.get(key);
     if (!server) {
       server = createTlsServer(
-        files ? { ...tlsOptions, cert: readFileSync(files.cert), key: readFileSync(files.key) } : tlsOptions,
+        files ? { ...tlsOptions, cert: files.certPem, key: files.keyPem } : { ...tlsOptions, ...tls.pem },
       );
       servers.set(key, server);
     }
     return server;
   });
-  return createNetServer((socket) => {
+  const server = createNetServer((socket) => {
     if (!admitted(socket)) return;
     const transport = new SocketTransport(socket, 'tcp', undefined, undefined, undefined, upgrader);
     transport.trust = env.trust;
     new S2SInStream(transport, core, { rates: env.rates });
   });
+  // The upgrade servers are made again, from the files as they are now, at the next STARTTLS;
+  // an upgrade under way finishes on the server it started with.
+  return { server, refresh: () => servers.clear() };
 }
 
 /** One BOSH session manager per server, shared by its http and https listeners. */
@@ -307,8 +325,7 @@ function accept(core: ServerCore, transport: Transport, sni?: S2SListenerEnv['cl
 export async function startListener(
   core: ServerCore,
   config: ListenerConfig,
-  context: SecureContext,
-  tlsFiles: { cert: Buffer; key: Buffer },
+  tls: ListenerTls,
   admit: Admission,
   s2s?: S2SListenerEnv,
 ): Promise<RunningListener> {
@@ -317,40 +334,41 @@ export async function startListener(
   const trusted = new TrustedProxies(core.config.trustedProxies);
   const proxied = new ProxiedAddresses();
   let server: NetServer | HttpServer;
+  let refreshCertificate: (() => void) | undefined;
   if (config.type === 'http' || config.type === 'https') {
     const web = webHandlers(core, config, trusted, admit, config.type === 'https');
-    const http =
-      config.type === 'https'
-        ? createHttpsServer(
-            {
-              ...tlsFiles,
-              minVersion: 'TLSv1.2',
-              ciphers: TLS12_CIPHERS,
-              ALPNProtocols: ['http/1.1'],
-              handshakeTimeout: core.config.limits.handshakeTimeoutMs,
-              ...(s2s ? { SNICallback: s2s.clientSni } : {}),
-            },
-            web.request,
-          )
-        : createHttpServer(web.request);
+    let http: HttpServer;
+    if (config.type === 'https') {
+      const options: TlsOptions = {
+        minVersion: 'TLSv1.2',
+        ciphers: TLS12_CIPHERS,
+        ALPNProtocols: ['http/1.1'],
+        handshakeTimeout: core.config.limits.handshakeTimeoutMs,
+        ...(s2s ? { SNICallback: s2s.clientSni } : {}),
+      };
+      const https = createHttpsServer({ ...options, ...tls.pem }, web.request);
+      refreshCertificate = () => https.setSecureContext({ ...options, ...tls.pem });
+      http = https;
+    } else http = createHttpServer(web.request);
     http.on('upgrade', web.upgrade);
     server = http;
   } else if (config.type === 'c2s-tls') {
-    server = createTlsServer(
-      {
-        ...tlsFiles,
-        minVersion: 'TLSv1.2',
-        ALPNProtocols: ['xmpp-client'],
-        ...(s2s ? { SNICallback: s2s.clientSni } : {}),
-        ciphers: TLS12_CIPHERS,
-        handshakeTimeout: core.config.limits.handshakeTimeoutMs,
-      },
-      (socket) => {
-        accept(core, new SocketTransport(socket, 'tls', context, proxied.of(socket)));
-      },
-    );
+    const options: TlsOptions = {
+      minVersion: 'TLSv1.2',
+      ALPNProtocols: ['xmpp-client'],
+      ...(s2s ? { SNICallback: s2s.clientSni } : {}),
+      ciphers: TLS12_CIPHERS,
+      handshakeTimeout: core.config.limits.handshakeTimeoutMs,
+    };
+    const direct = createTlsServer({ ...options, ...tls.pem }, (socket) => {
+      accept(core, new SocketTransport(socket, 'tls', tls.context, proxied.of(socket)));
+    });
+    refreshCertificate = () => direct.setSecureContext({ ...options, ...tls.pem });
+    server = direct;
   } else if (config.type === 's2s' || config.type === 's2s-tls') {
-    server = s2sServer(core, config.type, tlsFiles, s2s);
+    const s2sListener = s2sServer(core, config.type, tls, s2s);
+    server = s2sListener.server;
+    refreshCertificate = s2sListener.refresh;
   } else if (config.type === 'component') {
     // XEP-0114: plain TCP (loopback by default); the shared secret authenticates the component.
     server = createNetServer((socket) => {
@@ -366,7 +384,7 @@ export async function startListener(
         socket.destroy();
         return;
       }
-      accept(core, new SocketTransport(socket, 'tcp', context, proxied.of(socket)), s2s?.clientSni);
+      accept(core, new SocketTransport(socket, 'tcp', tls.context, proxied.of(socket)), s2s?.clientSni);
     });
   }
   if (config.type === 'c2s-tls') {
@@ -408,5 +426,6 @@ export async function startListener(
     abort: () => {
       for (const s of sockets) s.destroy();
     },
+    ...(refreshCertificate ? { refreshCertificate } : {}),
   };
 }

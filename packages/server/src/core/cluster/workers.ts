@@ -84,8 +84,8 @@ export interface PrimaryOptions {
 /**
  * The primary process of `natter serve --workers N`: forks N workers that share the listening
  * ports (node:cluster hands accepted connections to them in turn), tells each which others are
- * alive, restarts one that dies (with backoff) after telling the others it is gone, and stops them
- * all on SIGTERM/SIGINT. The first worker starts alone (it creates the database schema and the
+ * alive, restarts one that dies (with backoff) after telling the others it is gone, stops them
+ * all on SIGTERM/SIGINT and forwards SIGHUP (reload) to them. The first worker starts alone (it creates the database schema and the
  * self-signed certificate), the others once it is ready.
  */
 export async function runPrimary(opts: PrimaryOptions): Promise<number> {
@@ -181,6 +181,17 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   };
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
+  // SIGHUP (`systemctl reload`): every worker reloads its configuration and certificates. A worker
+  // still starting reads them as they are now and would die of a signal it does not handle yet.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    const ready = slots.filter((s) => s.ready && s.worker);
+    log.info(
+      { signal: 'SIGHUP', workers: ready.map((s) => s.index) },
+      'signal received: telling every worker to reload',
+    );
+    for (const s of ready) s.worker!.process.kill('SIGHUP');
+  });
 
   log.info({ workers: opts.count, pid: process.pid }, 'natter primary: starting workers');
   await fork(slots[0]!);

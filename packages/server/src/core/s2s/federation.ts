@@ -71,8 +71,8 @@ export interface S2SStreamHandle {
 /** Our TLS certificates by our domain names (SNI inbound, client certificate outbound). */
 export interface CertificateSource {
   contextFor(name: string | undefined): SecureContext;
-  /** The PEM files behind `contextFor(name)`. */
-  filesFor(name: string | undefined): { cert: string; key: string };
+  /** The PEM files behind `contextFor(name)`, and their content as loaded (a reload may change it). */
+  filesFor(name: string | undefined): { cert: string; key: string; certPem: Buffer; keyPem: Buffer };
   readonly sni: (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
 }
 

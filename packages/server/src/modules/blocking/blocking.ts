@@ -40,6 +40,8 @@ export default defineModule({
     })
     .strict()
     .prefault({}),
+  // Read at each block request (the cache size is not: it sizes the cache at start).
+  reloadable: ['maxItems'],
   migrations: blockingMigrations,
   async setup(ctx) {
     // One store per server process, shared by its virtual hosts (a check may cross hosts).

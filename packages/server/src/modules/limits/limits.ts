@@ -114,6 +114,19 @@ export default defineModule({
   specs: ['RFC 6120 §13.12'],
   enabledByDefault: true,
   options,
+  // Read at each use: rates apply to the buckets made after the reload (new connections, new
+  // addresses), caps and timeouts at once. `exempt` and `authFailuresPerIp` are set up at start.
+  reloadable: [
+    'authenticated',
+    'unauthenticated',
+    'listeners',
+    'perIp',
+    'maxConnectionsPerIp',
+    'maxUnauthenticatedPerIp',
+    'maxUnauthenticated',
+    'headerTimeoutMs',
+    'stanzaFloodDebt',
+  ],
   setup(ctx) {
     // Limits are per process: the first host configures them.
     if (ctx.serverLimits.disabled) return;

@@ -33,6 +33,15 @@ export default defineModule({
   ],
   enabledByDefault: true,
   options: mucOptions,
+  // Limits the service reads from its options at each use (service.ts, occupants.ts, messages.ts …).
+  reloadable: [
+    'maxNickLength',
+    'maxBodyChars',
+    'maxItemsPerRequest',
+    'maxRooms',
+    'maxRoomsPerUser',
+    'maxRoomVcardBytes',
+  ],
   migrations,
   async setup(ctx) {
     const domain = ctx.options.domain ?? `conference.${ctx.domain}`;

@@ -16,6 +16,8 @@ export default defineModule({
     .object({ allowRemove: z.boolean().default(true), allowPasswordChange: z.boolean().default(true) })
     .strict()
     .prefault({}),
+  // Read at each request.
+  reloadable: ['allowRemove', 'allowPasswordChange'],
   setup(ctx) {
     // XEP-0077 §3.2/§3.3 examples address the server; clients also send them without `to`
     // (handled for the account, RFC 6120 §10.3.3): both are served, for one's own account only.

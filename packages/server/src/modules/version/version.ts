@@ -13,6 +13,7 @@ export default defineModule({
     .object({ showOs: z.boolean().default(false) })
     .strict()
     .prefault({}),
+  reloadable: ['showOs'],
   setup(ctx) {
     ctx.iq('host', 'get', NS.version, 'query', () =>
       xml(
