@@ -5,7 +5,8 @@ import { importRosters, rosterMigrations } from './modules/roster/roster-store.j
 import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
 import { startServer, type NatterServer } from './server.js';
 import { certificateStatus, formatImport, formatStatus, importCertificates } from './admin/cert-commands.js';
-import { createLogger } from './core/logger.js';
+import { openLogOutput, type LogOutput, type Logger } from './core/logger.js';
+import { addUserCommand, startMessage, type StartContext, type StartSummary } from './start-summary.js';
 import {
   nodeCluster,
   parseWorkers,
@@ -82,8 +83,7 @@ function configFrom(path: string | undefined): Config {
 /**
  * Steps SIGHUP runs, in order, before the configuration and certificates are reloaded: whatever
  * holds a process-wide resource that an operator rotates reopens it here.
- * HOOK: a log file registers `{ name: 'log file', run: () => destination.reopen() }` (logrotate
- * sends SIGHUP after moving the file).
+ * `log.file` registers its reopening here (logrotate sends SIGHUP after moving the file).
  */
 interface Reloader {
   name: string;
@@ -336,6 +336,32 @@ function certCommand(sub: string | undefined, dirs: string[], config: Config, js
   throw new Error(`unknown cert command "${sub ?? ''}" (status, import)`);
 }
 
+/**
+ * Says that the server runs, once every listener is up: an info log line `msg` carrying the
+ * summary as fields (in pretty mode the line alone: the start message says the same in words),
+ * then, when `message` and stdout is not a stream of JSON log lines (`LogOutput.plainStdout`: a
+ * terminal, pretty lines, or logs in a file), the start message on stdout. JSON lines on a pipe
+ * thus stay JSON only, for log shippers.
+ */
+function announceStart(
+  out: LogOutput,
+  log: Logger,
+  msg: string,
+  summary: StartSummary,
+  ctx: StartContext,
+  message = true,
+): void {
+  // `node` is on every line of a cluster node already (the logger's binding): once is enough.
+  const { node: _node, ...facts } = summary;
+  if (out.format === 'pretty') log.info(msg);
+  else
+    log.info(
+      { ...facts, addUser: ctx.addUser, ...(ctx.workers !== undefined ? { workers: ctx.workers } : {}) },
+      msg,
+    );
+  if (message && out.plainStdout) out.print(startMessage(summary, ctx));
+}
+
 async function main(argv: string[]): Promise<number> {
   // The administrator's commands (admin/registry.ts): the same as the HTTP API and XEP-0133.
   const registered = findCliCommand(argv);
@@ -392,20 +418,46 @@ async function main(argv: string[]): Promise<number> {
     if (!Number.isFinite(shutdownTimeoutMs) || shutdownTimeoutMs < 0)
       throw new Error('--shutdown-timeout must be a number of milliseconds');
     const workers = values.workers === undefined ? 1 : parseWorkers(values.workers);
+    const addUser = addUserCommand(
+      {
+        script: process.argv[1],
+        configPath: values.config ?? (existsSync('natter.json') ? 'natter.json' : undefined),
+        cwd: process.cwd(),
+      },
+      config.hosts[0]!,
+    );
     // --workers N: this process forks N workers sharing the ports (docs/decisions/0009).
-    if (workers > 1 && nodeCluster.isPrimary)
+    if (workers > 1 && nodeCluster.isPrimary) {
+      // The primary's few lines (workers started, died, restarted) are logged at least at info.
+      const level = ['warn', 'error', 'fatal'].includes(config.log.level) ? 'info' : config.log.level;
+      const out = openLogOutput({ ...config.log, level });
       return runPrimary({
         count: workers,
-        // The primary's few lines (workers started, died, restarted) are logged at least at info.
-        log: createLogger(['warn', 'error', 'fatal'].includes(config.log.level) ? 'info' : config.log.level),
+        log: out.logger,
         shutdownTimeoutMs,
+        // logrotate's SIGHUP: the primary appends to the same file as the workers.
+        onReload: () => out.reopen(),
+        // Once, when every worker serves, with what the first one runs (its node is not ours).
+        announce: (started) => {
+          if (started === undefined) return out.logger.info({ workers }, 'natter started with workers');
+          const { node: _node, ...summary } = started as StartSummary;
+          announceStart(out, out.logger, 'natter started with workers', summary, {
+            addUser,
+            ...(out.file !== undefined ? { logFile: out.file } : {}),
+            workers,
+          });
+        },
       });
+    }
     // SIGHUP's default action ends the process: from here on it is ours (held until started).
     const hangup: { reload: (() => void) | undefined; early: boolean } = { reload: undefined, early: false };
     process.on('SIGHUP', () => (hangup.reload ? hangup.reload() : (hangup.early = true)));
+    const out = openLogOutput(config.log);
+    // logrotate moves the file, then sends SIGHUP: the first thing a reload does is reopen it.
+    if (out.file !== undefined) reloaders.push({ name: 'log file', run: () => out.reopen() });
     const index = workerIndex();
     // One root logger for the process: a reload changes its level, and every child's with it.
-    const log = createLogger(config.log.level);
+    const log = out.logger;
     // A worker joins its siblings over the mesh, or, with `cluster` configured, the Redis cluster
     // as a node of its own (`<nodeId>-w<index>`), like a process on another machine.
     const worker = index === undefined || config.cluster ? undefined : workerBus(log);
@@ -415,28 +467,17 @@ async function main(argv: string[]): Promise<number> {
             nodeId: `${config.cluster.nodeId}-w${index}`,
             url: config.cluster.redis,
             prefix: config.cluster.prefix,
-            log,
+            log: out.logger,
           })
         : undefined;
     const server = await startServer(config, {
-      logger: log,
+      logger: out.logger,
       shutdownTimeoutMs,
       bus: worker?.bus ?? redisWorkerBus,
       s2sSecret: worker?.s2sSecret,
+      // Said below, once SIGTERM and SIGINT stop it cleanly.
+      announce: () => undefined,
     });
-    if (index !== undefined)
-      workerReady(
-        server.core.cluster?.nodeId ?? String(index),
-        Object.fromEntries(
-          server.config.listeners.flatMap((l) => {
-            try {
-              return [[l.type, server.port(l.type)]];
-            } catch {
-              return [];
-            }
-          }),
-        ),
-      );
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -465,12 +506,34 @@ async function main(argv: string[]): Promise<number> {
       reloading = reloading.then(() => reloadFromFile(server, configPath));
     };
     if (hangup.early) hangup.reload();
-    if (server.certificate.generated) {
+    // A worker logs its line; the primary prints the start message once for all of them.
+    announceStart(
+      out,
+      server.core.log,
+      'natter started',
+      server.summary,
+      { addUser, ...(out.file !== undefined ? { logFile: out.file } : {}) },
+      index === undefined,
+    );
+    if (server.certificate.generated)
       server.core.log.info(
         { cert: server.certificate.cert },
         'using a generated self-signed certificate (set tls.cert/tls.key for production)',
       );
-    }
+    if (index !== undefined)
+      workerReady(
+        server.core.cluster?.nodeId ?? String(index),
+        Object.fromEntries(
+          server.config.listeners.flatMap((l) => {
+            try {
+              return [[l.type, server.port(l.type)]];
+            } catch {
+              return [];
+            }
+          }),
+        ),
+        server.summary,
+      );
     return new Promise<number>(() => {});
   }
   if (command === 'backup') {

@@ -355,7 +355,20 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+        /**
+         * How log lines on stdout look: `json` (one object a line, for log shippers), `pretty` (for
+         * people: time, level, message), or `auto` (default): pretty when stdout is a terminal,
+         * JSON otherwise. Without effect when `file` is set: stdout then carries no log lines.
+         */
+        format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+        /**
+         * Log to this file instead of stdout, as JSON lines, appended (its directory is created; a
+         * new file gets mode 0640). stdout then carries only the start message. `reopenLogFiles()`
+         * (core/logger.ts) reopens it after a rotation.
+         */
+        file: z.string().min(1).optional(),
       })
+      .strict()
       .prefault({}),
   })
   .strict()

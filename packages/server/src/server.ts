@@ -26,6 +26,7 @@ import { builtinModules } from './modules/index.js';
 import { Cluster } from './core/cluster/cluster.js';
 import type { NodeBus } from './core/cluster/node-bus.js';
 import { RedisBus } from './core/cluster/redis-bus.js';
+import { startSummary, type StartSummary } from './start-summary.js';
 
 export interface StartOptions {
   /** Extra or replacement modules (tests, plugins). */
@@ -37,6 +38,12 @@ export interface StartOptions {
   bus?: NodeBus;
   /** The dialback secret shared by every node of a cluster (else `s2s.dialbackSecret` or random). */
   s2sSecret?: string;
+  /**
+   * Says that the server runs, once every listener is up. Default: an info line "natter started"
+   * with the summary as fields. `natter serve` passes a no-op and says it itself once its signal
+   * handlers are set, with its start message (cli.ts).
+   */
+  announce?: (summary: StartSummary, log: Logger) => void;
 }
 
 /** What `reload()` did: applied settings, settings waiting for a restart, certificates. */
@@ -54,6 +61,8 @@ export interface NatterServer {
   readonly certificate: CertificateFiles;
   /** Every certificate served, by name (SNI) and for server-to-server. */
   readonly certificates: ServerCertificates;
+  /** What runs and where (hosts, client addresses, services, storage): the start message's facts. */
+  readonly summary: StartSummary;
   /** Bound port of the first listener of a kind (useful with port 0). */
   port(kind: ListenerConfig['type']): number;
   /** Creates an account. */
@@ -225,16 +234,17 @@ export async function startServer(
     await database.close();
     throw err;
   }
-  log.info(
-    {
-      hosts: config.hosts,
-      listeners: listeners.map((l) => `${l.config.type}:${l.port}`),
-      modules: modules.map((m) => m.def.name),
-      storage: database.engine,
-      ...(cluster ? { node: cluster.nodeId } : {}),
-    },
-    'natter started',
-  );
+  const summary = startSummary({
+    config,
+    listeners,
+    modules: modules.map((m) => m.def.name),
+    certificate,
+    services: router.serviceDomains(),
+    ...(cluster ? { node: cluster.nodeId } : {}),
+  });
+  // The line names the node through the logger's binding (a key twice confuses JSON parsers).
+  const { node: _node, ...facts } = summary;
+  (opts.announce ?? ((_s, l) => l.info(facts, 'natter started')))(summary, log);
 
   let stopped: Promise<void> | undefined;
   let reloading: Promise<unknown> = Promise.resolve();
@@ -305,6 +315,7 @@ export async function startServer(
       reloading = run.catch(() => undefined);
       return run;
     },
+    summary,
     port(kind) {
       const l = listeners.find((x) => x.config.type === kind);
       if (!l) throw new Error(`no ${kind} listener configured`);

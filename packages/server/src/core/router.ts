@@ -53,6 +53,11 @@ export class Router {
     return () => this.services.delete(domain);
   }
 
+  /** The domains modules serve (`conference.example.com`, by module `muc`), in order of registration. */
+  serviceDomains(): { domain: string; module: string }[] {
+    return [...this.services].map(([domain, s]) => ({ domain, module: s.owner }));
+  }
+
   isLocalDomain(domain: string): boolean {
     return this.hosts.has(domain) || this.services.has(domain) || this.components.has(domain);
   }

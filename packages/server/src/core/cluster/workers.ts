@@ -34,7 +34,7 @@ export function workerIndex(): number | undefined {
 export function workerBus(log: Logger): {
   bus: MeshBus;
   s2sSecret: string;
-  ready: (ports: Record<string, number>) => void;
+  ready: (ports: Record<string, number>, started?: unknown) => void;
 } {
   const index = workerIndex();
   if (index === undefined || !process.send) throw new Error('not a worker process');
@@ -51,17 +51,18 @@ export function workerBus(log: Logger): {
   return {
     bus,
     s2sSecret: process.env[ENV_S2S] ?? '',
-    ready: (ports) => workerReady(nodeId, ports),
+    ready: (ports, started) => workerReady(nodeId, ports, started),
   };
 }
 
 /**
- * Tells the primary this worker serves (its node id and ports, for the "worker ready" line). Also
- * used by a worker of a Redis cluster (`--workers` with `cluster`), which talks to the other nodes,
- * this machine's workers included, over Redis instead of the mesh.
+ * Tells the primary this worker serves (its node id and ports, for the "worker ready" line, and
+ * what it runs, `started`, which the primary passes to its `announce`). Also used by a worker of
+ * a Redis cluster (`--workers` with `cluster`), which talks to the other nodes, this machine's
+ * workers included, over Redis instead of the mesh.
  */
-export function workerReady(nodeId: string, ports: Record<string, number>): void {
-  process.send?.({ natter: 'ready', id: nodeId, ports });
+export function workerReady(nodeId: string, ports: Record<string, number>, started?: unknown): void {
+  process.send?.({ natter: 'ready', id: nodeId, ports, started });
 }
 
 interface Slot {
@@ -79,6 +80,13 @@ export interface PrimaryOptions {
   log: Logger;
   /** Upper bound on the workers' shutdown (each bounds its own by the same value). */
   shutdownTimeoutMs: number;
+  /**
+   * Says that every worker serves, once, with what the first worker reported (`workerReady`'s
+   * `started`). Default: the info line "natter started with workers".
+   */
+  announce?: (started: unknown) => void;
+  /** Runs first on SIGHUP, before the workers are told (the primary's own log file reopens). */
+  onReload?: () => void;
 }
 
 /**
@@ -103,6 +111,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   let rank = 0;
   let stopping = false;
   let started = false;
+  let firstStarted: unknown;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
 
@@ -123,12 +132,13 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       slot.worker = worker;
       slot.ready = false;
       slot.startedAt = Date.now();
-      worker.on('message', (msg: WorkerMessage & { ports?: Record<string, number> }) => {
+      worker.on('message', (msg: WorkerMessage & { ports?: Record<string, number>; started?: unknown }) => {
         if (msg?.natter === 'joined') {
           slot.member = { id: msg.id, path: msg.path, rank: ++rank };
           announce();
         } else if (msg?.natter === 'ready') {
           slot.ready = true;
+          if (slot.index === 1) firstStarted ??= msg.started;
           log.info(
             { worker: slot.index, node: msg.id, pid: worker.process.pid, ports: msg.ports },
             'worker ready',
@@ -185,6 +195,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   // still starting reads them as they are now and would die of a signal it does not handle yet.
   process.on('SIGHUP', () => {
     if (stopping) return;
+    try {
+      opts.onReload?.();
+    } catch (err) {
+      log.error({ err }, 'reload of the primary failed');
+    }
     const ready = slots.filter((s) => s.ready && s.worker);
     log.info(
       { signal: 'SIGHUP', workers: ready.map((s) => s.index) },
@@ -197,7 +212,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   await fork(slots[0]!);
   if (!stopping) await Promise.all(slots.slice(1).map((s) => fork(s)));
   started = true;
-  if (!stopping) log.info({ workers: opts.count }, 'natter started with workers');
+  if (!stopping)
+    (opts.announce ?? (() => log.info({ workers: opts.count }, 'natter started with workers')))(firstStarted);
   const code = await exited;
   return exitCode || code;
 }
