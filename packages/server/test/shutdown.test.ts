@@ -80,7 +80,12 @@ describe('graceful shutdown', () => {
     assert.equal(report.hibernated, 1);
     assert.equal(report.total, 3);
     romeo.send(xml('message', { to: 'nurse@localhost/sleepy', type: 'chat' }, xml('body', null, 'n5')));
-    await sleep(100);
+    // The server has read n5 (its stanzas are handled in order, and what is being routed is awaited
+    // by stop()) once it answers an IQ sent after it: accepted, so it must not be lost.
+    const pong = await romeo.iq(
+      xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+    );
+    assert.equal(pong.attrs.type, 'result');
     const closed = juliet.waitClosed(5000);
     await server.stop();
     await closed;
