@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { importRosters, rosterMigrations } from './modules/roster/roster-store.js';
-import { loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
+import { findConfigFile, loadConfigFile, parseConfig, ConfigError, type Config } from './config.js';
 import { startServer, type NatterServer } from './server.js';
 import { certificateStatus, formatImport, formatStatus, importCertificates } from './admin/cert-commands.js';
 import { openLogOutput, type LogOutput, type Logger } from './core/logger.js';
@@ -23,15 +23,22 @@ import { adminBaseUrl, adminToken, hostedAccount } from './admin/user-commands.j
 import { cliUsage, findCliCommand, runCliCommand } from './admin/cli-runner.js';
 import { backup, restore, storageCopy } from './admin/backup.js';
 import { progress } from './admin/progress.js';
+import { checkCommand } from './check-warnings.js';
+import { initCommand } from './init.js';
 import type { S2SReport, S2SStreamReport } from './listeners/admin-listener.js';
 import { join, resolve } from 'node:path';
 
 const USAGE = `natter ${NATTER_VERSION} — XMPP server
 
 Usage:
-  natter serve [--config FILE] [--workers N]   start the server (default config: ./natter.json if present);
+  natter serve [--config FILE] [--workers N]   start the server (default config: ./natter.json,
+                                               natter.yaml or natter.yml if present);
                                                --workers N|auto runs N processes sharing the ports
-  natter check [--config FILE]                 validate the configuration and exit
+  natter check [--config FILE]                 validate the configuration (JSON, or YAML: .yaml/.yml), print
+                                               warnings about risky settings; exit 1 when invalid
+  natter init DOMAIN [--dir DIR] [--postgres] [--force]
+                                               write natter.yaml, a systemd unit, a Dockerfile and compose.yaml
+                                               into DIR (default ./natter-DOMAIN); print the DNS records
   natter cert status [--config FILE] [--json]  the certificates served: names, issuer, expiry, the hosted
                                                domains (and conference., pubsub., upload.) each covers;
                                                warns 14 days before expiry; exit 1 if a hosted domain has
@@ -69,10 +76,11 @@ With no configuration, natter serves "localhost" on ports 5222 (STARTTLS), 5223 
 127.0.0.1:5281, storing data in ./data (SQLite) with a generated certificate. An "https" listener
 serves the same paths over TLS (wss://, BOSH over https).`;
 
-/** The configuration file in use: --config, else ./natter.json if present, else none (defaults). */
+/** The configuration file in use: --config, else ./natter.json (or .yaml, .yml) if present, else none (defaults). */
 function configPathFrom(path: string | undefined): string | undefined {
   if (path) return resolve(path);
-  return existsSync('natter.json') ? resolve('natter.json') : undefined;
+  const found = findConfigFile();
+  return found === undefined ? undefined : resolve(found);
 }
 
 function configFrom(path: string | undefined): Config {
@@ -363,6 +371,7 @@ function announceStart(
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'init') return initCommand(argv.slice(1));
   // The administrator's commands (admin/registry.ts): the same as the HTTP API and XEP-0133.
   const registered = findCliCommand(argv);
   const hostedElsewhere =
@@ -402,14 +411,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(NATTER_VERSION);
     return 0;
   }
+  if (command === 'check') return checkCommand(values.config);
   const config = configFrom(values.config);
   if (command === 'cert') return certCommand(sub, positionals.slice(2), config, values.json === true);
-  if (command === 'check') {
-    console.log(
-      `configuration OK: hosts ${config.hosts.join(', ')}; listeners ${config.listeners.map((l) => `${l.type}:${l.port}`).join(', ')}`,
-    );
-    return 0;
-  }
   if (command === 'sessions')
     return sessionsCommand(config, values.url, values.list === true, values.json === true, values.token);
   if (command === 's2s') return s2sCommand(config, values.url, values.json === true, values.token);
@@ -421,7 +425,7 @@ async function main(argv: string[]): Promise<number> {
     const addUser = addUserCommand(
       {
         script: process.argv[1],
-        configPath: values.config ?? (existsSync('natter.json') ? 'natter.json' : undefined),
+        configPath: values.config ?? findConfigFile(),
         cwd: process.cwd(),
       },
       config.hosts[0]!,

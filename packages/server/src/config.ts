@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP, isIPv4 } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { isNode, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { TrustedProxies } from './listeners/forwarded.js';
 import { isLoopbackHost } from './listeners/loopback.js';
@@ -83,6 +84,11 @@ function isPublicUrl(s: string): boolean {
 
 /** A syntactically valid domain name (RFC 7622 domainpart, ASCII labels), lower case. */
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** Is `s` a lower-case domain name (ASCII labels), as `hosts` and component keys take? */
+export function isDomainName(s: string): boolean {
+  return DOMAIN.test(s);
+}
 
 /**
  * A DNS server as c-ares' setServers takes it: an address, "ipv4:port" or "[ipv6]:port". Checked
@@ -428,16 +434,56 @@ export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
 }
 
-/** Validates a configuration object; errors name the option and say what is expected. */
-export function parseConfig(input: unknown): Config {
+/**
+ * Where an option was written, for error messages: the line of `path` in the file (YAML), or
+ * undefined when unknown (JSON, or an option left out).
+ */
+type OptionLine = (path: readonly PropertyKey[]) => number | undefined;
+
+/**
+ * Validates a configuration object; errors name the option and say what is expected, and, given
+ * the file it came from, name the file (and the option's line when `lineOf` knows it).
+ */
+export function parseConfig(input: unknown, source?: { file: string; lineOf?: OptionLine }): Config {
   const r = configSchema.safeParse(input ?? {});
   if (!r.success) {
-    const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+    const lines = r.error.issues.map((i) => {
+      // An unknown key is reported on its object; its own line is the one to show.
+      const at = i.code === 'unrecognized_keys' && i.keys[0] !== undefined ? [...i.path, i.keys[0]] : i.path;
+      const line = source?.lineOf?.(at);
+      return `  ${i.path.join('.') || '(root)'}${line !== undefined ? ` (line ${line})` : ''}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration${source ? ` in ${source.file}` : ''}:\n${lines.join('\n')}`);
   }
   return r.data;
 }
 
+/** The configuration files `natter serve` and `natter check` look for in the working directory. */
+export const DEFAULT_CONFIG_FILES = ['natter.json', 'natter.yaml', 'natter.yml'] as const;
+
+/**
+ * The configuration file in `dir` (one of DEFAULT_CONFIG_FILES), or undefined when there is none;
+ * two of them at once is an error, as either could be the one meant.
+ */
+export function findConfigFile(dir = '.'): string | undefined {
+  const found = DEFAULT_CONFIG_FILES.filter((f) => existsSync(join(dir, f)));
+  if (found.length > 1)
+    throw new ConfigError(
+      `both ${found.join(' and ')} are in ${resolve(dir)}: remove one, or name it with --config`,
+    );
+  return found[0] === undefined ? undefined : join(dir, found[0]);
+}
+
+/** Is this file YAML (by its name: .yaml or .yml), or JSON (anything else)? */
+export function isYamlFile(path: string): boolean {
+  return /\.ya?ml$/i.test(path);
+}
+
+/**
+ * Reads and validates a configuration file: JSON, or YAML when its name ends in .yaml or .yml
+ * (YAML 1.2 core schema, so `no` stays a string; comments allowed). Errors name the file, the
+ * option, and for YAML the line.
+ */
 export function loadConfigFile(path: string): Config {
   let text: string;
   try {
@@ -445,11 +491,45 @@ export function loadConfigFile(path: string): Config {
   } catch (err) {
     throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`);
   }
+  if (isYamlFile(path)) return parseYamlConfig(text, path);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(`configuration file ${path} is not valid JSON: ${(err as Error).message}`);
   }
-  return parseConfig(data);
+  return parseConfig(data, { file: path });
+}
+
+/** Parses YAML configuration text (from `file`, for messages) and validates it. */
+export function parseYamlConfig(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  const problem = doc.errors[0];
+  if (problem) {
+    const at = problem.linePos?.[0];
+    const where = at ? ` at line ${at.line}, column ${at.col}` : '';
+    // The parser's own message repeats the position and quotes the line; its first line suffices.
+    const what = problem.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`configuration file ${file} is not valid YAML${where}: ${what}`);
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(`configuration file ${file}: ${(err as Error).message}`);
+  }
+  return parseConfig(data ?? {}, { file, lineOf: (path) => yamlLine(doc, lineCounter, path) });
+}
+
+/**
+ * The line of the option at `path` in a YAML document: the node itself, or, for an option that
+ * is missing, the nearest enclosing one that was written.
+ */
+function yamlLine(doc: Document, lines: LineCounter, path: readonly PropertyKey[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+    if (isNode(node) && node.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
 }

@@ -9,7 +9,6 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { escapeAttr } from '@natter/xml';
 import type { ListenerConfig } from '../config.js';
 import type { ServerCore } from '../core/server-core.js';
 import { C2SStream } from '../core/stream/c2s-stream.js';
@@ -26,12 +25,10 @@ import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
 import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
 import { startAdminListener } from './admin-listener.js';
 import { BOSH_PATH, BoshSessions } from './bosh-sessions.js';
+import { HOST_META_JSON_PATH, HOST_META_PATH, WEBSOCKET_PATH, hostMetaBody } from './host-meta.js';
 
-export const WEBSOCKET_PATH = '/xmpp-websocket';
 export { BOSH_PATH } from './bosh-sessions.js';
-/** XEP-0156 §3 (RFC 6415): where web clients look up the WebSocket and BOSH URLs. */
-export const HOST_META_PATH = '/.well-known/host-meta';
-export const HOST_META_JSON_PATH = '/.well-known/host-meta.json';
+export { WEBSOCKET_PATH, HOST_META_PATH, HOST_META_JSON_PATH } from './host-meta.js';
 
 export interface RunningListener {
   config: ListenerConfig;
@@ -298,16 +295,7 @@ function hostMeta(
     }
     base = `${secure ? 'https' : 'http'}://${host.toLowerCase()}`;
   }
-  const links = [
-    { rel: 'urn:xmpp:alt-connections:websocket', href: base.replace(/^http/, 'ws') + WEBSOCKET_PATH },
-    { rel: 'urn:xmpp:alt-connections:xbosh', href: base + BOSH_PATH },
-  ];
-  const body = json
-    ? JSON.stringify({ links }, null, 2) + '\n'
-    : "<?xml version='1.0' encoding='utf-8'?>\n" +
-      "<XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n" +
-      links.map((l) => `  <Link rel="${escapeAttr(l.rel)}" href="${escapeAttr(l.href)}"/>\n`).join('') +
-      '</XRD>\n';
+  const body = hostMetaBody(base, json);
   res.writeHead(200, {
     ...cors,
     'content-type': json ? 'application/json' : 'application/xrd+xml; charset=utf-8',

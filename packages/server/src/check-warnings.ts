@@ -1,0 +1,86 @@
+import { isIP } from 'node:net';
+import { ConfigError, findConfigFile, loadConfigFile, parseConfig, type Config } from './config.js';
+import { isLoopbackHost } from './listeners/loopback.js';
+
+/**
+ * `natter check`'s warnings: settings that validate but expose something on the network. Each is
+ * one line naming the option and the fix; none for the defaults. What is outright wrong (an admin
+ * listener off loopback without a token, a cluster without a shared dialback secret, …) is a
+ * validation error in config.ts instead.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  // Serving only localhost (the defaults) is a developer's machine: the http listener is for them.
+  const external = config.hosts.filter((h) => !isLocalName(h));
+  config.listeners.forEach((l, i) => {
+    const name = `listeners[${i}] (${l.type} on ${l.host}:${l.port})`;
+    if (isLoopbackHost(l.host)) return;
+    if (l.type === 'admin')
+      warnings.push(
+        `${name}: the admin API is plain HTTP off loopback, so its bearer token crosses the network in clear; bind it to 127.0.0.1 or put a TLS proxy in front`,
+      );
+    else if (l.type === 'http' && config.trustedProxies.length === 0 && external.length > 0)
+      warnings.push(
+        `${name}: plain HTTP off loopback with no trustedProxies: ${
+          config.auth.allowPlaintext === 'always'
+            ? 'WebSocket and BOSH passwords cross the network in clear'
+            : 'WebSocket and BOSH clients from other addresses cannot log in (credentials without TLS are refused except from loopback)'
+        }; add an https listener, or a TLS proxy listed in trustedProxies`,
+      );
+    else if (l.type === 'component')
+      warnings.push(
+        `${name}: XEP-0114 component streams are not encrypted, so the traffic crosses the network in clear; bind it to 127.0.0.1 or tunnel it`,
+      );
+  });
+  if (config.auth.allowPlaintext === 'always')
+    warnings.push(
+      'auth.allowPlaintext: "always" accepts passwords over unencrypted connections from any address; use "loopback" (the default) or "never"',
+    );
+  if (config.tls.cert === undefined && config.tls.certificates.length === 0 && external.length > 0)
+    warnings.push(
+      `tls.cert: not set, so ${external.join(', ')} get${external.length === 1 ? 's' : ''} a generated self-signed certificate that clients and servers will not trust; set tls.cert and tls.key (or tls.certificates) to a CA-issued certificate, e.g. from certbot`,
+    );
+  if (config.registration.enabled && config.registration.perIpPerHour > OPEN_REGISTRATION)
+    warnings.push(
+      `registration.perIpPerHour: ${config.registration.perIpPerHour} accounts per address per hour with registration.enabled invites spam accounts; keep it at ${OPEN_REGISTRATION} or fewer, or turn registration off`,
+    );
+  if (config.s2s.enabled && !config.s2s.requireEncryption)
+    warnings.push(
+      's2s.requireEncryption: false lets server-to-server streams run unencrypted; set it to true (the default)',
+    );
+  return warnings;
+}
+
+/** Above this many new accounts per address per hour, open registration counts as unlimited. */
+const OPEN_REGISTRATION = 10;
+
+/** localhost, *.localhost and IP literals: names no public CA certifies, so self-signed is expected. */
+function isLocalName(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || isIP(h.replace(/^\[|\]$/g, '')) !== 0;
+}
+
+/**
+ * `natter check [--config FILE]`: validates the configuration (FILE, else natter.json,
+ * natter.yaml or natter.yml in the working directory, else the defaults), then prints the
+ * warnings. Exit 0 when valid (warnings or not), 1 when not.
+ */
+export function checkCommand(path: string | undefined): number {
+  let config: Config;
+  let file: string | undefined;
+  try {
+    file = path ?? findConfigFile();
+    config = file ? loadConfigFile(file) : parseConfig({});
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
+  const warnings = configWarnings(config);
+  console.log(
+    `configuration OK${file ? ` (${file})` : ' (defaults: no configuration file)'}: hosts ${config.hosts.join(', ')}; listeners ${config.listeners.map((l) => `${l.type}:${l.port}`).join(', ')}`,
+  );
+  for (const w of warnings) console.error(`warning: ${w}`);
+  if (warnings.length > 0) console.error(`${warnings.length} warning${warnings.length === 1 ? '' : 's'}`);
+  return 0;
+}
