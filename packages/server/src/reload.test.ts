@@ -17,6 +17,17 @@ const demo = defineModule({
 const enabled = (options: object) => [{ def: demo, options: demo.options!.parse(options) }];
 
 describe('planReload: what a SIGHUP applies and what waits for a restart', () => {
+  test('the admins list is applied at once (XEP-0133 checks it at each request)', () => {
+    const running = parseConfig({ hosts: ['a.test'] });
+    const next = parseConfig({ hosts: ['a.test'], admins: ['root@a.test'] });
+    const plan = planReload(running, next, [], []);
+    assert.deepEqual(
+      plan.apply.map((c) => c.path),
+      ['admins'],
+    );
+    assert.deepEqual(plan.restart, []);
+  });
+
   test('reloadable core settings are applied; listeners, hosts and storage need a restart', () => {
     const running = parseConfig({ hosts: ['a.test'] });
     const next = parseConfig({

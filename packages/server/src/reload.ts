@@ -25,6 +25,8 @@ const RELOADABLE: readonly string[] = [
   'registration.enabled',
   'registration.perIpPerHour',
   'auth.allowPlaintext',
+  // Checked at each XEP-0133 request (ModuleContext.isAdmin).
+  'admins',
   'bosh.maxWaitSeconds',
   'bosh.maxHold',
   'bosh.inactivitySeconds',
