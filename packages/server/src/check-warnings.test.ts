@@ -1,6 +1,9 @@
 // `natter check`'s warnings: one line each, naming the option and the fix; none for the defaults.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configWarnings } from './check-warnings.js';
 import { parseConfig, type ConfigInput } from './config.js';
 
@@ -62,6 +65,21 @@ describe('natter check warnings', () => {
     const w = one({ hosts: ['example.org'], listeners: [] }, /^tls\.cert: .*example\.org.*self-signed/);
     assert.match(w, /tls\.key/);
     assert.deepEqual(warn({ hosts: ['localhost', 'chat.localhost', '127.0.0.1'], listeners: [] }), []);
+  });
+
+  test('a domain whose certificate was imported into dataDir/certs (natter cert import) is covered', () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'natter-check-'));
+    try {
+      mkdirSync(join(dataDir, 'certs'));
+      writeFileSync(join(dataDir, 'certs', 'example.org.crt'), '');
+      assert.deepEqual(warn({ hosts: ['example.org'], dataDir, listeners: [] }), []);
+      one(
+        { hosts: ['example.org', 'example.net'], dataDir, listeners: [] },
+        /^tls\.cert: .*example\.net get/,
+      );
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   test('open registration without a meaningful limit', () => {

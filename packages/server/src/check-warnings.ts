@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
 import { ConfigError, findConfigFile, loadConfigFile, parseConfig, type Config } from './config.js';
 import { isLoopbackHost } from './listeners/loopback.js';
 
@@ -36,9 +38,13 @@ export function configWarnings(config: Config): string[] {
     warnings.push(
       'auth.allowPlaintext: "always" accepts passwords over unencrypted connections from any address; use "loopback" (the default) or "never"',
     );
-  if (config.tls.cert === undefined && config.tls.certificates.length === 0 && external.length > 0)
+  // Domains with a certificate imported into dataDir/certs (`natter cert import`) are covered.
+  const uncovered = external.filter(
+    (h) => !existsSync(join(resolve(config.dataDir), 'certs', `${h.toLowerCase()}.crt`)),
+  );
+  if (config.tls.cert === undefined && config.tls.certificates.length === 0 && uncovered.length > 0)
     warnings.push(
-      `tls.cert: not set, so ${external.join(', ')} get${external.length === 1 ? 's' : ''} a generated self-signed certificate that clients and servers will not trust; set tls.cert and tls.key (or tls.certificates) to a CA-issued certificate, e.g. from certbot`,
+      `tls.cert: not set, so ${uncovered.join(', ')} get${uncovered.length === 1 ? 's' : ''} a generated self-signed certificate that clients and servers will not trust; set tls.cert and tls.key (or tls.certificates) to a CA-issued certificate, or import certbot's with natter cert import`,
     );
   if (config.registration.enabled && config.registration.perIpPerHour > OPEN_REGISTRATION)
     warnings.push(
