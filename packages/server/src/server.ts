@@ -26,6 +26,8 @@ import { builtinModules } from './modules/index.js';
 import { Cluster } from './core/cluster/cluster.js';
 import type { NodeBus } from './core/cluster/node-bus.js';
 import { RedisBus } from './core/cluster/redis-bus.js';
+import { workerIndex } from './core/cluster/workers.js';
+import { scrapeThroughPrimary } from './core/cluster/machine-metrics.js';
 import { startSummary, type StartSummary } from './start-summary.js';
 
 export interface StartOptions {
@@ -180,6 +182,9 @@ export async function startServer(
   const router = new Router(sessions, log);
   core = new ServerCore(config, router, sessions, accounts, database, log);
   if (bus) core.metrics.registry.setDefaultLabels({ node: bus.nodeId });
+  // A worker of `natter serve --workers N` (the mesh or Redis): the workers share the admin port,
+  // so a scrape of any of them answers for the machine, gathered by the primary (docs/monitoring.md).
+  if (workerIndex() !== undefined) scrapeThroughPrimary(core.metrics);
   const cluster = bus ? new Cluster(bus, log) : undefined;
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);

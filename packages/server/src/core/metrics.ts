@@ -165,8 +165,20 @@ export class ServerMetrics {
     this.throttles.inc({ limit });
   }
 
-  /** The text Prometheus scrapes, and its content type. */
+  /** Set in a worker of `natter serve --workers`: gathers the whole machine's metrics. */
+  private machine: (() => Promise<string>) | undefined;
+
+  /**
+   * `natter serve --workers N`: `/metrics` answers with what `gather` returns (every worker's
+   * metrics and the primary's, cluster/machine-metrics.ts) instead of this process's alone.
+   */
+  gatherWith(gather: () => Promise<string>): void {
+    this.machine = gather;
+  }
+
+  /** The text Prometheus scrapes, and its content type: the machine's with `--workers`. */
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    const body = this.machine ? await this.machine() : await this.registry.metrics();
+    return { contentType: this.registry.contentType, body };
   }
 }

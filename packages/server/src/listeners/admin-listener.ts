@@ -147,7 +147,10 @@ export const ADMIN_ROUTES: AdminRoute[] = [
     handle: ({ core, query }) => sessionsReport(core, query.get('list') === '1'),
   },
   { method: 'GET', path: '/admin/s2s', handle: ({ core }) => s2sReport(core) },
-  /** Prometheus/OpenMetrics scrape (docs/monitoring.md): this process's metrics, names prefixed natter_. */
+  /**
+   * Prometheus/OpenMetrics scrape (docs/monitoring.md): this process's metrics, names prefixed
+   * natter_; with `--workers`, every worker's and the primary's (cluster/machine-metrics.ts).
+   */
   {
     method: 'GET',
     path: '/metrics',

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { MeshBus, type MeshMember, type PrimaryMessage, type WorkerMessage } from './mesh-bus.js';
 import type { Logger } from '../logger.js';
+import { PrimaryMetrics, type ScrapeMessage } from './machine-metrics.js';
 
 /** Environment of a worker process, set by the primary. */
 const ENV_INDEX = 'NATTER_WORKER';
@@ -70,6 +71,8 @@ interface Slot {
   worker: Worker | undefined;
   member: MeshMember | undefined;
   ready: boolean;
+  /** Its node id, from its `ready` message. */
+  node: string;
   startedAt: number;
   /** Restart delay after a crash shortly after start (doubles, up to 30 s). */
   backoffMs: number;
@@ -93,7 +96,8 @@ export interface PrimaryOptions {
  * The primary process of `natter serve --workers N`: forks N workers that share the listening
  * ports (node:cluster hands accepted connections to them in turn), tells each which others are
  * alive, restarts one that dies (with backoff) after telling the others it is gone, stops them
- * all on SIGTERM/SIGINT and forwards SIGHUP (reload) to them. The first worker starts alone (it creates the database schema and the
+ * all on SIGTERM/SIGINT and forwards SIGHUP (reload) to them. A worker's `/metrics` asks it for
+ * the whole machine's metrics (machine-metrics.ts). The first worker starts alone (it creates the database schema and the
  * self-signed certificate), the others once it is ready.
  */
 export async function runPrimary(opts: PrimaryOptions): Promise<number> {
@@ -105,6 +109,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     worker: undefined,
     member: undefined,
     ready: false,
+    node: '',
     startedAt: 0,
     backoffMs: 1000,
   }));
@@ -114,6 +119,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   let firstStarted: unknown;
   let resolveExit!: (code: number) => void;
   const exited = new Promise<number>((r) => (resolveExit = r));
+
+  // A scrape of any worker's /metrics is answered for the whole machine, gathered here.
+  const metrics = new PrimaryMetrics(opts.count, () =>
+    slots.flatMap((s) => (s.ready && s.worker ? [{ index: s.index, node: s.node, worker: s.worker }] : [])),
+  );
 
   const members = (): MeshMember[] => slots.flatMap((s) => (s.member ? [s.member] : []));
   const announce = () => {
@@ -132,12 +142,25 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       slot.worker = worker;
       slot.ready = false;
       slot.startedAt = Date.now();
-      worker.on('message', (msg: WorkerMessage & { ports?: Record<string, number>; started?: unknown }) => {
-        if (msg?.natter === 'joined') {
+      type Incoming = (WorkerMessage | ScrapeMessage) & { ports?: Record<string, number>; started?: unknown };
+      worker.on('message', (msg: Incoming) => {
+        if (msg?.natter === 'collected') metrics.collected(slot.index, msg);
+        else if (msg?.natter === 'scrape') {
+          const { id } = msg;
+          // On failure the worker answers the scrape with its own metrics once it stops waiting.
+          metrics.gather().then(
+            (body) => {
+              if (worker.isConnected())
+                worker.send({ natter: 'scraped', id, body } satisfies ScrapeMessage, () => undefined);
+            },
+            (err: unknown) => log.error({ err }, 'gathering the metrics of the workers failed'),
+          );
+        } else if (msg?.natter === 'joined') {
           slot.member = { id: msg.id, path: msg.path, rank: ++rank };
           announce();
         } else if (msg?.natter === 'ready') {
           slot.ready = true;
+          slot.node = msg.id;
           if (slot.index === 1) firstStarted ??= msg.started;
           log.info(
             { worker: slot.index, node: msg.id, pid: worker.process.pid, ports: msg.ports },
@@ -171,7 +194,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
           'a worker died: its sessions are gone; restarting it',
         );
         setTimeout(() => {
-          if (!stopping) void fork(slot);
+          if (stopping) return;
+          metrics.restarted();
+          void fork(slot);
         }, delay).unref();
       });
     });
