@@ -35,13 +35,23 @@ describe('natter check warnings', () => {
     assert.deepEqual(warn(base), []);
   });
 
-  test('an admin listener off loopback: plain HTTP with a bearer token', () => {
+  test('an admin listener off loopback: plain HTTP with a bearer token (and the console when asked for)', () => {
     const w = one(
       { ...base, listeners: [{ type: 'admin', port: 5281, host: '0.0.0.0', token: 'a'.repeat(32) }] },
       /^listeners\[0\] \(admin on 0\.0\.0\.0:5281\)/,
     );
     assert.match(w, /bearer token/);
     assert.match(w, /127\.0\.0\.1|TLS proxy/);
+    // Off loopback the console is off unless a console block asks for it.
+    assert.doesNotMatch(w, /console/);
+    const on = one(
+      {
+        ...base,
+        listeners: [{ type: 'admin', port: 5281, host: '0.0.0.0', token: 'a'.repeat(32), console: {} }],
+      },
+      /^listeners\[0\] \(admin on 0\.0\.0\.0:5281\)/,
+    );
+    assert.match(on, /web console \(\/console\/; remove the console block to turn it off\)/);
   });
 
   test('an http listener off loopback without trusted proxies: logins refused; use https or a TLS proxy', () => {

@@ -19,7 +19,11 @@ export function configWarnings(config: Config): string[] {
     if (isLoopbackHost(l.host)) return;
     if (l.type === 'admin')
       warnings.push(
-        `${name}: the admin API is plain HTTP off loopback, so its bearer token crosses the network in clear; bind it to 127.0.0.1 or put a TLS proxy in front`,
+        `${name}: the admin API is plain HTTP off loopback, so its bearer token crosses the network in clear${
+          l.console === false || l.console === undefined
+            ? ''
+            : ', and so do the admin passwords and session cookies of its web console (/console/; remove the console block to turn it off)'
+        }; bind it to 127.0.0.1 or put a TLS proxy in front`,
       );
     else if (l.type === 'http' && config.trustedProxies.length === 0 && external.length > 0)
       warnings.push(

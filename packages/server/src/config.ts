@@ -26,6 +26,29 @@ const listener = z
      * Default: derived from each request's Host header and whether the listener is TLS.
      */
     publicUrl: z.string().optional(),
+    /**
+     * admin: the web console at `/console/` (docs/administration.md): on a loopback address on
+     * unless `false`; off loopback only when this block is given (`console: {}`). Its
+     * login sessions end after `idleTimeout` seconds without a request and `maxAge` seconds after
+     * the login, whatever happens.
+     */
+    console: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            idleTimeout: z
+              .number()
+              .positive()
+              .default(30 * 60),
+            maxAge: z
+              .number()
+              .positive()
+              .default(12 * 60 * 60),
+          })
+          .strict(),
+      ])
+      .optional(),
   })
   .transform((l) => ({
     ...l,
@@ -40,6 +63,12 @@ const listener = z
       });
     if (l.token !== undefined && l.type !== 'admin')
       ctx.addIssue({ code: 'custom', path: ['token'], message: 'only an admin listener takes a token' });
+    if (l.console !== undefined && l.type !== 'admin')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['console'],
+        message: 'only an admin listener serves the console',
+      });
     if (l.publicUrl !== undefined) {
       if (l.type !== 'http' && l.type !== 'https')
         ctx.addIssue({

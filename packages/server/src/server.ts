@@ -9,7 +9,7 @@ import { SessionRegistry } from './core/session-registry.js';
 import { ServerCore } from './core/server-core.js';
 import { Host } from './core/host.js';
 import { ModuleContext, type ModuleDefinition } from './core/module.js';
-import { createLogger, type Logger } from './core/logger.js';
+import { createLogger, logRingOf, type Logger } from './core/logger.js';
 import { randomBytes } from 'node:crypto';
 import { s2sTrustedCas, type CertificateFiles } from './tls.js';
 import { ServerCertificates, type CertificateChange } from './certificates.js';
@@ -189,6 +189,7 @@ export async function startServer(
   core.cluster = router.cluster = cluster;
   core.registration = new Registration(core);
   core.adminCommands = adminCommandRunner(core);
+  core.recentLogs = logRingOf(baseLog);
 
   // XEP-0114 component domains are routed (or bounced while away) from the start.
   for (const domain of Object.keys(config.components)) router.addComponent(domain);

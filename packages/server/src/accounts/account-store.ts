@@ -176,11 +176,22 @@ export class AccountStore {
 
   /**
    * The usernames of a host, sorted; `disabled` true lists only disabled accounts, false only
-   * enabled ones. `limit` bounds the answer (the caller asks for one more to know there are more).
+   * enabled ones; `contains` keeps those with that text in them (usernames are stored prepared,
+   * lower case: so is the text); `after` those sorted after it (the next page). `limit` bounds the
+   * answer (the caller asks for one more to know there are more).
    */
-  async list(host: string, opts: { disabled?: boolean; limit?: number } = {}): Promise<string[]> {
+  async list(
+    host: string,
+    opts: { disabled?: boolean; limit?: number; contains?: string; after?: string } = {},
+  ): Promise<string[]> {
     let q = this.db.selectFrom('accounts').select('username').where('host', '=', host);
     if (opts.disabled !== undefined) q = q.where('disabled_at', opts.disabled ? 'is not' : 'is', null);
+    if (opts.after !== undefined) q = q.where('username', '>', opts.after);
+    if (opts.contains) {
+      // LIKE with an explicit escape character: the same meaning in SQLite and PostgreSQL.
+      const pattern = `%${opts.contains.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`)}%`;
+      q = q.where(sql<boolean>`username like ${pattern} escape '!'`);
+    }
     if (opts.limit !== undefined) q = q.limit(opts.limit);
     const rows = await q.orderBy('username').execute();
     return rows.map((r) => r.username as string);

@@ -8,6 +8,7 @@ import type { SessionRecord } from '../core/session.js';
 import { isLocal } from '../core/session-registry.js';
 import { AdminActionError, endSessions, hostedAccount, removeAccount } from './actions.js';
 import { defineCommand, type AdminCommand } from './registry.js';
+import type { MucApi } from '../modules/muc/api.js';
 
 /**
  * The administrator's commands (admin/registry.ts serves them on the CLI, the HTTP API and
@@ -221,6 +222,12 @@ const userList = defineCommand({
     .object({
       host: hostField.describe('a hosted domain (default: the first of hosts)'),
       disabled: z.boolean().optional().describe('true: only disabled accounts; false: only enabled ones'),
+      search: z.string().max(1023).optional().describe('only usernames containing this text'),
+      after: z
+        .string()
+        .max(1023)
+        .optional()
+        .describe('only usernames sorted after this one (the next page: the last one of the previous)'),
       limit: z.number().int().min(1).max(MAX_LIST).default(10_000).describe('at most this many'),
     })
     .strict(),
@@ -229,10 +236,14 @@ const userList = defineCommand({
     users: z.array(z.string()).describe('bare JIDs, sorted'),
     more: z.boolean().describe('there are more than `limit`'),
   }),
-  async run(core, { host, disabled, limit }) {
+  async run(core, { host, disabled, search, after, limit }) {
     const domain = hostsOf(core, host ?? core.config.hosts[0]!.toLowerCase())[0]!;
+    // `after` may be given as a bare JID (the last line of the previous page): its username.
+    const from = after?.endsWith(`@${domain}`) ? after.slice(0, -domain.length - 1) : after;
     const names = await core.accounts.list(domain, {
       ...(disabled !== undefined ? { disabled } : {}),
+      ...(search ? { contains: search } : {}),
+      ...(from ? { after: from } : {}),
       limit: limit + 1,
     });
     return {
@@ -382,6 +393,42 @@ const announce = defineCommand({
   text: (o) => `announced to ${plural(o.recipients, 'session')}`,
 });
 
+const roomsList = defineCommand({
+  id: 'rooms.list',
+  summary: 'The multi-user chat rooms of the hosted domains (module muc)',
+  description:
+    "Each host's MUC service (conference.<host>) as its muc module reports it; in a cluster, the rooms are run by one node: ask that one. A host without the muc module lists none.",
+  mutates: false,
+  cli: { words: ['rooms', 'list'], positional: 'host' },
+  http: { method: 'GET', path: '/api/rooms' },
+  input: z.object({ host: hostField }).strict(),
+  output: z.object({
+    rooms: z.array(
+      z.object({
+        jid: z.string(),
+        name: z.string(),
+        occupants: z.number().int(),
+        persistent: z.boolean(),
+        public: z.boolean(),
+        locked: z.boolean(),
+      }),
+    ),
+  }),
+  async run(core, { host }) {
+    const rooms = [];
+    for (const domain of hostsOf(core, host))
+      rooms.push(...((core.hosts.get(domain)?.provided.get('muc') as MucApi | undefined)?.rooms() ?? []));
+    return { rooms: rooms.sort((a, b) => (a.jid < b.jid ? -1 : a.jid > b.jid ? 1 : 0)) };
+  },
+  text: (o) =>
+    o.rooms
+      .map(
+        (r) =>
+          `${r.jid}\t${plural(r.occupants, 'occupant')}${r.persistent ? '\tpersistent' : ''}${r.public ? '' : '\thidden'}${r.locked ? '\tlocked' : ''}`,
+      )
+      .join('\n') || 'no rooms',
+});
+
 /** Every command, in the order the CLI's help and the OpenAPI document list them. */
 export const ADMIN_COMMANDS: readonly AdminCommand[] = [
   userAdd,
@@ -395,6 +442,7 @@ export const ADMIN_COMMANDS: readonly AdminCommand[] = [
   sessionsEnd,
   stats,
   announce,
+  roomsList,
 ] as unknown as readonly AdminCommand[];
 
 /** The command of that id; undefined when there is none. */

@@ -12,8 +12,8 @@ import { AdminActionError } from './actions.js';
 
 /** Who runs a command, for the audit log line every change writes. */
 export interface CommandActor {
-  via: 'cli' | 'api' | 'xmpp';
-  /** The admin's JID (XMPP) or the client's address (HTTP API). */
+  via: 'cli' | 'api' | 'xmpp' | 'console';
+  /** The admin's JID (XMPP, web console) or the client's address (HTTP API). */
   by?: string;
 }
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openLogOutput, reopenLogFiles } from './logger.js';
+import { createLogger, LOG_RING_LINES, logRingOf, openLogOutput, reopenLogFiles } from './logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'natter-logger-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,5 +73,34 @@ describe('log output (the log block)', () => {
       () => openLogOutput({ level: 'info', format: 'auto', file }, false),
       (err: Error) => err.message.startsWith(`cannot write the log file ${file} (log.file): `),
     );
+  });
+});
+
+describe("the recent log lines (LogRing, the web console's recent logs)", () => {
+  test('keeps the last lines at info and above, oldest first, bounded; the main destination still gets everything', () => {
+    const main: string[] = [];
+    const log = createLogger('debug', {
+      write: (s: string) => void main.push(s),
+    } as unknown as NodeJS.WritableStream);
+    const ring = logRingOf(log);
+    assert.ok(ring);
+    log.debug('below info');
+    for (let i = 0; i < LOG_RING_LINES + 5; i++) log.info({ i }, 'line');
+    log.child({ host: 'example.com' }).warn('from a child');
+    const lines = ring.lines().map((l) => JSON.parse(l) as { msg: string; i?: number; host?: string });
+    assert.equal(lines.length, LOG_RING_LINES);
+    assert.equal(lines[0]!.i, 6, 'the oldest were dropped');
+    assert.equal(lines.at(-1)!.msg, 'from a child');
+    assert.equal(lines.at(-1)!.host, 'example.com');
+    assert.ok(!lines.some((l) => l.msg === 'below info'));
+    assert.ok(
+      main.some((l) => l.includes('below info')),
+      'debug still reaches the main destination',
+    );
+    assert.equal(main.length, LOG_RING_LINES + 7);
+  });
+
+  test('a child logger has no ring of its own (pass the root), nor has a logger made elsewhere', () => {
+    assert.equal(logRingOf(createLogger('info').child({})), undefined);
   });
 });

@@ -9,9 +9,76 @@ export type Logger = PinoLogger;
 
 const BASE: LoggerOptions = { base: { service: 'natter' } };
 
+/** Most log lines a `LogRing` keeps. */
+export const LOG_RING_LINES = 500;
+/** Longest line a `LogRing` keeps (longer ones are cut, and then no longer JSON). */
+const LOG_RING_LINE_CHARS = 8 * 1024;
+
+/**
+ * The last log lines (info and above) of one logger, kept in memory for the web console's "recent
+ * logs" page: a bounded ring, oldest dropped first. It is a second pino destination beside the
+ * real one (`pino.multistream`), so what goes to stdout or the log file is unchanged.
+ */
+export class LogRing {
+  private readonly buffer: string[] = [];
+  private next = 0;
+
+  constructor(readonly capacity: number = LOG_RING_LINES) {}
+
+  /** pino's destination interface: one serialised line per call. */
+  write(line: string): void {
+    const l = line.endsWith('\n') ? line.slice(0, -1) : line;
+    const kept = l.length > LOG_RING_LINE_CHARS ? l.slice(0, LOG_RING_LINE_CHARS) : l;
+    if (this.buffer.length < this.capacity) this.buffer.push(kept);
+    else {
+      this.buffer[this.next] = kept;
+      this.next = (this.next + 1) % this.capacity;
+    }
+  }
+
+  /** pino's multistream ends every destination when the logger is ended: nothing to release. */
+  end(): void {}
+
+  /** The kept lines, oldest first. */
+  lines(): string[] {
+    return [...this.buffer.slice(this.next), ...this.buffer.slice(0, this.next)];
+  }
+}
+
+/** The ring of each logger made here (children reach it through their root: see `logRingOf`). */
+const rings = new WeakMap<Logger, LogRing>();
+
+/**
+ * A pino logger writing to `destination` and, from info up, to a new `LogRing`. The main
+ * destination gets every level the logger lets through (multistream's default would be info).
+ */
+function teed(options: LoggerOptions, destination: DestinationStream): Logger {
+  const ring = new LogRing();
+  const logger = pino(
+    options,
+    pino.multistream([
+      { level: 'trace', stream: destination },
+      { level: 'info', stream: ring },
+    ]),
+  );
+  rings.set(logger, ring);
+  return logger;
+}
+
+/**
+ * The recent lines of a logger made by `createLogger` or `openLogOutput` (pass that logger, not a
+ * child); undefined for any other logger (a caller of `startServer` may bring its own).
+ */
+export function logRingOf(logger: Logger): LogRing | undefined {
+  return rings.get(logger);
+}
+
 /** A logger writing JSON lines to `destination` (default stdout): tests, and commands other than serve. */
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  return destination ? pino({ ...BASE, level }, destination) : pino({ ...BASE, level });
+  return teed(
+    { ...BASE, level },
+    (destination as DestinationStream | undefined) ?? pino.destination({ fd: 1 }),
+  );
 }
 
 /** Where `natter serve` sends its log lines, and how its start message may reach a person. */
@@ -106,7 +173,7 @@ export function openLogOutput(
     openFiles.set(file, dest);
     const stdout = pino.destination({ fd: 1, sync: true });
     return {
-      logger: pino(options, dest),
+      logger: teed(options, dest),
       format: 'json',
       file,
       plainStdout: true,
@@ -125,7 +192,7 @@ export function openLogOutput(
       singleLine: true,
     }) as DestinationStream;
     return {
-      logger: pino(options, stream),
+      logger: teed(options, stream),
       format,
       file: undefined,
       plainStdout: true,
@@ -136,7 +203,7 @@ export function openLogOutput(
   // JSON lines as before this option existed: pino's asynchronous stdout, flushed at exit.
   const stdout = pino.destination({ fd: 1 });
   return {
-    logger: pino(options, stdout),
+    logger: teed(options, stdout),
     format,
     file: undefined,
     plainStdout: isTTY,

@@ -17,7 +17,7 @@ import type { Cluster, ClusterHost } from './cluster/cluster.js';
 import type { C2SStream } from './stream/c2s-stream.js';
 import type { ComponentStream } from './stream/xep-0114-component-stream.js';
 import type { ClientStreamView, CloseInterceptor, StreamLimiter } from './stream/stream-view.js';
-import type { Logger } from './logger.js';
+import type { Logger, LogRing } from './logger.js';
 import type { CertificateSource, Federation, S2SStreamHandle } from './s2s/federation.js';
 
 export type { StreamLimiter, CloseInterceptor } from './stream/stream-view.js';
@@ -73,6 +73,11 @@ export class ServerCore implements ClusterHost {
   readonly startedAt = Date.now();
   /** The administrator's commands (admin/registry.ts), as modules run them (XEP-0133); set by the server. */
   adminCommands: AdminCommandRunner | undefined;
+  /**
+   * The last log lines at info and above (the web console's "recent logs"), when the server's
+   * logger was made by core/logger.ts; set by the server.
+   */
+  recentLogs: LogRing | undefined;
 
   constructor(
     readonly config: Config,

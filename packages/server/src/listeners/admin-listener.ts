@@ -8,6 +8,7 @@ import type { RunningListener } from './listeners.js';
 import { isLoopbackHost } from './loopback.js';
 import { AdminActionError, accountRoutes } from '../admin/actions.js';
 import { apiRoutes } from '../admin/api-routes.js';
+import { WebConsole } from '../admin/console/console.js';
 
 /** One admin endpoint: method + exact path → handler writing a JSON answer (or throwing). */
 export interface AdminRoute {
@@ -211,7 +212,8 @@ function answer(res: ServerResponse, status: number, body: unknown): void {
  * The `admin` listener (default 127.0.0.1:5281): the HTTP admin API, apart from the public HTTP
  * listener so that a reverse proxy forwarding every path of the latter cannot expose it. With
  * `token` set, every request needs `Authorization: Bearer <token>`; off loopback the token is
- * required (the configuration is refused without one).
+ * required (the configuration is refused without one). The web console (`/console/`, unless
+ * `console: false`) authenticates its own way: an admin's login, not the token.
  */
 export async function startAdminListener(
   core: ServerCore,
@@ -224,17 +226,32 @@ export async function startAdminListener(
       `the admin listener on ${config.host}:${config.port} is not on loopback: set a "token" on it ` +
         '(requests then need "Authorization: Bearer <token>") or bind it to 127.0.0.1',
     );
+  // Private unless configured: off loopback (where anyone reaching the port could try admins'
+  // passwords) the console is served only when the listener's `console` block asks for it.
+  const consoleOptions =
+    config.console === false
+      ? undefined
+      : (config.console ??
+        (isLoopbackHost(config.host) ? { idleTimeout: 30 * 60, maxAge: 12 * 60 * 60 } : undefined));
+  const webConsole = consoleOptions && new WebConsole(core, consoleOptions, { s2s: s2sReport });
   const http = createHttpServer((req, res) => {
-    // Not for browsers: a web page the administrator visits could otherwise POST here (a "simple"
-    // cross-site request needs no preflight), or read it through DNS rebinding (a name of the
-    // attacker's resolving to 127.0.0.1). Browsers always send Origin on a POST and the page's own
-    // host name in Host; the CLI and scripts send neither a foreign Host nor an Origin.
-    if (req.headers.origin !== undefined) {
-      answer(res, 403, { error: 'the admin API does not answer browsers (Origin header present)' });
-      return;
-    }
+    // DNS rebinding (a name of the attacker's resolving to 127.0.0.1) sends that name in Host.
     if (!token && !isLoopbackHost(hostName(req.headers.host ?? ''))) {
       answer(res, 403, { error: 'without a token the admin API answers only for a loopback Host' });
+      return;
+    }
+    const url = new URL(req.url ?? '/', 'http://admin');
+    // The web console answers browsers under /console/ with rules of its own (a login of an account
+    // in `admins`, a session cookie, its own Origin only, a CSRF token): admin/console/console.ts.
+    if (webConsole && WebConsole.owns(url.pathname)) {
+      webConsole.handle(req, res, url);
+      return;
+    }
+    // Everything else is not for browsers: a web page the administrator visits could otherwise POST
+    // here (a "simple" cross-site request needs no preflight). Browsers always send Origin on a
+    // POST; the CLI and scripts send none.
+    if (req.headers.origin !== undefined) {
+      answer(res, 403, { error: 'the admin API does not answer browsers (Origin header present)' });
       return;
     }
     if (token) {
@@ -246,7 +263,6 @@ export async function startAdminListener(
         return;
       }
     }
-    const url = new URL(req.url ?? '/', 'http://admin');
     const onPath = routes.filter((r) => r.path === url.pathname);
     const route = onPath.find((r) => r.method === req.method);
     if (!route) {
