@@ -1,41 +1,16 @@
 // The browser build: it bundles without Node built-ins, and in headless Chromium (Debian's
 // package, driven by playwright-core) it connects over WebSocket, sends and receives messages.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { builtinModules } from 'node:module';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { createClient } from '../src/index.node.js';
 import { bundleForBrowser, type BrowserBundle } from './browser-bundle.js';
 import { available } from './helpers.js';
 import type { Target } from './target.js';
 import { targets } from './targets.js';
-
-const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
-
-async function ensureChromium(): Promise<string | undefined> {
-  if (existsSync(CHROMIUM)) return undefined;
-  try {
-    await run(
-      'sh',
-      [
-        '-c',
-        `flock /tmp/natter-apt.lock sh -c '[ -x ${CHROMIUM} ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1'`,
-      ],
-      { timeout: 300_000 },
-    );
-  } catch (err) {
-    return `chromium could not be installed with apt: ${(err as Error).message}`;
-  }
-  return existsSync(CHROMIUM) ? undefined : 'chromium is not installed and apt did not provide it';
-}
+import { ensureChromium, launchChromium } from '../../../test/support/chromium.js';
 
 let bundle: BrowserBundle;
 
@@ -89,21 +64,8 @@ for (const factory of targets) {
 
     test('RFC 7395 in a browser: connect, send a message, receive one', async (t) => {
       if (skip) return t.skip(skip);
-      const { chromium } = await import('playwright-core');
-      const profile = await mkdtemp(join(tmpdir(), 'natter-chromium-'));
-      const context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-        ],
-      });
+      const browser = await launchChromium();
+      const context = browser.context;
       const peer = createClient({ service: target!.service.tcp, tls: target!.tls, ...target!.users[1]! });
       try {
         await peer.connect();
@@ -158,8 +120,7 @@ for (const factory of targets) {
         assert.deepEqual(errors, []);
       } finally {
         await peer.disconnect().catch(() => undefined);
-        await context.close();
-        await rm(profile, { recursive: true, force: true });
+        await browser.close();
       }
     });
   });

@@ -57,6 +57,34 @@ describe('the start summary and message', () => {
     );
   });
 
+  test('with the web-chat module, the message gives the page’s URL on each http(s) listener and who may log in there', () => {
+    const config = parseConfig({
+      listeners: [
+        { type: 'http', port: 5280, host: '127.0.0.1' },
+        { type: 'https', port: 5443, publicUrl: 'https://chat.example.com/' },
+      ],
+      modules: { 'web-chat': { path: '/chat/' } },
+    });
+    const s = startSummary({
+      config,
+      listeners: config.listeners.map((l) => ({ config: l, port: l.port })),
+      modules: ['web-chat'],
+      certificate: { cert: '/etc/natter/fullchain.pem', key: '/etc/natter/privkey.pem', generated: false },
+      services: [],
+    });
+    assert.deepEqual(s.webChat, [
+      { url: 'http://127.0.0.1:5280/chat/', logins: 'loopback' },
+      { url: 'https://chat.example.com/chat/', logins: 'any' },
+    ]);
+    const text = startMessage(s, { addUser: 'natter user add USER@localhost' });
+    assert.match(
+      text,
+      /^ {2}Web chat: +http:\/\/127\.0\.0\.1:5280\/chat\/ \(plain http: logins from this machine only; from others use https\), https:\/\/chat\.example\.com\/chat\/$/m,
+    );
+    assert.equal(summarize({}).webChat, undefined, 'no page, no line');
+    assert.doesNotMatch(startMessage(summarize({}), { addUser: 'x' }), /Web chat/);
+  });
+
   test('PostgreSQL is named by host, port and database, never by user or password', () => {
     const s = summarize({
       storage: { engine: 'postgres', url: 'postgres://natter:hunter2secret@db.internal:5433/chat' },

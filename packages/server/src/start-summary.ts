@@ -30,6 +30,11 @@ export interface StartSummary {
   components: string[];
   /** The service domains by module: `muc`, `pubsub`, `upload`, … */
   services: Record<string, string[]>;
+  /**
+   * The web chat page (module web-chat), when it runs: its URL on each http(s) listener, and from
+   * where a login there is accepted (plain http: as `auth.allowPlaintext` says).
+   */
+  webChat?: { url: string; logins: 'any' | 'loopback' | 'none' }[];
   /** The admin API's base URL and its Prometheus endpoint, when an admin listener runs. */
   admin?: { url: string; metrics: string; token: boolean };
   certificate: { file: string; generated: boolean };
@@ -69,6 +74,12 @@ function postgresLocation(url: string): string {
   }
 }
 
+/** The web-chat module's `path` option as configured (validated by the module), default `/`. */
+function webChatPath(config: Config): string {
+  const options = config.modules['web-chat'];
+  return options && typeof options.path === 'string' ? options.path : '/';
+}
+
 export function startSummary(args: {
   config: Config;
   listeners: readonly BoundListener[];
@@ -79,6 +90,8 @@ export function startSummary(args: {
 }): StartSummary {
   const { config } = args;
   const domain = config.hosts[0]!.toLowerCase();
+  const chatPath = args.modules.includes('web-chat') ? webChatPath(config) : undefined;
+  const webChat: NonNullable<StartSummary['webChat']> = [];
   const clients: ClientEndpoint[] = [];
   const s2sPorts: string[] = [];
   const components: string[] = [];
@@ -95,6 +108,16 @@ export function startSummary(args: {
         const base = (l.publicUrl ?? `${l.type}://${at}`).replace(/\/+$/, '');
         clients.push({ kind: 'websocket', address: base.replace(/^http/, 'ws') + WEBSOCKET_PATH });
         clients.push({ kind: 'bosh', address: base + BOSH_PATH });
+        if (chatPath !== undefined) {
+          const { allowPlaintext } = config.auth;
+          const logins =
+            base.startsWith('https:') || allowPlaintext === 'always'
+              ? 'any'
+              : allowPlaintext === 'loopback'
+                ? 'loopback'
+                : 'none';
+          webChat.push({ url: base + chatPath, logins });
+        }
         break;
       }
       case 's2s':
@@ -133,6 +156,7 @@ export function startSummary(args: {
     s2s: { enabled: config.s2s.enabled, ports: s2sPorts },
     components,
     services,
+    ...(chatPath !== undefined ? { webChat } : {}),
     ...(admin ? { admin } : {}),
     certificate: { file: args.certificate.cert, generated: args.certificate.generated },
   };
@@ -191,6 +215,12 @@ const CLIENT_LABEL: Record<ClientEndpoint['kind'], string> = {
   bosh: 'BOSH',
 };
 
+const WEB_CHAT_LOGINS: Record<NonNullable<StartSummary['webChat']>[number]['logins'], string> = {
+  any: '',
+  loopback: ' (plain http: logins from this machine only; from others use https)',
+  none: ' (plain http: no login, auth.allowPlaintext is never)',
+};
+
 /**
  * The start message: a few plain lines saying what runs, where to connect, and what to do next.
  * Printed on stdout by `natter serve` once every listener is up (see docs/monitoring.md, Logs).
@@ -215,6 +245,13 @@ export function startMessage(s: StartSummary, ctx: StartContext): string {
   if (s.services.muc) add('Rooms (MUC)', s.services.muc.join(', '));
   if (s.services.pubsub) add('Pubsub', s.services.pubsub.join(', '));
   if (s.services.upload) add('File upload', s.services.upload.join(', '));
+  if (s.webChat)
+    add(
+      'Web chat',
+      s.webChat.length === 0
+        ? 'no http or https listener to serve it'
+        : s.webChat.map((w) => w.url + WEB_CHAT_LOGINS[w.logins]).join(', '),
+    );
   if (s.components.length > 0) add('Components', s.components.join(', '));
   add(
     'Admin API',

@@ -10,9 +10,14 @@ const web = defineModule({
   specs: [],
   setup(ctx) {
     ctx.processScoped('web-probe:routes', () => {
-      ctx.httpRoute('/probe/', (req, res, { ip, secure }) => {
+      ctx.httpRoute('/probe/', (req, res, { ip, secure, endpoints }) => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ url: req.url, ip, secure }));
+        res.end(JSON.stringify({ url: req.url, ip, secure, endpoints }));
+      });
+      // Everything no other route takes (as a page at / does).
+      ctx.httpRoute('/', (req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`root ${req.url}`);
       });
       ctx.httpRoute('/probe/deeper/', () => {
         throw new Error('deliberate failure');
@@ -31,15 +36,31 @@ describe('HTTP paths served by modules', () => {
   });
   after(() => server.destroy());
 
-  test('a request under a module’s prefix reaches it with the client address; the longest prefix wins', async () => {
+  test('a request under a module’s prefix reaches it with the client address and the listener’s URLs; the longest prefix wins', async () => {
     const r = await fetch(`${base}/probe/thing?x=1`);
     assert.equal(r.status, 200);
-    assert.deepEqual(await r.json(), { url: '/probe/thing?x=1', ip: '127.0.0.1', secure: false });
-    // The listener's own paths and unknown ones are unchanged.
-    assert.equal((await fetch(`${base}/health`)).status, 200);
-    const missing = await fetch(`${base}/elsewhere`);
-    assert.equal(missing.status, 404);
-    await missing.text();
+    assert.deepEqual(await r.json(), {
+      url: '/probe/thing?x=1',
+      ip: '127.0.0.1',
+      secure: false,
+      // As XEP-0156 host-meta advertises them: from the Host header (no publicUrl here).
+      endpoints: {
+        base,
+        websocket: `${base.replace(/^http/, 'ws')}/xmpp-websocket`,
+        bosh: `${base}/http-bind`,
+      },
+    });
+    // The listener's own paths come first, even with a route at '/'.
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(health.headers.get('content-type'), 'application/json');
+    await health.text();
+    const hostMeta = await fetch(`${base}/.well-known/host-meta.json`);
+    assert.equal(hostMeta.headers.get('content-type'), 'application/json');
+    await hostMeta.text();
+    // What no longer prefix takes reaches '/'.
+    const rest = await fetch(`${base}/elsewhere`);
+    assert.equal(await rest.text(), 'root /elsewhere');
   });
 
   test('a handler that throws answers 500 and the server keeps serving', async () => {

@@ -6,6 +6,22 @@ export interface HttpRequestContext {
   ip: string;
   /** Reached over TLS, directly or through a trusted proxy that says so. */
   secure: boolean;
+  /**
+   * Where clients reach this listener, as XEP-0156 host-meta advertises it: from the listener's
+   * `publicUrl`, else from the request's Host header and `secure`. Undefined when there is no
+   * `publicUrl` and the Host header is missing or not a host name or address (with an optional port).
+   */
+  endpoints: HttpEndpoints | undefined;
+}
+
+/** The URLs of an http(s) listener as clients reach it (no trailing slash on `base`). */
+export interface HttpEndpoints {
+  /** `https://chat.example.com:5443`, with the path prefix a `publicUrl` may have. */
+  base: string;
+  /** RFC 7395: `wss://…/xmpp-websocket` (ws:// on plain http). */
+  websocket: string;
+  /** XEP-0206: `https://…/http-bind`. */
+  bosh: string;
 }
 
 export type HttpHandler = (

@@ -45,6 +45,6 @@ export type {
 } from './sasl2-extension.js';
 export type { Logger } from './logger.js';
 export type { StorageConfig } from '../storage/database.js';
-export type { HttpHandler, HttpRequestContext } from './http-routes.js';
+export type { HttpEndpoints, HttpHandler, HttpRequestContext } from './http-routes.js';
 export { NATTER_VERSION } from '../version.js';
 export { AdminCommandFailed, type AdminCommandRunner } from './admin-commands.js';

@@ -17,6 +17,9 @@ import {
   type BoshRequest,
 } from './bosh-transport.js';
 
+/** What BOSH needs of the http listener's view of a request: who sent it, over TLS or not. */
+type RequestClient = Pick<HttpRequestContext, 'ip' | 'secure'>;
+
 /** Where the http and https listeners serve BOSH (XEP-0206), with or without a trailing slash. */
 export const BOSH_PATH = '/http-bind';
 
@@ -88,12 +91,7 @@ export class BoshSessions {
   }
 
   /** Sends a request for another node's session there, and its answer back to the client. */
-  private async forward(
-    node: string,
-    body: Buffer,
-    res: ServerResponse,
-    ctx: HttpRequestContext,
-  ): Promise<void> {
+  private async forward(node: string, body: Buffer, res: ServerResponse, ctx: RequestClient): Promise<void> {
     const timeoutMs = (this.core.config.bosh.maxWaitSeconds + 10) * 1000;
     const data: ForwardedRequest = { b: body.toString('utf8'), s: ctx.secure, ip: ctx.ip };
     const answer = (await this.core.cluster!.request(node, 'bosh', data, timeoutMs)) as
@@ -132,7 +130,7 @@ export class BoshSessions {
   }
 
   /** One request to BOSH_PATH. */
-  handle(req: IncomingMessage, res: ServerResponse, ctx: HttpRequestContext): void {
+  handle(req: IncomingMessage, res: ServerResponse, ctx: RequestClient): void {
     if (req.method === 'OPTIONS') {
       res.writeHead(204, CORS).end();
       return;
@@ -149,7 +147,7 @@ export class BoshSessions {
     });
   }
 
-  private async post(req: IncomingMessage, res: ServerResponse, ctx: HttpRequestContext): Promise<void> {
+  private async post(req: IncomingMessage, res: ServerResponse, ctx: RequestClient): Promise<void> {
     const limits = this.core.config.limits;
     const cap = limits.maxStanzaBytes * 2;
     const answer = reply(res, DEFAULT_CONTENT_TYPE);
@@ -215,7 +213,7 @@ export class BoshSessions {
   }
 
   /** XEP-0124 §7: a session creation request. */
-  private create(parsed: ParsedBody, res: ServerResponse, ctx: HttpRequestContext, localPort: number): void {
+  private create(parsed: ParsedBody, res: ServerResponse, ctx: RequestClient, localPort: number): void {
     const { attrs } = parsed;
     const config = this.core.config.bosh;
     const content =

@@ -25,7 +25,14 @@ import { clientAddress, forwardedSecure, TrustedProxies } from './forwarded.js';
 import { ProxiedAddresses, proxyProtocolFront } from './proxy-protocol.js';
 import { startAdminListener } from './admin-listener.js';
 import { BOSH_PATH, BoshSessions } from './bosh-sessions.js';
-import { HOST_META_JSON_PATH, HOST_META_PATH, WEBSOCKET_PATH, hostMetaBody } from './host-meta.js';
+import {
+  HOST_META_JSON_PATH,
+  HOST_META_PATH,
+  WEBSOCKET_PATH,
+  hostMetaBody,
+  listenerBase,
+  listenerEndpoints,
+} from './host-meta.js';
 
 export { BOSH_PATH } from './bosh-sessions.js';
 export { WEBSOCKET_PATH, HOST_META_PATH, HOST_META_JSON_PATH } from './host-meta.js';
@@ -219,7 +226,9 @@ function webHandlers(
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    const context = client(req);
+    const { ip, secure } = client(req);
+    const base = listenerBase(config.publicUrl, req.headers.host, secure);
+    const context = { ip, secure, endpoints: base === undefined ? undefined : listenerEndpoints(base) };
     Promise.resolve()
       .then(() => route.handler(req, res, context))
       .catch((err: unknown) => {
@@ -255,9 +264,6 @@ function webHandlers(
   return { request, upgrade };
 }
 
-/** A Host header we are willing to put in a URL: a name or address, and a port. */
-const HOST_HEADER = /^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:\d{1,5})?$/;
-
 /**
  * XEP-0156 §3: the WebSocket and BOSH URLs of this listener as host-meta, XRD (RFC 6415) or JSON,
  * from the listener's `publicUrl`, else from the Host the client asked for and whether it came
@@ -285,15 +291,10 @@ function hostMeta(
     res.writeHead(405, { ...cors, allow: 'GET, HEAD, OPTIONS', 'content-type': 'text/plain' }).end();
     return;
   }
-  let base: string;
-  if (config.publicUrl !== undefined) base = config.publicUrl.replace(/\/+$/, '');
-  else {
-    const host = req.headers.host;
-    if (!host || !HOST_HEADER.test(host)) {
-      res.writeHead(400, { ...cors, 'content-type': 'text/plain' }).end('a valid Host header is required\n');
-      return;
-    }
-    base = `${secure ? 'https' : 'http'}://${host.toLowerCase()}`;
+  const base = listenerBase(config.publicUrl, req.headers.host, secure);
+  if (base === undefined) {
+    res.writeHead(400, { ...cors, 'content-type': 'text/plain' }).end('a valid Host header is required\n');
+    return;
   }
   const body = hostMetaBody(base, json);
   res.writeHead(200, {

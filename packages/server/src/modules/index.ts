@@ -28,6 +28,7 @@ import avatarConversion from './avatar-conversion/avatar-conversion.js';
 import adhoc from './adhoc/adhoc.js';
 import adminCommands from './admin-commands/admin-commands.js';
 import fast from './fast/fast.js';
+import webChat from './web-chat/web-chat.js';
 
 /**
  * Every module shipped with the server, by name. Adding a XEP: a new folder under modules/ and
@@ -64,4 +65,5 @@ export const builtinModules: ModuleDefinition[] = [
   adhoc,
   adminCommands,
   fast,
+  webChat,
 ];
