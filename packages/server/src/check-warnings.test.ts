@@ -71,6 +71,10 @@ describe('natter check warnings', () => {
     one({ ...base, auth: { allowPlaintext: 'always' } }, /^auth\.allowPlaintext: .*"loopback"/);
   });
 
+  test('auth.offerScramSha256 false (after a migration, docs/decisions/0015)', () => {
+    one({ ...base, auth: { offerScramSha256: false } }, /^auth\.offerScramSha256: .*turn it back on/);
+  });
+
   test('the generated self-signed certificate for a domain that is not localhost', () => {
     const w = one({ hosts: ['example.org'], listeners: [] }, /^tls\.cert: .*example\.org.*self-signed/);
     assert.match(w, /tls\.key/);

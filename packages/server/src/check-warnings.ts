@@ -42,6 +42,10 @@ export function configWarnings(config: Config): string[] {
     warnings.push(
       'auth.allowPlaintext: "always" accepts passwords over unencrypted connections from any address; use "loopback" (the default) or "never"',
     );
+  if (!config.auth.offerScramSha256)
+    warnings.push(
+      'auth.offerScramSha256: false withholds SCRAM-SHA-256 from every account; it is meant for the weeks after importing accounts with SCRAM-SHA-1 keys only (docs/migration.md): turn it back on once their users have logged in with PLAIN or changed their passwords',
+    );
   // Domains with a certificate imported into dataDir/certs (`natter cert import`) are covered.
   const uncovered = external.filter(
     (h) => !existsSync(join(resolve(config.dataDir), 'certs', `${h.toLowerCase()}.crt`)),

@@ -25,6 +25,7 @@ import { backup, restore, storageCopy } from './admin/backup.js';
 import { progress } from './admin/progress.js';
 import { checkCommand } from './check-warnings.js';
 import { initCommand } from './init.js';
+import { MIGRATE_USAGE, migrateCommand } from './admin/migrate.js';
 import type { S2SReport, S2SStreamReport } from './listeners/admin-listener.js';
 import { join, resolve } from 'node:path';
 
@@ -56,6 +57,7 @@ Usage:
                                                address, state, stanzas in/out; asks GET /admin/s2s)
   natter user add-bulk --prefix P --count N --password P [--domain HOST] [--iterations N]
                                                create P1..PN (benchmarks)
+${MIGRATE_USAGE}
   natter roster import FILE.json               load rosters: {"u@host": [{"jid": "c@host", "subscription": "both"}]}
   natter backup DIR                            the SQLite database (online, consistent), uploads and certificates
   natter restore DIR [--force]                 put a backup back (server stopped; what it replaces is kept aside)
@@ -373,6 +375,7 @@ function announceStart(
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'init') return initCommand(argv.slice(1));
   // The administrator's commands (admin/registry.ts): the same as the HTTP API and XEP-0133.
+  if (argv[0] === 'import' || argv[0] === 'export') return migrateCommand(argv, configFrom);
   const registered = findCliCommand(argv);
   const hostedElsewhere =
     registered?.id === 'user.remove' && argv[2] !== undefined && !argv.includes('--help') && notHosted(argv);

@@ -363,6 +363,13 @@ export const configSchema = z
         allowPlaintext: z.enum(['loopback', 'always', 'never']).default('loopback'),
         /** PBKDF2 iterations for new SCRAM keys. */
         iterations: z.number().int().min(4096).default(4096),
+        /**
+         * Offer SCRAM-SHA-256 and SCRAM-SHA-256-PLUS. Set false after importing accounts that
+         * have SCRAM-SHA-1 keys only (Prosody, ejabberd) until their users have logged in once with
+         * PLAIN or changed their password: a client that picks SCRAM-SHA-256 fails for them as with
+         * a wrong password (docs/migration.md, docs/decisions/0015-imported-scram-keys.md).
+         */
+        offerScramSha256: z.boolean().default(true),
       })
       .prefault({}),
     registration: z

@@ -95,6 +95,11 @@ const CORE: [string, string, string][] = [
     'In-band registration before authentication (off by default)',
     'packages/server/src/core/stream/steps/register.ts',
   ],
+  [
+    'XEP-0227',
+    'Portable Import/Export Format (v1.1): `natter import xep227` (SCRAM credentials, ejabberd export_piefxis, XInclude) and `natter export xep227`; rosters, vCards, private XML, offline messages',
+    'packages/server/src/admin/xep-0227.ts',
+  ],
 ];
 
 /** Every spec number implemented, by whom (the core, or a module). */

@@ -27,6 +27,7 @@ const RELOADABLE: readonly string[] = [
   'auth.allowPlaintext',
   // Checked at each XEP-0133 request (ModuleContext.isAdmin).
   'admins',
+  'auth.offerScramSha256',
   'bosh.maxWaitSeconds',
   'bosh.maxHold',
   'bosh.inactivitySeconds',

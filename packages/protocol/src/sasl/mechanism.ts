@@ -48,6 +48,12 @@ export interface ServerMechanismOptions {
   channelBinding?: (type: string) => Uint8Array | undefined;
   /** Iteration count announced for unknown users; set it to what real accounts use. Default 4096. */
   unknownUserIterations?: number;
+  /**
+   * PLAIN: told the password once it is proven right (before success is answered), so that the
+   * server can derive keys the account lacks (imported accounts with one hash's keys). A failure
+   * here does not fail the login.
+   */
+  passwordVerified?: (username: string, password: string) => Promise<void>;
 }
 
 /** Client side of one authentication attempt. Methods throw SaslFailure when the exchange must stop. */

@@ -68,6 +68,13 @@ export class PlainServerMechanism implements SaslServerMechanism {
     );
     const ok = constantTimeEqual(derived.storedKey, creds.storedKey);
     if (!ok || !known || password === '') throw new SaslFailure('not-authorized');
+    if (this.opts.passwordVerified) {
+      try {
+        await this.opts.passwordVerified(authcid, password);
+      } catch {
+        // Keys not completed now: the next PLAIN login tries again.
+      }
+    }
     const authzid = effectiveAuthzid(authzidRaw, authcid, this.opts.domain);
     return { username: authcid, ...(authzid !== undefined ? { authzid } : {}) };
   }

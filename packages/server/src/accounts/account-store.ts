@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Migration } from 'kysely';
+import { PostgresAdapter, sql, type Kysely, type Migration } from 'kysely';
 import {
   deriveScramCredentials,
   toBase64,
@@ -38,7 +38,43 @@ export const accountMigrations: Record<string, Migration> = {
       await db.schema.alterTable('accounts').addColumn('disabled_reason', 'text').execute();
     },
   },
+  // An account imported from another server may have the keys of one hash only (Prosody's
+  // internal_hashed and ejabberd keep one; docs/decisions/0015-imported-scram-keys.md): either
+  // column may be NULL, never both. The missing keys are derived at the next PLAIN login or
+  // password change. SQLite cannot drop NOT NULL in place: the table is rebuilt.
+  '0003-nullable-keys': {
+    async up(db: Kysely<any>) {
+      if (db.getExecutor().adapter instanceof PostgresAdapter) {
+        await sql`alter table accounts alter column scram_sha1 drop not null`.execute(db);
+        await sql`alter table accounts alter column scram_sha256 drop not null`.execute(db);
+        return;
+      }
+      await db.schema
+        .createTable('accounts_0003')
+        .addColumn('host', 'varchar(1023)', (c) => c.notNull())
+        .addColumn('username', 'varchar(1023)', (c) => c.notNull())
+        .addColumn('scram_sha1', 'text')
+        .addColumn('scram_sha256', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('disabled_at', 'bigint')
+        .addColumn('disabled_reason', 'text')
+        .addPrimaryKeyConstraint('accounts_pk', ['host', 'username'])
+        .execute();
+      await sql`insert into accounts_0003 (host, username, scram_sha1, scram_sha256, created_at, disabled_at, disabled_reason)
+        select host, username, scram_sha1, scram_sha256, created_at, disabled_at, disabled_reason from accounts`.execute(
+        db,
+      );
+      await db.schema.dropTable('accounts').execute();
+      await db.schema.alterTable('accounts_0003').renameTo('accounts').execute();
+    },
+  },
 };
+
+/** SCRAM keys of an account as another server stored them (an import): one hash or both. */
+export interface ImportedKeys {
+  'SHA-1'?: ScramCredentials;
+  'SHA-256'?: ScramCredentials;
+}
 
 /** What `AccountStore.info` says of an account. */
 export interface AccountInfo {
@@ -207,6 +243,122 @@ export class AccountStore {
     return Number(row?.n ?? 0);
   }
 
+  /**
+   * Creates an account from another server's data (`natter import`): with its SCRAM keys as they
+   * were (one hash or both), or with a password, which is derived into keys and not kept. With
+   * `replace`, an existing account's keys are overwritten (its other data stays). Throws
+   * AccountExistsError when it exists and `replace` is not set.
+   */
+  async importAccount(
+    username: string,
+    host: string,
+    credentials: { keys: ImportedKeys } | { password: string },
+    opts: { replace?: boolean; createdAt?: number } = {},
+  ): Promise<Jid> {
+    const account = AccountStore.account(username, host);
+    let keys: ImportedKeys;
+    if ('password' in credentials) {
+      if (credentials.password.length === 0) throw new Error('the password must not be empty');
+      const [sha1, sha256] = await Promise.all([
+        deriveScramCredentials('SHA-1', credentials.password, { iterations: this.options.iterations }),
+        deriveScramCredentials('SHA-256', credentials.password, { iterations: this.options.iterations }),
+      ]);
+      keys = { 'SHA-1': sha1, 'SHA-256': sha256 };
+    } else keys = credentials.keys;
+    if (!keys['SHA-1'] && !keys['SHA-256']) throw new Error('an account needs SCRAM keys or a password');
+    const row = {
+      scram_sha1: keys['SHA-1'] ? encode(keys['SHA-1']) : null,
+      scram_sha256: keys['SHA-256'] ? encode(keys['SHA-256']) : null,
+    };
+    const exists = await this.db
+      .selectFrom('accounts')
+      .select('username')
+      .where('host', '=', account.domain)
+      .where('username', '=', account.local)
+      .executeTakeFirst();
+    if (exists) {
+      if (!opts.replace) throw new AccountExistsError(`account ${account.toString()} already exists`);
+      await this.db
+        .updateTable('accounts')
+        .set(row)
+        .where('host', '=', account.domain)
+        .where('username', '=', account.local)
+        .execute();
+    } else {
+      await this.db
+        .insertInto('accounts')
+        .values({
+          host: account.domain,
+          username: account.local,
+          ...row,
+          created_at: opts.createdAt ?? Date.now(),
+        })
+        .execute();
+    }
+    this.missing.delete(`${account.local}@${account.domain}`);
+    return account;
+  }
+
+  /** Every SCRAM key the account has (for `natter export`); undefined when there is no account. */
+  async exportKeys(username: string, host: string): Promise<ImportedKeys | undefined> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select(['scram_sha1', 'scram_sha256'])
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const keys: ImportedKeys = {};
+    if (row.scram_sha1 !== null) keys['SHA-1'] = decode(row.scram_sha1 as string);
+    if (row.scram_sha256 !== null) keys['SHA-256'] = decode(row.scram_sha256 as string);
+    return keys;
+  }
+
+  /**
+   * Derives the keys an imported account lacks from its password, just proven (a PLAIN login):
+   * afterwards SCRAM-SHA-256 (and -PLUS) work for it too. A no-op, without derivation, when it
+   * has both. True when keys were added.
+   */
+  async completeKeys(username: string, host: string, password: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select(['scram_sha1', 'scram_sha256'])
+      .where('host', '=', host)
+      .where('username', '=', username)
+      .executeTakeFirst();
+    if (!row || (row.scram_sha1 !== null && row.scram_sha256 !== null)) return false;
+    let added = false;
+    for (const [hash, column] of [
+      ['SHA-1', 'scram_sha1'],
+      ['SHA-256', 'scram_sha256'],
+    ] as const) {
+      if (row[column] !== null) continue;
+      const keys = await deriveScramCredentials(hash, password, { iterations: this.options.iterations });
+      const r = await this.db
+        .updateTable('accounts')
+        .set({ [column]: encode(keys) })
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where(column, 'is', null)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) > 0) added = true;
+    }
+    return added;
+  }
+
+  /** How many accounts of a host lack the keys of one hash (imported, not logged in with PLAIN since). */
+  async countIncomplete(host: string): Promise<{ withoutSha1: number; withoutSha256: number }> {
+    const row = await this.db
+      .selectFrom('accounts')
+      .select([
+        sql<number>`sum(case when scram_sha1 is null then 1 else 0 end)`.as('no1'),
+        sql<number>`sum(case when scram_sha256 is null then 1 else 0 end)`.as('no256'),
+      ])
+      .where('host', '=', host)
+      .executeTakeFirst();
+    return { withoutSha1: Number(row?.no1 ?? 0), withoutSha256: Number(row?.no256 ?? 0) };
+  }
+
   /** The account's creation time and whether it is disabled; undefined when there is none. */
   async info(username: string, host: string): Promise<AccountInfo | undefined> {
     const account = AccountStore.account(username, host);
@@ -275,9 +427,10 @@ export class AccountStore {
       .where('username', '=', username)
       .executeTakeFirst();
     if (!row) return null;
-    return {
-      ...decode((hash === 'SHA-1' ? row.scram_sha1 : row.scram_sha256) as string),
-      disabled: row.disabled_at !== null,
-    };
+    const text = (hash === 'SHA-1' ? row.scram_sha1 : row.scram_sha256) as string | null;
+    // An imported account without keys for this hash: like an unknown user for this mechanism
+    // (the attempt fails as a wrong password would); PLAIN then tries the other hash.
+    if (text === null) return null;
+    return { ...decode(text), disabled: row.disabled_at !== null };
   }
 }

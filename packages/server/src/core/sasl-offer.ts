@@ -18,14 +18,23 @@ export interface SaslOffer {
 /**
  * SCRAM-*-PLUS is offered only where the transport can produce channel binding data (TLS
  * sockets; tls-exporter only on TLS 1.3), so a client never picks a -PLUS it cannot complete.
+ * `sha256` false (`auth.offerScramSha256`) withholds SCRAM-SHA-256(-PLUS): accounts imported with
+ * SCRAM-SHA-1 keys only then log in with clients that pick the strongest mechanism offered.
  */
-export function saslOffer(transport: Transport): SaslOffer {
+export function saslOffer(transport: Transport, sha256 = true): SaslOffer {
   const channelBindingTypes = transport.secure
     ? CHANNEL_BINDING_TYPES.filter((t) => transport.channelBinding?.(t) !== undefined)
     : [];
-  const plus: ServerMechanismName[] =
-    channelBindingTypes.length > 0 ? ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'] : [];
-  return { mechanisms: [...plus, 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'], channelBindingTypes };
+  const all: ServerMechanismName[] = [
+    ...(channelBindingTypes.length > 0 ? (['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS'] as const) : []),
+    'SCRAM-SHA-256',
+    'SCRAM-SHA-1',
+    'PLAIN',
+  ];
+  return {
+    mechanisms: sha256 ? all : all.filter((m) => !m.startsWith('SCRAM-SHA-256')),
+    channelBindingTypes,
+  };
 }
 
 /** `<mechanisms/>` and, with channel binding, XEP-0440's `<sasl-channel-binding/>`. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Database } from './database.js';
 import { AccountStore, accountMigrations, AccountExistsError } from '../accounts/account-store.js';
-import { createServerMechanism, createClientMechanism } from '@natter/protocol';
+import { createServerMechanism, createClientMechanism, deriveScramCredentials } from '@natter/protocol';
 import { createTestDatabase } from '../../test/support/postgres.js';
 
 interface Engine {
@@ -36,6 +36,44 @@ const engines: Engine[] = [
 
 for (const engine of engines) {
   describe(`storage on ${engine.name}`, () => {
+    test('accounts migration 0003 keeps every row; imported keys of one hash; completeKeys fills the other', async (t) => {
+      const opened = await engine.open();
+      if (!opened) return t.skip('PostgreSQL is not reachable');
+      const { db, cleanup } = opened;
+      try {
+        const { '0003-nullable-keys': _, ...before } = accountMigrations;
+        await db.migrate('accounts', before);
+        const old = new AccountStore(db.db, { iterations: 4096 });
+        await old.create('dora', 'example.com', 'pw-dora');
+        await old.setDisabled('dora', 'example.com', { reason: 'test' });
+        await db.migrate('accounts', accountMigrations);
+        const store = new AccountStore(db.db, { iterations: 4096 });
+        assert.equal((await store.info('dora', 'example.com'))?.disabled?.reason, 'test');
+        assert.ok((await store.scram('dora', 'example.com', 'SHA-256'))?.disabled);
+
+        const sha1 = await deriveScramCredentials('SHA-1', 'pw-eve', { iterations: 4096 });
+        await store.importAccount('eve', 'example.com', { keys: { 'SHA-1': sha1 } });
+        await assert.rejects(
+          store.importAccount('EVE', 'example.com', { keys: { 'SHA-1': sha1 } }),
+          AccountExistsError,
+        );
+        assert.equal(await store.scram('eve', 'example.com', 'SHA-256'), null);
+        assert.deepEqual((await store.scram('eve', 'example.com', 'SHA-1'))?.storedKey, sha1.storedKey);
+        assert.deepEqual(await store.countIncomplete('example.com'), { withoutSha1: 0, withoutSha256: 1 });
+        assert.equal(await store.completeKeys('eve', 'example.com', 'pw-eve'), true);
+        assert.equal(await store.completeKeys('eve', 'example.com', 'pw-eve'), false);
+        assert.ok(await store.scram('eve', 'example.com', 'SHA-256'));
+        assert.deepEqual(await store.countIncomplete('example.com'), { withoutSha1: 0, withoutSha256: 0 });
+        await assert.rejects(
+          store.importAccount('frank', 'example.com', { keys: {} }),
+          /SCRAM keys or a password/,
+        );
+      } finally {
+        await db.close();
+        await cleanup();
+      }
+    });
+
     test('accounts: create, refuse duplicates (case-insensitively), list, count, passwd, remove', async (t) => {
       const opened = await engine.open();
       if (!opened) return t.skip('PostgreSQL is not reachable');

@@ -76,7 +76,11 @@ export default defineModule({
 
     /** What the account's password is now, in a form that changes whenever it changes (new salt). */
     async function credentialsOf(account: Jid): Promise<string | undefined> {
-      const c = await ctx.accounts.scram(account.local, account.domain, 'SHA-256');
+      // An imported account may have SHA-1 keys only (docs/decisions/0015): its tokens then follow
+      // those, and end when a PLAIN login completes its SHA-256 keys (one password login more).
+      const c =
+        (await ctx.accounts.scram(account.local, account.domain, 'SHA-256')) ??
+        (await ctx.accounts.scram(account.local, account.domain, 'SHA-1'));
       if (!c) return undefined;
       return createHash('sha256').update(c.salt).update(c.storedKey).digest('hex').slice(0, 32);
     }

@@ -458,9 +458,25 @@ export class RosterStore {
   }
 
   /** Bulk import (administration, benchmarks): items replace existing ones; no pushes. */
-  async import(owner: string, items: RosterItem[]): Promise<void> {
+  /**
+   * Adds (or overwrites) items, and inbound subscription requests ("Pending In": the contact's
+   * bare JID and the `<presence type='subscribe'/>` as it would be stored), as one change.
+   */
+  async import(
+    owner: string,
+    items: RosterItem[],
+    pending: { contact: string; stanza: Element }[] = [],
+  ): Promise<void> {
     await this.withLock(owner, async (data) => {
       await this.db.transaction().execute(async (trx) => {
+        for (const p of pending) {
+          const stanza = p.stanza.toString();
+          await trx
+            .insertInto('roster_pending')
+            .values({ owner, contact: p.contact, stanza, created_at: Date.now() })
+            .onConflict((oc) => oc.columns(['owner', 'contact']).doUpdateSet({ stanza }))
+            .execute();
+        }
         for (const i of items) {
           const row = {
             name: i.name ?? null,

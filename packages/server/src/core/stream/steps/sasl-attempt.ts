@@ -50,7 +50,7 @@ export class SaslAttempt {
     this.mech = undefined;
     this.disabled = undefined;
     this.attempt = { mechanism: name };
-    const offer = saslOffer(stream.transport);
+    const offer = saslOffer(stream.transport, stream.server.config.auth.offerScramSha256);
     const offered = (offer.mechanisms as string[]).includes(name);
     const own = offered ? undefined : extra?.();
     if (!offered && !own) return new SaslFailure('invalid-mechanism', `mechanism ${name} is not offered`);
@@ -82,7 +82,19 @@ export class SaslAttempt {
           return keys;
         },
       },
-      channelBindingOptions(offer, stream.transport),
+      {
+        ...channelBindingOptions(offer, stream.transport),
+        // An imported account with one hash's keys gets the other's from a proven password
+        // (docs/decisions/0015-imported-scram-keys.md).
+        passwordVerified: async (username, password) => {
+          const account = jid(username, host.domain);
+          if (await stream.server.accounts.completeKeys(account.local, account.domain, password))
+            stream.server.log.info(
+              { account: account.toString() },
+              'imported account: SCRAM keys completed at a PLAIN login',
+            );
+        },
+      },
     );
     return undefined;
   }

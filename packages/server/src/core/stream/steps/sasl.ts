@@ -15,7 +15,9 @@ export class SaslStep implements NegotiationStep {
 
   features(): Element[] {
     if (!this.stream.credentialsAllowed()) return [];
-    return saslOfferFeatures(saslOffer(this.stream.transport));
+    return saslOfferFeatures(
+      saslOffer(this.stream.transport, this.stream.server.config.auth.offerScramSha256),
+    );
   }
 
   handle(el: Element): typeof NOT_MINE | void | Promise<void> {

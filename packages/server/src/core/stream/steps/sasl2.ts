@@ -52,7 +52,9 @@ export class Sasl2Step implements NegotiationStep {
       xml(
         'authentication',
         { xmlns: NS.sasl2 },
-        saslOffer(stream.transport).mechanisms.map((m) => xml('mechanism', null, m)),
+        saslOffer(stream.transport, stream.server.config.auth.offerScramSha256).mechanisms.map((m) =>
+          xml('mechanism', null, m),
+        ),
         xml('inline', null, inline),
       ),
     ];
