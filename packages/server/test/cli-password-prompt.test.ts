@@ -21,9 +21,11 @@ function atTerminal(args: string[], lines: string[]): Promise<{ code: number; ou
     .map((a) => `'${a.replace(/'/g, `'\\''`)}'`)
     .join(' ');
   return new Promise((resolve, reject) => {
-    const child = spawn('script', ['-qec', command, '/dev/null'], {
+    // `exec`: the CLI is the terminal's process itself, whatever shell script runs it with.
+    const child = spawn('script', ['-qec', `exec ${command}`, '/dev/null'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, SHELL: '/bin/sh' },
     });
     let output = '';
     let asked = 0;

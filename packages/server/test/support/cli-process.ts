@@ -30,7 +30,14 @@ export class CliProcess {
       via === 'pipe'
         ? spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
         : via === 'terminal'
-          ? spawn('script', ['-qec', command, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] })
+          ? // script runs the command with $SHELL -c (sh when unset, as on CI): `exec` makes Natter
+            // the terminal's foreground process itself, so Ctrl-C reaches it and no shell in
+            // between dies of the SIGINT (exit 130) while Natter shuts down cleanly.
+            spawn('script', ['-qec', `exec ${command}`, '/dev/null'], {
+              cwd: ROOT,
+              stdio: ['pipe', 'pipe', 'pipe'],
+              env: { ...process.env, SHELL: '/bin/sh' },
+            })
           : spawn('sh', ['-c', via.shell.replace('$NATTER', command)], {
               cwd: ROOT,
               stdio: ['ignore', 'pipe', 'pipe'],
