@@ -204,6 +204,25 @@ describe('the web console (/console/ on the admin listener): login, session cook
     );
   });
 
+  test('attempts sent all at once from one address are not all checked: one is, the others wait', async () => {
+    const attempts = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        http(port, '/console/api/login', {
+          body: { jid: 'admin@localhost', password: `guess ${i}` },
+          headers: { origin },
+          localAddress: '127.0.0.9',
+        }),
+      ),
+    );
+    const statuses = attempts.map((a) => a.status);
+    // Parallel guesses would all be checked if the wait were read before each check only.
+    assert.ok(
+      statuses.filter((s) => s === 401).length <= 2,
+      `checked at most twice (one at a time, then the delay holds): ${statuses.join(' ')}`,
+    );
+    assert.equal(statuses.filter((s) => s === 429).length + statuses.filter((s) => s === 401).length, 20);
+  });
+
   test('an account that is not in admins is refused, with the same answer as a wrong password', async () => {
     const a = await http(port, '/console/api/login', {
       body: { jid: 'bob@localhost', password: PW },

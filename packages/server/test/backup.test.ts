@@ -2,6 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import {
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -178,6 +179,19 @@ describe('backup, restore and storage copy', () => {
     const bad = await natter('restore', tampered, '--config', config, '--force');
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /does not match its manifest: accounts has 2 rows, not 3/);
+    // A manifest that names a directory outside the data directory: refused, nothing touched.
+    const outside = join(work, 'outside');
+    mkdirSync(outside, { recursive: true });
+    writeFileSync(join(outside, 'keep'), 'mine');
+    const crafted = join(work, 'crafted');
+    await natter('backup', crafted, '--config', config);
+    const c = JSON.parse(readFileSync(join(crafted, 'manifest.json'), 'utf8')) as { directories: string[] };
+    c.directories.push('../outside');
+    writeFileSync(join(crafted, 'manifest.json'), JSON.stringify(c));
+    const escape = await natter('restore', crafted, '--config', config, '--force');
+    assert.equal(escape.code, 2);
+    assert.match(escape.stderr, /names directories Natter does not back up \("\.\.\/outside"\)/);
+    assert.equal(readFileSync(join(outside, 'keep'), 'utf8'), 'mine');
   });
 
   test('restore after the database is lost: the server starts on it and users find their data', async () => {
@@ -211,18 +225,29 @@ describe('backup, restore and storage copy', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^accounts: 2 rows$/m);
     assert.match(r.stdout, /copied and verified \d+ rows into postgres:/);
-    const pgServer = await startTestServer({ storage: { engine: 'postgres', url: pgdb.url } }, { dataDir });
+    let pgServer = await startTestServer({ storage: { engine: 'postgres', url: pgdb.url } }, { dataDir });
     try {
-      const bob = await TestClient.login(pgServer, 'bob', PW, { resource: 'pg', presence: true });
-      const waiting = await bob.receive(
-        (e) => e.name === 'message' && e.getChildText('body') === 'while you were out',
-      );
-      assert.ok(waiting);
-      await bob.close();
       const alice2 = await TestClient.login(pgServer, 'alice', PW, { resource: 'pg' });
       assert.deepEqual(await rosterJids(alice2), ['bob@localhost']);
       assert.ok((await archivedBodies(alice2)).includes('archived hello'));
+      // New offline messages after the copied one: stored (ids past the copied ids, not colliding
+      // with them) and delivered after it.
+      for (const body of ['after the move 1', 'after the move 2'])
+        alice2.send(xml('message', { to: 'bob@localhost', type: 'chat' }, xml('body', null, body)));
+      await alice2.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
       await alice2.close();
+      await pgServer.stop();
+      pgServer = await startTestServer({ storage: { engine: 'postgres', url: pgdb.url } }, { dataDir });
+      const bob = await TestClient.login(pgServer, 'bob', PW, { resource: 'pg', presence: true });
+      const bodies: string[] = [];
+      for (let i = 0; i < 3; i++)
+        bodies.push(
+          (await bob.receive((e) => e.name === 'message' && e.getChild('body') !== undefined)).getChildText(
+            'body',
+          )!,
+        );
+      assert.deepEqual(bodies, ['while you were out', 'after the move 1', 'after the move 2']);
+      await bob.close();
     } finally {
       await pgServer.stop();
     }

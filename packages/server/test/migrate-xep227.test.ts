@@ -229,7 +229,9 @@ describe('natter import/export xep227 (XEP-0227)', () => {
   });
 
   test('export writes XEP-0227 v1.1 with SCRAM keys and no password, and imports into another server unchanged', async () => {
+    // Over an existing world-readable file: the keys must not stay readable by others.
     const file = join(dir, 'export.xml');
+    await writeFile(file, 'an older export', { mode: 0o644 });
     const r = await natter(server, 'export', 'xep227', file);
     assert.match(r.out[0]!, /exported 3 accounts of localhost/);
     assert.equal((await stat(file)).mode & 0o777, 0o600);

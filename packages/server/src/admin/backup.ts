@@ -175,6 +175,19 @@ export async function checkBackup(dir: string): Promise<Manifest> {
     throw new Error(
       `${dir} was written by a newer Natter (${manifest.natter}, format ${manifest.formatVersion})`,
     );
+  // The manifest names what restore copies into the data directory: only the names Natter writes,
+  // so that a crafted backup cannot reach outside it ("directories": ["../../.ssh"]).
+  if (manifest.database !== DATABASE_FILE)
+    throw new Error(
+      `${dir}: the manifest names the database ${JSON.stringify(manifest.database)}, not ${DATABASE_FILE}`,
+    );
+  const strange = (
+    Array.isArray(manifest.directories) ? manifest.directories : [String(manifest.directories)]
+  ).filter((d) => !(DATA_DIRS as readonly string[]).includes(d));
+  if (strange.length || !Array.isArray(manifest.directories))
+    throw new Error(
+      `${dir}: the manifest names directories Natter does not back up (${strange.map((d) => JSON.stringify(d)).join(', ')}); only ${DATA_DIRS.join(', ')}`,
+    );
   const dbFile = join(resolve(dir), manifest.database);
   if (!existsSync(dbFile)) throw new Error(`the backup's database ${dbFile} is missing`);
   const problem = sqliteIntegrity(dbFile);
@@ -234,7 +247,7 @@ export async function restore(
         renameSync(target + suffix, `${target}.before-restore-${stamp}${suffix}`);
   }
   renameSync(tmp, target);
-  for (const name of manifest.directories) {
+  for (const name of DATA_DIRS.filter((d) => manifest.directories.includes(d))) {
     const to = join(resolve(config.dataDir), name);
     if (existsSync(to)) movedAside.push(moveAside(to, stamp));
     cpSync(join(resolve(dir), name), to, { recursive: true, preserveTimestamps: true });

@@ -210,6 +210,23 @@ export class MigrationWriter {
       if (err instanceof AccountExistsError) return { kind: 'exists' };
       return { kind: 'failed', reason: (err as Error).message };
     }
+    try {
+      await this.writeData(user, owner);
+    } catch (err) {
+      // The account without its data would be skipped as existing by the next run: a new account
+      // is taken back, so that importing again brings it whole (a replaced one is kept: rerun
+      // with --replace).
+      if (!this.opts.replace) await this.accounts.remove(user.username, user.host).catch(() => false);
+      return {
+        kind: 'failed',
+        reason: `its data could not be written (${(err as Error).message}); ${this.opts.replace ? 'the account was replaced: import it again with --replace' : 'the account was not kept: import it again'}`,
+      };
+    }
+    return keys;
+  }
+
+  /** Roster, vCard, private XML and offline messages of an account just written. */
+  private async writeData(user: MigratedUser, owner: string): Promise<void> {
     if (user.roster.length > 0 || user.pending.length > 0)
       await this.roster.import(owner, user.roster, user.pending);
     if (user.vcard) {
@@ -234,7 +251,6 @@ export class MigrationWriter {
     if (this.opts.replace && user.offline.length > 0) await this.offline.removeAll(owner);
     for (const m of user.offline)
       await this.offline.add(owner, m.stanza.toString(), m.storedAt ?? Date.now());
-    return keys;
   }
 }
 

@@ -1,6 +1,6 @@
 // XEP-0227 (Portable Import/Export Format, v1.1): reading (streamed, one <user/> in memory at a
 // time, XInclude of relative files) into MigratedUser records, and writing Natter's accounts out.
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fchmodSync, openSync, type WriteStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -388,8 +388,11 @@ export class Xep227Writer {
   private hostOpen = false;
 
   constructor(file: string) {
-    // The file holds password keys: readable by its owner only (XEP-0227 §6).
-    this.out = createWriteStream(file, { mode: 0o600 });
+    // The file holds password keys: readable by its owner only (XEP-0227 §6), also when it
+    // replaces an existing file (whose mode the open would keep).
+    const fd = openSync(file, 'w', 0o600);
+    fchmodSync(fd, 0o600);
+    this.out = createWriteStream(file, { fd });
   }
 
   private async put(text: string): Promise<void> {

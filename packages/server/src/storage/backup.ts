@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresAdapter, SqliteDialect, sql } from 'kysely';
 
 /**
  * Storage-level pieces of `natter backup`, `natter restore` and `natter storage copy`
@@ -156,6 +156,9 @@ export async function copyTables(
     const missing = source.get(t)!.filter((c) => !have.includes(c));
     if (missing.length) throw new Error(`the target's table ${t} lacks the columns ${missing.join(', ')}`);
   }
+  const serialColumns = (await to.introspection.getTables())
+    .filter((t) => tables.includes(t.name))
+    .flatMap((t) => t.columns.filter((c) => c.isAutoIncrementing).map((c) => [t.name, c.name] as const));
   const counts = await rowCounts(from, tables);
   const nonEmpty = Object.entries(await rowCounts(to, tables)).filter(([, n]) => n > 0);
   if (nonEmpty.length)
@@ -182,6 +185,14 @@ export async function copyTables(
       }
       await flush();
     }
+    // The rows came with their ids, so PostgreSQL's sequences never moved: set each past the
+    // largest id copied, or the next row stored (an offline message) would collide with a copied
+    // one or sort before it.
+    if (to.getExecutor().adapter instanceof PostgresAdapter)
+      for (const [t, c] of serialColumns)
+        await sql`select setval(pg_get_serial_sequence(${t}, ${c}), coalesce(max(${sql.ref(c)}), 0) + 1, false) from ${sql.table(t)}`.execute(
+          trx,
+        );
   });
   const after = await rowCounts(to, tables);
   for (const t of tables) {

@@ -82,6 +82,8 @@ type ApiHandler = (r: ApiRequest) => Promise<unknown> | unknown;
 export class WebConsole {
   readonly sessions: ConsoleSessions;
   private readonly delays = new LoginDelays();
+  /** Addresses (by /64) whose login is being checked right now. */
+  private readonly checking = new Set<string>();
   private readonly api: Map<string, ApiHandler>;
 
   constructor(
@@ -259,6 +261,29 @@ export class WebConsole {
         'retry-after': String(seconds),
       });
     }
+    // One check at a time per address: the wait above is read before the (slow) password check
+    // and a failure counted after it, so parallel attempts would all pass the same wait.
+    if (this.checking.has(who)) {
+      this.failed(address, given, 'temporary-auth-failure', false);
+      throw new ConsoleError(429, 'a login from your address is being checked: try again in 1 s', {
+        'retry-after': '1',
+      });
+    }
+    this.checking.add(who);
+    try {
+      await this.authenticate(res, address, who, given, password);
+    } finally {
+      this.checking.delete(who);
+    }
+  }
+
+  private async authenticate(
+    res: ServerResponse,
+    address: string,
+    who: string,
+    given: string,
+    password: string,
+  ): Promise<void> {
     let account: Jid | undefined;
     try {
       const j = parseJid(given);
