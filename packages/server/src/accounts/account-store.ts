@@ -68,6 +68,21 @@ export const accountMigrations: Record<string, Migration> = {
       await db.schema.alterTable('accounts_0003').renameTo('accounts').execute();
     },
   },
+  // The web console's login sessions (admin/console/console-sessions.ts), shared by every worker
+  // and node: the SHA-256 of the cookie value, never the value itself.
+  '0004-console-sessions': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('console_sessions')
+        .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('jid', 'varchar(3071)', (c) => c.notNull())
+        .addColumn('csrf', 'varchar(64)', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_seen', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('console_sessions_jid').on('console_sessions').column('jid').execute();
+    },
+  },
 };
 
 /** SCRAM keys of an account as another server stored them (an import): one hash or both. */

@@ -81,6 +81,46 @@ function scrape(port: number, timeoutMs = 10_000): Promise<{ status: number; bod
   });
 }
 
+/** A console request over a new connection (node:cluster hands each one to a worker in turn). */
+function consoleRequest(
+  port: number,
+  path: string,
+  opts: { cookie?: string; body?: unknown } = {},
+): Promise<{ status: number; body: Record<string, unknown>; cookie?: string }> {
+  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        agent: false,
+        method: body === undefined ? 'GET' : 'POST',
+        headers: {
+          origin: `http://127.0.0.1:${port}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...(opts.cookie ? { cookie: opts.cookie } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          const set = res.headers['set-cookie']?.[0];
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(text || '{}') as Record<string, unknown>,
+            ...(set ? { cookie: set.split(';')[0]! } : {}),
+          });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 let dir: string;
 let server: ServeProcess;
 let adminPort = 0;
@@ -119,6 +159,7 @@ before(async () => {
         { type: 'admin', port: 0, host: '127.0.0.1' },
       ],
       s2s: { enabled: false },
+      admins: ['romeo@localhost'],
       modules: { ping: { idleMs: 0 } },
       log: { level: 'info' },
     }),
@@ -197,6 +238,52 @@ describe('natter serve --workers 2: /metrics reports the whole machine', () => {
           `${n} (plotted by the dashboard) is scraped`,
         );
     }
+  });
+
+  test('the web console: a login on one worker holds on both; its sessions page lists the whole machine; a logout ends it on both', async () => {
+    const login = await consoleRequest(adminPort, '/console/api/login', {
+      body: { jid: 'romeo@localhost', password: PW },
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    const cookie = login.cookie!;
+    // Eight requests over new connections: both workers take some (in turn).
+    for (let i = 0; i < 8; i++) {
+      const r = await consoleRequest(adminPort, '/console/api/sessions', { cookie });
+      assert.equal(r.status, 200, `request ${i + 1}: ${JSON.stringify(r.body)}`);
+      assert.equal((r.body.sessions as unknown[]).length, SESSIONS);
+    }
+    const out = await consoleRequest(adminPort, '/console/api/logout', {
+      cookie,
+      body: {},
+    });
+    assert.equal(out.status, 403, 'a logout needs the CSRF token');
+    const csrf = login.body.csrf as string;
+    const logout = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: adminPort,
+          path: '/console/api/logout',
+          method: 'POST',
+          agent: false,
+          headers: {
+            origin: `http://127.0.0.1:${adminPort}`,
+            'content-type': 'application/json',
+            'x-csrf-token': csrf,
+            cookie,
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end('{}');
+    });
+    assert.equal(logout, 200);
+    for (let i = 0; i < 4; i++)
+      assert.equal((await consoleRequest(adminPort, '/console/api/sessions', { cookie })).status, 401);
   });
 
   test('a worker that does not answer (SIGSTOP) is left out after 2 s, and the scrape says so', async () => {

@@ -1,48 +1,101 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { accountMigrations } from '../../accounts/account-store.js';
+import { Database } from '../../storage/database.js';
 import { ConsoleSessions, LoginDelays, delayAfter, sameCsrf } from './console-sessions.js';
 
-describe('web console sessions and login delays (fake clock)', () => {
-  test('a session ends after its idle time without use, and at its absolute age even when used', () => {
+/** The sessions over real (in-memory SQLite) storage with the server's own migrations. */
+async function sessionsOn(
+  idleMs: number,
+  maxAgeMs: number,
+  now?: () => number,
+): Promise<{ sessions: ConsoleSessions; database: Database; other: ConsoleSessions }> {
+  const database = Database.open({ engine: 'sqlite', path: ':memory:' });
+  await database.migrate('accounts', accountMigrations);
+  // A second instance on the same storage: another worker of the same machine.
+  return {
+    sessions: new ConsoleSessions(database.db, idleMs, maxAgeMs, now),
+    other: new ConsoleSessions(database.db, idleMs, maxAgeMs, now),
+    database,
+  };
+}
+
+describe('web console sessions (in storage, fake clock) and login delays', () => {
+  test('a session ends after its idle time without use, and at its absolute age even when used', async () => {
     let now = 0;
-    const sessions = new ConsoleSessions(30 * 60_000, 12 * 3600_000, () => now);
-    const { id, session } = sessions.create('admin@example.com');
+    const { sessions, database } = await sessionsOn(30 * 60_000, 12 * 3600_000, () => now);
+    const { id, session } = await sessions.create('admin@example.com');
     assert.match(id, /^[A-Za-z0-9_-]{43}$/);
     assert.notEqual(session.csrf, id);
     now = 29 * 60_000;
-    assert.equal(sessions.use(id)?.jid, 'admin@example.com', 'used within the idle time');
+    assert.equal((await sessions.use(id))?.jid, 'admin@example.com', 'used within the idle time');
     now += 30 * 60_000;
-    assert.equal(sessions.use(id), undefined, 'idle for 30 minutes');
+    assert.equal(await sessions.use(id), undefined, 'idle for 30 minutes');
 
     now = 0;
-    const kept = sessions.create('admin@example.com');
+    const kept = await sessions.create('admin@example.com');
     for (now = 0; now < 12 * 3600_000; now += 20 * 60_000)
-      assert.ok(sessions.use(kept.id), `alive at ${now / 60_000} min`);
+      assert.ok(await sessions.use(kept.id), `alive at ${now / 60_000} min`);
     now = 12 * 3600_000;
-    assert.equal(sessions.use(kept.id), undefined, 'twelve hours after the login');
+    assert.equal(await sessions.use(kept.id), undefined, 'twelve hours after the login');
+    await database.close();
   });
 
-  test('logout and endAll forget sessions; an unknown or missing cookie is no session', () => {
-    const sessions = new ConsoleSessions(60_000, 3600_000);
-    const a = sessions.create('a@example.com');
-    const b = sessions.create('b@example.com');
-    const a2 = sessions.create('a@example.com');
-    sessions.end(a.id);
-    assert.equal(sessions.use(a.id), undefined);
-    sessions.endAll('a@example.com');
-    assert.equal(sessions.use(a2.id), undefined);
-    assert.ok(sessions.use(b.id));
-    assert.equal(sessions.use(undefined), undefined);
-    assert.equal(sessions.use('x'.repeat(43)), undefined);
+  test('logout and endAll forget sessions; an unknown or missing cookie is no session', async () => {
+    const { sessions, database } = await sessionsOn(60_000, 3600_000);
+    const a = await sessions.create('a@example.com');
+    const b = await sessions.create('b@example.com');
+    const a2 = await sessions.create('a@example.com');
+    await sessions.end(a.id);
+    assert.equal(await sessions.use(a.id), undefined);
+    await sessions.endAll('a@example.com');
+    assert.equal(await sessions.use(a2.id), undefined);
+    assert.ok(await sessions.use(b.id));
+    assert.equal(await sessions.use(undefined), undefined);
+    assert.equal(await sessions.use('x'.repeat(43)), undefined);
+    await database.close();
   });
 
-  test('the CSRF token is compared whole', () => {
-    const sessions = new ConsoleSessions(60_000, 3600_000);
-    const { session } = sessions.create('a@example.com');
+  test('another instance on the same storage (another worker) knows the session, its use and its end; the cookie itself is not stored', async () => {
+    let now = 0;
+    const { sessions, other, database } = await sessionsOn(60_000, 3600_000, () => now);
+    const { id, session } = await sessions.create('a@example.com');
+    assert.deepEqual(await other.use(id), { ...session, lastSeen: 0 });
+    // Used through the other one for 50 s at a time: the idle time restarts for both.
+    for (now = 50_000; now < 200_000; now += 50_000) assert.ok(await other.use(id));
+    assert.ok(await sessions.use(id), 'kept alive by the use the other instance saw');
+    const rows = await database.db.selectFrom('console_sessions').selectAll().execute();
+    assert.equal(rows.length, 1);
+    assert.ok(!JSON.stringify(rows).includes(id), 'the cookie value is not in the database');
+    await other.end(id);
+    assert.equal(await sessions.use(id), undefined, 'a logout on one ends it on all');
+    await database.close();
+  });
+
+  test('at most 1000 sessions: the least recently used goes first', async () => {
+    let now = 0;
+    const { sessions, database } = await sessionsOn(3600_000, 24 * 3600_000, () => now);
+    const first = await sessions.create('a@example.com');
+    now++;
+    const second = await sessions.create('a@example.com');
+    now++;
+    assert.ok(await sessions.use(first.id));
+    for (let i = 0; i < 998; i++) await sessions.create('b@example.com');
+    now++;
+    await sessions.create('c@example.com');
+    assert.ok(await sessions.use(first.id), 'recently used: kept');
+    assert.equal(await sessions.use(second.id), undefined, 'least recently used: dropped');
+    await database.close();
+  });
+
+  test('the CSRF token is compared whole', async () => {
+    const { sessions, database } = await sessionsOn(60_000, 3600_000);
+    const { session } = await sessions.create('a@example.com');
     assert.ok(sameCsrf(session.csrf, session));
     assert.ok(!sameCsrf(session.csrf.slice(1), session));
     assert.ok(!sameCsrf(undefined, session));
     assert.ok(!sameCsrf('', session));
+    await database.close();
   });
 
   test('failed logins make the address wait longer each time, up to 5 minutes; a success clears it', () => {

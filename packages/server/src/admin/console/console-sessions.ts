@@ -1,9 +1,13 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
 
 /**
- * The web console's login sessions and its per-address login delays, in memory (a restart logs
- * every administrator out). A session is known by the SHA-256 of its cookie value, so that looking
- * one up reveals nothing through timing about the values that exist.
+ * The web console's login sessions, in the server's storage (table `console_sessions`, migration
+ * accounts/0004): every worker of `--workers N`, and every node of a cluster on PostgreSQL, knows
+ * every session, so a page's requests may reach any of them (node:cluster hands each connection to
+ * the next worker). A session is stored under the SHA-256 of its cookie value: the database (and a
+ * backup of it) holds no cookie that would log anyone in, and a lookup reveals nothing through
+ * timing about the values that exist. The per-address login delays stay in memory (below).
  */
 
 /** Most sessions kept at once: past it, the least recently used one is dropped. */
@@ -18,73 +22,106 @@ export interface ConsoleSession {
   lastSeen: number;
 }
 
-export class ConsoleSessions {
-  private readonly byHash = new Map<string, ConsoleSession>();
+interface Row {
+  id_hash: string;
+  jid: string;
+  csrf: string;
+  created_at: number | string;
+  last_seen: number | string;
+}
 
+export class ConsoleSessions {
   /**
    * @param idleMs a session unused this long ends
    * @param maxAgeMs a session ends this long after its login, used or not
    */
   constructor(
+    private readonly db: Kysely<any>,
     private readonly idleMs: number,
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** A new session: its cookie value (256 random bits) and the session. */
-  create(jid: string): { id: string; session: ConsoleSession } {
-    this.sweep();
-    if (this.byHash.size >= MAX_SESSIONS) {
-      const oldest = this.byHash.keys().next().value;
-      if (oldest !== undefined) this.byHash.delete(oldest);
+  async create(jid: string): Promise<{ id: string; session: ConsoleSession }> {
+    await this.sweep();
+    const [{ n }] = (await this.db
+      .selectFrom('console_sessions')
+      .select((e) => e.fn.countAll<number | string>().as('n'))
+      .execute()) as [{ n: number | string }];
+    if (Number(n) >= MAX_SESSIONS) {
+      const oldest = await this.db
+        .selectFrom('console_sessions')
+        .select('id_hash')
+        .orderBy('last_seen')
+        .limit(Number(n) - MAX_SESSIONS + 1)
+        .execute();
+      await this.db
+        .deleteFrom('console_sessions')
+        .where(
+          'id_hash',
+          'in',
+          oldest.map((r) => r.id_hash as string),
+        )
+        .execute();
     }
     const id = randomBytes(32).toString('base64url');
     const t = this.now();
     const session = { jid, csrf: randomBytes(32).toString('base64url'), createdAt: t, lastSeen: t };
-    this.byHash.set(hash(id), session);
+    await this.db
+      .insertInto('console_sessions')
+      .values({ id_hash: hash(id), jid, csrf: session.csrf, created_at: t, last_seen: t })
+      .execute();
     return { id, session };
   }
 
   /** The live session of a cookie value, its idle time restarted; undefined when none or expired. */
-  use(id: string | undefined): ConsoleSession | undefined {
+  async use(id: string | undefined): Promise<ConsoleSession | undefined> {
     if (!id) return undefined;
     const key = hash(id);
-    const s = this.byHash.get(key);
-    if (!s) return undefined;
+    const row = (await this.db
+      .selectFrom('console_sessions')
+      .selectAll()
+      .where('id_hash', '=', key)
+      .executeTakeFirst()) as Row | undefined;
+    if (!row) return undefined;
+    const s: ConsoleSession = {
+      jid: row.jid,
+      csrf: row.csrf,
+      createdAt: Number(row.created_at),
+      lastSeen: Number(row.last_seen),
+    };
     const t = this.now();
     if (this.expired(s, t)) {
-      this.byHash.delete(key);
+      await this.db.deleteFrom('console_sessions').where('id_hash', '=', key).execute();
       return undefined;
     }
     s.lastSeen = t;
-    // Most recently used last: the eviction above drops the least recently used.
-    this.byHash.delete(key);
-    this.byHash.set(key, s);
+    await this.db.updateTable('console_sessions').set({ last_seen: t }).where('id_hash', '=', key).execute();
     return s;
   }
 
   /** Ends the session of a cookie value (logout). */
-  end(id: string | undefined): void {
-    if (id) this.byHash.delete(hash(id));
+  async end(id: string | undefined): Promise<void> {
+    if (id) await this.db.deleteFrom('console_sessions').where('id_hash', '=', hash(id)).execute();
   }
 
   /** Ends every session of an administrator (removed from `admins`, or disabled). */
-  endAll(jid: string): void {
-    for (const [k, s] of this.byHash) if (s.jid === jid) this.byHash.delete(k);
-  }
-
-  get size(): number {
-    this.sweep();
-    return this.byHash.size;
+  async endAll(jid: string): Promise<void> {
+    await this.db.deleteFrom('console_sessions').where('jid', '=', jid).execute();
   }
 
   private expired(s: ConsoleSession, t: number): boolean {
     return t - s.lastSeen >= this.idleMs || t - s.createdAt >= this.maxAgeMs;
   }
 
-  private sweep(): void {
+  /** Forgets the sessions that have ended (idle too long, or too old). */
+  private async sweep(): Promise<void> {
     const t = this.now();
-    for (const [k, s] of this.byHash) if (this.expired(s, t)) this.byHash.delete(k);
+    await this.db
+      .deleteFrom('console_sessions')
+      .where((e) => e.or([e('last_seen', '<=', t - this.idleMs), e('created_at', '<=', t - this.maxAgeMs)]))
+      .execute();
   }
 }
 

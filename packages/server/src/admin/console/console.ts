@@ -91,7 +91,7 @@ export class WebConsole {
     options: ConsoleOptions,
     reports: ConsoleReports,
   ) {
-    this.sessions = new ConsoleSessions(options.idleTimeout * 1000, options.maxAge * 1000);
+    this.sessions = new ConsoleSessions(core.database.db, options.idleTimeout * 1000, options.maxAge * 1000);
     const command =
       (id: string): ApiHandler =>
       ({ query, body, actor }) => {
@@ -150,7 +150,7 @@ export class WebConsole {
     if (method === 'GET' || method === 'HEAD') {
       const asset = ASSETS[path];
       if (asset) {
-        if (origin !== undefined) this.requireSession(req);
+        if (origin !== undefined) await this.requireSession(req);
         res.writeHead(200, { 'content-type': asset.type });
         res.end(method === 'HEAD' ? undefined : asset.body);
         return;
@@ -169,9 +169,9 @@ export class WebConsole {
     const handler = this.api.get(key);
     if (!handler) {
       if (path === '/console/api/logout' && method === 'POST') {
-        const session = this.requireSession(req);
+        const session = await this.requireSession(req);
         requireChange(req, session);
-        this.sessions.end(cookie(req));
+        await this.sessions.end(cookie(req));
         this.core.log.info({ jid: session.jid }, 'console logout');
         json(res, 200, {}, { 'set-cookie': clearCookie() });
         return;
@@ -194,11 +194,11 @@ export class WebConsole {
   }
 
   /** The live session of the request's cookie, its admin still in `admins`; else 401. */
-  private requireSession(req: IncomingMessage): ConsoleSession {
-    const session = this.sessions.use(cookie(req));
+  private async requireSession(req: IncomingMessage): Promise<ConsoleSession> {
+    const session = await this.sessions.use(cookie(req));
     if (!session) throw new ConsoleError(401, 'log in first (no session, or it expired)');
     if (!this.isAdmin(session.jid)) {
-      this.sessions.endAll(session.jid);
+      await this.sessions.endAll(session.jid);
       throw new ConsoleError(401, `${session.jid} is no longer an administrator (admins)`);
     }
     return session;
@@ -209,11 +209,11 @@ export class WebConsole {
    * API request: disabling or removing an admin ends their console sessions too).
    */
   private async requireLiveSession(req: IncomingMessage): Promise<ConsoleSession> {
-    const session = this.requireSession(req);
+    const session = await this.requireSession(req);
     const account = parseJid(session.jid);
     const info = await this.core.accounts.info(account.local, account.domain);
     if (!info || info.disabled) {
-      this.sessions.endAll(session.jid);
+      await this.sessions.endAll(session.jid);
       throw new ConsoleError(401, `${session.jid} is disabled or removed`);
     }
     return session;
@@ -299,7 +299,7 @@ export class WebConsole {
     }
     this.delays.succeeded(who);
     this.core.metrics.authSucceeded('console');
-    const { id, session } = this.sessions.create(account.toString());
+    const { id, session } = await this.sessions.create(account.toString());
     this.core.log.info({ jid: session.jid, ip: ipKey(address, 128) }, 'console login');
     json(res, 200, this.describe(session), {
       'set-cookie': `${CONSOLE_COOKIE}=${id}; Path=/console; HttpOnly; SameSite=Strict`,
