@@ -8,6 +8,7 @@ import type { OfflineApi } from './offline.js';
 import { shouldStore } from './xep-0160-policy.js';
 import { parseElement } from '@natter/xml';
 import { builtinModules } from '../index.js';
+import { sql } from 'kysely';
 
 const PW = 'secret-password';
 /** Only the modules under test (other modules' hooks would change what the clients see). */
@@ -119,6 +120,44 @@ describe('offline messages (XEP-0160, XEP-0203)', () => {
     assert.ok(error?.getChild('service-unavailable', NS.stanzas));
     assert.match(error?.getChildText('text', NS.stanzas) ?? '', /full/);
     assert.equal(await api().count(`${juliet}@localhost`), 3);
+    await romeo.close();
+  });
+
+  test('XEP-0160: when storage fails the sender gets internal-server-error, not silence; later messages are stored again', async () => {
+    const juliet = await fresh();
+    const owner = `${juliet}@localhost`;
+    const db = server.core.database.db;
+    // A storage that refuses this account's rows, as a full disk or a broken table would.
+    if (server.core.database.engine === 'postgres') {
+      await sql`create function natter_test_refuse() returns trigger language plpgsql as $$
+        begin raise exception 'disk full (test)'; end $$`.execute(db);
+      await sql`create trigger natter_test_refuse before insert on offline_messages for each row
+        when (new.owner = ${sql.lit(owner)}) execute function natter_test_refuse()`.execute(db);
+    } else
+      await sql`create trigger natter_test_refuse before insert on offline_messages
+        when new.owner = ${sql.lit(owner)} begin select raise(fail, 'disk full (test)'); end`.execute(db);
+    const romeo = await TestClient.login(server, 'romeo', PW, { resource: 'f', presence: true });
+    try {
+      romeo.send(xml('message', { to: owner, type: 'chat', id: 'lost?' }, xml('body', null, 'keep me')));
+      const err = await romeo.receive((e) => e.name === 'message' && e.attrs.type === 'error');
+      assert.equal(err.attrs.id, 'lost?');
+      assert.equal(err.attrs.from, owner);
+      assert.ok(err.getChild('error')?.getChild('internal-server-error', NS.stanzas));
+      assert.match(err.getChild('error')?.getChildText('text', NS.stanzas) ?? '', /could not be stored/);
+    } finally {
+      await sql`drop trigger natter_test_refuse${sql.raw(server.core.database.engine === 'postgres' ? ' on offline_messages' : '')}`.execute(
+        db,
+      );
+      if (server.core.database.engine === 'postgres')
+        await sql`drop function natter_test_refuse()`.execute(db);
+    }
+    romeo.send(msg(owner, 'after the repair'));
+    const end = Date.now() + 10_000;
+    while ((await api().count(owner)) < 1) {
+      assert.ok(Date.now() < end, 'the message after the repair is stored');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await romeo.nothing((e) => e.name === 'message' && e.attrs.type === 'error', 100);
     await romeo.close();
   });
 

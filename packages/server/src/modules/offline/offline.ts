@@ -71,11 +71,20 @@ export default defineModule({
       if (!shouldStore(ev.stanza)) return false; // the core answers service-unavailable (error, headline…) or drops
       const owner = ev.to.toBareString();
       const stanza = ev.stanza.toString();
-      const stored = await inOrder(owner, async () => {
-        if ((await store.count(owner)) >= quota) return false;
-        await store.add(owner, stanza, Date.now());
+      let stored: boolean;
+      try {
+        stored = await inOrder(owner, async () => {
+          if ((await store.count(owner)) >= quota) return false;
+          await store.add(owner, stanza, Date.now());
+          return true;
+        });
+      } catch (err) {
+        // Storage failed (a broken connection, a full disk): the sender is told, so that the
+        // message is not lost silently; it may send again.
+        ctx.log.error({ err, to: owner }, 'an offline message could not be stored');
+        ctx.bounce(ev, 'internal-server-error', 'the message could not be stored for the offline recipient');
         return true;
-      });
+      }
       if (!stored) ctx.bounce(ev, 'service-unavailable', 'the recipient’s offline message storage is full');
       return true;
     });
