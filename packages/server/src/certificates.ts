@@ -1,4 +1,15 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import type { Config } from './config.js';
@@ -27,6 +38,35 @@ export function importedCertificates(dataDir: string): { cert: string; key: stri
     .sort()
     .map((f) => ({ cert: join(dir, f), key: join(dir, `${f.slice(0, -'.crt'.length)}.key`) }))
     .filter((f) => existsSync(f.key));
+}
+
+/**
+ * Writes `data` to `path` through a temporary file and a rename: a reader sees the old or the new
+ * file. The directory belongs to the server's user while this may run as root (certbot's deploy
+ * hook), so the temporary name is random and created exclusively (O_EXCL: a symlink planted there
+ * is refused, never followed), and its mode and owner are set on the open descriptor.
+ */
+export function writeAtomic(
+  path: string,
+  data: Buffer,
+  mode: number,
+  owner?: { uid: number; gid: number },
+): void {
+  const tmp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
+  // Refused if anything is there already; nothing of ours to remove then.
+  let fd: number | undefined = openSync(tmp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, mode); // whatever the umask
+    if (owner) fchownSync(fd, owner.uid, owner.gid);
+    writeFileSync(fd, data);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** What a reload did to one certificate (one log line each). */

@@ -81,6 +81,31 @@ describe('natter check warnings', () => {
     assert.deepEqual(warn({ hosts: ['localhost', 'chat.localhost', '127.0.0.1'], listeners: [] }), []);
   });
 
+  test('with tls.acme the domains it obtains certificates for are covered; without an http listener on port 80 it says so', () => {
+    const acme = { agreeToTerms: true as const };
+    one(
+      { hosts: ['example.org'], listeners: [], tls: { acme } },
+      /^tls\.acme: .*port 80.*\{ type: http, port: 80 \}/,
+    );
+    assert.deepEqual(
+      warn({
+        hosts: ['example.org'],
+        listeners: [{ type: 'http', port: 80, host: '127.0.0.1' }],
+        tls: { acme },
+      }),
+      [],
+    );
+    // Only the domains it is told to get: the other one gets the generated certificate.
+    one(
+      {
+        hosts: ['example.org', 'example.net'],
+        listeners: [{ type: 'http', port: 80, host: '127.0.0.1' }],
+        tls: { acme: { ...acme, domains: ['example.org'] } },
+      },
+      /^tls\.cert: .* example\.net gets a generated self-signed/,
+    );
+  });
+
   test('a domain whose certificate was imported into dataDir/certs (natter cert import) is covered', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'natter-check-'));
     try {

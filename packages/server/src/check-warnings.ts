@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { acquirable } from './acme/acme-domains.js';
 import { ConfigError, findConfigFile, loadConfigFile, parseConfig, type Config } from './config.js';
 import { isLoopbackHost } from './listeners/loopback.js';
 
@@ -46,10 +47,18 @@ export function configWarnings(config: Config): string[] {
     warnings.push(
       'auth.offerScramSha256: false withholds SCRAM-SHA-256 from every account; it is meant for the weeks after importing accounts with SCRAM-SHA-1 keys only (docs/migration.md): turn it back on once their users have logged in with PLAIN or changed their passwords',
     );
-  // Domains with a certificate imported into dataDir/certs (`natter cert import`) are covered.
+  // Domains with a certificate imported into dataDir/certs (`natter cert import`), or obtained by
+  // ACME (tls.acme), are covered.
+  const acme = config.tls.acme;
+  const byAcme = (h: string) =>
+    acme !== undefined && (acme.domains ? acme.domains.includes(h) : acquirable(h));
   const uncovered = external.filter(
-    (h) => !existsSync(join(resolve(config.dataDir), 'certs', `${h.toLowerCase()}.crt`)),
+    (h) => !byAcme(h) && !existsSync(join(resolve(config.dataDir), 'certs', `${h.toLowerCase()}.crt`)),
   );
+  if (acme && !config.listeners.some((l) => l.type === 'http' && l.port === 80))
+    warnings.push(
+      'tls.acme: the CA validates HTTP-01 challenges on port 80 (RFC 8555 §8.3), and no http listener is on port 80: add one ({ type: http, port: 80 }), or forward port 80 to an http listener',
+    );
   if (config.tls.cert === undefined && config.tls.certificates.length === 0 && uncovered.length > 0)
     warnings.push(
       `tls.cert: not set, so ${uncovered.join(', ')} get${uncovered.length === 1 ? 's' : ''} a generated self-signed certificate that clients and servers will not trust; set tls.cert and tls.key (or tls.certificates) to a CA-issued certificate, or import certbot's with natter cert import`,

@@ -355,6 +355,41 @@ export const configSchema = z
          * domain, e.g. certbot's live directories. The default (tls.cert/tls.key) otherwise.
          */
         certificates: z.array(z.object({ cert: z.string(), key: z.string() }).strict()).default([]),
+        /**
+         * Certificates from an ACME CA (RFC 8555), HTTP-01 on the http listeners, renewed before
+         * they expire and served without a restart (docs/certificates.md). Off unless given.
+         */
+        acme: z
+          .object({
+            /** `letsencrypt` (default), `letsencrypt-staging`, or a directory URL (step-ca, …). */
+            directory: z
+              .string()
+              .refine(
+                (d) => d === 'letsencrypt' || d === 'letsencrypt-staging' || /^https:\/\/\S+$/.test(d),
+                'letsencrypt, letsencrypt-staging or an https:// directory URL',
+              )
+              .default('letsencrypt'),
+            /** The CA's terms of service must be accepted, in so many words. */
+            agreeToTerms: z.literal(true, {
+              error:
+                "set agreeToTerms: true to accept the ACME CA's terms of service (Let's Encrypt: https://letsencrypt.org/repository/)",
+            }),
+            /** Contact for the CA (expiry warnings, policy changes). */
+            email: z.email().optional(),
+            /**
+             * Hosted domains (and service domains) to get certificates for. Default: every host a
+             * public CA issues for (not localhost, .local, .test, .example, IP addresses).
+             */
+            domains: z.array(z.string().min(1)).optional(),
+            /** Renew when fewer days than this are left. */
+            renewDays: z.number().int().min(1).max(60).default(30),
+            /** How often the certificates are checked. */
+            checkHours: z.number().positive().max(24).default(12),
+            /** PEM file of the CA that signs the ACME server's own HTTPS certificate (private CAs). */
+            caFile: z.string().optional(),
+          })
+          .strict()
+          .optional(),
       })
       .prefault({}),
     auth: z

@@ -84,13 +84,19 @@ ${
 
 # The certificate for ${domain} and its service subdomains (conference.${domain}, pubsub.${domain},
 # upload.${domain}). Without one, a self-signed certificate is generated, which clients and other
-# servers do not trust: \`natter check\` warns until it is set. With certbot:
+# servers do not trust: \`natter check\` warns until it is set. Either let Natter get one from
+# Let's Encrypt (acme below: it needs port 80, see the http listener), or use certbot's:
 #   certbot certonly -d ${domain} -d conference.${domain} -d pubsub.${domain} -d upload.${domain}
 tls:
   # cert: /etc/letsencrypt/live/${domain}/fullchain.pem
   # key: /etc/letsencrypt/live/${domain}/privkey.pem
   # More certificates, chosen by the name a client or server asks for (SNI):
   certificates: []
+  # ACME (docs/certificates.md): one certificate for ${domain} and its service subdomains, renewed
+  # 30 days before it expires, served without a restart.
+  # acme:
+  #   agreeToTerms: true           # Let's Encrypt's terms: https://letsencrypt.org/repository/
+  #   email: admin@${domain}
 
 listeners:
   # Clients, STARTTLS on a plain port (RFC 6120); DNS _xmpp-client._tcp.
@@ -109,6 +115,9 @@ listeners:
   - type: http
     port: 5280
     host: 127.0.0.1
+  # With tls.acme: the CA checks http://${domain}/.well-known/acme-challenge/ on port 80.
+  # - type: http
+  #   port: 80
   # The admin API (natter sessions, natter user passwd/remove): loopback only, or set a token.
   - type: admin
     port: 5281
@@ -233,7 +242,7 @@ RemoveIPC=yes
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
 SystemCallErrorNumber=EPERM
-# Every port is 1024 or above: no capability at all. To listen on 443 or 5269→269 instead, set
+# Every port is 1024 or above: no capability at all. To listen on 80 (tls.acme) or 443, set
 # CapabilityBoundingSet=CAP_NET_BIND_SERVICE and AmbientCapabilities=CAP_NET_BIND_SERVICE.
 CapabilityBoundingSet=
 AmbientCapabilities=

@@ -23,7 +23,10 @@ import {
   type Admission,
 } from './listeners/listeners.js';
 import { builtinModules } from './modules/index.js';
-import { Cluster } from './core/cluster/cluster.js';
+import { Cluster, STANDALONE } from './core/cluster/cluster.js';
+import { AcmeManager } from './acme/acme-manager.js';
+import { AcmeStore, acmeMigrations } from './acme/acme-store.js';
+import { servedDomains } from './admin/cert-commands.js';
 import type { NodeBus } from './core/cluster/node-bus.js';
 import { RedisBus } from './core/cluster/redis-bus.js';
 import { workerIndex } from './core/cluster/workers.js';
@@ -65,6 +68,8 @@ export interface NatterServer {
   readonly certificates: ServerCertificates;
   /** What runs and where (hosts, client addresses, services, storage): the start message's facts. */
   readonly summary: StartSummary;
+  /** Certificates from ACME (`tls.acme`), when configured. */
+  readonly acme: AcmeManager | undefined;
   /** Bound port of the first listener of a kind (useful with port 0). */
   port(kind: ListenerConfig['type']): number;
   /** Creates an account. */
@@ -175,6 +180,7 @@ export async function startServer(
     (ms, failed) => core?.metrics.query(ms, failed),
   );
   await database.migrate('accounts', accountMigrations);
+  await database.migrate('acme', acmeMigrations);
   for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
 
   const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
@@ -311,11 +317,43 @@ export async function startServer(
     }
     return { applied: plan.apply, restart: plan.restart, certificates: changes };
   };
+
+  // ACME (tls.acme): HTTP-01 answers on the http listeners, from storage (any worker or node may
+  // be the one the CA reaches); certificates ordered by the leader, installed by every node.
+  let acmeManager: AcmeManager | undefined;
+  if (config.tls.acme) {
+    const acmeStore = new AcmeStore(database.db);
+    core.httpRoutes.add(
+      '/.well-known/acme-challenge/',
+      async (req, res) => {
+        const token = (req.url ?? '').split('?')[0]!.slice('/.well-known/acme-challenge/'.length);
+        const answer = await acmeStore.challenge(token);
+        if (answer === undefined)
+          res.writeHead(404, { 'content-type': 'text/plain' }).end('no such challenge\n');
+        else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(answer);
+      },
+      'acme',
+    );
+    acmeManager = new AcmeManager({
+      config,
+      store: acmeStore,
+      log: log.child({ component: 'acme' }),
+      served: servedDomains(config),
+      cluster: cluster?.view('acme', '*') ?? STANDALONE,
+      reloadCertificates: async () => {
+        const run = reloading.then(() => reload(undefined));
+        reloading = run.catch(() => undefined);
+        await run;
+      },
+    });
+    await acmeManager.start();
+  }
   return {
     core,
     config,
     certificate,
     certificates,
+    acme: acmeManager,
     reload(next) {
       const run = reloading.then(() => reload(next));
       reloading = run.catch(() => undefined);
@@ -364,6 +402,7 @@ export async function startServer(
         // The other nodes have seen every session end; now leave the cluster.
         await withTimeout(cluster?.stop() ?? Promise.resolve(), left(), log, 'leaving the cluster');
         router.cancelPending();
+        await withTimeout(acmeManager?.stop() ?? Promise.resolve(), left(), log, 'stopping ACME');
         for (const td of teardowns.reverse())
           await withTimeout(Promise.resolve().then(td), left(), log, 'module teardown');
         for (const ctx of contexts.reverse()) await withTimeout(ctx.stop(), left(), log, 'module stop');

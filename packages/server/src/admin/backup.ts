@@ -13,6 +13,7 @@ import {
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { accountMigrations } from '../accounts/account-store.js';
+import { acmeMigrations } from '../acme/acme-store.js';
 import { builtinModules } from '../modules/index.js';
 import { Database, type StorageConfig } from '../storage/database.js';
 import {
@@ -96,7 +97,10 @@ export async function serverRunning(config: Config): Promise<boolean | undefined
 
 /** Every migration this version knows, per module (accounts and each built-in module). */
 function knownMigrations(): Record<string, string[]> {
-  const out: Record<string, string[]> = { accounts: Object.keys(accountMigrations).sort() };
+  const out: Record<string, string[]> = {
+    accounts: Object.keys(accountMigrations).sort(),
+    acme: Object.keys(acmeMigrations).sort(),
+  };
   for (const m of builtinModules) if (m.migrations) out[m.name] = Object.keys(m.migrations).sort();
   return out;
 }
@@ -288,6 +292,7 @@ export async function storageCopy(
   try {
     // The target gets this version's whole schema (every module's, on or off), then the rows.
     await target.migrate('accounts', accountMigrations);
+    await target.migrate('acme', acmeMigrations);
     for (const m of builtinModules) if (m.migrations) await target.migrate(m.name, m.migrations);
     const report = await copyTables(source, target.db, (table, done, total) =>
       opts.progress.update(table, done, Math.max(total, 1)),

@@ -1,21 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fchmodSync,
-  fchownSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  realpathSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config.js';
-import { certsDir, importedCertificates } from '../certificates.js';
+import { certsDir, importedCertificates, writeAtomic } from '../certificates.js';
 import { builtinModules } from '../modules/index.js';
 import { loadCertificate, namesCover, type LoadedCertificate } from '../tls.js';
 
@@ -260,30 +246,6 @@ export interface ImportReport {
   missing: { domain: string; hosted: boolean }[];
   problems: string[];
   dir: string;
-}
-
-/**
- * Writes `data` to `path` through a temporary file and a rename: a reader sees the old or the new
- * file. The directory belongs to the server's user while this may run as root (certbot's deploy
- * hook), so the temporary name is random and created exclusively (O_EXCL: a symlink planted there
- * is refused, never followed), and its mode and owner are set on the open descriptor.
- */
-function writeAtomic(path: string, data: Buffer, mode: number, owner?: { uid: number; gid: number }): void {
-  const tmp = `${path}.tmp-${randomBytes(8).toString('hex')}`;
-  // Refused if anything is there already; nothing of ours to remove then.
-  let fd: number | undefined = openSync(tmp, 'wx', 0o600);
-  try {
-    fchmodSync(fd, mode); // whatever the umask
-    if (owner) fchownSync(fd, owner.uid, owner.gid);
-    writeFileSync(fd, data);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -55,7 +56,7 @@ subjectKeyIdentifier = hash
 const leafExtensions = (domain: string, serverOnly = false): string => `basicConstraints = critical,CA:false
 keyUsage = critical,digitalSignature
 extendedKeyUsage = ${serverOnly ? 'serverAuth' : 'serverAuth,clientAuth'}
-subjectAltName = DNS:${domain}
+subjectAltName = ${isIP(domain) ? 'IP' : 'DNS'}:${domain}
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid,issuer
 `;

@@ -1,0 +1,270 @@
+import { X509Certificate } from 'node:crypto';
+import { Agent } from 'node:https';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as acme from 'acme-client';
+import type { Config } from '../config.js';
+import type { Logger } from '../core/logger.js';
+import type { ClusterView } from '../core/cluster/cluster.js';
+import { certsDir, writeAtomic } from '../certificates.js';
+import { AcmeStore, type AcmeCertificate } from './acme-store.js';
+import { acmeGroups, type AcmeGroup } from './acme-domains.js';
+
+export type AcmeConfig = NonNullable<Config['tls']['acme']>;
+
+/** The ACME directories known by name (`tls.acme.directory`). */
+export const ACME_DIRECTORIES: Record<string, string> = {
+  letsencrypt: acme.directory.letsencrypt.production,
+  'letsencrypt-staging': acme.directory.letsencrypt.staging,
+};
+
+const DAY_MS = 24 * 3600_000;
+/** First wait after a failed order; it doubles up to `checkHours`. */
+const RETRY_MIN_MS = 60_000;
+
+export interface AcmeDeps {
+  config: Config;
+  store: AcmeStore;
+  log: Logger;
+  /** The hosted domains and service subdomains the server answers for. */
+  served: readonly { domain: string; hosted: boolean }[];
+  /** Re-reads `<dataDir>/certs/` and serves what changed (new handshakes), as SIGHUP does. */
+  reloadCertificates: () => Promise<void>;
+  /** The leader orders; every node installs what the leader stored (`STANDALONE` alone). */
+  cluster: ClusterView;
+  now?: () => number;
+}
+
+/** What one pass did for one certificate. */
+export interface AcmeOutcome {
+  name: string;
+  result: 'issued' | 'current' | 'failed';
+  notAfter?: string;
+  error?: string;
+}
+
+/**
+ * Certificates from an ACME CA (RFC 8555; Let's Encrypt by default), HTTP-01 challenges answered
+ * by the http listeners (`/.well-known/acme-challenge/`, from storage, so any worker or node may
+ * answer). The leader checks at start and every `checkHours`, orders a certificate for each group
+ * that has none, lacks a name, or expires within `renewDays`, stores it, and tells every node;
+ * each node writes it to `<dataDir>/certs/<name>.crt|.key` and reloads its certificates, so new
+ * handshakes get it and no session is dropped. A failed order is logged and tried again later
+ * (1 minute, doubling, at most `checkHours`); the certificate in service stays.
+ */
+export class AcmeManager {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<AcmeOutcome[]> | undefined;
+  private stopped = false;
+  private failures = 0;
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly deps: AcmeDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  private get options(): AcmeConfig {
+    return this.deps.config.tls.acme!;
+  }
+
+  /** The directory URL (`letsencrypt` and `letsencrypt-staging` are names for Let's Encrypt's). */
+  get directory(): string {
+    return ACME_DIRECTORIES[this.options.directory] ?? this.options.directory;
+  }
+
+  async start(): Promise<void> {
+    acme.setLogger((message) => this.deps.log.debug({ acme: true }, message));
+    this.unsubscribe.push(
+      this.deps.cluster.on('issued', () => void this.install().catch((err) => this.installFailed(err))),
+      this.deps.cluster.onLeader(() => this.schedule(0)),
+    );
+    // What the leader stored before this node started (or before a restart) is served at once.
+    await this.install();
+    if (this.deps.cluster.isLeader()) this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const u of this.unsubscribe.splice(0)) u();
+    await this.running?.catch(() => undefined);
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.pass(), ms);
+    this.timer.unref();
+  }
+
+  private installFailed(err: unknown): void {
+    this.deps.log.error({ err }, 'acme: installing the issued certificates failed');
+  }
+
+  /** One check of every certificate (the leader's timer; also `natter`'s tests). */
+  async pass(): Promise<AcmeOutcome[]> {
+    if (this.running) return this.running;
+    this.running = (async () => {
+      try {
+        const out = await this.renewDue();
+        const failed = out.filter((o) => o.result === 'failed');
+        const every = this.options.checkHours * 3600_000;
+        this.failures = failed.length ? this.failures + 1 : 0;
+        const next = failed.length ? Math.min(every, RETRY_MIN_MS * 2 ** (this.failures - 1)) : every;
+        if (failed.length)
+          this.deps.log.warn(
+            { acme: failed.map((f) => f.name), retryInMs: next },
+            `acme: ${failed.length} certificate(s) not obtained; next try in ${Math.round(next / 1000)} s`,
+          );
+        this.schedule(next);
+        return out;
+      } finally {
+        this.running = undefined;
+      }
+    })();
+    return this.running;
+  }
+
+  /** Orders what is missing or due; stores and installs what was issued. */
+  private async renewDue(): Promise<AcmeOutcome[]> {
+    if (this.stopped || !this.deps.cluster.isLeader()) return [];
+    const have = new Map((await this.deps.store.certificates()).map((c) => [c.name, c]));
+    const out: AcmeOutcome[] = [];
+    let issued = 0;
+    for (const group of acmeGroups(this.deps.config, this.deps.served)) {
+      if (this.stopped) break;
+      const current = have.get(group.name);
+      const reason = this.due(group, current);
+      if (!reason) {
+        out.push({
+          name: group.name,
+          result: 'current',
+          notAfter: new Date(current!.notAfter).toISOString(),
+        });
+        continue;
+      }
+      this.deps.log.info(
+        { acme: group.name, domains: group.domains, directory: this.directory },
+        `acme: ordering a certificate for ${group.domains.join(', ')} (${reason})`,
+      );
+      try {
+        const cert = await this.order(group);
+        await this.deps.store.saveCertificate(cert);
+        issued++;
+        const notAfter = new Date(cert.notAfter).toISOString();
+        this.deps.log.info(
+          { acme: group.name, domains: group.domains, notAfter },
+          `acme: certificate issued for ${group.domains.join(', ')}, valid until ${notAfter}`,
+        );
+        out.push({ name: group.name, result: 'issued', notAfter });
+      } catch (err) {
+        const error = describe(err);
+        this.deps.log.error(
+          { acme: group.name, domains: group.domains, err: error },
+          `acme: ordering a certificate for ${group.name} failed: ${error}`,
+        );
+        out.push({ name: group.name, result: 'failed', error });
+      }
+    }
+    if (issued > 0 && !this.stopped) {
+      await this.install();
+      this.deps.cluster.broadcast('issued', { count: issued });
+    }
+    return out;
+  }
+
+  /** Why `group` needs a new certificate, or undefined when the one stored will do. */
+  private due(group: AcmeGroup, current: AcmeCertificate | undefined): string | undefined {
+    if (!current) return 'none yet';
+    const missing = group.domains.filter((d) => !current.domains.includes(d));
+    if (missing.length) return `it lacks ${missing.join(', ')}`;
+    const left = current.notAfter - this.now();
+    if (left < this.options.renewDays * DAY_MS)
+      return left <= 0 ? 'expired' : `${Math.floor(left / DAY_MS)} days left`;
+    return undefined;
+  }
+
+  private async order(group: AcmeGroup): Promise<AcmeCertificate> {
+    const store = this.deps.store;
+    const directory = this.directory;
+    // The CA of a private ACME server (step-ca, Pebble): acme-client talks through this agent
+    // (its HTTP client is one for the process; one ACME configuration per process).
+    acme.axios.defaults.httpsAgent = this.options.caFile
+      ? new Agent({ ca: readFileSync(this.options.caFile) })
+      : undefined;
+    const saved = await store.account(directory);
+    const accountKey =
+      saved?.keyPem ??
+      (await store.saveAccountKey(directory, (await acme.crypto.createPrivateEcdsaKey('P-256')).toString()));
+    const client = new acme.Client({
+      directoryUrl: directory,
+      accountKey,
+      ...(saved?.url ? { accountUrl: saved.url } : {}),
+      backoffAttempts: 10,
+      backoffMin: 500,
+      backoffMax: 5000,
+    });
+    const [key, csr] = await acme.crypto.createCsr(
+      { commonName: group.name, altNames: group.domains },
+      await acme.crypto.createPrivateEcdsaKey('P-256'),
+    );
+    const certPem = await client.auto({
+      csr,
+      ...(this.options.email ? { email: this.options.email } : {}),
+      termsOfServiceAgreed: this.options.agreeToTerms,
+      challengePriority: ['http-01'],
+      // The CA checks from outside; a check from here would ask our own DNS and prove nothing.
+      skipChallengeVerification: true,
+      challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
+        if (challenge.type !== 'http-01') throw new Error(`challenge ${challenge.type} is not supported`);
+        await store.putChallenge(challenge.token, keyAuthorization);
+      },
+      challengeRemoveFn: async (_authz, challenge) => {
+        await store.removeChallenge(challenge.token);
+      },
+    });
+    if (!saved?.url) await store.saveAccountUrl(directory, client.getAccountUrl());
+    const leaf = new X509Certificate(certPem);
+    return {
+      name: group.name,
+      domains: group.domains,
+      certPem,
+      keyPem: key.toString(),
+      notAfter: new Date(leaf.validTo).getTime(),
+      issuedAt: this.now(),
+    };
+  }
+
+  /**
+   * Writes every stored certificate whose files differ to `<dataDir>/certs/<name>.crt|.key` (the
+   * key first: a new certificate is never paired with an old key), then reloads the certificates
+   * when anything was written.
+   */
+  async install(): Promise<number> {
+    const dir = certsDir(this.deps.config.dataDir);
+    let written = 0;
+    for (const c of await this.deps.store.certificates()) {
+      const certFile = join(dir, `${c.name}.crt`);
+      const keyFile = join(dir, `${c.name}.key`);
+      const same =
+        existsSync(certFile) &&
+        existsSync(keyFile) &&
+        readFileSync(certFile, 'utf8') === c.certPem &&
+        readFileSync(keyFile, 'utf8') === c.keyPem;
+      if (same) continue;
+      mkdirSync(dir, { recursive: true });
+      writeAtomic(keyFile, Buffer.from(c.keyPem), 0o600);
+      writeAtomic(certFile, Buffer.from(c.certPem), 0o644);
+      written++;
+    }
+    if (written > 0) await this.deps.reloadCertificates();
+    return written;
+  }
+}
+
+/** An ACME error as the CA said it (RFC 7807 problem details), else the error's message. */
+function describe(err: unknown): string {
+  const e = err as { message?: string; response?: { data?: { detail?: string; type?: string } } };
+  return e.response?.data?.detail ?? e.message ?? String(err);
+}
