@@ -10,7 +10,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { SecureContext } from 'node:tls';
 import type { Config } from './config.js';
 import {
@@ -123,6 +123,12 @@ export class ServerCertificates {
     const files = await ensureCertificate(dataDir, [...hosts], tls);
     const more = [...importedCertificates(dataDir), ...tls.certificates].map(loadCertificate);
     return new ServerCertificates(dataDir, hosts, files, loadCertificate(files), more, s2sCas);
+  }
+
+  /** The certificate (PEM) this process serves from `certFile`, if it loaded one from there. */
+  served(certFile: string): string | undefined {
+    const file = resolve(certFile);
+    return this.loaded.find((c) => resolve(c.cert) === file)?.certPem.toString();
   }
 
   /** The default certificate's context (STARTTLS on a client stream, before SNI chooses). */

@@ -340,6 +340,7 @@ export async function startServer(
       log: log.child({ component: 'acme' }),
       served: servedDomains(config),
       cluster: cluster?.view('acme', '*') ?? STANDALONE,
+      servedPem: (file) => certificates.served(file),
       reloadCertificates: async () => {
         const run = reloading.then(() => reload(undefined));
         reloading = run.catch(() => undefined);
@@ -375,6 +376,8 @@ export async function startServer(
         const deadline = Date.now() + budget;
         const left = () => Math.max(0, deadline - Date.now());
         log.info({ sessions: sessions.size, streams: core.streams.size }, 'natter stopping');
+        // Nothing is ordered from here on; an order in flight is waited for before storage closes.
+        const acmeStopped = acmeManager?.stop() ?? Promise.resolve();
         // 1. No new connections (existing ones are closed below, so close() can complete).
         const closing = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
         // 2. Modules say goodbye while streams are open (MUC: 332), then every client is told
@@ -402,7 +405,7 @@ export async function startServer(
         // The other nodes have seen every session end; now leave the cluster.
         await withTimeout(cluster?.stop() ?? Promise.resolve(), left(), log, 'leaving the cluster');
         router.cancelPending();
-        await withTimeout(acmeManager?.stop() ?? Promise.resolve(), left(), log, 'stopping ACME');
+        await withTimeout(acmeStopped, left(), log, 'finishing an ACME order');
         for (const td of teardowns.reverse())
           await withTimeout(Promise.resolve().then(td), left(), log, 'module teardown');
         for (const ctx of contexts.reverse()) await withTimeout(ctx.stop(), left(), log, 'module stop');

@@ -28,6 +28,8 @@ export interface AcmeDeps {
   log: Logger;
   /** The hosted domains and service subdomains the server answers for. */
   served: readonly { domain: string; hosted: boolean }[];
+  /** The certificate (PEM) this process serves from a file, if it loaded one from there. */
+  servedPem: (certFile: string) => string | undefined;
   /** Re-reads `<dataDir>/certs/` and serves what changed (new handshakes), as SIGHUP does. */
   reloadCertificates: () => Promise<void>;
   /** The leader orders; every node installs what the leader stored (`STANDALONE` alone). */
@@ -46,10 +48,11 @@ export interface AcmeOutcome {
 /**
  * Certificates from an ACME CA (RFC 8555; Let's Encrypt by default), HTTP-01 challenges answered
  * by the http listeners (`/.well-known/acme-challenge/`, from storage, so any worker or node may
- * answer). The leader checks at start and every `checkHours`, orders a certificate for each group
- * that has none, lacks a name, or expires within `renewDays`, stores it, and tells every node;
- * each node writes it to `<dataDir>/certs/<name>.crt|.key` and reloads its certificates, so new
- * handshakes get it and no session is dropped. A failed order is logged and tried again later
+ * answer). Every node checks at start and every `checkHours`: the leader orders a certificate
+ * for each group that has none, lacks a name, or expires within `renewDays`, stores it, and tells
+ * every node; each node (told, or at its own check) writes what is stored to
+ * `<dataDir>/certs/<name>.crt|.key` and reloads its certificates when it serves an older one, so
+ * new handshakes get it and no session is dropped. A failed order is logged and tried again later
  * (1 minute, doubling, at most `checkHours`); the certificate in service stays.
  */
 export class AcmeManager {
@@ -75,20 +78,34 @@ export class AcmeManager {
 
   async start(): Promise<void> {
     acme.setLogger((message) => this.deps.log.debug({ acme: true }, message));
+    const install = () => void this.install().catch((err: unknown) => this.installFailed(err));
     this.unsubscribe.push(
-      this.deps.cluster.on('issued', () => void this.install().catch((err) => this.installFailed(err))),
+      this.deps.cluster.on('issued', install),
+      // Messages from the leader may have been lost (a Redis outage): read the store again.
+      this.deps.cluster.onResync(install),
       this.deps.cluster.onLeader(() => this.schedule(0)),
     );
     // What the leader stored before this node started (or before a restart) is served at once.
     await this.install();
-    if (this.deps.cluster.isLeader()) this.schedule(0);
+    // Every node checks: the leader orders what is due, the others install what is stored (a
+    // missed broadcast costs at most checkHours).
+    this.schedule(0);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * No new order or check from now on; resolves when the one in flight (if any) has ended.
+   * Called first thing at shutdown, so that nothing is ordered while the server closes.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     for (const u of this.unsubscribe.splice(0)) u();
-    await this.running?.catch(() => undefined);
+    return (
+      this.running?.then(
+        () => undefined,
+        () => undefined,
+      ) ?? Promise.resolve()
+    );
   }
 
   private schedule(ms: number): void {
@@ -102,16 +119,21 @@ export class AcmeManager {
     this.deps.log.error({ err }, 'acme: installing the issued certificates failed');
   }
 
-  /** One check of every certificate (the leader's timer; also `natter`'s tests). */
+  /**
+   * One check of every certificate (the timer's; also the tests'). Never rejects: whatever fails
+   * (storage unreachable, the certificates directory not writable) is logged and tried again
+   * with the same backoff as a failed order.
+   */
   async pass(): Promise<AcmeOutcome[]> {
     if (this.running) return this.running;
     this.running = (async () => {
+      const every = this.options.checkHours * 3600_000;
+      const retry = () => Math.min(every, RETRY_MIN_MS * 2 ** (this.failures - 1));
       try {
         const out = await this.renewDue();
         const failed = out.filter((o) => o.result === 'failed');
-        const every = this.options.checkHours * 3600_000;
         this.failures = failed.length ? this.failures + 1 : 0;
-        const next = failed.length ? Math.min(every, RETRY_MIN_MS * 2 ** (this.failures - 1)) : every;
+        const next = failed.length ? retry() : every;
         if (failed.length)
           this.deps.log.warn(
             { acme: failed.map((f) => f.name), retryInMs: next },
@@ -119,6 +141,16 @@ export class AcmeManager {
           );
         this.schedule(next);
         return out;
+      } catch (err) {
+        this.failures++;
+        const next = retry();
+        if (!this.stopped)
+          this.deps.log.error(
+            { err, retryInMs: next },
+            `acme: the certificate check failed: ${describe(err)}; next try in ${Math.round(next / 1000)} s`,
+          );
+        this.schedule(next);
+        return [];
       } finally {
         this.running = undefined;
       }
@@ -128,7 +160,11 @@ export class AcmeManager {
 
   /** Orders what is missing or due; stores and installs what was issued. */
   private async renewDue(): Promise<AcmeOutcome[]> {
-    if (this.stopped || !this.deps.cluster.isLeader()) return [];
+    if (this.stopped) return [];
+    if (!this.deps.cluster.isLeader()) {
+      await this.install();
+      return [];
+    }
     const have = new Map((await this.deps.store.certificates()).map((c) => [c.name, c]));
     const out: AcmeOutcome[] = [];
     let issued = 0;
@@ -239,12 +275,15 @@ export class AcmeManager {
   /**
    * Writes every stored certificate whose files differ to `<dataDir>/certs/<name>.crt|.key` (the
    * key first: a new certificate is never paired with an old key), then reloads the certificates
-   * when anything was written.
+   * when this process serves an older one than stored. Workers of one machine share the files:
+   * the first writes them, every one reloads.
    */
   async install(): Promise<number> {
+    if (this.stopped) return 0;
     const dir = certsDir(this.deps.config.dataDir);
-    let written = 0;
-    for (const c of await this.deps.store.certificates()) {
+    let changed = 0;
+    const stored = await this.deps.store.certificates();
+    for (const c of stored) {
       const certFile = join(dir, `${c.name}.crt`);
       const keyFile = join(dir, `${c.name}.key`);
       const same =
@@ -252,14 +291,15 @@ export class AcmeManager {
         existsSync(keyFile) &&
         readFileSync(certFile, 'utf8') === c.certPem &&
         readFileSync(keyFile, 'utf8') === c.keyPem;
-      if (same) continue;
-      mkdirSync(dir, { recursive: true });
-      writeAtomic(keyFile, Buffer.from(c.keyPem), 0o600);
-      writeAtomic(certFile, Buffer.from(c.certPem), 0o644);
-      written++;
+      if (!same) {
+        mkdirSync(dir, { recursive: true });
+        writeAtomic(keyFile, Buffer.from(c.keyPem), 0o600);
+        writeAtomic(certFile, Buffer.from(c.certPem), 0o644);
+      }
+      if (this.deps.servedPem(certFile) !== c.certPem) changed++;
     }
-    if (written > 0) await this.deps.reloadCertificates();
-    return written;
+    if (changed > 0) await this.deps.reloadCertificates();
+    return changed;
   }
 }
 
