@@ -104,6 +104,8 @@ describe('the web console (/console/ on the admin listener): login, session cook
     server = await startTestServer(
       {
         admins: ['admin@localhost', 'second-admin@localhost'],
+        // A TLS proxy in front of the console (test: behind a proxy, per client address).
+        trustedProxies: ['127.0.0.7'],
         listeners: [
           { type: 'c2s', port: 0, host: '127.0.0.1' },
           { type: 'admin', port: 0, host: '127.0.0.1', token: TOKEN },
@@ -221,6 +223,32 @@ describe('the web console (/console/ on the admin listener): login, session cook
       `checked at most twice (one at a time, then the delay holds): ${statuses.join(' ')}`,
     );
     assert.equal(statuses.filter((s) => s === 429).length + statuses.filter((s) => s === 401).length, 20);
+  });
+
+  test('behind a trusted proxy the delays are per client (X-Forwarded-For), and the log names the client; a spoofed header from elsewhere is ignored', async () => {
+    const via = (client: string, password: string, from = '127.0.0.7') =>
+      http(port, '/console/api/login', {
+        body: { jid: 'admin@localhost', password },
+        headers: { origin, 'x-forwarded-for': client },
+        localAddress: from,
+      });
+    assert.equal((await via('203.0.113.1', 'wrong')).status, 401);
+    assert.equal((await via('203.0.113.1', 'wrong again')).status, 401);
+    assert.equal((await via('203.0.113.1', PW)).status, 429, 'that client waits');
+    assert.equal((await via('203.0.113.2', PW)).status, 200, 'another client of the same proxy does not');
+    assert.ok(
+      logLines.some(
+        (l) => l.msg === 'authentication failed' && l.ip === '203.0.113.1' && l.mechanism === 'console',
+      ),
+      'the failure is logged with the client address',
+    );
+    // Not from the proxy: the header is the client's own words, and its own address is counted.
+    assert.equal((await via('203.0.113.3', 'wrong', '127.0.0.8')).status, 401);
+    assert.ok(
+      logLines.some((l) => l.msg === 'authentication failed' && l.ip === '127.0.0.8'),
+      'the connecting address, not the header',
+    );
+    assert.ok(!logLines.some((l) => l.ip === '203.0.113.3'));
   });
 
   test('an account that is not in admins is refused, with the same answer as a wrong password', async () => {

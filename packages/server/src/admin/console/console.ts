@@ -4,6 +4,7 @@ import { createServerMechanism, SaslFailure } from '@natter/protocol';
 import type { ServerCore } from '../../core/server-core.js';
 import { logAuthFailure } from '../../core/auth-log.js';
 import { ipKey } from '../../util/ip-key.js';
+import { TrustedProxies, clientAddress } from '../../listeners/forwarded.js';
 import { NATTER_VERSION } from '../../version.js';
 import { AdminActionError } from '../actions.js';
 import { adminCommand } from '../commands.js';
@@ -82,6 +83,8 @@ type ApiHandler = (r: ApiRequest) => Promise<unknown> | unknown;
 export class WebConsole {
   readonly sessions: ConsoleSessions;
   private readonly delays = new LoginDelays();
+  /** Proxies whose X-Forwarded-For / Forwarded header gives the client's address. */
+  private readonly trusted: TrustedProxies;
   /** Addresses (by /64) whose login is being checked right now. */
   private readonly checking = new Set<string>();
   private readonly api: Map<string, ApiHandler>;
@@ -91,6 +94,7 @@ export class WebConsole {
     options: ConsoleOptions,
     reports: ConsoleReports,
   ) {
+    this.trusted = new TrustedProxies(core.config.trustedProxies);
     this.sessions = new ConsoleSessions(core.database.db, options.idleTimeout * 1000, options.maxAge * 1000);
     const command =
       (id: string): ApiHandler =>
@@ -251,7 +255,14 @@ export class WebConsole {
     const given = typeof body?.jid === 'string' ? body.jid.slice(0, 3071) : '';
     const password = typeof body?.password === 'string' ? body.password : '';
     if (password.length > 1024) throw new ConsoleError(400, 'password: too long');
-    const address = req.socket.remoteAddress ?? '';
+    // Behind a TLS proxy in trustedProxies, the client's address from its header: otherwise every
+    // login would come from the proxy, one bucket of delays for everyone.
+    const address = clientAddress(
+      req.socket.remoteAddress,
+      req.headers,
+      this.trusted,
+      this.core.config.trustedProxyHeader,
+    );
     const who = ipKey(address, 64);
     const wait = Math.max(this.delays.wait(who), this.core.limiter?.authWait?.(address) ?? 0);
     if (wait > 0) {
