@@ -203,10 +203,10 @@ export class AcmeManager {
         out.push({ name: group.name, result: 'failed', error });
       }
     }
-    if (issued > 0 && !this.stopped) {
-      await this.install();
-      this.deps.cluster.broadcast('issued', { count: issued });
-    }
+    if (this.stopped) return out;
+    // Also what a previous leader stored and this node was never told of.
+    await this.install();
+    if (issued > 0) this.deps.cluster.broadcast('issued', { count: issued });
     return out;
   }
 
