@@ -2,6 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import pg from 'pg';
+import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xml, type Element } from '@natter/xml';
@@ -9,6 +10,7 @@ import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
 import { Database } from '../../storage/database.js';
+import { createLogger } from '../../core/logger.js';
 import { mamMigrations } from './migrations.js';
 import type { MamApi } from './mam.js';
 
@@ -208,7 +210,21 @@ describe('archive storage: one row per message', () => {
 
   test('PostgreSQL: the archive writer’s connection is killed between batches; nothing is lost', async () => {
     if (process.env.NATTER_TEST_STORAGE !== 'postgres') return; // the fault is PostgreSQL's
-    const server = await startTestServer({ modules: { ping: { idleMs: 0 }, mam: { flushIntervalMs: 20 } } });
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger(
+      'info',
+      new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          for (const line of chunk.toString().split('\n'))
+            if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
+    const server = await startTestServer(
+      { modules: { ping: { idleMs: 0 }, mam: { flushIntervalMs: 20 } } },
+      { logger },
+    );
     const storage = server.config.storage;
     assert.equal(storage.engine, 'postgres');
     const admin = new pg.Client({ connectionString: (storage as { url: string }).url });
@@ -242,6 +258,11 @@ describe('archive storage: one row per message', () => {
       }
       assert.deepEqual((await archive(keeper)).bodies, sent);
       assert.deepEqual((await archive(sender)).bodies, sent);
+      // The batch after each kill went on at once on a new connection: no failed write at all.
+      assert.deepEqual(
+        lines.filter((l) => l.msg === 'archiving failed; retrying').map((l) => l.err),
+        [],
+      );
       await Promise.all([sender.close(), keeper.close()]);
     } finally {
       await admin.end();
