@@ -179,9 +179,14 @@ export async function startServer(
     (err) => log.warn({ err }, 'a storage connection failed; the pool replaces it'),
     (ms, failed) => core?.metrics.query(ms, failed),
   );
-  await database.migrate('accounts', accountMigrations);
-  await database.migrate('acme', acmeMigrations);
-  for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
+  try {
+    await database.migrate('accounts', accountMigrations);
+    await database.migrate('acme', acmeMigrations);
+    for (const { def } of modules) if (def.migrations) await database.migrate(def.name, def.migrations);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
 
   const accounts = new AccountStore(database.db, { iterations: config.auth.iterations });
   const sessions = new SessionRegistry(bus?.nodeId);
@@ -202,6 +207,26 @@ export async function startServer(
 
   const contexts: ModuleContext<unknown>[] = [];
   const teardowns: (() => void | Promise<void>)[] = [];
+  const listeners: RunningListener[] = [];
+  /**
+   * A start that fails part-way gives back what it took (listeners, the cluster, modules' timers
+   * and threads, storage), so that a program embedding the server can go on, or exit by itself.
+   */
+  const abandon = async (err: unknown): Promise<never> => {
+    const quietly = async (step: () => unknown) => {
+      try {
+        await step();
+      } catch {
+        // the error that stopped the start is the one to report
+      }
+    };
+    for (const l of listeners) await quietly(() => l.close());
+    await quietly(() => cluster?.stop());
+    for (const td of teardowns.reverse()) await quietly(td);
+    for (const ctx of contexts.reverse()) await quietly(() => ctx.stop());
+    await quietly(() => database.close());
+    throw err;
+  };
   for (const domain of config.hosts.map((h) => h.toLowerCase())) {
     const host = new Host(domain, router, sessions, accounts, log.child({ host: domain }));
     core.hosts.set(domain, host);
@@ -217,7 +242,12 @@ export async function startServer(
         log.child({ host: host.domain, module: def.name }),
       );
       contexts.push(ctx);
-      const td = await def.setup(ctx);
+      let td: Awaited<ReturnType<typeof def.setup>>;
+      try {
+        td = await def.setup(ctx);
+      } catch (err) {
+        return abandon(err);
+      }
       if (typeof td === 'function') teardowns.push(td);
     }
   }
@@ -227,24 +257,22 @@ export async function startServer(
   core.s2sSecret = config.s2s.dialbackSecret ?? opts.s2sSecret ?? randomBytes(32).toString('hex');
   const s2sCas = s2sTrustedCas(config.s2s.ca);
   // tls.cert (or the generated one), those imported into dataDir/certs, tls.certificates.
-  const certificates = await ServerCertificates.open(dataDir, config.hosts, config.tls, s2sCas);
+  const certificates = await ServerCertificates.open(dataDir, config.hosts, config.tls, s2sCas).catch(
+    abandon,
+  );
   const certificate = certificates.files;
   core.s2sCertificates = certificates.s2s;
   // Client listeners choose among the same certificates by SNI (no CAs: they ask for no certificate).
   const s2sEnv = s2sListenerEnv(core, s2sCas, certificates.client.sni);
   if (config.s2s.enabled) core.federation = router.federation = new OutboundPool(core, dialServer);
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
-  const listeners: RunningListener[] = [];
   try {
     // Joins before accepting clients, so that the first sessions already see the other nodes'.
     await cluster?.start(core);
     for (const l of listenersOf(config))
       listeners.push(await startListener(core, l, certificates, admit, s2sEnv));
   } catch (err) {
-    for (const l of listeners) await l.close();
-    await cluster?.stop();
-    await database.close();
-    throw err;
+    await abandon(err);
   }
   const summary = startSummary({
     config,

@@ -85,8 +85,9 @@ export class AcmeManager {
       this.deps.cluster.onResync(install),
       this.deps.cluster.onLeader(() => this.schedule(0)),
     );
-    // What the leader stored before this node started (or before a restart) is served at once.
-    await this.install();
+    // What the leader stored before this node started (or before a restart) is served at once;
+    // should storage fail now, the first check tries again (the start goes on).
+    await this.install().catch((err: unknown) => this.installFailed(err));
     // Every node checks: the leader orders what is due, the others install what is stored (a
     // missed broadcast costs at most checkHours).
     this.schedule(0);
