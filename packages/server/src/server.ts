@@ -208,6 +208,7 @@ export async function startServer(
   const contexts: ModuleContext<unknown>[] = [];
   const teardowns: (() => void | Promise<void>)[] = [];
   const listeners: RunningListener[] = [];
+  let clusterJoined = false;
   /**
    * A start that fails part-way gives back what it took (listeners, the cluster, modules' timers
    * and threads, storage), so that a program embedding the server can go on, or exit by itself.
@@ -221,7 +222,7 @@ export async function startServer(
       }
     };
     for (const l of listeners) await quietly(() => l.close());
-    await quietly(() => cluster?.stop());
+    if (clusterJoined) await quietly(() => cluster?.stop());
     for (const td of teardowns.reverse()) await quietly(td);
     for (const ctx of contexts.reverse()) await quietly(() => ctx.stop());
     await quietly(() => database.close());
@@ -268,6 +269,7 @@ export async function startServer(
   const admit: Admission = (ip) => core.admit?.(ip) ?? true;
   try {
     // Joins before accepting clients, so that the first sessions already see the other nodes'.
+    clusterJoined = cluster !== undefined;
     await cluster?.start(core);
     for (const l of listenersOf(config))
       listeners.push(await startListener(core, l, certificates, admit, s2sEnv));
