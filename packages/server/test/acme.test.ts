@@ -11,12 +11,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { connect } from 'node:tls';
 import { xml } from '@natter/xml';
-import { createLogger } from '../src/core/logger.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient } from './support/test-client.js';
+import { captureLog } from './support/log-capture.js';
 import { ensurePebble, startPebble, type Pebble } from './support/pebble.js';
 
 const PW = 'acme-test-password';
@@ -60,22 +59,13 @@ describe('ACME (tls.acme) with Pebble: HTTP-01 on the http listener, renewal, ho
   let server: TestServer;
   let pebble: Pebble;
   let root: string;
-  const lines: Record<string, unknown>[] = [];
+  // One log for both servers of the file (the restart test reads on from the first one's lines).
+  const { logger, lines } = captureLog();
 
   before(async () => {
     skip = await ensurePebble();
     if (skip) return;
     dir = mkdtempSync(join(tmpdir(), 'natter-acme-'));
-    const logger = createLogger(
-      'info',
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          for (const line of chunk.toString().split('\n'))
-            if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
     // Natter first (its http port is where Pebble validates); Pebble's directory is filled in
     // once Pebble runs: the first automatic check meanwhile fails and is retried.
     server = await startTestServer(
@@ -207,16 +197,7 @@ describe('ACME (tls.acme) with Pebble: HTTP-01 on the http listener, renewal, ho
       },
       {
         dataDir: join(dir, 'data'),
-        logger: createLogger(
-          'info',
-          new Writable({
-            write(chunk: Buffer, _enc, cb) {
-              for (const line of chunk.toString().split('\n'))
-                if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-              cb();
-            },
-          }),
-        ),
+        logger,
       },
     );
     const got = await handshake(server.port('c2s-tls'), 'chat.example', root);

@@ -4,10 +4,9 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Writable } from 'node:stream';
 import { createServer, type AddressInfo } from 'node:net';
 import { compileErrors, validate } from '@readme/openapi-parser';
-import { createLogger } from '../src/core/logger.js';
+import { captureLog } from './support/log-capture.js';
 import { ADMIN_COMMANDS } from '../src/admin/commands.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { TestClient } from './support/test-client.js';
@@ -45,7 +44,7 @@ describe('the admin API (/api/ on the admin listener) and the CLI over it', () =
   let server: TestServer;
   let base: string;
   let config: string;
-  const logLines: Record<string, unknown>[] = [];
+  const { logger, lines: logLines } = captureLog();
   const api = (path: string, init: RequestInit = {}, token: string | null = TOKEN) =>
     fetch(`${base}${path}`, {
       ...init,
@@ -57,16 +56,6 @@ describe('the admin API (/api/ on the admin listener) and the CLI over it', () =
   const post = (path: string, body: unknown) => api(path, { method: 'POST', body: JSON.stringify(body) });
 
   before(async () => {
-    const logger = createLogger(
-      'info',
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          for (const line of chunk.toString().split('\n'))
-            if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
     server = await startTestServer(
       {
         listeners: [

@@ -1,8 +1,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { Writable } from 'node:stream';
-import { createLogger } from '../src/core/logger.js';
+import { captureLog } from './support/log-capture.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
 const PW = 'console-test-pw';
@@ -78,7 +77,7 @@ describe('the web console (/console/ on the admin listener): login, session cook
   let server: TestServer;
   let port: number;
   let origin: string;
-  const logLines: Record<string, unknown>[] = [];
+  const { logger, lines: logLines } = captureLog();
 
   /** Logs in from 127.0.0.1; the cookie and the CSRF token. */
   async function login(jid = 'admin@localhost', password = PW): Promise<{ cookie: string; csrf: string }> {
@@ -91,16 +90,6 @@ describe('the web console (/console/ on the admin listener): login, session cook
   }
 
   before(async () => {
-    const logger = createLogger(
-      'info',
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          for (const line of chunk.toString().split('\n'))
-            if (line) logLines.push(JSON.parse(line) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
     server = await startTestServer(
       {
         admins: ['admin@localhost', 'second-admin@localhost'],

@@ -4,6 +4,7 @@
 // http://<name>:<httpPort>/.well-known/acme-challenge/<token>, as Let's Encrypt does on port 80.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
@@ -80,19 +81,17 @@ function fetchText(url: string, ca: Buffer, body?: unknown): Promise<string> {
   });
 }
 
-function fetchPlain(url: string, body: unknown): Promise<void> {
+/** POSTs `body` as JSON over plain HTTP (challtestsrv's management API). */
+function postJson(url: string, body: unknown): Promise<void> {
   return new Promise((resolve, reject) => {
-    const req = import('node:http').then(({ request: plain }) => {
-      const r = plain(url, { method: 'POST' }, (res) => {
-        res.resume();
-        res.on('end', () =>
-          (res.statusCode ?? 0) < 300 ? resolve() : reject(new Error(`${url}: ${res.statusCode}`)),
-        );
-      });
-      r.on('error', reject);
-      r.end(JSON.stringify(body));
+    const req = httpRequest(url, { method: 'POST' }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        (res.statusCode ?? 0) < 300 ? resolve() : reject(new Error(`${url}: ${res.statusCode}`)),
+      );
     });
-    req.catch(reject);
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
   });
 }
 
@@ -173,7 +172,7 @@ export async function startPebble(dir: string, httpPort: number): Promise<Pebble
       caFile,
       issuingRoot: () => fetchText(`https://127.0.0.1:${management}/roots/0`, ca),
       resolve: (name, address) =>
-        fetchPlain(`http://127.0.0.1:${dnsManagement}/add-a`, { host: `${name}.`, addresses: [address] }),
+        postJson(`http://127.0.0.1:${dnsManagement}/add-a`, { host: `${name}.`, addresses: [address] }),
       async stop() {
         await stopProcess(pebble);
         await stopProcess(dns);

@@ -2,15 +2,14 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import pg from 'pg';
-import { Writable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer, type TestServer } from '../../../test/support/test-server.js';
 import { TestClient } from '../../../test/support/test-client.js';
+import { captureLog } from '../../../test/support/log-capture.js';
 import { Database } from '../../storage/database.js';
-import { createLogger } from '../../core/logger.js';
 import { mamMigrations } from './migrations.js';
 import type { MamApi } from './mam.js';
 
@@ -210,17 +209,7 @@ describe('archive storage: one row per message', () => {
 
   test('PostgreSQL: the archive writer’s connection is killed between batches; nothing is lost', async () => {
     if (process.env.NATTER_TEST_STORAGE !== 'postgres') return; // the fault is PostgreSQL's
-    const lines: Record<string, unknown>[] = [];
-    const logger = createLogger(
-      'info',
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          for (const line of chunk.toString().split('\n'))
-            if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-          cb();
-        },
-      }),
-    );
+    const { logger, lines } = captureLog();
     const server = await startTestServer(
       { modules: { ping: { idleMs: 0 }, mam: { flushIntervalMs: 20 } } },
       { logger },
