@@ -178,6 +178,66 @@ describe('ACME (tls.acme) with Pebble: HTTP-01 on the http listener, renewal, ho
     await alice.close();
   });
 
+  test('two nodes that both believe they lead: one orders, the other waits for it and installs what it stored', async (t) => {
+    if (skip) return t.skip(skip);
+    const storage =
+      server.config.storage.engine === 'sqlite'
+        ? {
+            engine: 'sqlite' as const,
+            path: server.config.storage.path ?? join(dir, 'data', 'natter.sqlite'),
+          }
+        : server.config.storage;
+    const other = await startTestServer(
+      {
+        hosts: ['chat.example'],
+        storage,
+        listeners: [
+          { type: 'c2s', port: 0, host: '127.0.0.1' },
+          { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
+        ],
+        modules: { upload: false },
+        tls: { acme: { ...server.config.tls.acme!, domains: ['chat.example'] } },
+      },
+      { dataDir: join(dir, 'data-other'), logger },
+    );
+    try {
+      await other.acme!.pass(); // its check at start: the stored certificate is current
+      const before = (await handshake(other.port('c2s-tls'), 'chat.example', root)).cert.serialNumber;
+      await server.core.database.db
+        .updateTable('acme_certificates')
+        .set({ not_after: Date.now() + 10 * 24 * 3600_000 })
+        .where('name', '=', 'chat.example')
+        .execute();
+      const mark = lines.length;
+      const both = await Promise.all([server.acme!.pass(), other.acme!.pass()]);
+      const results = both.map((out) => out.find((o) => o.name === 'chat.example')?.result).sort();
+      // One ordered; the other found the lease taken (deferred) or, asking after the order, nothing due.
+      assert.equal(results.filter((r) => r === 'issued').length, 1, JSON.stringify(both));
+      assert.ok(
+        results.every((r) => r === 'issued' || r === 'deferred' || r === 'current'),
+        JSON.stringify(both),
+      );
+      assert.equal(
+        lines
+          .slice(mark)
+          .filter((l) => String(l.msg).startsWith('acme: ordering a certificate for chat.example,')).length,
+        1,
+        lines
+          .slice(mark)
+          .map((l) => l.msg)
+          .join('\n'),
+      );
+      // The one that waited installs the new certificate at its next look.
+      const again = await other.acme!.pass();
+      assert.equal(again.find((o) => o.name === 'chat.example')?.result, 'current');
+      const after = await handshake(other.port('c2s-tls'), 'chat.example', root);
+      assert.equal(after.authorized, true);
+      assert.notEqual(after.cert.serialNumber, before);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('a restart serves the stored certificate at once, without ordering again', async (t) => {
     if (skip) return t.skip(skip);
     const serial = (await handshake(server.port('c2s-tls'), 'chat.example', root)).cert.serialNumber;

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { Agent } from 'node:https';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,8 @@ export const ACME_DIRECTORIES: Record<string, string> = {
 const DAY_MS = 24 * 3600_000;
 /** First wait after a failed order; it doubles up to `checkHours`. */
 const RETRY_MIN_MS = 60_000;
+/** How long the ordering lease lasts without being renewed (it is renewed before each order). */
+const LEASE_MS = 15 * 60_000;
 
 export interface AcmeDeps {
   config: Config;
@@ -40,7 +42,8 @@ export interface AcmeDeps {
 /** What one pass did for one certificate. */
 export interface AcmeOutcome {
   name: string;
-  result: 'issued' | 'current' | 'failed';
+  /** `deferred`: another node holds the ordering lease; this one looks again a minute later. */
+  result: 'issued' | 'current' | 'failed' | 'deferred';
   notAfter?: string;
   error?: string;
 }
@@ -62,9 +65,12 @@ export class AcmeManager {
   private failures = 0;
   private readonly unsubscribe: (() => void)[] = [];
   private readonly now: () => number;
+  /** This node's name on the ordering lease (unique to this process). */
+  private readonly holder: string;
 
   constructor(private readonly deps: AcmeDeps) {
     this.now = deps.now ?? Date.now;
+    this.holder = `${deps.cluster.nodeId}.${randomUUID().slice(0, 8)}`;
   }
 
   private get options(): AcmeConfig {
@@ -134,7 +140,8 @@ export class AcmeManager {
         const out = await this.renewDue();
         const failed = out.filter((o) => o.result === 'failed');
         this.failures = failed.length ? this.failures + 1 : 0;
-        const next = failed.length ? retry() : every;
+        const deferred = out.some((o) => o.result === 'deferred');
+        const next = failed.length ? retry() : deferred ? Math.min(every, RETRY_MIN_MS) : every;
         if (failed.length)
           this.deps.log.warn(
             { acme: failed.map((f) => f.name), retryInMs: next },
@@ -166,10 +173,41 @@ export class AcmeManager {
       await this.install();
       return [];
     }
-    const have = new Map((await this.deps.store.certificates()).map((c) => [c.name, c]));
+    const groups = acmeGroups(this.deps.config, this.deps.served);
+    const stored = async () => new Map((await this.deps.store.certificates()).map((c) => [c.name, c]));
+    let have = await stored();
+    if (groups.every((g) => !this.due(g, have.get(g.name)))) {
+      await this.install();
+      return groups.map((g) => ({
+        name: g.name,
+        result: 'current' as const,
+        notAfter: new Date(have.get(g.name)!.notAfter).toISOString(),
+      }));
+    }
+    // Something is due: only the holder of the lease orders (two nodes may both believe they lead).
+    if (!(await this.deps.store.takeLease(this.holder, LEASE_MS))) {
+      this.deps.log.info('acme: another node is ordering certificates; this one installs what it stores');
+      await this.install();
+      return groups.map((g) => ({ name: g.name, result: 'deferred' as const }));
+    }
+    try {
+      // What the previous holder stored while this node waited is not ordered again.
+      have = await stored();
+      return await this.orderDue(groups, have);
+    } finally {
+      await this.deps.store
+        .releaseLease(this.holder)
+        .catch((err: unknown) =>
+          this.deps.log.warn({ err }, 'acme: giving back the ordering lease failed (it expires by itself)'),
+        );
+    }
+  }
+
+  /** Orders each group that is due (holding the lease), stores and installs what was issued. */
+  private async orderDue(groups: AcmeGroup[], have: Map<string, AcmeCertificate>): Promise<AcmeOutcome[]> {
     const out: AcmeOutcome[] = [];
     let issued = 0;
-    for (const group of acmeGroups(this.deps.config, this.deps.served)) {
+    for (const group of groups) {
       if (this.stopped) break;
       const current = have.get(group.name);
       const reason = this.due(group, current);
@@ -186,6 +224,7 @@ export class AcmeManager {
         `acme: ordering a certificate for ${group.domains.join(', ')} (${reason})`,
       );
       try {
+        await this.deps.store.takeLease(this.holder, LEASE_MS);
         const cert = await this.order(group);
         await this.deps.store.saveCertificate(cert);
         issued++;

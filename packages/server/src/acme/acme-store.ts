@@ -33,6 +33,20 @@ export const acmeMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  /**
+   * Who is ordering: a lease taken before an order, so that two nodes which both believe they lead
+   * (starting at the same moment, or on either side of a Redis outage) do not both order.
+   */
+  '0002-lease': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('acme_lease')
+        .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('holder', 'varchar(255)', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export interface AcmeCertificate {
@@ -78,6 +92,38 @@ export class AcmeStore {
 
   async saveAccountUrl(directory: string, url: string): Promise<void> {
     await this.db.updateTable('acme_accounts').set({ url }).where('directory', '=', directory).execute();
+  }
+
+  /**
+   * Takes (or extends) the ordering lease for `holder` until `ttlMs` from now; false while another
+   * holder's lease runs. One statement, so two nodes asking at once cannot both get it.
+   */
+  async takeLease(holder: string, ttlMs: number): Promise<boolean> {
+    const now = this.now();
+    const expires = now + ttlMs;
+    await this.db
+      .insertInto('acme_lease')
+      .values({ name: 'order', holder, expires_at: expires })
+      .onConflict((oc) =>
+        oc
+          .column('name')
+          .doUpdateSet({ holder, expires_at: expires })
+          .where((eb) =>
+            eb.or([eb('acme_lease.expires_at', '<', now), eb('acme_lease.holder', '=', holder)]),
+          ),
+      )
+      .execute();
+    const row = await this.db
+      .selectFrom('acme_lease')
+      .select('holder')
+      .where('name', '=', 'order')
+      .executeTakeFirst();
+    return row?.holder === holder;
+  }
+
+  /** Gives the lease back (only `holder`'s). */
+  async releaseLease(holder: string): Promise<void> {
+    await this.db.deleteFrom('acme_lease').where('name', '=', 'order').where('holder', '=', holder).execute();
   }
 
   async putChallenge(token: string, keyAuthorization: string): Promise<void> {
