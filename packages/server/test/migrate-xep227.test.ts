@@ -37,6 +37,89 @@ async function vcardOf(c: TestClient, to?: string): Promise<Element | undefined>
   return res.getChild('vCard', NS.vcard);
 }
 
+/** The account's own archive (XEP-0313), oldest first: each message with the time it was archived. */
+async function archiveOf(
+  c: TestClient,
+  fields: Record<string, string> = {},
+): Promise<{ id: string; stamp: number; message: Element }[]> {
+  const queryid = `q${Math.random().toString(36).slice(2)}`;
+  const form = xml(
+    'x',
+    { xmlns: NS.dataForms, type: 'submit' },
+    xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, NS.mam)),
+    Object.entries(fields).map(([k, v]) => xml('field', { var: k }, xml('value', null, v))),
+  );
+  const res = await c.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: NS.mam, queryid }, form)));
+  assert.equal(res.attrs.type, 'result', res.toString());
+  return c.received
+    .filter((e) => e.getChild('result', NS.mam)?.attrs.queryid === queryid)
+    .map((e) => {
+      const r = e.getChild('result', NS.mam)!;
+      const fwd = r.getChild('forwarded', NS.forward)!;
+      return {
+        id: r.attrs.id!,
+        stamp: Date.parse(fwd.getChild('delay', 'urn:xmpp:delay')!.attrs.stamp!),
+        message: fwd.getChild('message')!,
+      };
+    });
+}
+
+/** The items of a PEP node of `owner` as `c` may read them, or the error condition. */
+async function pepItems(c: TestClient, owner: string, node: string): Promise<Element[] | string> {
+  const res = await c.iq(
+    xml('iq', { type: 'get', to: owner }, xml('pubsub', { xmlns: NS.pubsub }, xml('items', { node }))),
+  );
+  if (res.attrs.type === 'error') return res.getChild('error')!.elements()[0]!.name;
+  return res.getChild('pubsub', NS.pubsub)!.getChild('items')!.getChildren('item');
+}
+
+/** What the import of romeo's PEP nodes and archive must show (the same after an export and import). */
+async function checkPepAndArchive(target: TestServer): Promise<void> {
+  const romeo = await TestClient.login(target, 'romeo', 'romeo-pw', { mechanism: 'SCRAM-SHA-1' });
+  const juliet = await TestClient.login(target, 'juliet', 'juliet-pw');
+  try {
+    const bookmarks = await pepItems(romeo, 'romeo@localhost', 'urn:xmpp:bookmarks:1');
+    assert.ok(Array.isArray(bookmarks), String(bookmarks));
+    // pubsub#max_items=max came across: PEP's default (1) would have kept only the newest.
+    assert.deepEqual(bookmarks.map((i) => i.attrs.id).sort(), [
+      'mantua@conference.localhost',
+      'verona@conference.localhost',
+    ]);
+    const verona = bookmarks.find((i) => i.attrs.id === 'verona@conference.localhost')!;
+    assert.equal(verona.getChild('conference', 'urn:xmpp:bookmarks:1')?.attrs.autojoin, 'true');
+    // The whitelist came across too: a contact may read romeo's nick (presence access), not his bookmarks.
+    assert.equal(typeof (await pepItems(juliet, 'romeo@localhost', 'urn:xmpp:bookmarks:1')), 'string');
+    const nick = await pepItems(juliet, 'romeo@localhost', 'http://jabber.org/protocol/nick');
+    assert.ok(Array.isArray(nick), String(nick));
+    assert.equal(nick[0]?.getChildText('nick', 'http://jabber.org/protocol/nick'), 'Romeo');
+
+    const archive = await archiveOf(romeo);
+    assert.deepEqual(
+      archive.map((m) => [m.message.getChildText('body'), new Date(m.stamp).toISOString()]),
+      [
+        ["A plague o' both your houses", '2020-01-01T09:00:00.000Z'],
+        ['Did my heart love till now?', '2020-01-01T10:00:00.000Z'],
+        ['O Romeo, Romeo!', '2020-01-01T10:01:00.250Z'],
+      ],
+    );
+    assert.equal(archive[1]!.message.attrs.to, 'juliet@localhost');
+    assert.ok(
+      !archive[1]!.message.getChildren('stanza-id', NS.sid).some((s) => s.attrs.id === 'old-1'),
+      "the old server's stanza id is gone",
+    );
+    const withJuliet = await archiveOf(romeo, { with: 'juliet@localhost' });
+    assert.deepEqual(
+      withJuliet.map((m) => m.message.getChildText('body')),
+      ['Did my heart love till now?', 'O Romeo, Romeo!'],
+    );
+    const after = await archiveOf(romeo, { start: '2020-01-01T09:30:00Z' });
+    assert.equal(after.length, 2);
+  } finally {
+    await romeo.close();
+    await juliet.close();
+  }
+}
+
 async function fails(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -81,6 +164,44 @@ describe('natter import/export xep227 (XEP-0227)', () => {
       </message>
     </offline-messages>
     <query xmlns='jabber:iq:privacy'><list name='l'/></query>
+    <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>
+      <configure node='urn:xmpp:bookmarks:1'>
+        <x xmlns='jabber:x:data' type='submit'>
+          <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>
+          <field var='pubsub#access_model'><value>whitelist</value></field>
+          <field var='pubsub#max_items'><value>max</value></field>
+          <field var='pubsub#send_last_published_item'><value>never</value></field>
+          <field var='pubsub#notify_retract'><value>sometimes</value></field>
+        </x>
+      </configure>
+      <configure node='http://jabber.org/protocol/nick'/>
+    </pubsub>
+    <pubsub xmlns='http://jabber.org/protocol/pubsub'>
+      <items node='urn:xmpp:bookmarks:1'>
+        <item id='verona@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Verona' autojoin='true'><nick>romeo</nick></conference></item>
+        <item id='mantua@conference.localhost'><conference xmlns='urn:xmpp:bookmarks:1' name='Mantua'/></item>
+      </items>
+      <items node='http://jabber.org/protocol/nick'>
+        <item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Romeo</nick></item>
+      </items>
+    </pubsub>
+    <archive xmlns='urn:xmpp:pie:0#mam'>
+      <result xmlns='urn:xmpp:mam:2' id='old-1'><forwarded xmlns='urn:xmpp:forward:0'>
+        <delay xmlns='urn:xmpp:delay' stamp='2020-01-01T10:00:00Z'/>
+        <message xmlns='jabber:client' from='romeo@localhost/phone' to='juliet@localhost' type='chat' id='m1'><body>Did my heart love till now?</body><stanza-id xmlns='urn:xmpp:sid:0' by='romeo@localhost' id='old-1'/></message>
+      </forwarded></result>
+      <result xmlns='urn:xmpp:mam:2' id='old-2'><forwarded xmlns='urn:xmpp:forward:0'>
+        <delay xmlns='urn:xmpp:delay' stamp='2020-01-01T10:01:00.250Z'/>
+        <message from='juliet@localhost/balcony' to='romeo@localhost/phone' type='chat' id='m2'><body>O Romeo, Romeo!</body></message>
+      </forwarded></result>
+      <result xmlns='urn:xmpp:mam:2' id='old-0'><forwarded xmlns='urn:xmpp:forward:0'>
+        <delay xmlns='urn:xmpp:delay' stamp='2020-01-01T09:00:00Z'/>
+        <message xmlns='jabber:client' from='mercutio@example.org/x' to='romeo@localhost' type='chat'><body>A plague o' both your houses</body></message>
+      </forwarded></result>
+      <result xmlns='urn:xmpp:mam:2' id='no-time'><forwarded xmlns='urn:xmpp:forward:0'>
+        <message xmlns='jabber:client' from='juliet@localhost/balcony' to='romeo@localhost' type='chat'><body>when?</body></message>
+      </forwarded></result>
+    </archive>
   </user>
   <user name='juliet' password='juliet-pw'>
     <query xmlns='jabber:iq:roster'><item jid='romeo@localhost' subscription='both'/></query>
@@ -107,8 +228,13 @@ describe('natter import/export xep227 (XEP-0227)', () => {
     const text = r.out.join('\n');
     assert.match(
       r.out[0]!,
-      /imported 3 of 4 accounts on localhost \(0 existed, 1 failed\): 3 roster items, 1 vCards, 1 private XML fragments, 1 offline messages/,
+      /imported 3 of 4 accounts on localhost \(0 existed, 1 failed\): 3 roster items, 1 vCards, 1 private XML fragments, 1 offline messages, 2 PEP nodes with 3 items, 3 archived messages/,
     );
+    assert.match(
+      text,
+      /romeo@localhost: not imported: 1 archive entries without a forwarded message and its time/,
+    );
+    assert.match(text, /PEP node urn:xmpp:bookmarks:1: setting pubsub#notify_retract=sometimes/);
     assert.match(text, /1 accounts have SCRAM-SHA-1 keys only/);
     assert.match(text, /nokeys@localhost: not imported: no password and no SCRAM keys/);
     assert.match(text, /romeo@localhost: not imported: privacy lists/);
@@ -155,6 +281,10 @@ describe('natter import/export xep227 (XEP-0227)', () => {
       'red',
     );
     await c.close();
+  });
+
+  test('PEP nodes keep their items and settings; the archive keeps its messages at their times', async () => {
+    await checkPepAndArchive(server);
   });
 
   test('decision 0015: SCRAM-SHA-256 fails like a wrong password until a PLAIN login adds its keys', async () => {
@@ -211,6 +341,8 @@ describe('natter import/export xep227 (XEP-0227)', () => {
     assert.match(replaced.out[0]!, /imported 3 of 4/);
     const c = await TestClient.login(server, 'juliet', 'juliet-pw');
     await c.close();
+    // The archive and the nodes were replaced, not added to.
+    await checkPepAndArchive(server);
   });
 
   test('an xi:include that leaves the directory of the file is refused', async () => {
@@ -239,6 +371,9 @@ describe('natter import/export xep227 (XEP-0227)', () => {
     assert.match(text, /<server-data xmlns='urn:xmpp:pie:0'>/);
     assert.match(text, /mechanism="SCRAM-SHA-1"/);
     assert.doesNotMatch(text, /password=/);
+    assert.match(r.out[0]!, /with 3 archived messages/);
+    assert.match(text, /<archive xmlns="urn:xmpp:pie:0#mam"><result xmlns="urn:xmpp:mam:2"/);
+    assert.match(text, /<pubsub xmlns="http:\/\/jabber.org\/protocol\/pubsub#owner"><configure node=/);
     const other = await startTestServer();
     try {
       const imported = await natter(other, 'import', 'xep227', file);
@@ -251,6 +386,7 @@ describe('natter import/export xep227 (XEP-0227)', () => {
       assert.equal(items.length, 2);
       assert.equal((await vcardOf(c))?.getChildText('FN'), 'Romeo Montague');
       await c.close();
+      await checkPepAndArchive(other);
     } finally {
       await other.destroy();
     }

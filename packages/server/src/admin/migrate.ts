@@ -10,6 +10,9 @@ import { RosterStore, rosterMigrations } from '../modules/roster/roster-store.js
 import { VcardStore, vcardMigrations } from '../modules/vcard/vcard-store.js';
 import { PrivateStore, privateMigrations } from '../modules/private/private-store.js';
 import { OfflineStore, offlineMigrations } from '../modules/offline/offline-store.js';
+import { PubsubStore, pubsubMigrations } from '../modules/pubsub/pubsub-store.js';
+import { mamMigrations } from '../modules/mam/migrations.js';
+import { exportArchive } from '../modules/mam/archive-transfer.js';
 import { parseElement, xml, type Element } from '@natter/xml';
 import { progress as terminalProgress, type Progress } from './progress.js';
 import {
@@ -19,17 +22,18 @@ import {
   type ImportSummary,
   type MigratedUser,
 } from './migration-writer.js';
-import { readXep227, Xep227Writer, type ExportedUser } from './xep-0227.js';
-import { prosodyHosts, readProsodyHost } from './prosody-data.js';
+import { pepElements, readXep227, Xep227Writer, type ExportedUser } from './xep-0227.js';
+import { prosodyHosts, prosodyRoomServices, readProsodyHost, readProsodyRooms } from './prosody-data.js';
 
 export const MIGRATE_USAGE = `  natter import xep227 FILE [--host H] [--dry-run] [--replace]
                                                import accounts with their SCRAM keys (or passwords, turned
-                                               into keys), rosters, vCards, private XML and offline messages
-                                               from a XEP-0227 file (ejabberdctl export_piefxis, Prosody's
-                                               mod_storage_xep0227, natter export); existing accounts are
-                                               skipped unless --replace
+                                               into keys), rosters, vCards, private XML, offline messages,
+                                               PEP nodes and message archives from a XEP-0227 file
+                                               (ejabberdctl export_piefxis, Prosody's mod_storage_xep0227,
+                                               natter export); existing accounts are skipped unless --replace
   natter import prosody DATA_DIR [--host H] [--dry-run] [--replace]
-                                               the same from a Prosody data directory (storage "internal");
+                                               the same from a Prosody data directory (storage "internal"),
+                                               with the persistent rooms of this server's MUC services;
                                                internal_hashed passwords keep working
   natter export xep227 FILE [--host H]         write every account of the hosts (or H) to a XEP-0227 file`;
 
@@ -42,6 +46,29 @@ function openDatabase(config: Config): Database {
   );
 }
 
+/** The MUC service of each host this server runs one for: host → service domain. */
+function mucServices(config: Config): Map<string, string> {
+  const muc = config.modules.muc;
+  if (muc === false) return new Map();
+  const domain = muc !== undefined && typeof muc.domain === 'string' ? muc.domain : undefined;
+  return new Map(config.hosts.map((h) => [h, domain ?? `conference.${h}`]));
+}
+
+/** A number option of a module, as configured, else its default. */
+function moduleNumber(config: Config, module: string, option: string, fallback: number): number {
+  const m = config.modules[module];
+  const v = m === false || m === undefined ? undefined : m[option];
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback;
+}
+
+/** The pep and pubsub modules' item limits (their defaults: 1 and 256). */
+function pepLimits(config: Config): { defaultMaxItems: number; maxItemsPerNode: number } {
+  return {
+    defaultMaxItems: moduleNumber(config, 'pep', 'defaultMaxItems', 1),
+    maxItemsPerNode: moduleNumber(config, 'pubsub', 'maxItemsPerNode', 256),
+  };
+}
+
 export interface MigrateIo {
   out: (line: string) => void;
   progress: Progress;
@@ -52,21 +79,33 @@ async function runImport(
   config: Config,
   opts: { dryRun: boolean; replace: boolean; host?: string },
   io: MigrateIo,
-  read: (onUser: (u: MigratedUser) => Promise<void>, summary: ImportSummary) => Promise<void>,
+  read: (
+    onUser: (u: MigratedUser) => Promise<void>,
+    summary: ImportSummary,
+    writer: MigrationWriter,
+  ) => Promise<void>,
 ): Promise<ImportSummary> {
   const db = openDatabase(config);
   const summary = emptySummary();
   try {
-    const writer = await MigrationWriter.open(db, config.auth.iterations, opts);
+    const writer = await MigrationWriter.open(db, config.auth.iterations, {
+      ...opts,
+      pep: pepLimits(config),
+      muc: { historyMax: moduleNumber(config, 'muc', 'historyMax', 20) },
+    });
     const hosted = new Set(config.hosts);
     const notHosted = new Map<string, number>();
-    await read(async (u) => {
-      if (!hosted.has(u.host)) {
-        notHosted.set(u.host, (notHosted.get(u.host) ?? 0) + 1);
-        return;
-      }
-      await writer.write(u, summary);
-    }, summary);
+    await read(
+      async (u) => {
+        if (!hosted.has(u.host)) {
+          notHosted.set(u.host, (notHosted.get(u.host) ?? 0) + 1);
+          return;
+        }
+        await writer.write(u, summary);
+      },
+      summary,
+      writer,
+    );
     io.progress.end();
     for (const [h, n] of notHosted)
       summary.notes.unshift(
@@ -88,6 +127,8 @@ async function exportedUser(
     vcards: VcardStore;
     privateStore: PrivateStore;
     offline: OfflineStore;
+    pubsub: PubsubStore;
+    db: Database;
   },
   username: string,
   host: string,
@@ -123,9 +164,24 @@ async function exportedUser(
       return [];
     }
   });
+  const nodes = [];
+  for (const n of await stores.pubsub.listNodes(owner)) {
+    const subscribers = (await stores.pubsub.subscriptions(owner, n.node))
+      .filter((sub) => sub.state === 'subscribed')
+      .map((sub) => sub.jid);
+    nodes.push({
+      node: n.node,
+      config: n.config,
+      items: (await stores.pubsub.items(owner, n.node)).reverse(),
+      affiliations: (await stores.pubsub.affiliations(owner, n.node)).filter((a) => a.jid !== owner),
+      subscribers,
+    });
+  }
   return {
     username,
     keys,
+    pep: pepElements(nodes),
+    archive: exportArchive(stores.db.db, owner),
     roster: items.length > 0 ? xml('query', { xmlns: 'jabber:iq:roster' }, items) : undefined,
     pending: [...roster.pending.values()].map((p) => {
       const s = p.clone();
@@ -157,6 +213,8 @@ async function runExport(
       vcard: vcardMigrations,
       private: privateMigrations,
       offline: offlineMigrations,
+      pubsub: pubsubMigrations,
+      mam: mamMigrations,
     }))
       await db.migrate(name, m);
     const stores = {
@@ -165,9 +223,12 @@ async function runExport(
       vcards: new VcardStore(db.db),
       privateStore: new PrivateStore(db.db),
       offline: new OfflineStore(db.db),
+      pubsub: new PubsubStore(db.db),
+      db,
     };
     await out.start();
     let users = 0;
+    let archived = 0;
     for (const h of hosts) {
       await out.host(h);
       const names = await stores.accounts.list(h);
@@ -175,7 +236,7 @@ async function runExport(
         io.progress.update(`exporting ${h}`, i, names.length);
         const u = await exportedUser(stores, name, h);
         if (u) {
-          await out.user(u, h);
+          archived += await out.user(u, h);
           users++;
         }
       }
@@ -183,7 +244,7 @@ async function runExport(
     await out.end();
     io.progress.end();
     io.out(
-      `exported ${users} accounts of ${hosts.join(', ')} to ${file} (SCRAM keys, no passwords; readable by its owner only)`,
+      `exported ${users} accounts of ${hosts.join(', ')} with ${archived} archived messages to ${file} (SCRAM keys, no passwords; readable by its owner only)`,
     );
   } catch (err) {
     out.destroy();
@@ -242,7 +303,7 @@ export async function migrateCommand(
       for (const [h, n] of skippedHosts) s.notes.push(`${n} accounts of ${h} skipped (--host ${host ?? ''})`);
     });
   } else if (format === 'prosody') {
-    summary = await runImport(config, opts, io, async (onUser) => {
+    summary = await runImport(config, opts, io, async (onUser, summary, writer) => {
       const found = await prosodyHosts(path);
       if (found.length === 0)
         throw new Error(`${path} has no host folder with accounts (is it Prosody's data_path?)`);
@@ -253,6 +314,25 @@ export async function migrateCommand(
         await readProsodyHost(path, h, onUser, (done, total) =>
           io.progress.update(`importing ${h}`, done, total),
         );
+      // Rooms of the MUC services this server runs (for --host H, H's).
+      const ours = mucServices(config);
+      const wanted = new Set(host ? [ours.get(host)].filter((d) => d !== undefined) : ours.values());
+      for (const service of await prosodyRoomServices(path)) {
+        if (!wanted.has(service)) {
+          if (!host)
+            summary.notes.push(
+              `rooms of ${service} skipped: not a group chat service of this server (${[...ours.values()].join(', ') || 'the muc module is off'})`,
+            );
+          continue;
+        }
+        io.progress.update(`importing rooms of ${service}`, 0, 1);
+        await readProsodyRooms(
+          path,
+          service,
+          (room) => writer.writeRoom(room, summary),
+          (jid, err) => summary.notes.push(`room ${jid}: not imported: ${err.message}`),
+        );
+      }
     });
   } else throw new Error(`unknown import format "${format}" (xep227, prosody)`);
   return summary.failed > 0 ? 1 : 0;

@@ -1,5 +1,6 @@
 // What `natter import` writes: one account and its data, whatever format it was read from
 // (XEP-0227 files, a Prosody data directory), through each feature's own store.
+import { randomUUID } from 'node:crypto';
 import type { Database } from '../storage/database.js';
 import {
   AccountExistsError,
@@ -13,8 +14,15 @@ import { VcardStore, vcardMigrations } from '../modules/vcard/vcard-store.js';
 import { photoHash } from '../modules/vcard/xep-0153-avatar.js';
 import { PrivateStore, privateMigrations } from '../modules/private/private-store.js';
 import { OfflineStore, offlineMigrations } from '../modules/offline/offline-store.js';
-import { parseJid, type Jid } from '@natter/jid';
-import type { Element } from '@natter/xml';
+import { PubsubStore, pubsubMigrations, type Affiliation } from '../modules/pubsub/pubsub-store.js';
+import type { NodeConfig } from '../modules/pubsub/node-config.js';
+import { pepNodeDefaults } from '../modules/pep/api.js';
+import { mamMigrations } from '../modules/mam/migrations.js';
+import { importArchive, type ImportedArchiveMessage } from '../modules/mam/archive-transfer.js';
+import { RoomStore, migrations as mucMigrations } from '../modules/muc/storage.js';
+import type { RoomConfig } from '../modules/muc/room-config.js';
+import { parseJid, tryParseJid, type Jid } from '@natter/jid';
+import { Element } from '@natter/xml';
 
 /** One account as read from another server's data, in Natter's terms. */
 export interface MigratedUser {
@@ -30,16 +38,127 @@ export interface MigratedUser {
   private: Element[];
   /** Offline messages, oldest first, with when they were stored (epoch ms) when known. */
   offline: { stanza: Element; storedAt?: number }[];
+  /** PEP nodes (XEP-0163): configuration, items and affiliations. */
+  pep: MigratedPepNode[];
+  /** The message archive (XEP-0313), oldest first; read as it is written when it is large. */
+  archive: Iterable<ArchivedStanza> | AsyncIterable<ArchivedStanza>;
   /** What was found and is not imported (said in the report). */
   notImported: string[];
 }
 
+/** An archived message: when it was archived (ms since the epoch), and the stanza. */
+export interface ArchivedStanza {
+  at: number;
+  stanza: Element;
+}
+
+/** A persistent group chat room (XEP-0045) as read from another server's data. */
+export interface MigratedRoom {
+  /** The MUC service (`conference.example.org`) and the room's bare JID. */
+  service: string;
+  jid: string;
+  /** The settings read; the rest are the service's defaults. */
+  config: Partial<RoomConfig>;
+  subject: string;
+  /** The occupant JID that set the subject. */
+  subjectFrom: string;
+  affiliations: { jid: string; affiliation: 'owner' | 'admin' | 'member' | 'outcast'; reason?: string }[];
+  /** The room's archive (XEP-0313), oldest first. */
+  archive: AsyncIterable<ArchivedStanza>;
+  notImported: string[];
+}
+
+/** One PEP node of an account, as read from another server's data. */
+export interface MigratedPepNode {
+  node: string;
+  /** The settings read; the rest are PEP's defaults. */
+  config: Partial<NodeConfig>;
+  /** Oldest first. */
+  items: { id: string; payload: Element | undefined; publisher?: string }[];
+  /** Affiliations other than the account's own (owner). */
+  affiliations: { jid: string; affiliation: Affiliation }[];
+  /** Bare or full JIDs subscribed explicitly (contacts get notifications through presence anyway). */
+  subscribers: string[];
+}
+
 export function emptyUser(host: string, username: string): MigratedUser {
-  return { host, username, roster: [], pending: [], private: [], offline: [], notImported: [] };
+  return {
+    host,
+    username,
+    roster: [],
+    pending: [],
+    private: [],
+    offline: [],
+    pep: [],
+    archive: [],
+    notImported: [],
+  };
+}
+
+const AFFILIATIONS = new Set<Affiliation>([
+  'owner',
+  'publisher',
+  'publish-only',
+  'member',
+  'none',
+  'outcast',
+]);
+export const isPubsubAffiliation = (a: string | undefined): a is Affiliation =>
+  a !== undefined && AFFILIATIONS.has(a as Affiliation);
+
+const NS_SID = 'urn:xmpp:sid:0';
+const NS_OCCUPANT_ID = 'urn:xmpp:occupant-id:0';
+const NS_MUC_USER = 'http://jabber.org/protocol/muc#user';
+
+/**
+ * A room's archived message as this server keeps it: the other server's stanza and occupant ids
+ * (which name its archive and its occupants, not this server's) and the real JID it added for
+ * non-anonymous rooms (shown here by the room's current setting) removed.
+ */
+function roomStanza(el: Element): Element {
+  const drop = (c: Element) =>
+    (c.name === 'stanza-id' && c.xmlns === NS_SID) ||
+    (c.name === 'occupant-id' && c.xmlns === NS_OCCUPANT_ID) ||
+    (c.name === 'x' && c.xmlns === NS_MUC_USER);
+  const attrs = { ...el.attrs };
+  delete attrs.to;
+  return new Element(
+    el.name,
+    el.xmlns,
+    attrs,
+    el.children.filter((c) => typeof c === 'string' || !drop(c)),
+  );
+}
+
+/**
+ * An archived message of `owner` as the archive stores it: the other party and the direction
+ * from the addresses, the other server's stanza ids (which name its archive, not this one)
+ * removed. Undefined when the addresses do not say who the other party is.
+ */
+export function archivedMessage(owner: Jid, m: ArchivedStanza): ImportedArchiveMessage | undefined {
+  const from = tryParseJid(m.stanza.attrs.from ?? '') ?? undefined;
+  const to = tryParseJid(m.stanza.attrs.to ?? '') ?? undefined;
+  const outgoing = from !== undefined && from.bare.equals(owner);
+  const other = outgoing ? to : from;
+  if (!other || (!outgoing && to !== undefined && !to.bare.equals(owner))) return undefined;
+  if (!Number.isFinite(m.at)) return undefined;
+  const stanza = new Element(
+    m.stanza.name,
+    m.stanza.xmlns,
+    { ...m.stanza.attrs },
+    m.stanza.children.filter((c) => typeof c === 'string' || !(c.name === 'stanza-id' && c.xmlns === NS_SID)),
+  );
+  return {
+    at: m.at,
+    stanza: stanza.toString(),
+    withBare: other.toBareString(),
+    withFull: other.toString(),
+    direction: outgoing ? 'out' : 'in',
+  };
 }
 
 export type WriteOutcome =
-  | { kind: 'imported'; keys: 'both' | 'sha1-only' | 'sha256-only' }
+  | { kind: 'imported'; keys: 'both' | 'sha1-only' | 'sha256-only'; archived: number }
   | { kind: 'exists' }
   | { kind: 'failed'; reason: string };
 
@@ -56,6 +175,12 @@ export interface ImportSummary {
   vcards: number;
   privateFragments: number;
   offlineMessages: number;
+  pepNodes: number;
+  pepItems: number;
+  archivedMessages: number;
+  rooms: number;
+  roomsExisted: number;
+  roomMessages: number;
   /** Lines for the operator: accounts skipped, data not imported. */
   notes: string[];
 }
@@ -73,6 +198,12 @@ export function emptySummary(): ImportSummary {
     vcards: 0,
     privateFragments: 0,
     offlineMessages: 0,
+    pepNodes: 0,
+    pepItems: 0,
+    archivedMessages: 0,
+    rooms: 0,
+    roomsExisted: 0,
+    roomMessages: 0,
     notes: [],
   };
 }
@@ -116,6 +247,15 @@ export function rosterItem(
   };
 }
 
+export interface WriterOptions {
+  replace: boolean;
+  dryRun: boolean;
+  /** PEP's limits: items a node keeps by default (pep `defaultMaxItems`) and at most (pubsub `maxItemsPerNode`). */
+  pep: { defaultMaxItems: number; maxItemsPerNode: number };
+  /** The muc module's discussion history length (`historyMax`). */
+  muc: { historyMax: number };
+}
+
 /** Writes migrated accounts into Natter's storage, one at a time. */
 export class MigrationWriter {
   readonly accounts: AccountStore;
@@ -123,12 +263,18 @@ export class MigrationWriter {
   private readonly vcards: VcardStore;
   private readonly privateStore: PrivateStore;
   private readonly offline: OfflineStore;
+  private readonly pubsub: PubsubStore;
+  private readonly rooms: RoomStore;
+  private readonly db: Database;
 
   private constructor(
     db: Database,
     iterations: number,
-    private readonly opts: { replace: boolean; dryRun: boolean },
+    private readonly opts: WriterOptions,
   ) {
+    this.db = db;
+    this.pubsub = new PubsubStore(db.db);
+    this.rooms = new RoomStore(db.db);
     this.accounts = new AccountStore(db.db, { iterations });
     this.roster = new RosterStore(db.db, { maxItems: Number.MAX_SAFE_INTEGER, versionLog: 0, cacheSize: 0 });
     this.vcards = new VcardStore(db.db);
@@ -137,16 +283,15 @@ export class MigrationWriter {
   }
 
   /** Runs the stores' migrations (as `natter serve` does) and returns a writer. */
-  static async open(
-    db: Database,
-    iterations: number,
-    opts: { replace: boolean; dryRun: boolean },
-  ): Promise<MigrationWriter> {
+  static async open(db: Database, iterations: number, opts: WriterOptions): Promise<MigrationWriter> {
     await db.migrate('accounts', accountMigrations);
     await db.migrate('roster', rosterMigrations);
     await db.migrate('vcard', vcardMigrations);
     await db.migrate('private', privateMigrations);
     await db.migrate('offline', offlineMigrations);
+    await db.migrate('pubsub', pubsubMigrations);
+    await db.migrate('mam', mamMigrations);
+    await db.migrate('muc', mucMigrations);
     return new MigrationWriter(db, iterations, opts);
   }
 
@@ -155,8 +300,9 @@ export class MigrationWriter {
     summary.users++;
     summary.hosts.add(user.host);
     const who = `${user.username}@${user.host}`;
-    for (const n of user.notImported) note(summary, `${who}: not imported: ${n}`);
     const outcome = await this.writeOne(user);
+    // After the write: reading a large archive while writing it adds its own notes.
+    for (const n of user.notImported) note(summary, `${who}: not imported: ${n}`);
     switch (outcome.kind) {
       case 'imported':
         summary.imported++;
@@ -166,6 +312,9 @@ export class MigrationWriter {
         if (user.vcard) summary.vcards++;
         summary.privateFragments += user.private.length;
         summary.offlineMessages += user.offline.length;
+        summary.pepNodes += user.pep.length;
+        for (const n of user.pep) summary.pepItems += n.items.length;
+        summary.archivedMessages += outcome.archived;
         break;
       case 'exists':
         summary.existed++;
@@ -184,6 +333,7 @@ export class MigrationWriter {
     if (!creds) return { kind: 'failed', reason: 'no password and no SCRAM keys' };
     const keys: WriteOutcome & { kind: 'imported' } = {
       kind: 'imported',
+      archived: 0,
       keys:
         'password' in creds
           ? 'both'
@@ -200,9 +350,25 @@ export class MigrationWriter {
       return { kind: 'failed', reason: `"${user.username}" is not a valid username` };
     }
     const owner = account.toBareString();
+    let unreadable = 0;
+    const source = user.archive;
+    const archive = (async function* () {
+      for await (const m of source) {
+        const a = archivedMessage(account, m);
+        if (a) yield a;
+        else unreadable++;
+      }
+    })();
+    const noteUnreadable = () => {
+      if (unreadable > 0)
+        user.notImported.push(`${unreadable} archived messages without a sender or recipient of their own`);
+    };
     if (this.opts.dryRun) {
       const exists = await this.accounts.exists(account.local, account.domain);
-      return exists && !this.opts.replace ? { kind: 'exists' } : keys;
+      if (exists && !this.opts.replace) return { kind: 'exists' };
+      for await (const _ of archive) keys.archived++;
+      noteUnreadable();
+      return keys;
     }
     try {
       await this.accounts.importAccount(user.username, user.host, creds, { replace: this.opts.replace });
@@ -211,7 +377,8 @@ export class MigrationWriter {
       return { kind: 'failed', reason: (err as Error).message };
     }
     try {
-      await this.writeData(user, owner);
+      keys.archived = await this.writeData(user, owner, archive);
+      noteUnreadable();
     } catch (err) {
       // The account without its data would be skipped as existing by the next run: a new account
       // is taken back, so that importing again brings it whole (a replaced one is kept: rerun
@@ -225,8 +392,12 @@ export class MigrationWriter {
     return keys;
   }
 
-  /** Roster, vCard, private XML and offline messages of an account just written. */
-  private async writeData(user: MigratedUser, owner: string): Promise<void> {
+  /** Roster, vCard, private XML, offline messages, PEP and archive of an account just written. */
+  private async writeData(
+    user: MigratedUser,
+    owner: string,
+    archive: AsyncIterable<ImportedArchiveMessage>,
+  ): Promise<number> {
     if (user.roster.length > 0 || user.pending.length > 0)
       await this.roster.import(owner, user.roster, user.pending);
     if (user.vcard) {
@@ -251,6 +422,97 @@ export class MigrationWriter {
     if (this.opts.replace && user.offline.length > 0) await this.offline.removeAll(owner);
     for (const m of user.offline)
       await this.offline.add(owner, m.stanza.toString(), m.storedAt ?? Date.now());
+    for (const n of user.pep) await this.writePepNode(owner, n);
+    return importArchive(this.db.db, owner, archive, { replace: this.opts.replace });
+  }
+
+  /**
+   * A persistent room with its settings, affiliations, subject and archive; the last messages of
+   * the archive become its discussion history (what joining occupants are sent). An existing
+   * room is left as it is unless `--replace`. The running server loads imported rooms at its
+   * next start.
+   */
+  async writeRoom(room: MigratedRoom, summary: ImportSummary): Promise<void> {
+    const roomJid = tryParseJid(room.jid) ?? undefined;
+    if (!roomJid || roomJid.local === '' || roomJid.resource !== '') {
+      note(summary, `room "${room.jid}": not imported: not a room JID`);
+      return;
+    }
+    const jid = roomJid.toBareString();
+    if (!this.opts.replace && (await this.rooms.exists(jid))) {
+      summary.roomsExisted++;
+      note(summary, `room ${jid}: skipped, it exists (--replace overwrites it)`);
+      return;
+    }
+    const keep = Math.max(0, Math.min(room.config.historyLength ?? Infinity, this.opts.muc.historyMax));
+    const history: { at: number; stanza: string }[] = [];
+    let unreadable = 0;
+    const source = room.archive;
+    const messages = (async function* () {
+      for await (const m of source) {
+        const from = tryParseJid(m.stanza.attrs.from ?? '') ?? undefined;
+        if (!from || !from.bare.equals(roomJid.bare) || !Number.isFinite(m.at)) {
+          unreadable++;
+          continue;
+        }
+        const stanza = roomStanza(m.stanza).toString();
+        if (keep > 0 && m.stanza.getChild('body') !== undefined) {
+          history.push({ at: m.at, stanza });
+          if (history.length > keep) history.shift();
+        }
+        yield {
+          at: m.at,
+          stanza,
+          withBare: jid,
+          withFull: from.toString(),
+          direction: 'in' as const,
+        };
+      }
+    })();
+    let archived = 0;
+    if (this.opts.dryRun) for await (const _ of messages) archived++;
+    else {
+      archived = await importArchive(this.db.db, jid, messages, { replace: true });
+      await this.rooms.importRoom(room.service, {
+        jid,
+        config: { ...room.config, persistent: true },
+        subject: room.subject,
+        subjectFrom: room.subjectFrom,
+        createdAt: Date.now(),
+        affiliations: room.affiliations,
+        history,
+      });
+    }
+    if (unreadable > 0) room.notImported.push(`${unreadable} archived messages not from the room`);
+    for (const n of room.notImported) note(summary, `room ${jid}: not imported: ${n}`);
+    summary.rooms++;
+    summary.roomMessages += archived;
+  }
+
+  /** A PEP node as the pep module keeps it; a node of that name already stored is replaced. */
+  private async writePepNode(owner: string, n: MigratedPepNode): Promise<void> {
+    const { defaultMaxItems, maxItemsPerNode } = this.opts.pep;
+    const config = { ...pepNodeDefaults(Math.min(defaultMaxItems, maxItemsPerNode)), ...n.config };
+    config.max_items = Math.min(config.max_items, maxItemsPerNode);
+    await this.pubsub.deleteNode(owner, n.node);
+    await this.pubsub.createNode(owner, n.node, config, owner);
+    for (const item of n.items)
+      await this.pubsub.putItem(
+        owner,
+        n.node,
+        { id: item.id, publisher: item.publisher ?? owner, payload: item.payload?.toString() ?? '' },
+        Math.max(1, config.max_items),
+      );
+    for (const a of n.affiliations)
+      if (a.jid !== owner) await this.pubsub.setAffiliation(owner, n.node, a.jid, a.affiliation);
+    for (const jid of n.subscribers)
+      await this.pubsub.putSubscription(owner, {
+        node: n.node,
+        jid,
+        subid: randomUUID(),
+        state: 'subscribed',
+        options: {},
+      });
   }
 }
 
@@ -259,8 +521,14 @@ export function formatSummary(s: ImportSummary, dryRun: boolean, offerScramSha25
   const lines = [
     `${dryRun ? 'would import' : 'imported'} ${s.imported} of ${s.users} accounts on ${[...s.hosts].join(', ') || 'no host'}` +
       ` (${s.existed} existed, ${s.failed} failed): ${s.rosterItems} roster items, ${s.vcards} vCards, ` +
-      `${s.privateFragments} private XML fragments, ${s.offlineMessages} offline messages`,
+      `${s.privateFragments} private XML fragments, ${s.offlineMessages} offline messages, ` +
+      `${s.pepNodes} PEP nodes with ${s.pepItems} items, ${s.archivedMessages} archived messages`,
   ];
+  if (s.rooms > 0 || s.roomsExisted > 0)
+    lines.push(
+      `${dryRun ? 'would import' : 'imported'} ${s.rooms} rooms (${s.roomsExisted} existed) with ${s.roomMessages} archived messages` +
+        (dryRun ? '' : '; a running server loads them at its next start'),
+    );
   if (s.sha1Only > 0)
     lines.push(
       `${s.sha1Only} accounts have SCRAM-SHA-1 keys only: they log in with SCRAM-SHA-1 and PLAIN; ` +

@@ -2,14 +2,26 @@
 // its name escaped (every byte that is not a letter or digit as %xx: example%2ecom), one folder per
 // store, one file per user (accounts/USER.dat, roster/USER.dat, vcard/USER.dat, private/USER.dat,
 // offline/USER.list). Values are Lua literals (lua-data.ts). Nothing is written there.
+import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Element } from '@natter/xml';
+import { createInterface } from 'node:readline';
+import { Element, xml } from '@natter/xml';
 import { parseJid } from '@natter/jid';
 import type { ScramCredentials, ScramHash } from '@natter/protocol';
 import type { ImportedKeys } from '../accounts/account-store.js';
 import { LuaTable, parseLuaDat, parseLuaList, type LuaValue } from './lua-data.js';
-import { emptyUser, rosterItem, type MigratedUser } from './migration-writer.js';
+import {
+  emptyUser,
+  isPubsubAffiliation,
+  rosterItem,
+  type ArchivedStanza,
+  type MigratedPepNode,
+  type MigratedRoom,
+  type MigratedUser,
+} from './migration-writer.js';
+import { readForeignConfig } from '../modules/pubsub/node-config.js';
+import type { RoomConfig } from '../modules/muc/room-config.js';
 
 /** Prosody's datamanager encoding of host and user names (util/datamanager.lua `encode`). */
 export function prosodyDecode(name: string): string {
@@ -111,7 +123,16 @@ function accountCredentials(t: LuaTable, notes: string[]): MigratedUser['credent
 }
 
 /** Stores Natter reads; other stores found for a user are named in the report. */
-const READ_STORES = new Set(['accounts', 'roster', 'vcard', 'private', 'offline']);
+const READ_STORES = new Set([
+  'accounts',
+  'roster',
+  'vcard',
+  'private',
+  'offline',
+  'pep',
+  'archive',
+  'archive2',
+]);
 /** Stores that hold nothing a user would miss (caches, server bookkeeping). */
 const QUIET_STORES = new Set([
   'account_details',
@@ -217,8 +238,18 @@ async function readUser(base: string, host: string, file: string, stores: string
     }
   }
 
+  user.pep = await readPep(base, encoded, stores, notes);
+  // Prosody 0.11 and later write `archive`; 0.10 wrote `archive2`.
+  const archiveStore = stores.includes('archive')
+    ? 'archive'
+    : stores.includes('archive2')
+      ? 'archive2'
+      : undefined;
+  if (archiveStore)
+    user.archive = archivedStanzas(join(base, archiveStore, `${encoded}.list`), 'jabber:client', notes);
+
   for (const store of stores) {
-    if (READ_STORES.has(store) || QUIET_STORES.has(store)) continue;
+    if (READ_STORES.has(store) || QUIET_STORES.has(store) || store.startsWith('pep_')) continue;
     const has =
       (await stat(join(base, store, `${encoded}.dat`)).catch(() => undefined)) ??
       (await stat(join(base, store, `${encoded}.list`)).catch(() => undefined));
@@ -232,6 +263,191 @@ async function readUser(base: string, host: string, file: string, stores: string
       );
   }
   return user;
+}
+
+/**
+ * The entries of a `.list` file, read as a stream: an entry starts on a line of its own with
+ * `item(` (util/serialization writes no line break inside a string), so one entry at a time is
+ * in memory, whatever the file's size.
+ */
+export async function* listEntries(path: string, maxEntryChars = 16 * 1024 * 1024): AsyncGenerator<LuaValue> {
+  const s = await stat(path).catch(() => undefined);
+  if (!s?.isFile()) return;
+  const lines = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let entry = '';
+  for await (const line of lines) {
+    if (line.startsWith('item(') && entry.trim() !== '') {
+      let parsed: LuaValue[] | undefined;
+      try {
+        parsed = parseLuaList(entry);
+      } catch {
+        // not a whole entry yet: read on
+      }
+      if (parsed) {
+        yield* parsed;
+        entry = '';
+      }
+    }
+    entry += line + '\n';
+    if (entry.length > maxEntryChars)
+      throw new ProsodyDataError(`${path}: an entry is larger than ${maxEntryChars} characters`);
+  }
+  if (entry.trim() !== '') yield* parseLuaList(entry);
+}
+
+/** Prosody's archive fields on a stored stanza (mod_storage_internal): not the stanza's. */
+function storedStanza(item: LuaValue, ns: string): { el: Element; at: number | undefined } {
+  const el = elementFromLua(item, ns);
+  const when = item instanceof LuaTable ? item.num('when') : undefined;
+  const stamp = Date.parse(el.attrs.stamp ?? '');
+  delete el.attrs.stamp;
+  delete el.attrs.stamp_legacy;
+  return {
+    el,
+    at: when !== undefined ? Math.round(when * 1000) : Number.isFinite(stamp) ? stamp : undefined,
+  };
+}
+
+/**
+ * The messages of an archive list (a user's `archive`, a room's `muc_log`), oldest first, read as
+ * they are written; what cannot be read is counted in `notes` once the list is done.
+ */
+async function* archivedStanzas(
+  path: string,
+  ns: string,
+  notes: string[],
+  keep: (el: Element) => Element = (el) => el,
+): AsyncGenerator<ArchivedStanza> {
+  let skipped = 0;
+  let n = 0;
+  try {
+    for await (const item of listEntries(path)) {
+      try {
+        const { el, at } = storedStanza(item, ns);
+        if (el.name !== 'message' || at === undefined) {
+          skipped++;
+          continue;
+        }
+        n++;
+        yield { at, stanza: keep(el) };
+      } catch {
+        skipped++;
+      }
+    }
+  } catch (err) {
+    notes.push(`archive: read up to message ${n}, then: ${(err as Error).message}`);
+  }
+  if (skipped > 0) notes.push(`archive: ${skipped} entries that are not messages with a time`);
+}
+
+/** A Lua node configuration (mod_pep: only what was set) as `pubsub#…` form fields. */
+function pepConfigForm(config: LuaTable): Element {
+  const fields: Element[] = [];
+  for (const [k, v] of config.entries) {
+    if (typeof k !== 'string') continue;
+    const values =
+      v instanceof LuaTable
+        ? v.array().filter((x): x is string => typeof x === 'string')
+        : typeof v === 'boolean'
+          ? [v ? '1' : '0']
+          : typeof v === 'number' || typeof v === 'string'
+            ? [String(v)]
+            : [];
+    fields.push(
+      xml(
+        'field',
+        { var: `pubsub#${k}` },
+        values.map((x) => xml('value', null, x)),
+      ),
+    );
+  }
+  return xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, fields);
+}
+
+/**
+ * PEP (mod_pep): `pep/USER.dat` maps each node to its configuration (only what was set),
+ * affiliations and subscribers; `pep_<node>/USER.list` holds its items, oldest first, each stored
+ * as its payload with the item id as `key` and the publisher as `with`.
+ */
+async function readPep(
+  base: string,
+  encoded: string,
+  stores: string[],
+  notes: string[],
+): Promise<MigratedPepNode[]> {
+  const nodes = new Map<string, MigratedPepNode>();
+  const node = (name: string) => {
+    let n = nodes.get(name);
+    if (!n) nodes.set(name, (n = { node: name, config: {}, items: [], affiliations: [], subscribers: [] }));
+    return n;
+  };
+  const text = await readSmall(join(base, 'pep', `${encoded}.dat`)).catch((err: unknown) => {
+    notes.push(`pep: ${(err as Error).message}`);
+    return undefined;
+  });
+  if (text !== undefined) {
+    let map: LuaValue | undefined;
+    try {
+      map = parseLuaDat(text);
+    } catch (err) {
+      notes.push(`pep: ${(err as Error).message}`);
+    }
+    for (const [name, v] of map instanceof LuaTable ? map.entries : []) {
+      if (typeof name !== 'string' || name === '' || v === false) continue;
+      const n = node(name);
+      if (!(v instanceof LuaTable)) continue; // `true`: an old node with the defaults
+      const config = v.table('config');
+      if (config) {
+        const { values, rejected } = readForeignConfig(pepConfigForm(config), Number.MAX_SAFE_INTEGER);
+        n.config = values;
+        for (const r of rejected) notes.push(`PEP node ${name}: setting ${r} (the default is kept)`);
+      }
+      for (const [jid, aff] of v.table('affiliations')?.entries ?? []) {
+        if (typeof jid !== 'string') continue;
+        if (typeof aff === 'string' && isPubsubAffiliation(aff)) {
+          try {
+            n.affiliations.push({ jid: parseJid(jid).toBareString(), affiliation: aff });
+            continue;
+          } catch {
+            // reported below
+          }
+        }
+        notes.push(`PEP node ${name}: affiliation ${String(aff)} of "${jid}"`);
+      }
+      for (const [jid, yes] of v.table('subscribers')?.entries ?? []) {
+        if (typeof jid !== 'string' || yes === false) continue;
+        try {
+          n.subscribers.push(parseJid(jid).toString());
+        } catch {
+          notes.push(`PEP node ${name}: a subscription of an invalid JID "${jid}"`);
+        }
+      }
+    }
+  }
+  for (const store of stores) {
+    if (!store.startsWith('pep_')) continue;
+    const name = prosodyDecode(store.slice('pep_'.length));
+    const list = await readSmall(join(base, store, `${encoded}.list`)).catch((err: unknown) => {
+      notes.push(`PEP node ${name}: ${(err as Error).message}`);
+      return undefined;
+    });
+    if (list === undefined) continue;
+    const n = node(name);
+    try {
+      for (const item of parseLuaList(list)) {
+        const id = item instanceof LuaTable ? item.str('key') : undefined;
+        if (id === undefined || id === '') continue;
+        const publisher = item instanceof LuaTable ? item.str('with') : undefined;
+        const payload = storedStanza(item, '').el;
+        // Republishing an id replaces the item: the last one stands.
+        n.items = n.items.filter((i) => i.id !== id);
+        n.items.push({ id, payload, ...(publisher ? { publisher } : {}) });
+      }
+    } catch (err) {
+      notes.push(`PEP node ${name}: ${(err as Error).message}`);
+    }
+  }
+  return [...nodes.values()];
 }
 
 /** The hosts of a data directory: folders whose name decodes to a domain with an accounts folder. */
@@ -269,4 +485,134 @@ export async function readProsodyHost(
     progress?.(++done, files.length);
   }
   return files.length;
+}
+
+/** The MUC services of a data directory: host folders with a `persistent.dat` (mod_muc's list of rooms). */
+export async function prosodyRoomServices(dataDir: string): Promise<string[]> {
+  const names = await readdir(dataDir).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const n of names.sort()) {
+    const s = await stat(join(dataDir, n, 'persistent.dat')).catch(() => undefined);
+    if (s?.isFile()) out.push(prosodyDecode(n));
+  }
+  return out;
+}
+
+/** mod_muc's room settings (`_data` of config/ROOM.dat) this server has, by Prosody's name. */
+const ROOM_SETTINGS: Record<string, (v: LuaValue, c: Partial<RoomConfig>) => boolean> = {
+  name: (v, c) => typeof v === 'string' && ((c.name = v), true),
+  description: (v, c) => typeof v === 'string' && ((c.description = v), true),
+  persistent: (v) => typeof v === 'boolean',
+  hidden: (v, c) => typeof v === 'boolean' && ((c.public = !v), true),
+  members_only: (v, c) => typeof v === 'boolean' && ((c.membersOnly = v), true),
+  moderated: (v, c) => typeof v === 'boolean' && ((c.moderated = v), true),
+  password: (v, c) => typeof v === 'string' && ((c.password = v), true),
+  whois: (v, c) => (v === 'anyone' || v === 'moderators') && ((c.whois = v), true),
+  history_length: (v, c) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= 0 && ((c.historyLength = v), true),
+  changesubject: (v, c) => typeof v === 'boolean' && ((c.changeSubject = v), true),
+  allow_member_invites: (v, c) => typeof v === 'boolean' && ((c.allowInvites = v), true),
+  allow_pm: (v, c) => {
+    const pm = v === 'everyone' ? 'anyone' : v;
+    if (pm !== 'anyone' && pm !== 'participants' && pm !== 'moderators' && pm !== 'none') return false;
+    c.allowPm = pm;
+    return true;
+  },
+  logging: (v, c) => typeof v === 'boolean' && ((c.enableLogging = v), true),
+  archiving: (v, c) => typeof v === 'boolean' && ((c.archive = v), true),
+  language: (v, c) => typeof v === 'string' && ((c.lang = v), true),
+  // Read elsewhere, or Prosody's own bookkeeping:
+  subject: () => true,
+  subject_from: () => true,
+  subject_time: () => true,
+  occupant_id_salt: () => true,
+  locked: () => true,
+};
+
+const ROOM_AFFILIATIONS = new Set(['owner', 'admin', 'member', 'outcast']);
+
+/** One room: `config/ROOM.dat` (settings in `_data`, affiliations as `[jid] = affiliation`). */
+async function readRoom(base: string, service: string, jid: string): Promise<MigratedRoom | undefined> {
+  const node = jid.slice(0, jid.lastIndexOf('@'));
+  const notes: string[] = [];
+  const room: MigratedRoom = {
+    service,
+    jid,
+    config: {},
+    subject: '',
+    subjectFrom: '',
+    affiliations: [],
+    archive: archivedStanzas(join(base, 'muc_log', `${prosodyEncode(node)}.list`), 'jabber:client', notes),
+    notImported: notes,
+  };
+  const text = await readSmall(join(base, 'config', `${prosodyEncode(node)}.dat`));
+  if (text === undefined) {
+    notes.push('no config/ file: only its archive');
+    return room;
+  }
+  const t = parseLuaDat(text);
+  if (!(t instanceof LuaTable)) throw new ProsodyDataError(`config of ${jid} is not a table`);
+  const data = t.table('_data');
+  for (const [k, v] of data?.entries ?? []) {
+    if (typeof k !== 'string') continue;
+    const apply = ROOM_SETTINGS[k];
+    if (!apply || !apply(v, room.config))
+      notes.push(`setting ${k} = ${typeof v === 'object' ? 'a table' : String(v)}`);
+  }
+  room.subject = data?.str('subject') ?? '';
+  room.subjectFrom = data?.str('subject_from') ?? '';
+  for (const [k, v] of t.entries) {
+    if (typeof k !== 'string' || k.startsWith('_')) continue;
+    if (typeof v === 'string' && ROOM_AFFILIATIONS.has(v)) {
+      try {
+        room.affiliations.push({
+          jid: parseJid(k).toBareString(),
+          affiliation: v as MigratedRoom['affiliations'][number]['affiliation'],
+        });
+        continue;
+      } catch {
+        // reported below
+      }
+    }
+    notes.push(`affiliation ${String(v)} of "${k}"`);
+  }
+  const reserved = [...(t.table('_affiliation_data')?.entries ?? [])].filter(
+    ([, d]) => d instanceof LuaTable && d.str('reserved_nickname') !== undefined,
+  ).length;
+  if (reserved > 0) notes.push(`${reserved} reserved nicknames (members join with the nickname they choose)`);
+  return room;
+}
+
+/**
+ * The persistent rooms of MUC service `service` (`persistent.dat`), in name order, each with its
+ * settings, affiliations, subject and archive (`muc_log`, read as it is written).
+ */
+export async function readProsodyRooms(
+  dataDir: string,
+  service: string,
+  onRoom: (room: MigratedRoom) => Promise<void>,
+  onError: (jid: string, err: Error) => void,
+): Promise<void> {
+  const base = join(dataDir, prosodyEncode(service));
+  let list: LuaValue | undefined;
+  try {
+    const text = await readSmall(join(base, 'persistent.dat'));
+    list = text === undefined ? undefined : parseLuaDat(text);
+  } catch (err) {
+    onError(`${service}/persistent.dat`, err as Error);
+    return;
+  }
+  const jids = [...(list instanceof LuaTable ? list.entries : [])]
+    .flatMap(([jid, yes]) => (typeof jid === 'string' && yes !== false ? [jid] : []))
+    .sort();
+  for (const jid of jids) {
+    let room: MigratedRoom | undefined;
+    try {
+      room = await readRoom(base, service, jid);
+    } catch (err) {
+      onError(jid, err as Error);
+      continue;
+    }
+    if (room) await onRoom(room);
+  }
 }

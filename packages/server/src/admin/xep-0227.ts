@@ -4,11 +4,19 @@ import { createReadStream, createWriteStream, fchmodSync, openSync, type WriteSt
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { once } from 'node:events';
-import { DocumentReader, Element, serialize, xml } from '@natter/xml';
+import { DocumentReader, Element, parseElement, serialize, xml } from '@natter/xml';
 import { fromBase64, toBase64, type ScramCredentials, type ScramHash } from '@natter/protocol';
 import { parseJid } from '@natter/jid';
 import type { ImportedKeys } from '../accounts/account-store.js';
-import { emptyUser, rosterItem, type MigratedUser } from './migration-writer.js';
+import {
+  emptyUser,
+  isPubsubAffiliation,
+  rosterItem,
+  type ArchivedStanza,
+  type MigratedPepNode,
+  type MigratedUser,
+} from './migration-writer.js';
+import { configSubmitForm, readForeignConfig, type NodeConfig } from '../modules/pubsub/node-config.js';
 
 /** The namespace of v1.1 (urn:xmpp:pie:0) and the one before it, which ejabberd still writes. */
 export const NS_PIE = 'urn:xmpp:pie:0';
@@ -21,6 +29,13 @@ const NS_VCARD = 'vcard-temp';
 const NS_CLIENT = 'jabber:client';
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_LEGACY_DELAY = 'jabber:x:delay';
+const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
+const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
+/** XEP-0227 v1.1 §4.8: a user's archive, as XEP-0313 results. */
+export const NS_PIE_MAM = 'urn:xmpp:pie:0#mam';
+const NS_MAM = ['urn:xmpp:mam:2', 'urn:xmpp:mam:1', 'urn:xmpp:mam:0'];
+const NS_FORWARD = 'urn:xmpp:forward:0';
+const NS_DATA = 'jabber:x:data';
 
 const isPie = (ns: string) => ns === NS_PIE || ns === NS_PIE_OLD;
 
@@ -161,6 +176,9 @@ export function readUser(el: Element, host: string): MigratedUser {
   const user = emptyUser(host, el.attrs.name ?? '');
   const notes = user.notImported;
   const keys: ImportedKeys = {};
+  const pep = new Map<string, MigratedPepNode>();
+  const archive: ArchivedStanza[] = [];
+  user.archive = archive;
   for (const c of el.elements()) {
     if (c.name === 'scram-credentials' && c.xmlns === NS_PIE_SCRAM) {
       const k = readScramCredentials(c, notes);
@@ -197,10 +215,12 @@ export function readUser(el: Element, host: string): MigratedUser {
       }
     } else if (c.name === 'query' && c.xmlns === 'jabber:iq:privacy') {
       if (c.elements().length > 0) notes.push('privacy lists (XEP-0016; Natter has blocking, XEP-0191)');
-    } else if (c.name === 'pubsub') {
-      notes.push('PEP nodes and items (XEP-0163)');
-    } else if (c.name === 'archive') {
-      notes.push('message archive (XEP-0313)');
+    } else if (c.name === 'pubsub' && c.xmlns === NS_PUBSUB) {
+      readPepItems(c, pep, notes);
+    } else if (c.name === 'pubsub' && c.xmlns === NS_PUBSUB_OWNER) {
+      readPepOwner(c, pep, notes);
+    } else if (c.name === 'archive' && c.xmlns === NS_PIE_MAM) {
+      readArchive(c, archive, notes);
     } else {
       notes.push(`<${c.name} xmlns='${c.xmlns}'/>`);
     }
@@ -214,7 +234,110 @@ export function readUser(el: Element, host: string): MigratedUser {
   }
   if (keys['SHA-1'] || keys['SHA-256']) user.credentials = { keys };
   else if (password !== undefined && password !== '') user.credentials = { password };
+  user.pep = [...pep.values()];
   return user;
+}
+
+/** The node named by `el`'s `node` attribute, created on first mention; undefined without a name. */
+function pepNode(
+  el: Element,
+  pep: Map<string, MigratedPepNode>,
+  notes: string[],
+): MigratedPepNode | undefined {
+  const name = el.attrs.node ?? '';
+  if (name === '' || name.length > 1023) {
+    notes.push(`a PEP <${el.name}/> without a usable node name`);
+    return undefined;
+  }
+  let n = pep.get(name);
+  if (!n) pep.set(name, (n = { node: name, config: {}, items: [], affiliations: [], subscribers: [] }));
+  return n;
+}
+
+/** `<pubsub xmlns='…pubsub'>`: `<items node=…>` with the node's items, oldest first. */
+function readPepItems(el: Element, pep: Map<string, MigratedPepNode>, notes: string[]): void {
+  for (const items of el.elements()) {
+    if (items.name !== 'items') {
+      notes.push(`<${items.name}/> in PEP items`);
+      continue;
+    }
+    const node = pepNode(items, pep, notes);
+    if (!node) continue;
+    for (const item of items.getChildren('item', items.xmlns)) {
+      const id = item.attrs.id ?? '';
+      if (id === '' || id.length > 1023) {
+        notes.push(`an item of PEP node ${node.node} without a usable id`);
+        continue;
+      }
+      const payload = item.elements()[0];
+      node.items.push({ id, payload, ...(item.attrs.publisher ? { publisher: item.attrs.publisher } : {}) });
+    }
+  }
+}
+
+/** `<pubsub xmlns='…pubsub#owner'>`: `<configure/>`, `<affiliations/>`, `<subscriptions/>` per node. */
+function readPepOwner(el: Element, pep: Map<string, MigratedPepNode>, notes: string[]): void {
+  for (const c of el.elements()) {
+    if (!['configure', 'affiliations', 'subscriptions'].includes(c.name)) {
+      notes.push(`<${c.name}/> in PEP node settings`);
+      continue;
+    }
+    const node = pepNode(c, pep, notes);
+    if (!node) continue;
+    if (c.name === 'configure') {
+      const form = c.getChild('x', NS_DATA);
+      if (!form) continue;
+      const { values, rejected } = readForeignConfig(form, Number.MAX_SAFE_INTEGER);
+      Object.assign(node.config, values);
+      for (const r of rejected) notes.push(`PEP node ${node.node}: setting ${r} (the default is kept)`);
+    } else if (c.name === 'affiliations') {
+      for (const a of c.getChildren('affiliation', c.xmlns)) {
+        let jid: string;
+        try {
+          jid = parseJid(a.attrs.jid ?? '').toBareString();
+        } catch {
+          notes.push(`PEP node ${node.node}: an affiliation of an invalid JID "${a.attrs.jid ?? ''}"`);
+          continue;
+        }
+        const affiliation = a.attrs.affiliation;
+        if (isPubsubAffiliation(affiliation)) node.affiliations.push({ jid, affiliation });
+        else notes.push(`PEP node ${node.node}: affiliation "${affiliation ?? ''}" of ${jid}`);
+      }
+    } else {
+      for (const sub of c.getChildren('subscription', c.xmlns)) {
+        // Prosody (0.12) writes the state as subscribed='subscribed'.
+        const state = sub.attrs.subscription ?? sub.attrs.subscribed ?? 'subscribed';
+        if (state !== 'subscribed') continue;
+        try {
+          node.subscribers.push(parseJid(sub.attrs.jid ?? '').toString());
+        } catch {
+          notes.push(`PEP node ${node.node}: a subscription of an invalid JID "${sub.attrs.jid ?? ''}"`);
+        }
+      }
+    }
+  }
+}
+
+/** `<archive xmlns='urn:xmpp:pie:0#mam'>`: XEP-0313 `<result/>`s, each a forwarded message with its time. */
+function readArchive(el: Element, out: ArchivedStanza[], notes: string[]): void {
+  let unreadable = 0;
+  for (const r of el.elements()) {
+    const forwarded =
+      r.name === 'result' && NS_MAM.includes(r.xmlns) ? r.getChild('forwarded', NS_FORWARD) : undefined;
+    const stamp = forwarded?.getChild('delay', NS_DELAY)?.attrs.stamp;
+    const at = Date.parse(stamp ?? '');
+    const original = forwarded?.elements().find((m) => m.name === 'message');
+    if (!original || !Number.isFinite(at)) {
+      unreadable++;
+      continue;
+    }
+    // A message written without xmlns='jabber:client' is in the namespace around it: a stanza.
+    const stanza = original.xmlns === NS_CLIENT ? original : renamespace(original, original.xmlns, NS_CLIENT);
+    out.push({ at, stanza });
+  }
+  // Oldest first, as the archive is written (ties keep the file's order).
+  out.sort((a, b) => a.at - b.at);
+  if (unreadable > 0) notes.push(`${unreadable} archive entries without a forwarded message and its time`);
 }
 
 /** An included file must stay inside the directory of the file that names it (or below). */
@@ -334,6 +457,76 @@ export interface ExportedUser {
   vcard: Element | undefined;
   private: Element[];
   offline: { stanza: Element; storedAt: number }[];
+  /** PEP nodes: `<pubsub xmlns='…#owner'/>` (settings) and `<pubsub xmlns='…pubsub'/>` (items). */
+  pep: Element[];
+  /** The message archive, oldest first, read while it is written. */
+  archive?: AsyncIterable<{ id: string; at: number; stanza: string }>;
+}
+
+/** PEP nodes as XEP-0227 v1.1 carries them (as Prosody's mod_storage_xep0227 writes them). */
+export function pepElements(
+  nodes: {
+    node: string;
+    config: NodeConfig;
+    items: { id: string; payload: string; publisher: string }[];
+    affiliations: { jid: string; affiliation: string }[];
+    subscribers: string[];
+  }[],
+): Element[] {
+  if (nodes.length === 0) return [];
+  const owner = xml('pubsub', { xmlns: NS_PUBSUB_OWNER });
+  const items = xml('pubsub', { xmlns: NS_PUBSUB });
+  for (const n of nodes) {
+    owner.append(xml('configure', { node: n.node }, configSubmitForm(n.config)));
+    if (n.affiliations.length > 0)
+      owner.append(
+        xml(
+          'affiliations',
+          { node: n.node },
+          n.affiliations.map((a) => xml('affiliation', { jid: a.jid, affiliation: a.affiliation })),
+        ),
+      );
+    if (n.subscribers.length > 0)
+      owner.append(
+        xml(
+          'subscriptions',
+          { node: n.node },
+          n.subscribers.map((jid) => xml('subscription', { jid, subscription: 'subscribed' })),
+        ),
+      );
+    if (n.items.length > 0)
+      items.append(
+        xml(
+          'items',
+          { node: n.node },
+          n.items.map((i) =>
+            xml(
+              'item',
+              { id: i.id, publisher: i.publisher },
+              i.payload === '' ? undefined : parseElement(i.payload),
+            ),
+          ),
+        ),
+      );
+  }
+  return items.children.length > 0 ? [owner, items] : [owner];
+}
+
+/** One archived message as a `<result/>` of the archive element. */
+export function archiveResult(m: { id: string; at: number; stanza: string }): Element {
+  const message = parseElement(m.stanza);
+  message.xmlns = NS_CLIENT;
+  message.inheritsNs = false;
+  return xml(
+    'result',
+    { xmlns: NS_MAM[0], id: m.id },
+    xml(
+      'forwarded',
+      { xmlns: NS_FORWARD },
+      xml('delay', { xmlns: NS_DELAY, stamp: new Date(m.at).toISOString() }),
+      message,
+    ),
+  );
 }
 
 function scramElement(hash: ScramHash, k: ScramCredentials): Element {
@@ -379,6 +572,7 @@ export function userElement(u: ExportedUser, host: string): Element {
     u.vcard,
     u.private.length > 0 ? xml('query', { xmlns: NS_PRIVATE }, u.private) : undefined,
     offline,
+    u.pep,
   );
 }
 
@@ -409,8 +603,23 @@ export class Xep227Writer {
     this.hostOpen = true;
   }
 
-  async user(u: ExportedUser, host: string): Promise<void> {
-    await this.put(serialize(userElement(u, host), NS_PIE) + '\n');
+  /** One `<user/>`; its archive is written as it is read, a message at a time. */
+  async user(u: ExportedUser, host: string): Promise<number> {
+    const text = serialize(userElement(u, host), NS_PIE);
+    if (!u.archive) {
+      await this.put(text + '\n');
+      return 0;
+    }
+    // Open the element again to append the archive (a user with no child closes with '/>').
+    await this.put(text.endsWith('</user>') ? text.slice(0, -'</user>'.length) : text.replace(/\/>$/, '>'));
+    let n = 0;
+    for await (const m of u.archive) {
+      if (n === 0) await this.put(`<archive xmlns="${NS_PIE_MAM}">`);
+      await this.put(serialize(archiveResult(m), NS_PIE_MAM));
+      n++;
+    }
+    await this.put(n > 0 ? '</archive></user>\n' : '</user>\n');
+    return n;
   }
 
   async end(): Promise<void> {

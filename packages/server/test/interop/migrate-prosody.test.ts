@@ -1,8 +1,10 @@
 // Moving from a real Prosody 0.12 (Debian's package, installed on demand): accounts registered
 // with prosodyctl (internal_hashed: SCRAM-SHA-1 keys on one host, SCRAM-SHA-256 on another), a
-// roster with a group and a pending subscription, a vCard, private XML and an offline message set
-// by a client connected to Prosody; Prosody stopped, its data directory imported with `natter import
-// prosody`; the users log in to Natter with the same passwords and find their data.
+// roster with a group and a pending subscription, a vCard, private XML, an offline message, PEP
+// nodes (a nickname, XEP-0402 bookmarks with their own settings), archived messages (mod_mam) and a
+// persistent room with its settings, affiliations, subject and archive (mod_muc, mod_muc_mam), all
+// made by a client connected to Prosody; Prosody stopped, its data directory imported with `natter
+// import prosody`; the users log in to Natter with the same passwords and find their data.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -18,6 +20,16 @@ import { freePort } from '../support/federation-peers.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestClient, type Target } from '../support/test-client.js';
 import { migrateCommand } from '../../src/admin/migrate.js';
+import {
+  adminItems,
+  codes,
+  groupchat,
+  isGroupchat,
+  join as joinRoom,
+  ownerSet,
+  roomArchive,
+  submitForm,
+} from '../support/muc.js';
 
 const run = promisify(execFile);
 const silent = { update() {}, end() {} };
@@ -56,7 +68,9 @@ s2s_ports = { }
 http_ports = { }
 https_ports = { }
 admin_socket = "${dir}/admin.sock"
-modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "private"; "vcard"; "offline"; "ping" }
+modules_enabled = { "roster"; "saslauth"; "tls"; "disco"; "private"; "vcard"; "offline"; "ping"; "pep"; "mam" }
+archive_expires_after = "never"
+default_archive_policy = true
 modules_disabled = { "limits"; "s2s" }
 c2s_require_encryption = true
 authentication = "internal_hashed"
@@ -67,6 +81,10 @@ VirtualHost "localhost"
 
 VirtualHost "sha256.localhost"
   password_hash = "SHA-256"
+
+Component "conference.localhost" "muc"
+  modules_enabled = { "muc_mam" }
+  muc_log_expires_after = "never"
 `,
   );
   for (const [user, host, pw] of [
@@ -98,6 +116,49 @@ VirtualHost "sha256.localhost"
       }
     },
   };
+}
+
+const NICK = xml('nick', { xmlns: 'http://jabber.org/protocol/nick' }, 'Alice Liddell');
+const BOOKMARKS = 'urn:xmpp:bookmarks:1';
+const CHAT = 'Off with their heads! — ça va? 🎩';
+const ROOM = 'tea@conference.localhost';
+const SUBJECT = 'Why is a raven like a writing-desk?';
+
+/** A PEP publication, with publish-options when given. */
+function publish(node: string, id: string, payload: Element, options?: Record<string, string>): Element {
+  return xml(
+    'iq',
+    { type: 'set' },
+    xml(
+      'pubsub',
+      { xmlns: NS.pubsub },
+      xml('publish', { node }, xml('item', { id }, payload)),
+      options &&
+        xml(
+          'publish-options',
+          null,
+          xml(
+            'x',
+            { xmlns: NS.dataForms, type: 'submit' },
+            xml(
+              'field',
+              { var: 'FORM_TYPE', type: 'hidden' },
+              xml('value', null, 'http://jabber.org/protocol/pubsub#publish-options'),
+            ),
+            Object.entries(options).map(([k, v]) => xml('field', { var: k }, xml('value', null, v))),
+          ),
+        ),
+    ),
+  );
+}
+
+/** Items of one of `c`'s own PEP nodes. */
+async function ownItems(c: TestClient, node: string): Promise<Element[]> {
+  const res = await c.iq(
+    xml('iq', { type: 'get' }, xml('pubsub', { xmlns: NS.pubsub }, xml('items', { node }))),
+  );
+  assert.equal(res.attrs.type, 'result', res.toString());
+  return res.getChild('pubsub', NS.pubsub)!.getChild('items')!.getChildren('item');
 }
 
 async function rosterOf(c: TestClient): Promise<Element[]> {
@@ -158,6 +219,61 @@ describe('natter import prosody: a data directory written by a real Prosody 0.12
       alice.send(
         xml('message', { to: 'carol@localhost', type: 'chat' }, xml('body', null, 'Curiouser and curiouser')),
       );
+      // PEP: a nickname with the node defaults, and bookmarks (XEP-0402) with settings of their own.
+      const nick = await alice.iq(publish('http://jabber.org/protocol/nick', 'current', NICK));
+      assert.equal(nick.attrs.type, 'result', nick.toString());
+      for (const [id, name] of [
+        ['tea@conference.localhost', 'Tea Party'],
+        ['garden@conference.localhost', 'Garden'],
+      ] as const) {
+        const r = await alice.iq(
+          publish(
+            BOOKMARKS,
+            id,
+            xml('conference', { xmlns: BOOKMARKS, name, autojoin: 'true' }, xml('nick', null, 'alice')),
+            {
+              'pubsub#persist_items': 'true',
+              'pubsub#max_items': 'max',
+              'pubsub#send_last_published_item': 'never',
+              'pubsub#access_model': 'whitelist',
+            },
+          ),
+        );
+        assert.equal(r.attrs.type, 'result', r.toString());
+      }
+      // Archived by mod_mam in alice's archive and bob's (offline).
+      alice.send(xml('message', { to: 'bob@localhost', type: 'chat', id: 'm1' }, xml('body', null, CHAT)));
+      // A persistent room: settings, a member, an outcast, a subject and a message.
+      const self = await joinRoom(alice, ROOM, 'Alice');
+      assert.ok(codes(self).includes(201), self.toString());
+      const configured = await ownerSet(
+        alice,
+        ROOM,
+        submitForm({
+          'muc#roomconfig_roomname': 'Mad Tea Party',
+          'muc#roomconfig_persistentroom': '1',
+          'muc#roomconfig_membersonly': '1',
+          'muc#roomconfig_passwordprotectedroom': '1',
+          'muc#roomconfig_roomsecret': 'teatime',
+          'muc#roomconfig_publicroom': '0',
+          'muc#roomconfig_whois': 'anyone',
+        }),
+      );
+      assert.equal(configured.attrs.type, 'result', configured.toString());
+      // One item per request: Prosody 0.12 applies only the first of several.
+      for (const [jid, affiliation] of [
+        ['bob@localhost', 'member'],
+        ['carol@localhost', 'outcast'],
+      ] as const) {
+        const r = await adminItems(alice, ROOM, 'set', [xml('item', { jid, affiliation })]);
+        assert.equal(r.attrs.type, 'result', r.toString());
+      }
+      const subject = alice.receive((e) => e.name === 'message' && e.getChildText('subject') === SUBJECT);
+      alice.send(xml('message', { to: ROOM, type: 'groupchat' }, xml('subject', null, SUBJECT)));
+      await subject;
+      const echoed = alice.receive(isGroupchat(`${ROOM}/Alice`, 'Have some wine'));
+      groupchat(alice, ROOM, 'Have some wine');
+      await echoed;
       // Prosody has handled everything sent before this answer.
       await alice.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
       await alice.close();
@@ -174,6 +290,9 @@ describe('natter import prosody: a data directory written by a real Prosody 0.12
       progress: silent,
     });
     assert.equal(code, 0, `${out.join('\n')}\n${listing}`);
+    // Rooms are loaded when the server starts: start it again over the imported storage.
+    await natter.stop();
+    natter = await startTestServer({ hosts: ['localhost', 'sha256.localhost'] }, { dataDir: natter.dataDir });
   });
   after(async () => {
     await natter?.destroy();
@@ -185,6 +304,100 @@ describe('natter import prosody: a data directory written by a real Prosody 0.12
     assert.match(out[0]!, /imported 4 of 4 accounts on localhost, sha256\.localhost/, `${text}\n${listing}`);
     assert.match(text, /3 accounts have SCRAM-SHA-1 keys only/);
     assert.match(text, /1 accounts have SCRAM-SHA-256 keys only/);
+  });
+
+  test('the summary counts PEP nodes, archived messages and the room', () => {
+    const text = out.join('\n');
+    // alice's two messages in her archive and each in its recipient's.
+    assert.match(out[0]!, /2 PEP nodes with 3 items, 4 archived messages/, `${text}\n${listing}`);
+    assert.match(text, /imported 1 rooms \(0 existed\) with 1 archived messages/, `${text}\n${listing}`);
+    // Every setting of the room has its counterpart here.
+    assert.doesNotMatch(text, /room tea@conference\.localhost: not imported/);
+  });
+
+  test('PEP nodes: items, and settings such as max_items and the whitelist, come across', async () => {
+    const alice = await TestClient.login(natter, 'alice', 'alice-pw', { mechanism: 'SCRAM-SHA-1' });
+    try {
+      const bookmarks = await ownItems(alice, BOOKMARKS);
+      // pubsub#max_items=max came across: the PEP default (1) would have kept only the last.
+      assert.deepEqual(bookmarks.map((i) => i.attrs.id).sort(), [
+        'garden@conference.localhost',
+        'tea@conference.localhost',
+      ]);
+      const tea = bookmarks.find((i) => i.attrs.id === 'tea@conference.localhost')!;
+      assert.equal(tea.getChild('conference', BOOKMARKS)?.attrs.autojoin, 'true');
+      assert.equal(tea.getChild('conference', BOOKMARKS)?.getChildText('nick'), 'alice');
+      const nick = await ownItems(alice, 'http://jabber.org/protocol/nick');
+      assert.equal(nick[0]?.getChildText('nick', 'http://jabber.org/protocol/nick'), 'Alice Liddell');
+      const config = await alice.iq(
+        xml(
+          'iq',
+          { type: 'get' },
+          xml('pubsub', { xmlns: NS.pubsubOwner }, xml('configure', { node: BOOKMARKS })),
+        ),
+      );
+      const access = config
+        .getChild('pubsub', NS.pubsubOwner)
+        ?.getChild('configure')
+        ?.getChild('x', NS.dataForms)
+        ?.getChildren('field')
+        .find((f) => f.attrs.var === 'pubsub#access_model')
+        ?.getChildText('value');
+      assert.equal(access, 'whitelist', config.toString());
+    } finally {
+      await alice.close();
+    }
+  });
+
+  test('archived messages: both sides, text outside ASCII intact, at the time Prosody archived them', async () => {
+    for (const [user, pw, other, direction] of [
+      ['alice', 'alice-pw', 'bob@localhost', 'to'],
+      ['bob', 'bob-pw', 'alice@localhost', 'from'],
+    ] as const) {
+      const c = await TestClient.login(natter, user, pw, { mechanism: 'SCRAM-SHA-1' });
+      try {
+        const { iq, results } = await roomArchive(c, `${user}@localhost`, { with: other });
+        assert.equal(iq.attrs.type, 'result', iq.toString());
+        const m = results.find((r) => r.message.getChildText('body') === CHAT);
+        assert.ok(m, `${user}: ${results.map((r) => r.message.toString()).join('\n')}\n${listing}`);
+        assert.equal(m.message.attrs[direction]?.split('/')[0], other);
+      } finally {
+        await c.close();
+      }
+    }
+  });
+
+  test('the room: settings, affiliations, subject, discussion history and archive', async () => {
+    const bob = await TestClient.login(natter, 'bob', 'bob-pw', { mechanism: 'SCRAM-SHA-1' });
+    const carol = await TestClient.login(natter, 'carol', 'carol-pw', { mechanism: 'SCRAM-SHA-1' });
+    try {
+      // Members only, and a password.
+      const noPassword = await joinRoom(bob, ROOM, 'Bob');
+      assert.equal(noPassword.attrs.type, 'error', noPassword.toString());
+      const history = bob.receive(isGroupchat(`${ROOM}/Alice`, 'Have some wine'));
+      const subject = bob.receive((e) => e.name === 'message' && e.getChildText('subject') === SUBJECT);
+      const self = await joinRoom(bob, ROOM, 'Bob', { password: 'teatime' });
+      assert.notEqual(self.attrs.type, 'error', self.toString());
+      // Non-anonymous (whois anyone): status 100.
+      assert.ok(codes(self).includes(100), self.toString());
+      assert.ok((await history).getChild('delay', 'urn:xmpp:delay'));
+      await subject;
+      // The outcast stays out.
+      const banned = await joinRoom(carol, ROOM, 'Carol', { password: 'teatime' });
+      assert.equal(banned.attrs.type, 'error', banned.toString());
+      assert.ok(banned.getChild('error')?.getChild('forbidden', NS.stanzas), banned.toString());
+      const info = await bob.iq(xml('iq', { type: 'get', to: ROOM }, xml('query', { xmlns: NS.discoInfo })));
+      assert.equal(info.getChild('query', NS.discoInfo)?.getChild('identity')?.attrs.name, 'Mad Tea Party');
+      const { results } = await roomArchive(bob, ROOM);
+      assert.deepEqual(
+        results.map((r) => [r.message.getChildText('body'), r.from]),
+        [['Have some wine', ROOM]],
+      );
+      assert.equal(results[0]!.message.attrs.from, `${ROOM}/Alice`);
+    } finally {
+      await bob.close();
+      await carol.close();
+    }
   });
 
   test('internal_hashed SCRAM-SHA-1 keys carry over: SCRAM-SHA-1 and PLAIN logins work without a reset', async () => {

@@ -44,6 +44,11 @@ const ID_BYTES = 6; // 48 random bits → 8 base64url characters
 const POOL = 1024;
 const SEQ_WIDTH = 11; // base36 digits of `seq` (enough until the year 5000)
 
+/** A UID for position `seq` (see `ArchiveStore.next`), for messages written outside the store. */
+export function uidAt(seq: number): string {
+  return seq.toString(36).padStart(SEQ_WIDTH, '0') + randomBytes(ID_BYTES).toString('base64url');
+}
+
 /** `seq` of an archive UID (the UID starts with it), or undefined when the UID cannot be ours. */
 export function seqOfId(id: string): number | undefined {
   if (id.length !== SEQ_WIDTH + 8 || !/^[0-9a-z]+$/.test(id.slice(0, SEQ_WIDTH))) return undefined;

@@ -176,6 +176,56 @@ export class RoomStore {
     });
   }
 
+  /** Whether a room is stored. */
+  async exists(jid: string): Promise<boolean> {
+    const row = await this.db.selectFrom('muc_rooms').select('jid').where('jid', '=', jid).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /**
+   * A room brought from another server (`natter import`): its settings (only those read: the
+   * service's defaults fill the rest when it is loaded), subject, affiliations and the messages
+   * of its discussion history, replacing whatever was stored under its JID.
+   */
+  async importRoom(
+    service: string,
+    room: {
+      jid: string;
+      config: Partial<RoomConfig>;
+      subject: string;
+      subjectFrom: string;
+      createdAt: number;
+      affiliations: { jid: string; affiliation: string; reason?: string }[];
+      history: { at: number; stanza: string }[];
+    },
+  ): Promise<void> {
+    await this.remove(room.jid);
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('muc_rooms')
+        .values({
+          jid: room.jid,
+          service,
+          config: JSON.stringify(room.config),
+          subject: room.subject,
+          subject_from: room.subjectFrom,
+          created_at: room.createdAt,
+        })
+        .execute();
+      for (let i = 0; i < room.affiliations.length; i += 200) {
+        const chunk = room.affiliations
+          .slice(i, i + 200)
+          .map((a) => ({ room: room.jid, jid: a.jid, affiliation: a.affiliation, reason: a.reason ?? null }));
+        await trx.insertInto('muc_affiliations').values(chunk).execute();
+      }
+      if (room.history.length > 0)
+        await trx
+          .insertInto('muc_history')
+          .values(room.history.map((h) => ({ room: room.jid, at: h.at, stanza: h.stanza })))
+          .execute();
+    });
+  }
+
   /** Appends a message to a room's stored history, keeping the last `keep` (by time). */
   async addHistory(room: string, at: number, stanza: string, keep: number): Promise<void> {
     await this.db.insertInto('muc_history').values({ room, at, stanza }).execute();

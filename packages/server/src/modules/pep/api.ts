@@ -1,5 +1,15 @@
 import type { Element } from '@natter/xml';
 import type { Jid } from '@natter/jid';
+import { defaultConfig, type NodeConfig } from '../pubsub/api.js';
+
+/** XEP-0163 §5: a PEP node's defaults (presence access, last item on subscription and presence). */
+export function pepNodeDefaults(maxItems: number): NodeConfig {
+  return defaultConfig({
+    access_model: 'presence',
+    max_items: maxItems,
+    send_last_published_item: 'on_sub_and_presence',
+  });
+}
 
 /**
  * What PEP offers the disco module, which owns disco#items/#info on accounts: the nodes of an

@@ -4,7 +4,6 @@ import { tryParseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError } from '@natter/protocol';
 import { defineModule, type SessionRecord } from '../../core/module-api.js';
 import {
-  defaultConfig,
   PEP_FEATURES,
   PUBSUB_FEATURES,
   sharesPresence,
@@ -14,7 +13,7 @@ import {
   type StoredNode,
 } from '../pubsub/api.js';
 import type { RosterApi } from '../roster/api.js';
-import type { PepApi, PepWatcher } from './api.js';
+import { pepNodeDefaults, type PepApi, type PepWatcher } from './api.js';
 import { CapsCache, capsVer, readCaps, type CapsInfo } from './xep-0115-caps.js';
 
 /** XEP-0084 node names. */
@@ -127,12 +126,7 @@ export default defineModule({
     const watchers = new Map<string, PepWatcher[]>();
     const profile = (account: Jid): ServiceProfile => ({
       // XEP-0163 §5: presence access, notifications with payloads, last item on sub and presence.
-      defaults: () =>
-        defaultConfig({
-          access_model: 'presence',
-          max_items: maxItems,
-          send_last_published_item: 'on_sub_and_presence',
-        }),
+      defaults: () => pepNodeDefaults(maxItems),
       mayCreate: (from) => from.equals(account),
       isServiceOwner: (from) => from.equals(account),
       ownerPublishesOnly: true,

@@ -118,6 +118,21 @@ export function configForm(
   return buildForm({ type, formType: FORM.nodeConfig, fields });
 }
 
+/** A configuration as a submitted form (values only), as XEP-0227 exports carry it. */
+export function configSubmitForm(config: NodeConfig): Element {
+  return buildForm({
+    type: 'submit',
+    formType: FORM.nodeConfig,
+    fields: (Object.keys(FIELDS) as ConfigKey[]).map((key) => {
+      const v = config[key];
+      return {
+        var: `pubsub#${key}`,
+        values: Array.isArray(v) ? v : [typeof v === 'boolean' ? (v ? '1' : '0') : String(v)],
+      };
+    }),
+  });
+}
+
 /** Parses one field's values into its typed value; throws not-acceptable on a bad value. */
 function parseField(key: ConfigKey, values: string[], maxItemsLimit: number): NodeConfig[ConfigKey] {
   const f = FIELDS[key];
@@ -168,6 +183,31 @@ export function readConfigFields(
     (values as Record<string, unknown>)[key] = parseField(key, field.values, maxItemsLimit);
   }
   return { values, unknown };
+}
+
+/**
+ * A node configuration form read from another server's export (XEP-0227): the `pubsub#…` fields
+ * this server knows, each checked on its own; a value it cannot take is left out and named in
+ * `rejected` instead of refusing the whole form.
+ */
+export function readForeignConfig(
+  x: Element,
+  maxItemsLimit: number,
+): { values: Partial<NodeConfig>; rejected: string[] } {
+  const values: Partial<NodeConfig> = {};
+  const rejected: string[] = [];
+  for (const field of parseForm(x).fields) {
+    const name = field.var;
+    if (name === undefined || name === 'FORM_TYPE' || !name.startsWith('pubsub#')) continue;
+    const key = name.slice(7) as ConfigKey;
+    if (!(key in FIELDS)) continue;
+    try {
+      (values as Record<string, unknown>)[key] = parseField(key, field.values, maxItemsLimit);
+    } catch {
+      rejected.push(`${name}=${field.values.join(',')}`);
+    }
+  }
+  return { values, rejected };
 }
 
 /** Applies a submitted node_config form (XEP-0060 §8.2.4); unknown fields are ignored. */
