@@ -83,6 +83,19 @@ export const accountMigrations: Record<string, Migration> = {
       await db.schema.createIndex('console_sessions_jid').on('console_sessions').column('jid').execute();
     },
   },
+  /** The web console's failed logins per address (admin/console/console-sessions.ts LoginGuard). */
+  '0005-console-logins': {
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('console_logins')
+        .addColumn('address', 'varchar(64)', (c) => c.primaryKey())
+        .addColumn('failures', 'integer', (c) => c.notNull())
+        .addColumn('last_failure', 'bigint', (c) => c.notNull())
+        .addColumn('next_at', 'bigint', (c) => c.notNull())
+        .addColumn('busy_until', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** SCRAM keys of an account as another server stored them (an import): one hash or both. */

@@ -85,7 +85,7 @@ function scrape(port: number, timeoutMs = 10_000): Promise<{ status: number; bod
 function consoleRequest(
   port: number,
   path: string,
-  opts: { cookie?: string; body?: unknown } = {},
+  opts: { cookie?: string; body?: unknown; localAddress?: string } = {},
 ): Promise<{ status: number; body: Record<string, unknown>; cookie?: string }> {
   const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
@@ -95,6 +95,7 @@ function consoleRequest(
         port,
         path,
         agent: false,
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         method: body === undefined ? 'GET' : 'POST',
         headers: {
           origin: `http://127.0.0.1:${port}`,
@@ -284,6 +285,20 @@ describe('natter serve --workers 2: /metrics reports the whole machine', () => {
     assert.equal(logout, 200);
     for (let i = 0; i < 4; i++)
       assert.equal((await consoleRequest(adminPort, '/console/api/sessions', { cookie })).status, 401);
+  });
+
+  test('failed console logins count on every worker: the delay holds whichever worker takes the next attempt', async () => {
+    // From another loopback address (another client machine), so that the delay touches no other test.
+    const attempt = () =>
+      consoleRequest(adminPort, '/console/api/login', {
+        body: { jid: 'romeo@localhost', password: 'not the password' },
+        localAddress: '127.0.0.7',
+      });
+    // New connections go to the workers in turn: the third reaches the worker that took the
+    // first, which on its own would have counted one failure (free) and checked it.
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await attempt()).status);
+    assert.deepEqual(statuses, [401, 401, 429]);
   });
 
   test('a worker that does not answer (SIGSTOP) is left out after 2 s, and the scrape says so', async () => {

@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { accountMigrations } from '../../accounts/account-store.js';
 import { Database } from '../../storage/database.js';
-import { ConsoleSessions, LoginDelays, delayAfter, sameCsrf } from './console-sessions.js';
+import { ConsoleSessions, LoginGuard, delayAfter, sameCsrf } from './console-sessions.js';
 
 /** The sessions over real (in-memory SQLite) storage with the server's own migrations. */
 async function sessionsOn(
@@ -98,21 +98,47 @@ describe('web console sessions (in storage, fake clock) and login delays', () =>
     await database.close();
   });
 
-  test('failed logins make the address wait longer each time, up to 5 minutes; a success clears it', () => {
+  test('failed logins make the address wait longer each time, up to 5 minutes, on every worker; a success clears it', async () => {
     assert.deepEqual([1, 2, 3, 4, 5].map(delayAfter), [0, 1000, 2000, 4000, 8000]);
     assert.equal(delayAfter(40), 5 * 60_000);
     let now = 1_000_000;
-    const delays = new LoginDelays(() => now);
-    delays.failed('192.0.2.1');
-    assert.equal(delays.wait('192.0.2.1'), 0, 'one failure is free');
-    delays.failed('192.0.2.1');
-    assert.equal(delays.wait('192.0.2.1'), 1000);
-    assert.equal(delays.wait('192.0.2.2'), 0, 'per address');
+    const database = Database.open({ engine: 'sqlite', path: ':memory:' });
+    await database.migrate('accounts', accountMigrations);
+    // Two workers over one storage.
+    const a = new LoginGuard(database.db, () => now);
+    const b = new LoginGuard(database.db, () => now);
+    const ip = '192.0.2.1';
+    assert.equal(await a.claim(ip), undefined);
+    // While a checks, no other check from the address starts, on a or on b.
+    assert.deepEqual(await b.claim(ip), { waitMs: 30_000, reason: 'checking' });
+    await a.failed(ip);
+    assert.equal(await b.claim(ip), undefined, 'one failure is free');
+    await b.failed(ip);
+    assert.deepEqual(await a.claim(ip), { waitMs: 1000, reason: 'delay' });
+    assert.equal(await a.claim('192.0.2.2'), undefined, 'per address');
     now += 1000;
-    assert.equal(delays.wait('192.0.2.1'), 0);
-    delays.failed('192.0.2.1');
-    assert.equal(delays.wait('192.0.2.1'), 2000);
-    delays.succeeded('192.0.2.1');
-    assert.equal(delays.wait('192.0.2.1'), 0);
+    assert.equal(await a.claim(ip), undefined);
+    await a.failed(ip);
+    assert.deepEqual(await b.claim(ip), { waitMs: 2000, reason: 'delay' });
+    now += 2000;
+    assert.equal(await b.claim(ip), undefined);
+    await b.succeeded(ip);
+    assert.equal(await a.claim(ip), undefined, 'a success clears the address');
+    await a.release(ip);
+    // A check that never ends (its node died) holds the address 30 s at most.
+    assert.equal(await a.claim('192.0.2.3'), undefined);
+    now += 30_000;
+    assert.equal(await b.claim('192.0.2.3'), undefined);
+    // Failures an hour old are forgotten.
+    for (let i = 0; i < 5; i++) {
+      await b.failed('192.0.2.4');
+      now += 1;
+    }
+    assert.equal((await a.claim('192.0.2.4'))?.reason, 'delay');
+    now += 3600_000;
+    assert.equal(await a.claim('192.0.2.4'), undefined);
+    await a.failed('192.0.2.4');
+    assert.equal(await b.claim('192.0.2.4'), undefined, 'counted afresh: one failure is free');
+    await database.close();
   });
 });

@@ -7,7 +7,8 @@ import type { Kysely } from 'kysely';
  * every session, so a page's requests may reach any of them (node:cluster hands each connection to
  * the next worker). A session is stored under the SHA-256 of its cookie value: the database (and a
  * backup of it) holds no cookie that would log anyone in, and a lookup reveals nothing through
- * timing about the values that exist. The per-address login delays stay in memory (below).
+ * timing about the values that exist. The per-address login delays are in storage too (table
+ * `console_logins`, `LoginGuard` below), so N workers do not give an address N times the guesses.
  */
 
 /** Most sessions kept at once: past it, the least recently used one is dropped. */
@@ -138,49 +139,136 @@ function hash(id: string): string {
   return createHash('sha256').update(id).digest('hex');
 }
 
-/** Addresses tracked at once by `LoginDelays`: past it, the oldest entry is dropped. */
+/** Addresses tracked at once by `LoginGuard`: past it, those whose last failure is oldest go. */
 const MAX_ADDRESSES = 10_000;
 /** Longest wait between two attempts from one address. */
 const MAX_DELAY_MS = 5 * 60_000;
 /** An address's failures are forgotten this long after its last one. */
 const FORGET_MS = 60 * 60_000;
+/** Longest a claimed check may take before another may start (a node that died while checking). */
+const CHECK_MS = 30_000;
+/** Least time between two sweeps of forgotten addresses. */
+const SWEEP_MS = 60_000;
+
+/** Why a login may not be checked now. */
+export type Refusal = { waitMs: number; reason: 'delay' | 'checking' };
+
+interface LoginRow {
+  address: string;
+  failures: number | string;
+  last_failure: number | string;
+  next_at: number | string;
+  busy_until: number | string;
+}
 
 /**
- * Growing delays after failed console logins, per address: the first failure costs nothing (a
- * typo), each further one doubles the wait before the next attempt is even checked — 1 s, 2 s,
- * 4 s … up to 5 minutes. A success clears the address.
+ * Growing delays after failed console logins, per address, shared through storage by every
+ * worker and node: the first failure costs nothing (a typo), each further one doubles the wait
+ * before the next attempt is even checked — 1 s, 2 s, 4 s … up to 5 minutes. A success clears
+ * the address. One check at a time per address (`claim`): the wait is read before the (slow)
+ * password check and a failure counted after it, so parallel attempts would otherwise all pass the
+ * same wait — on one worker or on several.
  */
-export class LoginDelays {
-  private readonly failures = new Map<string, { count: number; last: number }>();
+export class LoginGuard {
+  private lastSweep = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly db: Kysely<any>,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  /** Milliseconds the address must still wait before its next attempt (0: go ahead). */
-  wait(address: string): number {
-    const f = this.failures.get(address);
-    if (!f) return 0;
+  /**
+   * Claims the check of one login from `address`: undefined when it may go ahead (then call
+   * `failed`, `succeeded` or `release`), or why not and for how long. One conditional update
+   * decides, so two workers claiming at once cannot both get it.
+   */
+  async claim(address: string): Promise<Refusal | undefined> {
     const t = this.now();
-    if (t - f.last >= FORGET_MS) {
-      this.failures.delete(address);
-      return 0;
-    }
-    return Math.max(0, f.last + delayAfter(f.count) - t);
+    if (t - this.lastSweep >= SWEEP_MS) await this.sweep(t);
+    await this.db
+      .insertInto('console_logins')
+      .values({ address, failures: 0, last_failure: 0, next_at: 0, busy_until: 0 })
+      .onConflict((oc) => oc.column('address').doNothing())
+      .execute();
+    const r = await this.db
+      .updateTable('console_logins')
+      .set({ busy_until: t + CHECK_MS })
+      .where('address', '=', address)
+      .where('busy_until', '<=', t)
+      .where((eb) => eb.or([eb('next_at', '<=', t), eb('last_failure', '<=', t - FORGET_MS)]))
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 1) return undefined;
+    const row = await this.row(address);
+    if (!row) return { waitMs: 1000, reason: 'checking' };
+    const delay = Number(row.last_failure) <= t - FORGET_MS ? 0 : Number(row.next_at) - t;
+    if (delay > 0) return { waitMs: delay, reason: 'delay' };
+    return { waitMs: Math.max(1000, Math.min(CHECK_MS, Number(row.busy_until) - t)), reason: 'checking' };
   }
 
-  failed(address: string): void {
-    const f = this.failures.get(address) ?? { count: 0, last: 0 };
-    f.count++;
-    f.last = this.now();
-    this.failures.delete(address);
-    if (this.failures.size >= MAX_ADDRESSES) {
-      const oldest = this.failures.keys().next().value;
-      if (oldest !== undefined) this.failures.delete(oldest);
-    }
-    this.failures.set(address, f);
+  /** The claimed check failed: one more failure for the address, and the check is over. */
+  async failed(address: string): Promise<void> {
+    const t = this.now();
+    const row = await this.row(address);
+    const before = row && Number(row.last_failure) > t - FORGET_MS ? Number(row.failures) : 0;
+    const failures = before + 1;
+    const values = { failures, last_failure: t, next_at: t + delayAfter(failures), busy_until: 0 };
+    await this.db
+      .insertInto('console_logins')
+      .values({ address, ...values })
+      .onConflict((oc) => oc.column('address').doUpdateSet(values))
+      .execute();
   }
 
-  succeeded(address: string): void {
-    this.failures.delete(address);
+  /** The claimed check succeeded: the address starts afresh. */
+  async succeeded(address: string): Promise<void> {
+    await this.db.deleteFrom('console_logins').where('address', '=', address).execute();
+  }
+
+  /** The claimed check ended without a verdict (an error): the next may start at once. */
+  async release(address: string): Promise<void> {
+    await this.db
+      .updateTable('console_logins')
+      .set({ busy_until: 0 })
+      .where('address', '=', address)
+      .execute();
+  }
+
+  private async row(address: string): Promise<LoginRow | undefined> {
+    return (await this.db
+      .selectFrom('console_logins')
+      .selectAll()
+      .where('address', '=', address)
+      .executeTakeFirst()) as LoginRow | undefined;
+  }
+
+  /** Forgets addresses whose failures are old, and keeps at most MAX_ADDRESSES. */
+  private async sweep(t: number): Promise<void> {
+    this.lastSweep = t;
+    await this.db
+      .deleteFrom('console_logins')
+      .where('busy_until', '<=', t)
+      .where('last_failure', '<=', t - FORGET_MS)
+      .execute();
+    const [{ n }] = (await this.db
+      .selectFrom('console_logins')
+      .select((e) => e.fn.countAll<number | string>().as('n'))
+      .execute()) as [{ n: number | string }];
+    const over = Number(n) - MAX_ADDRESSES;
+    if (over <= 0) return;
+    const oldest = await this.db
+      .selectFrom('console_logins')
+      .select('address')
+      .orderBy('last_failure')
+      .limit(over)
+      .execute();
+    await this.db
+      .deleteFrom('console_logins')
+      .where(
+        'address',
+        'in',
+        oldest.map((r) => r.address as string),
+      )
+      .execute();
   }
 }
 

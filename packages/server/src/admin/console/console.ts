@@ -10,7 +10,7 @@ import { AdminActionError } from '../actions.js';
 import { adminCommand } from '../commands.js';
 import { coerceInput, runCommand, type CommandActor } from '../registry.js';
 import { APP_JS, CONSOLE_CSS, FAVICON_SVG, INDEX_HTML } from './assets.js';
-import { ConsoleSessions, LoginDelays, sameCsrf, type ConsoleSession } from './console-sessions.js';
+import { ConsoleSessions, LoginGuard, sameCsrf, type ConsoleSession } from './console-sessions.js';
 import { redactConfig } from './redact-config.js';
 
 /**
@@ -82,11 +82,10 @@ type ApiHandler = (r: ApiRequest) => Promise<unknown> | unknown;
 
 export class WebConsole {
   readonly sessions: ConsoleSessions;
-  private readonly delays = new LoginDelays();
+  /** Failed-login delays per address, in storage: shared by every worker and node. */
+  private readonly guard: LoginGuard;
   /** Proxies whose X-Forwarded-For / Forwarded header gives the client's address. */
   private readonly trusted: TrustedProxies;
-  /** Addresses (by /64) whose login is being checked right now. */
-  private readonly checking = new Set<string>();
   private readonly api: Map<string, ApiHandler>;
 
   constructor(
@@ -96,6 +95,7 @@ export class WebConsole {
   ) {
     this.trusted = new TrustedProxies(core.config.trustedProxies);
     this.sessions = new ConsoleSessions(core.database.db, options.idleTimeout * 1000, options.maxAge * 1000);
+    this.guard = new LoginGuard(core.database.db);
     const command =
       (id: string): ApiHandler =>
       ({ query, body, actor }) => {
@@ -264,37 +264,42 @@ export class WebConsole {
       this.core.config.trustedProxyHeader,
     );
     const who = ipKey(address, 64);
-    const wait = Math.max(this.delays.wait(who), this.core.limiter?.authWait?.(address) ?? 0);
-    if (wait > 0) {
-      const seconds = Math.ceil(wait / 1000);
-      this.failed(address, given, 'temporary-auth-failure', false);
-      throw new ConsoleError(429, `too many failed logins from your address: try again in ${seconds} s`, {
-        'retry-after': String(seconds),
-      });
-    }
-    // One check at a time per address: the wait above is read before the (slow) password check
-    // and a failure counted after it, so parallel attempts would all pass the same wait.
-    if (this.checking.has(who)) {
-      this.failed(address, given, 'temporary-auth-failure', false);
-      throw new ConsoleError(429, 'a login from your address is being checked: try again in 1 s', {
-        'retry-after': '1',
-      });
-    }
-    this.checking.add(who);
+    const limiterWait = this.core.limiter?.authWait?.(address) ?? 0;
+    if (limiterWait > 0) this.refuse(address, given, { waitMs: limiterWait, reason: 'delay' });
+    // One check at a time per address, on any worker or node, and none while its delay runs.
+    const refused = await this.guard.claim(who);
+    if (refused) this.refuse(address, given, refused);
+    let verdict = false;
     try {
-      await this.authenticate(res, address, who, given, password);
+      verdict = await this.authenticate(res, address, who, given, password);
     } finally {
-      this.checking.delete(who);
+      if (!verdict) await this.guard.release(who);
     }
   }
 
+  private refuse(address: string, given: string, r: { waitMs: number; reason: 'delay' | 'checking' }): never {
+    const seconds = Math.max(1, Math.ceil(r.waitMs / 1000));
+    this.failed(address, given, 'temporary-auth-failure');
+    throw new ConsoleError(
+      429,
+      r.reason === 'delay'
+        ? `too many failed logins from your address: try again in ${seconds} s`
+        : `a login from your address is being checked: try again in ${seconds} s`,
+      { 'retry-after': String(seconds) },
+    );
+  }
+
+  /**
+   * Checks the login claimed for `who`; true once the claim is settled (a success or a counted
+   * failure), false when it ended without a verdict (the caller releases it).
+   */
   private async authenticate(
     res: ServerResponse,
     address: string,
     who: string,
     given: string,
     password: string,
-  ): Promise<void> {
+  ): Promise<boolean> {
     let account: Jid | undefined;
     try {
       const j = parseJid(given);
@@ -305,24 +310,24 @@ export class WebConsole {
     // The password is checked even for a non-admin, so that timing does not tell admins apart.
     const ok = account !== undefined && (await this.checkPassword(account, password));
     if (!ok || !account || !this.isAdmin(account.toString())) {
-      this.failed(address, given, 'not-authorized', true);
+      this.failed(address, given, 'not-authorized');
+      this.core.limiter?.authFailed(address);
+      await this.guard.failed(who);
       throw new ConsoleError(401, 'wrong JID or password, or not an administrator');
     }
-    this.delays.succeeded(who);
+    await this.guard.succeeded(who);
     this.core.metrics.authSucceeded('console');
     const { id, session } = await this.sessions.create(account.toString());
     this.core.log.info({ jid: session.jid, ip: ipKey(address, 128) }, 'console login');
     json(res, 200, this.describe(session), {
       'set-cookie': `${CONSOLE_COOKIE}=${id}; Path=/console; HttpOnly; SameSite=Strict`,
     });
+    return true;
   }
 
-  private failed(address: string, username: string, condition: string, counts: boolean): void {
+  private failed(address: string, username: string, condition: string): void {
     logAuthFailure(this.core.log, { address, username, mechanism: 'console', condition });
     this.core.metrics.authFailed('console', condition);
-    if (!counts) return;
-    this.delays.failed(ipKey(address, 64));
-    this.core.limiter?.authFailed(address);
   }
 
   /** The password against the account's stored SCRAM keys, by the PLAIN mechanism's own check. */
