@@ -10,6 +10,7 @@ import { TestClient } from './support/test-client.js';
 import { migrateCommand } from '../src/admin/migrate.js';
 
 const silent = { update() {}, end() {} };
+const KEEP_ARCHIVES = { modules: { mam: { retentionDays: 0 } } };
 
 /** Runs `natter import|export …` in this process against `server`'s configuration and storage. */
 async function natter(server: TestServer, ...argv: string[]): Promise<{ code: number; out: string[] }> {
@@ -76,7 +77,7 @@ async function pepItems(c: TestClient, owner: string, node: string): Promise<Ele
 /** What the import of romeo's PEP nodes and archive must show (the same after an export and import). */
 async function checkPepAndArchive(target: TestServer): Promise<void> {
   const romeo = await TestClient.login(target, 'romeo', 'romeo-pw', { mechanism: 'SCRAM-SHA-1' });
-  const juliet = await TestClient.login(target, 'juliet', 'juliet-pw');
+  const juliet = await TestClient.login(target, 'juliet', 'juliet-pw', { presence: true });
   try {
     const bookmarks = await pepItems(romeo, 'romeo@localhost', 'urn:xmpp:bookmarks:1');
     assert.ok(Array.isArray(bookmarks), String(bookmarks));
@@ -95,24 +96,44 @@ async function checkPepAndArchive(target: TestServer): Promise<void> {
 
     const archive = await archiveOf(romeo);
     assert.deepEqual(
-      archive.map((m) => [m.message.getChildText('body'), new Date(m.stamp).toISOString()]),
+      archive.slice(0, 3).map((m) => [m.message.getChildText('body'), new Date(m.stamp).toISOString()]),
       [
         ["A plague o' both your houses", '2020-01-01T09:00:00.000Z'],
         ['Did my heart love till now?', '2020-01-01T10:00:00.000Z'],
         ['O Romeo, Romeo!', '2020-01-01T10:01:00.250Z'],
       ],
     );
+    // Dated 2300 in the file: stored at the time of the import, so that the archive's order and
+    // every later message's time stay right.
+    assert.ok(archive.length >= 4, `${archive.length} messages`);
+    assert.equal(archive[3]!.message.getChildText('body'), 'From a wrong clock');
+    assert.ok(
+      Math.abs(archive[3]!.stamp - Date.now()) < 10 * 60_000,
+      new Date(archive[3]!.stamp).toISOString(),
+    );
+    // A message archived now comes after it, at its own time.
+    const live = juliet.receive((e) => e.getChildText('body') === 'Good night');
+    romeo.send(xml('message', { to: 'juliet@localhost', type: 'chat' }, xml('body', null, 'Good night')));
+    await live;
+    await romeo.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    const latest = await archiveOf(romeo, {
+      with: 'juliet@localhost',
+      start: new Date(Date.now() - 60_000).toISOString(),
+    });
+    const night = latest.find((m) => m.message.getChildText('body') === 'Good night');
+    assert.ok(night, latest.map((m) => m.message.toString()).join('\n'));
+    assert.ok(Math.abs(night.stamp - Date.now()) < 60_000);
     assert.equal(archive[1]!.message.attrs.to, 'juliet@localhost');
     assert.ok(
       !archive[1]!.message.getChildren('stanza-id', NS.sid).some((s) => s.attrs.id === 'old-1'),
       "the old server's stanza id is gone",
     );
-    const withJuliet = await archiveOf(romeo, { with: 'juliet@localhost' });
+    const withJuliet = await archiveOf(romeo, { with: 'juliet@localhost', end: '2020-12-31T00:00:00Z' });
     assert.deepEqual(
       withJuliet.map((m) => m.message.getChildText('body')),
       ['Did my heart love till now?', 'O Romeo, Romeo!'],
     );
-    const after = await archiveOf(romeo, { start: '2020-01-01T09:30:00Z' });
+    const after = await archiveOf(romeo, { start: '2020-01-01T09:30:00Z', end: '2020-12-31T00:00:00Z' });
     assert.equal(after.length, 2);
   } finally {
     await romeo.close();
@@ -133,7 +154,8 @@ describe('natter import/export xep227 (XEP-0227)', () => {
   let server: TestServer;
   let dir: string;
   before(async () => {
-    server = await startTestServer();
+    // Without retention: the archived messages of 2020 would be purged a few seconds after start.
+    server = await startTestServer(KEEP_ARCHIVES);
     dir = await mkdtemp(join(tmpdir(), 'natter-xep227-'));
     const romeoKeys = await deriveScramCredentials('SHA-1', 'romeo-pw', { iterations: 4096 });
     // The layout ejabberd writes: a main file including one file per host (XEP-0227 §5).
@@ -198,6 +220,10 @@ describe('natter import/export xep227 (XEP-0227)', () => {
         <delay xmlns='urn:xmpp:delay' stamp='2020-01-01T09:00:00Z'/>
         <message xmlns='jabber:client' from='mercutio@example.org/x' to='romeo@localhost' type='chat'><body>A plague o' both your houses</body></message>
       </forwarded></result>
+      <result xmlns='urn:xmpp:mam:2' id='future'><forwarded xmlns='urn:xmpp:forward:0'>
+        <delay xmlns='urn:xmpp:delay' stamp='2300-01-01T00:00:00Z'/>
+        <message xmlns='jabber:client' from='juliet@localhost/balcony' to='romeo@localhost' type='chat'><body>From a wrong clock</body></message>
+      </forwarded></result>
       <result xmlns='urn:xmpp:mam:2' id='no-time'><forwarded xmlns='urn:xmpp:forward:0'>
         <message xmlns='jabber:client' from='juliet@localhost/balcony' to='romeo@localhost' type='chat'><body>when?</body></message>
       </forwarded></result>
@@ -228,7 +254,7 @@ describe('natter import/export xep227 (XEP-0227)', () => {
     const text = r.out.join('\n');
     assert.match(
       r.out[0]!,
-      /imported 3 of 4 accounts on localhost \(0 existed, 1 failed\): 3 roster items, 1 vCards, 1 private XML fragments, 1 offline messages, 2 PEP nodes with 3 items, 3 archived messages/,
+      /imported 3 of 4 accounts on localhost \(0 existed, 1 failed\): 3 roster items, 1 vCards, 1 private XML fragments, 1 offline messages, 2 PEP nodes with 3 items, 4 archived messages/,
     );
     assert.match(
       text,
@@ -285,6 +311,19 @@ describe('natter import/export xep227 (XEP-0227)', () => {
 
   test('PEP nodes keep their items and settings; the archive keeps its messages at their times', async () => {
     await checkPepAndArchive(server);
+  });
+
+  test('with the default retention (365 days), the summary says which archived messages the server will delete', async () => {
+    const fresh = await startTestServer();
+    try {
+      const r = await natter(fresh, 'import', 'xep227', join(dir, 'main.xml'), '--dry-run');
+      assert.match(
+        r.out.join('\n'),
+        /3 archived messages are older than modules\.mam\.retentionDays: the server deletes them at its next purge/,
+      );
+    } finally {
+      await fresh.destroy();
+    }
   });
 
   test('decision 0015: SCRAM-SHA-256 fails like a wrong password until a PLAIN login adds its keys', async () => {
@@ -371,10 +410,10 @@ describe('natter import/export xep227 (XEP-0227)', () => {
     assert.match(text, /<server-data xmlns='urn:xmpp:pie:0'>/);
     assert.match(text, /mechanism="SCRAM-SHA-1"/);
     assert.doesNotMatch(text, /password=/);
-    assert.match(r.out[0]!, /with 3 archived messages/);
+    assert.match(r.out[0]!, /with \d+ archived messages/);
     assert.match(text, /<archive xmlns="urn:xmpp:pie:0#mam"><result xmlns="urn:xmpp:mam:2"/);
     assert.match(text, /<pubsub xmlns="http:\/\/jabber.org\/protocol\/pubsub#owner"><configure node=/);
-    const other = await startTestServer();
+    const other = await startTestServer(KEEP_ARCHIVES);
     try {
       const imported = await natter(other, 'import', 'xep227', file);
       assert.match(imported.out[0]!, /imported 3 of 3 accounts/);

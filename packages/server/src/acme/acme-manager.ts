@@ -223,8 +223,13 @@ export class AcmeManager {
         { acme: group.name, domains: group.domains, directory: this.directory },
         `acme: ordering a certificate for ${group.domains.join(', ')} (${reason})`,
       );
+      // Renewed before each order; lost (an order took longer than the lease, or clocks disagree)
+      // means another node may be ordering now: this one stops and looks again later.
+      if (!(await this.deps.store.takeLease(this.holder, LEASE_MS))) {
+        out.push({ name: group.name, result: 'deferred' });
+        continue;
+      }
       try {
-        await this.deps.store.takeLease(this.holder, LEASE_MS);
         const cert = await this.order(group);
         await this.deps.store.saveCertificate(cert);
         issued++;

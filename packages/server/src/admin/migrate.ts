@@ -25,12 +25,14 @@ import {
 import { pepElements, readXep227, Xep227Writer, type ExportedUser } from './xep-0227.js';
 import { prosodyHosts, prosodyRoomServices, readProsodyHost, readProsodyRooms } from './prosody-data.js';
 
-export const MIGRATE_USAGE = `  natter import xep227 FILE [--host H] [--dry-run] [--replace]
+export const MIGRATE_USAGE = `  natter import xep227 FILE [--host H] [--dry-run] [--replace] [--max-user-mib 64]
                                                import accounts with their SCRAM keys (or passwords, turned
                                                into keys), rosters, vCards, private XML, offline messages,
                                                PEP nodes and message archives from a XEP-0227 file
                                                (ejabberdctl export_piefxis, Prosody's mod_storage_xep0227,
-                                               natter export); existing accounts are skipped unless --replace
+                                               natter export); existing accounts are skipped unless --replace;
+                                               one account's element (its archive included) is read whole:
+                                               at most --max-user-mib MiB
   natter import prosody DATA_DIR [--host H] [--dry-run] [--replace]
                                                the same from a Prosody data directory (storage "internal"),
                                                with the persistent rooms of this server's MUC services;
@@ -54,11 +56,11 @@ function mucServices(config: Config): Map<string, string> {
   return new Map(config.hosts.map((h) => [h, domain ?? `conference.${h}`]));
 }
 
-/** A number option of a module, as configured, else its default. */
-function moduleNumber(config: Config, module: string, option: string, fallback: number): number {
+/** A number option of a module, as configured (at least `min`), else its default. */
+function moduleNumber(config: Config, module: string, option: string, fallback: number, min = 1): number {
   const m = config.modules[module];
   const v = m === false || m === undefined ? undefined : m[option];
-  return typeof v === 'number' && Number.isInteger(v) && v > 0 ? v : fallback;
+  return typeof v === 'number' && Number.isFinite(v) && v >= min ? v : fallback;
 }
 
 /** The pep and pubsub modules' item limits (their defaults: 1 and 256). */
@@ -91,7 +93,8 @@ async function runImport(
     const writer = await MigrationWriter.open(db, config.auth.iterations, {
       ...opts,
       pep: pepLimits(config),
-      muc: { historyMax: moduleNumber(config, 'muc', 'historyMax', 20) },
+      muc: { historyMax: moduleNumber(config, 'muc', 'historyMax', 20, 0) },
+      mam: { retentionDays: moduleNumber(config, 'mam', 'retentionDays', 365, 0) },
     });
     const hosted = new Set(config.hosts);
     const notHosted = new Map<string, number>();
@@ -272,6 +275,7 @@ export async function migrateCommand(
       host: { type: 'string' },
       'dry-run': { type: 'boolean' },
       replace: { type: 'boolean' },
+      'max-user-mib': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -280,6 +284,9 @@ export async function migrateCommand(
     io.out(`Usage:\n${MIGRATE_USAGE}`);
     return values.help ? 0 : 2;
   }
+  const maxUserMib = Number(values['max-user-mib'] ?? 64);
+  if (!Number.isInteger(maxUserMib) || maxUserMib < 1 || maxUserMib > 4096)
+    throw new Error('--max-user-mib: a whole number of MiB from 1 to 4096');
   const config = loadConfig(values.config);
   const host = values.host?.toLowerCase();
   const opts = {
@@ -298,6 +305,7 @@ export async function migrateCommand(
     summary = await runImport(config, opts, io, async (onUser, s) => {
       const { skippedHosts } = await readXep227(path, onUser, {
         ...(host ? { host } : {}),
+        maxUserChars: maxUserMib * 1024 * 1024,
         progress: (read, total) => io.progress.update(`importing ${path}`, read, total),
       });
       for (const [h, n] of skippedHosts) s.notes.push(`${n} accounts of ${h} skipped (--host ${host ?? ''})`);
@@ -329,7 +337,14 @@ export async function migrateCommand(
         await readProsodyRooms(
           path,
           service,
-          (room) => writer.writeRoom(room, summary),
+          async (room) => {
+            // One room that cannot be written is reported; the others go on.
+            try {
+              await writer.writeRoom(room, summary);
+            } catch (err) {
+              summary.notes.push(`room ${room.jid}: not imported: ${(err as Error).message}`);
+            }
+          },
           (jid, err) => summary.notes.push(`room ${jid}: not imported: ${err.message}`),
         );
       }

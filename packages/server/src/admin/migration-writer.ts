@@ -18,7 +18,11 @@ import { PubsubStore, pubsubMigrations, type Affiliation } from '../modules/pubs
 import type { NodeConfig } from '../modules/pubsub/node-config.js';
 import { pepNodeDefaults } from '../modules/pep/api.js';
 import { mamMigrations } from '../modules/mam/migrations.js';
-import { importArchive, type ImportedArchiveMessage } from '../modules/mam/archive-transfer.js';
+import {
+  deleteArchive,
+  importArchive,
+  type ImportedArchiveMessage,
+} from '../modules/mam/archive-transfer.js';
 import { RoomStore, migrations as mucMigrations } from '../modules/muc/storage.js';
 import type { RoomConfig } from '../modules/muc/room-config.js';
 import { parseJid, tryParseJid, type Jid } from '@natter/jid';
@@ -181,6 +185,10 @@ export interface ImportSummary {
   rooms: number;
   roomsExisted: number;
   roomMessages: number;
+  /** Archived messages dated in the future (stored at the import's time instead). */
+  archiveFuture: number;
+  /** Archived messages older than the archive's retention (`modules.mam.retentionDays`). */
+  archiveExpired: number;
   /** Lines for the operator: accounts skipped, data not imported. */
   notes: string[];
 }
@@ -204,6 +212,8 @@ export function emptySummary(): ImportSummary {
     rooms: 0,
     roomsExisted: 0,
     roomMessages: 0,
+    archiveFuture: 0,
+    archiveExpired: 0,
     notes: [],
   };
 }
@@ -254,6 +264,8 @@ export interface WriterOptions {
   pep: { defaultMaxItems: number; maxItemsPerNode: number };
   /** The muc module's discussion history length (`historyMax`). */
   muc: { historyMax: number };
+  /** The mam module's retention (`retentionDays`, 0: none). */
+  mam: { retentionDays: number };
 }
 
 /** Writes migrated accounts into Natter's storage, one at a time. */
@@ -300,7 +312,7 @@ export class MigrationWriter {
     summary.users++;
     summary.hosts.add(user.host);
     const who = `${user.username}@${user.host}`;
-    const outcome = await this.writeOne(user);
+    const outcome = await this.writeOne(user, summary);
     // After the write: reading a large archive while writing it adds its own notes.
     for (const n of user.notImported) note(summary, `${who}: not imported: ${n}`);
     switch (outcome.kind) {
@@ -328,7 +340,7 @@ export class MigrationWriter {
     return outcome;
   }
 
-  private async writeOne(user: MigratedUser): Promise<WriteOutcome> {
+  private async writeOne(user: MigratedUser, summary: ImportSummary): Promise<WriteOutcome> {
     const creds = user.credentials;
     if (!creds) return { kind: 'failed', reason: 'no password and no SCRAM keys' };
     const keys: WriteOutcome & { kind: 'imported' } = {
@@ -352,10 +364,11 @@ export class MigrationWriter {
     const owner = account.toBareString();
     let unreadable = 0;
     const source = user.archive;
+    const time = (at: number) => this.archiveTime(at, summary);
     const archive = (async function* () {
       for await (const m of source) {
         const a = archivedMessage(account, m);
-        if (a) yield a;
+        if (a) yield { ...a, at: time(a.at) };
         else unreadable++;
       }
     })();
@@ -383,13 +396,30 @@ export class MigrationWriter {
       // The account without its data would be skipped as existing by the next run: a new account
       // is taken back, so that importing again brings it whole (a replaced one is kept: rerun
       // with --replace).
-      if (!this.opts.replace) await this.accounts.remove(user.username, user.host).catch(() => false);
+      if (!this.opts.replace) await this.takeBack(user, owner);
       return {
         kind: 'failed',
         reason: `its data could not be written (${(err as Error).message}); ${this.opts.replace ? 'the account was replaced: import it again with --replace' : 'the account was not kept: import it again'}`,
       };
     }
     return keys;
+  }
+
+  /**
+   * Removes a new account whose data could not all be written, with what was written of it, so
+   * that importing again brings it whole and nobody registering the name inherits any of it.
+   */
+  private async takeBack(user: MigratedUser, owner: string): Promise<void> {
+    const steps: (() => Promise<unknown>)[] = [
+      () => deleteArchive(this.db.db, owner),
+      () => this.pubsub.deleteOwner(owner),
+      () => this.offline.removeAll(owner),
+      () => this.privateStore.removeOwner(owner),
+      () => this.vcards.remove(owner),
+      () => this.roster.deleteUser(owner),
+      () => this.accounts.remove(user.username, user.host),
+    ];
+    for (const step of steps) await step().catch(() => undefined);
   }
 
   /** Roster, vCard, private XML, offline messages, PEP and archive of an account just written. */
@@ -427,6 +457,22 @@ export class MigrationWriter {
   }
 
   /**
+   * An archived message's time as it will be stored: one in the future (a wrong clock on the
+   * other server, or a crafted file) is stored at the import's time; one older than the
+   * retention is counted (the running server deletes it at its next purge).
+   */
+  private archiveTime(at: number, summary: ImportSummary): number {
+    const now = Date.now();
+    if (at > now + 60_000) {
+      summary.archiveFuture++;
+      return now;
+    }
+    const days = this.opts.mam.retentionDays;
+    if (days > 0 && at < now - days * 86_400_000) summary.archiveExpired++;
+    return at;
+  }
+
+  /**
    * A persistent room with its settings, affiliations, subject and archive; the last messages of
    * the archive become its discussion history (what joining occupants are sent). An existing
    * room is left as it is unless `--replace`. The running server loads imported rooms at its
@@ -439,15 +485,27 @@ export class MigrationWriter {
       return;
     }
     const jid = roomJid.toBareString();
+    // A room of another service (a crafted list naming an account) would replace that archive.
+    if (roomJid.domain !== room.service) {
+      note(summary, `room "${room.jid}": not imported: not a room of ${room.service}`);
+      return;
+    }
     if (!this.opts.replace && (await this.rooms.exists(jid))) {
       summary.roomsExisted++;
       note(summary, `room ${jid}: skipped, it exists (--replace overwrites it)`);
       return;
     }
-    const keep = Math.max(0, Math.min(room.config.historyLength ?? Infinity, this.opts.muc.historyMax));
-    const history: { at: number; stanza: string }[] = [];
+    const historyMax = this.opts.muc.historyMax;
+    const config = { ...room.config, persistent: true };
+    if (config.historyLength !== undefined) config.historyLength = Math.min(config.historyLength, historyMax);
+    const keep = config.historyLength ?? historyMax;
+    // The last messages with a body become the discussion history, each with the stanza-id the
+    // archive gives it (as the room's own history has: retraction and moderation find it by it).
+    const history: { at: number; stanza: Element; message?: ImportedArchiveMessage }[] = [];
+    const kept = new Set<ImportedArchiveMessage>();
     let unreadable = 0;
     const source = room.archive;
+    const time = (at: number) => this.archiveTime(at, summary);
     const messages = (async function* () {
       for await (const m of source) {
         const from = tryParseJid(m.stanza.attrs.from ?? '') ?? undefined;
@@ -455,32 +513,44 @@ export class MigrationWriter {
           unreadable++;
           continue;
         }
-        const stanza = roomStanza(m.stanza).toString();
-        if (keep > 0 && m.stanza.getChild('body') !== undefined) {
-          history.push({ at: m.at, stanza });
-          if (history.length > keep) history.shift();
-        }
-        yield {
-          at: m.at,
-          stanza,
+        const el = roomStanza(m.stanza);
+        const message: ImportedArchiveMessage = {
+          at: time(m.at),
+          stanza: el.toString(),
           withBare: jid,
           withFull: from.toString(),
-          direction: 'in' as const,
+          direction: 'in',
         };
+        if (keep > 0 && m.stanza.getChild('body') !== undefined) {
+          history.push({ at: message.at, stanza: el, message });
+          kept.add(message);
+          if (history.length > keep) kept.delete(history.shift()!.message!);
+        }
+        yield message;
       }
     })();
     let archived = 0;
     if (this.opts.dryRun) for await (const _ of messages) archived++;
     else {
-      archived = await importArchive(this.db.db, jid, messages, { replace: true });
+      const ids = new Map<ImportedArchiveMessage, string>();
+      archived = await importArchive(this.db.db, jid, messages, {
+        replace: true,
+        assigned: (m, id) => {
+          if (kept.has(m)) ids.set(m, id);
+        },
+      });
+      for (const h of history) {
+        const id = h.message && ids.get(h.message);
+        if (id) h.stanza.children.push(new Element('stanza-id', NS_SID, { by: jid, id }));
+      }
       await this.rooms.importRoom(room.service, {
         jid,
-        config: { ...room.config, persistent: true },
+        config,
         subject: room.subject,
         subjectFrom: room.subjectFrom,
         createdAt: Date.now(),
         affiliations: room.affiliations,
-        history,
+        history: history.map((h) => ({ at: h.at, stanza: h.stanza.toString() })),
       });
     }
     if (unreadable > 0) room.notImported.push(`${unreadable} archived messages not from the room`);
@@ -524,6 +594,14 @@ export function formatSummary(s: ImportSummary, dryRun: boolean, offerScramSha25
       `${s.privateFragments} private XML fragments, ${s.offlineMessages} offline messages, ` +
       `${s.pepNodes} PEP nodes with ${s.pepItems} items, ${s.archivedMessages} archived messages`,
   ];
+  if (s.archiveFuture > 0)
+    lines.push(
+      `${s.archiveFuture} archived messages were dated in the future (the other server's clock?): they are stored at the time of the import`,
+    );
+  if (s.archiveExpired > 0)
+    lines.push(
+      `${s.archiveExpired} archived messages are older than modules.mam.retentionDays: the server deletes them at its next purge (within minutes of its start); raise retentionDays (0: keep forever) before starting it to keep them`,
+    );
   if (s.rooms > 0 || s.roomsExisted > 0)
     lines.push(
       `${dryRun ? 'would import' : 'imported'} ${s.rooms} rooms (${s.roomsExisted} existed) with ${s.roomMessages} archived messages` +

@@ -7,7 +7,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Element, xml } from '@natter/xml';
-import { parseJid } from '@natter/jid';
+import { parseJid, tryParseJid } from '@natter/jid';
 import type { ScramCredentials, ScramHash } from '@natter/protocol';
 import type { ImportedKeys } from '../accounts/account-store.js';
 import { LuaTable, parseLuaDat, parseLuaList, type LuaValue } from './lua-data.js';
@@ -239,14 +239,15 @@ async function readUser(base: string, host: string, file: string, stores: string
   }
 
   user.pep = await readPep(base, encoded, stores, notes);
-  // Prosody 0.11 and later write `archive`; 0.10 wrote `archive2`.
-  const archiveStore = stores.includes('archive')
-    ? 'archive'
-    : stores.includes('archive2')
-      ? 'archive2'
-      : undefined;
-  if (archiveStore)
-    user.archive = archivedStanzas(join(base, archiveStore, `${encoded}.list`), 'jabber:client', notes);
+  // Prosody 0.11 and later write `archive`; 0.10 wrote `archive2` (older, so read first; a server
+  // upgraded from 0.10 may have both).
+  const lists = ['archive2', 'archive']
+    .filter((store) => stores.includes(store))
+    .map((store) => join(base, store, `${encoded}.list`));
+  if (lists.length > 0)
+    user.archive = (async function* () {
+      for (const path of lists) yield* archivedStanzas(path, 'jabber:client', notes);
+    })();
 
   for (const store of stores) {
     if (READ_STORES.has(store) || QUIET_STORES.has(store) || store.startsWith('pep_')) continue;
@@ -340,6 +341,9 @@ async function* archivedStanzas(
   if (skipped > 0) notes.push(`archive: ${skipped} entries that are not messages with a time`);
 }
 
+/** Longest PEP node name or item id kept (the storage's column). */
+const MAX_NAME = 1023;
+
 /** A Lua node configuration (mod_pep: only what was set) as `pubsub#…` form fields. */
 function pepConfigForm(config: LuaTable): Element {
   const fields: Element[] = [];
@@ -394,6 +398,10 @@ async function readPep(
     }
     for (const [name, v] of map instanceof LuaTable ? map.entries : []) {
       if (typeof name !== 'string' || name === '' || v === false) continue;
+      if (name.length > MAX_NAME) {
+        notes.push(`a PEP node with a name longer than ${MAX_NAME} characters`);
+        continue;
+      }
       const n = node(name);
       if (!(v instanceof LuaTable)) continue; // `true`: an old node with the defaults
       const config = v.table('config');
@@ -427,6 +435,7 @@ async function readPep(
   for (const store of stores) {
     if (!store.startsWith('pep_')) continue;
     const name = prosodyDecode(store.slice('pep_'.length));
+    if (name === '' || name.length > MAX_NAME) continue;
     const list = await readSmall(join(base, store, `${encoded}.list`)).catch((err: unknown) => {
       notes.push(`PEP node ${name}: ${(err as Error).message}`);
       return undefined;
@@ -436,8 +445,13 @@ async function readPep(
     try {
       for (const item of parseLuaList(list)) {
         const id = item instanceof LuaTable ? item.str('key') : undefined;
-        if (id === undefined || id === '') continue;
-        const publisher = item instanceof LuaTable ? item.str('with') : undefined;
+        if (id === undefined || id === '' || id.length > MAX_NAME) {
+          notes.push(`PEP node ${name}: an item without a usable id`);
+          continue;
+        }
+        const withJid = item instanceof LuaTable ? item.str('with') : undefined;
+        const publisher =
+          withJid !== undefined ? (tryParseJid(withJid)?.toBareString() ?? undefined) : undefined;
         const payload = storedStanza(item, '').el;
         // Republishing an id replaces the item: the last one stands.
         n.items = n.items.filter((i) => i.id !== id);

@@ -6,7 +6,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { once } from 'node:events';
 import { DocumentReader, Element, parseElement, serialize, xml } from '@natter/xml';
 import { fromBase64, toBase64, type ScramCredentials, type ScramHash } from '@natter/protocol';
-import { parseJid } from '@natter/jid';
+import { parseJid, tryParseJid } from '@natter/jid';
 import type { ImportedKeys } from '../accounts/account-store.js';
 import {
   emptyUser,
@@ -270,7 +270,8 @@ function readPepItems(el: Element, pep: Map<string, MigratedPepNode>, notes: str
         continue;
       }
       const payload = item.elements()[0];
-      node.items.push({ id, payload, ...(item.attrs.publisher ? { publisher: item.attrs.publisher } : {}) });
+      const publisher = tryParseJid(item.attrs.publisher ?? '')?.toBareString();
+      node.items.push({ id, payload, ...(publisher ? { publisher } : {}) });
     }
   }
 }
@@ -437,7 +438,15 @@ export async function readXep227(
   const total = (await stat(file).catch(() => undefined))?.size ?? 0;
   let read = 0;
   for await (const chunk of input as AsyncIterable<Buffer>) {
-    reader.write(chunk);
+    try {
+      reader.write(chunk);
+    } catch (err) {
+      if (/exceeds \d+ characters/.test((err as Error).message))
+        throw new Xep227Error(
+          `${file}: an account's element (with its archive) is larger than ${Math.round((opts.maxUserChars ?? 64 * 1024 * 1024) / 1048576)} MiB; import with a larger --max-user-mib`,
+        );
+      throw err;
+    }
     read += chunk.length;
     opts.progress?.(read, total);
     await drain();

@@ -380,7 +380,8 @@ describe('natter import prosody: a data directory written by a real Prosody 0.12
       assert.notEqual(self.attrs.type, 'error', self.toString());
       // Non-anonymous (whois anyone): status 100.
       assert.ok(codes(self).includes(100), self.toString());
-      assert.ok((await history).getChild('delay', 'urn:xmpp:delay'));
+      const past = await history;
+      assert.ok(past.getChild('delay', 'urn:xmpp:delay'));
       await subject;
       // The outcast stays out.
       const banned = await joinRoom(carol, ROOM, 'Carol', { password: 'teatime' });
@@ -394,6 +395,12 @@ describe('natter import prosody: a data directory written by a real Prosody 0.12
         [['Have some wine', ROOM]],
       );
       assert.equal(results[0]!.message.attrs.from, `${ROOM}/Alice`);
+      // The history copy carries the archive's id, as the room's own history does (retraction
+      // and moderation find it by it).
+      const sid = past.getChildren('stanza-id', NS.sid).find((e) => e.attrs.by === ROOM);
+      assert.equal(sid?.attrs.id, results[0]!.id, past.toString());
+      // Prosody's real-JID item is not carried: who sees real JIDs is the room's current setting.
+      assert.equal(results[0]!.message.getChild('x', 'http://jabber.org/protocol/muc#user'), undefined);
     } finally {
       await bob.close();
       await carol.close();

@@ -173,9 +173,12 @@ export class ArchiveStore {
 
   /** Continues the order after what a previous run stored. */
   async init(): Promise<void> {
+    // Positions more than a day ahead of this clock (a row written under a wrong clock) are not
+    // continued from: they would date every later message in the future.
     const row = await this.db
       .selectFrom('mam_message')
       .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('seq', '<=', (Date.now() + 86_400_000) * 1000)
       .executeTakeFirst();
     this.lastSeq = Number(row?.seq ?? 0);
   }

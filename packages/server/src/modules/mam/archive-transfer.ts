@@ -27,7 +27,11 @@ export async function importArchive(
   db: Kysely<any>,
   owner: string,
   messages: Iterable<ImportedArchiveMessage> | AsyncIterable<ImportedArchiveMessage>,
-  opts: { replace: boolean },
+  opts: {
+    replace: boolean;
+    /** Told each message's UID once it is written. */
+    assigned?: (m: ImportedArchiveMessage, id: string) => void;
+  },
 ): Promise<number> {
   let last = 0;
   let written = 0;
@@ -35,7 +39,9 @@ export async function importArchive(
   const write = async () => {
     if (written === 0 && opts.replace) await deleteArchive(db, owner);
     const rows = batch.map((m) => {
-      last = Math.max(Math.trunc(m.at) * 1000, last + 1);
+      // Never past now: the archive goes on from its highest position at every start, so one
+      // message dated in the future would move every later message's time (writers clamp first).
+      last = Math.max(Math.trunc(Math.min(Math.max(m.at, 0), Date.now())) * 1000, last + 1);
       return { seq: last, id: uidAt(last), m, bytes: Buffer.byteLength(m.stanza) };
     });
     batch = [];
@@ -60,6 +66,7 @@ export async function importArchive(
         .execute();
     });
     written += rows.length;
+    if (opts.assigned) for (const r of rows) opts.assigned(r.m, r.id);
   };
   for await (const m of messages) {
     batch.push(m);
@@ -70,7 +77,7 @@ export async function importArchive(
 }
 
 /** Deletes `owner`'s archive, and the messages no other archive lists. */
-async function deleteArchive(db: Kysely<any>, owner: string): Promise<void> {
+export async function deleteArchive(db: Kysely<any>, owner: string): Promise<void> {
   await db.transaction().execute(async (tx) => {
     await sql`UPDATE mam_message SET refs = refs - 1 WHERE (seq, id) IN (SELECT seq, id FROM mam_entry WHERE owner = ${owner})`.execute(
       tx,

@@ -199,8 +199,10 @@ export class RoomStore {
       history: { at: number; stanza: string }[];
     },
   ): Promise<void> {
-    await this.remove(room.jid);
     await this.db.transaction().execute(async (trx) => {
+      for (const table of ['muc_history', 'muc_vcards', 'muc_affiliations'])
+        await trx.deleteFrom(table).where('room', '=', room.jid).execute();
+      await trx.deleteFrom('muc_rooms').where('jid', '=', room.jid).execute();
       await trx
         .insertInto('muc_rooms')
         .values({
