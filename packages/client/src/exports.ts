@@ -35,6 +35,12 @@ export type {
   TlsOptions,
 } from './transport/transport.js';
 export { WebSocketTransport, browserWebSocketTransport, type WebSocketLike } from './transport/websocket.js';
+export {
+  hostMetaResolver,
+  WEBSOCKET_REL,
+  type EndpointResolver,
+  type HostMetaOptions,
+} from './connect/discovery.js';
 export { xml, Element } from '@natter/xml';
 export { Jid, parseJid, jid } from '@natter/jid';
 export { ping, sendPing, type PingApi } from './ping/xep-0199-ping.js';

@@ -3,6 +3,7 @@ import { Client, type ClientOptions } from './core/client.js';
 import type { NoPlugins, PluginMap } from './core/plugin.js';
 import { tcpTransport } from './transport/tcp.node.js';
 import { nodeWebSocketTransport } from './transport/websocket.node.js';
+import { srvResolver } from './connect/srv.node.js';
 
 export * from './exports.js';
 export { tcpTransport, TcpTransport } from './transport/tcp.node.js';
@@ -13,8 +14,10 @@ export function createClient<P extends PluginMap = NoPlugins>(options: ClientOpt
   return new Client<P>({
     ...options,
     transports: options.transports ?? [tcpTransport(), nodeWebSocketTransport()],
+    ...(options.service === undefined ? { discover: options.discover ?? srvResolver() } : {}),
   });
 }
+export { srvResolver, orderSrv, type SrvOptions } from './connect/srv.node.js';
 export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
 export { openSqlite, closeSqlite, type SqliteSource } from './storage/sqlite.node.js';
 export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';

@@ -5,10 +5,15 @@
 import { Client, type ClientOptions } from './core/client.js';
 import type { NoPlugins, PluginMap } from './core/plugin.js';
 import { browserWebSocketTransport } from './transport/websocket.js';
+import { hostMetaResolver } from './connect/discovery.js';
 
 export * from './exports.js';
 
 /** Creates a client; `client.plugins` is typed from the `plugins` you pass. */
 export function createClient<P extends PluginMap = NoPlugins>(options: ClientOptions<P>): Client<P> {
-  return new Client<P>({ ...options, transports: options.transports ?? [browserWebSocketTransport()] });
+  return new Client<P>({
+    ...options,
+    transports: options.transports ?? [browserWebSocketTransport()],
+    ...(options.service === undefined ? { discover: options.discover ?? hostMetaResolver() } : {}),
+  });
 }

@@ -21,6 +21,7 @@ import {
   type DiscoIdentity,
 } from './xep-0115-caps.js';
 import type { TlsOptions, Transport, TransportFactory } from '../transport/transport.js';
+import type { EndpointResolver } from '../connect/discovery.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
 
@@ -29,8 +30,14 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
    * `xmpp://host[:5222]` (STARTTLS), `xmpps://host[:5223]` (direct TLS), `ws://…` or `wss://…` (RFC 7395).
    * A list gives endpoints of one service (the nodes of a cluster): each connection tries them in
    * order, starting with the one that last worked, and moves on when one cannot be reached.
+   * Without it, the endpoints are found from the JID's domain with `discover`.
    */
-  service: string | readonly string[];
+  service?: string | readonly string[];
+  /**
+   * How to find the endpoints when `service` is not given, at each connection: DNS SRV records
+   * (RFC 6120, XEP-0368) in Node, host-meta (XEP-0156) in browsers, by default.
+   */
+  discover?: EndpointResolver;
   /** The account, `user@domain` (a resource here is used unless `resource` is given). */
   jid: string;
   password: string;
@@ -119,25 +126,34 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   /** Which endpoint of the service to try first: the last one that worked. */
   #current = 0;
 
+  /** The endpoints found by `discover` at the last connection. */
+  #discovered: readonly string[] = [];
+
   /** The endpoints of the service (read at each connection: an application may change them). */
   get #services(): readonly string[] {
     const s = this.options.service;
-    return typeof s === 'string' ? [s] : (s ?? []);
+    return s === undefined ? this.#discovered : typeof s === 'string' ? [s] : s;
   }
 
-  /** The endpoint in use (or tried first by the next connection). */
+  /** The endpoint in use (or tried first by the next connection); '' before discovery. */
   get service(): string {
     const list = this.#services;
-    return list[this.#current % list.length]!;
+    return list.length === 0 ? '' : list[this.#current % list.length]!;
   }
 
   constructor(options: ClientOptions<P>) {
     super();
     this.options = options;
-    if (this.#services.length === 0 || this.#services.some((s) => !s))
+    const given = options.service;
+    if (
+      given === undefined
+        ? !options.discover
+        : (typeof given === 'string' ? [given] : given).length === 0 ||
+          (typeof given === 'string' ? [given] : given).some((x) => !x)
+    )
       throw new ClientError(
         'invalid-options',
-        'createClient: `service` is required (e.g. xmpp://example.com:5222, or a list of them)',
+        'createClient: `service` (e.g. xmpp://example.com:5222, or a list of them) or `discover` is required',
       );
     const j = tryParseJid(options.jid ?? '');
     if (!j || j.local === '')
@@ -265,6 +281,25 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
    */
   async #reachOne(): Promise<Transport> {
     const failures: string[] = [];
+    if (this.options.service === undefined) {
+      let found: string[];
+      try {
+        found = await this.options.discover!(this.domain);
+      } catch (err) {
+        throw new ClientError(
+          'connection-failed',
+          `could not find the endpoints of ${this.domain}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      if (found.length === 0)
+        throw new ClientError('connection-failed', `${this.domain} has no endpoint this client can use`);
+      // The same endpoints as last time: start with the one that worked.
+      const same =
+        found.length === this.#discovered.length && found.every((f, i) => f === this.#discovered[i]);
+      if (!same) this.#current = 0;
+      this.#discovered = found;
+    }
     const services = this.#services;
     for (let i = 0; i < services.length; i++) {
       const index = (this.#current + i) % services.length;

@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 import { TestClient } from '../support/test-client.js';
 import { makeTestCa } from '../support/test-ca.js';
 import { RawS2SPeer } from '../support/s2s-peer.js';
-import { DnsServer } from '../support/dns-server.js';
+import { DnsServer } from '../../../../test/support/dns-server.js';
 import type { ConfigInput } from '../../src/config.js';
 
 const PW = 'federation-pw-1';

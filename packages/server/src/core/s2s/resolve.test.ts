@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { promises as nodeDns } from 'node:dns';
-import { DnsServer, type SrvData } from '../../../test/support/dns-server.js';
+import { DnsServer, type SrvData } from '../../../../../test/support/dns-server.js';
 import { ConfigError, parseConfig } from '../../config.js';
 import {
   MAX_CANDIDATES,
