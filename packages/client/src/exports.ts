@@ -27,6 +27,14 @@ export type {
   NoPlugins,
 } from './core/plugin.js';
 export { randomId } from './core/ids.js';
+export {
+  memoryCredentials,
+  webStorageCredentials,
+  type CredentialStore,
+  type StoredCredentials,
+  type FastToken,
+  type WebStorageLike,
+} from './core/credentials.js';
 export type {
   Transport,
   TransportFactory,

@@ -2,7 +2,7 @@ import { Element, xml } from '@natter/xml';
 import { parseJid, tryParseJid, type Jid } from '@natter/jid';
 import { NS, StanzaError, errorReply } from '@natter/protocol';
 import { Emitter, TimeoutError } from './emitter.js';
-import { ClientError, NotConnectedError } from './errors.js';
+import { AuthenticationError, ClientError, NotConnectedError } from './errors.js';
 import { randomId } from './ids.js';
 import {
   authenticate,
@@ -22,6 +22,8 @@ import {
 } from './xep-0115-caps.js';
 import type { TlsOptions, Transport, TransportFactory } from '../transport/transport.js';
 import type { EndpointResolver } from '../connect/discovery.js';
+import { memoryCredentials, type CredentialStore, type StoredCredentials } from './credentials.js';
+import { authenticate2, FastTokenRefused } from './sasl2.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
 
@@ -40,7 +42,26 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   discover?: EndpointResolver;
   /** The account, `user@domain` (a resource here is used unless `resource` is given). */
   jid: string;
-  password: string;
+  /**
+   * The account's password. May be left out when `credentials` holds a FAST token the server
+   * accepts (a reconnect, or an app's next start with a persistent store).
+   */
+  password?: string;
+  /** Authenticate with SASL2 (XEP-0388) when the server offers it (default true). */
+  sasl2?: boolean;
+  /**
+   * FAST (XEP-0484, needs SASL2): ask for a token at each password login and log in with it next
+   * time, in one round trip and without the password (default true).
+   */
+  fast?: boolean;
+  /**
+   * Where the installation's user-agent id and the FAST token are kept between connections
+   * (default: in memory, for this client object). Give a persistent one (`webStorageCredentials`,
+   * or the platform's secure storage) for logins without a password after an app restart.
+   */
+  credentials?: CredentialStore;
+  /** Sent with SASL2 logins (XEP-0388 §2.3): the software (default "Natter") and device name. */
+  userAgent?: { software?: string; device?: string };
   /** Resource to request at binding; the server picks one when absent. */
   resource?: string;
   tls?: TlsOptions;
@@ -162,6 +183,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
         `createClient: \`jid\` must be user@domain, got "${options.jid}"`,
       );
     this.account = j.bare;
+    this.#credentials = options.credentials ?? memoryCredentials();
     this.#identity = options.identity ?? { category: 'client', type: 'pc', name: 'Natter' };
     this.handleIq('get', 'query', NS.discoInfo, (iq) => this.#answerDiscoInfo(iq));
     // XEP-0115 §4: available presence carries our capabilities.
@@ -342,7 +364,72 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
     throw new ClientError('connection-failed', 'no endpoint to connect to');
   }
 
+  /** The credentials of this client's account between connections. */
+  readonly #credentials: CredentialStore;
+
+  /** Forgets the stored FAST token and user-agent id (logging out of this installation for good). */
+  async forgetCredentials(): Promise<void> {
+    await this.#credentials.delete(this.account.toString());
+  }
+
   async #doConnect(): Promise<Jid> {
+    try {
+      return await this.#connectOnce();
+    } catch (err) {
+      // The token was forgotten: the password, if there is one, gets a fresh connection.
+      if (err instanceof FastTokenRefused && this.options.password !== undefined) return this.#connectOnce();
+      throw err;
+    }
+  }
+
+  /**
+   * SASL2 (XEP-0388) with FAST (XEP-0484): the stored token when there is one, else the password
+   * (asking for a token). The features follow success without a stream restart.
+   */
+  async #authenticate2(stream: XmppStream, features: Element, allowPlain: boolean): Promise<Element> {
+    const key = this.account.toString();
+    const store = this.#credentials;
+    let stored: StoredCredentials | undefined = await store.get(key);
+    if (!stored) {
+      stored = { userAgentId: globalThis.crypto?.randomUUID?.() ?? `${randomId(16)}` };
+      await store.set(key, stored);
+    }
+    const useFast = this.options.fast !== false;
+    let token = useFast && stored.token && stored.token.expiry > Date.now() ? stored.token : undefined;
+    if (token) {
+      // XEP-0484 §3.2: each use counts up, kept before it is sent (a count is never used twice).
+      token = { ...token, count: token.count + 1 };
+      stored = { ...stored, token };
+      await store.set(key, stored);
+    }
+    let out;
+    try {
+      out = await authenticate2(stream, features, {
+        username: this.account.local,
+        password: this.options.password,
+        allowPlain,
+        only: this.options.saslMechanisms,
+        userAgent: {
+          id: stored.userAgentId,
+          software: this.options.userAgent?.software ?? 'Natter',
+          ...(this.options.userAgent?.device !== undefined ? { device: this.options.userAgent.device } : {}),
+        },
+        ...(token ? { token } : {}),
+        requestToken: useFast,
+      });
+    } catch (err) {
+      if (err instanceof FastTokenRefused) await store.set(key, { userAgentId: stored.userAgentId });
+      throw err;
+    }
+    if (out.token) await store.set(key, { userAgentId: stored.userAgentId, token: out.token });
+    this.#sasl = out;
+    const next = await stream.next(this.options.connectTimeout ?? 30000);
+    if (!next.is('features', NS.stream))
+      throw new ClientError('connection-failed', `expected stream features after SASL2, got <${next.name}/>`);
+    return next;
+  }
+
+  async #connectOnce(): Promise<Jid> {
     this.#setStatus('connecting');
     let stream: XmppStream | undefined;
     try {
@@ -358,13 +445,23 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       if (!transport.secure && this.options.requireTls) {
         throw new ClientError('tls-required', 'the connection is not encrypted and requireTls is set');
       }
-      this.#sasl = await authenticate(stream, features, {
-        username: this.account.local,
-        password: this.options.password,
-        allowPlain: transport.secure || this.options.allowPlaintextAuth === true,
-        only: this.options.saslMechanisms,
-      });
-      features = await stream.open(timeout);
+      const allowPlain = transport.secure || this.options.allowPlaintextAuth === true;
+      if (this.options.sasl2 !== false && features.getChild('authentication', NS.sasl2)) {
+        features = await this.#authenticate2(stream, features, allowPlain);
+      } else {
+        if (this.options.password === undefined)
+          throw new AuthenticationError(
+            'not-authorized',
+            'no password (a FAST token needs a server that offers SASL2)',
+          );
+        this.#sasl = await authenticate(stream, features, {
+          username: this.account.local,
+          password: this.options.password,
+          allowPlain,
+          only: this.options.saslMechanisms,
+        });
+        features = await stream.open(timeout);
+      }
       const step = { stream, features };
       let resumed = false;
       for (const h of this.#hooks.beforeBind) if (await h(step)) resumed = true;

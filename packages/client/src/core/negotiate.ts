@@ -10,6 +10,7 @@ import {
   toBase64,
   StanzaError,
   type SaslFailureCondition,
+  type SaslClientMechanism,
 } from '@natter/protocol';
 import { AuthenticationError, ClientError } from './errors.js';
 import { randomId } from './ids.js';
@@ -62,15 +63,16 @@ export interface SaslOutcome {
   channelBinding?: string;
 }
 
-/** RFC 6120 §6: SASL negotiation with the strongest mechanism both sides support. */
-export async function authenticate(
+/**
+ * The strongest mechanism of `all` (the server's list) that the options allow, with the channel
+ * binding it uses; throws `no-mechanism` when there is none.
+ */
+export function chooseMechanism(
   stream: XmppStream,
   features: Element,
+  all: string[],
   opts: SaslOptions,
-): Promise<SaslOutcome> {
-  const all = (features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism', NS.sasl) ?? []).map((m) =>
-    m.text().trim(),
-  );
+): { mech: SaslClientMechanism; channelBinding: ChannelBinding | undefined } {
   const offered = opts.only ? all.filter((m) => opts.only!.includes(m)) : all;
   const channelBinding = pickChannelBinding(stream, features);
   // RFC 5802 §6: a client able to bind that sees no -PLUS at all says so with "y" (downgrade detection).
@@ -95,6 +97,19 @@ export async function authenticate(
       `no acceptable SASL mechanism among [${offered.join(', ')}]${why}`,
     );
   }
+  return { mech, channelBinding };
+}
+
+/** RFC 6120 §6: SASL negotiation with the strongest mechanism both sides support. */
+export async function authenticate(
+  stream: XmppStream,
+  features: Element,
+  opts: SaslOptions,
+): Promise<SaslOutcome> {
+  const all = (features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism', NS.sasl) ?? []).map((m) =>
+    m.text().trim(),
+  );
+  const { mech, channelBinding } = chooseMechanism(stream, features, all, opts);
   try {
     const initial = await mech.initial();
     stream.send(

@@ -1,0 +1,205 @@
+// XEP-0388 (SASL2) with XEP-0484 (FAST): one authentication exchange, with the installation's
+// user-agent, that may ask for a token, or log in with one in a single round trip (HT-* SASL
+// mechanisms, draft-schmaus-kitten-sasl-ht).
+import { xml, type Element } from '@natter/xml';
+import { NS, SaslFailure, fromBase64, toBase64, type SaslFailureCondition } from '@natter/protocol';
+import { AuthenticationError, ClientError } from './errors.js';
+import { chooseMechanism, type SaslOptions, type SaslOutcome } from './negotiate.js';
+import type { FastToken } from './credentials.js';
+import type { XmppStream } from './xmpp-stream.js';
+
+/** HT-* mechanisms this client can compute, best first, with the channel binding each needs. */
+const HT: readonly [string, string | undefined][] = [
+  ['HT-SHA-256-EXPR', 'tls-exporter'],
+  ['HT-SHA-256-ENDP', 'tls-server-end-point'],
+  ['HT-SHA-256-NONE', undefined],
+];
+
+export interface Sasl2Options extends Omit<SaslOptions, 'password'> {
+  password: string | undefined;
+  userAgent: { id: string; software?: string; device?: string };
+  /** Log in with this token instead of the password. */
+  token?: FastToken;
+  /** Ask for a token (when the server offers FAST). */
+  requestToken: boolean;
+}
+
+export interface Sasl2Outcome extends SaslOutcome {
+  /** The JID the server says we are (`<authorization-identifier/>`). */
+  authorizationId?: string;
+  /** A token issued with this login. */
+  token?: FastToken;
+  /** Whether the login used a FAST token. */
+  fast: boolean;
+}
+
+/** A FAST token the server refused: the caller forgets it and may log in with the password. */
+export class FastTokenRefused extends AuthenticationError {}
+
+async function hmac(key: string, label: string, cb: Uint8Array): Promise<Uint8Array> {
+  const k = await globalThis.crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(key),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['sign'],
+  );
+  const label8 = new TextEncoder().encode(label);
+  const msg = new Uint8Array(label8.length + cb.length);
+  msg.set(label8);
+  msg.set(cb, label8.length);
+  return new Uint8Array(await globalThis.crypto.subtle.sign('HMAC', k, msg));
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+/** The HT-* mechanism to ask a token for: the strongest the server offers that this transport can bind. */
+function tokenMechanism(stream: XmppStream, offered: string[]): string | undefined {
+  for (const [name, cb] of HT)
+    if (offered.includes(name) && (cb === undefined || stream.transport.channelBinding?.(cb))) return name;
+  return undefined;
+}
+
+/**
+ * XEP-0388 §2: authenticates with `<authenticate/>` (no stream restart follows success). With
+ * `token`, its HT-* mechanism; otherwise the strongest password mechanism, as RFC 6120 SASL.
+ */
+export async function authenticate2(
+  stream: XmppStream,
+  features: Element,
+  opts: Sasl2Options,
+): Promise<Sasl2Outcome> {
+  const auth = features.getChild('authentication', NS.sasl2)!;
+  const offered = auth.getChildren('mechanism', NS.sasl2).map((m) => m.text().trim());
+  const fastOffered =
+    auth
+      .getChild('inline', NS.sasl2)
+      ?.getChild('fast', NS.fast)
+      ?.getChildren('mechanism', NS.fast)
+      .map((m) => m.text().trim()) ?? [];
+  const ua = xml(
+    'user-agent',
+    { id: opts.userAgent.id },
+    opts.userAgent.software !== undefined && xml('software', null, opts.userAgent.software),
+    opts.userAgent.device !== undefined && xml('device', null, opts.userAgent.device),
+  );
+
+  // A token: one message each way.
+  const token = opts.token;
+  const ht = token && HT.find(([name]) => name === token.mechanism && fastOffered.includes(name));
+  if (token && ht) {
+    const cb = ht[1] === undefined ? new Uint8Array(0) : stream.transport.channelBinding?.(ht[1]);
+    if (cb) {
+      const user = new TextEncoder().encode(opts.username);
+      const mac = await hmac(token.token, 'Initiator', cb);
+      const initial = new Uint8Array(user.length + 1 + mac.length);
+      initial.set(user);
+      initial.set(mac, user.length + 1);
+      stream.send(
+        xml(
+          'authenticate',
+          { xmlns: NS.sasl2, mechanism: token.mechanism },
+          xml('initial-response', null, toBase64(initial)),
+          ua,
+          xml('fast', { xmlns: NS.fast, count: String(token.count) }),
+        ),
+      );
+      const el = await stream.next();
+      if (el.is('success', NS.sasl2)) {
+        const data = el.getChildText('additional-data', NS.sasl2);
+        // The server proves it knows the token too (mutual authentication).
+        if (data !== undefined && !same(fromBase64(data.trim()), await hmac(token.token, 'Responder', cb)))
+          throw new AuthenticationError('not-authorized', 'the server did not prove it knows the FAST token');
+        // A token past half its life comes back replaced (XEP-0484 §6), for the same mechanism.
+        return { mechanism: token.mechanism, fast: true, ...successData(el, token.mechanism) };
+      }
+      if (el.is('failure', NS.sasl2)) {
+        const { condition, text } = failureOf(el);
+        throw new FastTokenRefused(
+          condition,
+          `the FAST token was refused: ${condition}${text ? ` (${text})` : ''}`,
+        );
+      }
+      throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL2`);
+    }
+  }
+  if (opts.password === undefined)
+    throw new AuthenticationError('not-authorized', 'no password, and no FAST token this server accepts');
+
+  const { mech, channelBinding } = chooseMechanism(stream, features, offered, {
+    ...opts,
+    password: opts.password,
+  });
+  const wanted = opts.requestToken ? tokenMechanism(stream, fastOffered) : undefined;
+  try {
+    const initial = await mech.initial();
+    stream.send(
+      xml(
+        'authenticate',
+        { xmlns: NS.sasl2, mechanism: mech.name },
+        xml('initial-response', null, initial.length === 0 ? '=' : toBase64(initial)),
+        ua,
+        wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
+      ),
+    );
+    for (;;) {
+      const el = await stream.next();
+      if (el.is('challenge', NS.sasl2)) {
+        const text = el.text().trim();
+        const resp = await mech.challenge(text === '' ? new Uint8Array(0) : fromBase64(text));
+        stream.send(xml('response', { xmlns: NS.sasl2 }, resp.length === 0 ? undefined : toBase64(resp)));
+      } else if (el.is('success', NS.sasl2)) {
+        const data = el.getChildText('additional-data', NS.sasl2)?.trim();
+        await mech.success(data ? fromBase64(data) : null);
+        return {
+          mechanism: mech.name,
+          ...(mech.name.endsWith('-PLUS') && channelBinding ? { channelBinding: channelBinding.type } : {}),
+          fast: false,
+          ...successData(el, wanted ?? ''),
+        };
+      } else if (el.is('failure', NS.sasl2)) {
+        const { condition, text } = failureOf(el);
+        throw new AuthenticationError(
+          condition,
+          `authentication failed: ${condition}${text ? ` (${text})` : ''}`,
+        );
+      } else if (el.is('continue', NS.sasl2)) {
+        // Tasks (XEP-0388 §2.6: a second factor, a password change) are not supported.
+        stream.send(xml('abort', { xmlns: NS.sasl2 }));
+        throw new AuthenticationError(
+          'aborted',
+          'the server asks for a further task this client does not support',
+        );
+      } else throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL2`);
+    }
+  } catch (err) {
+    if (err instanceof SaslFailure)
+      throw new AuthenticationError(err.condition, `authentication failed: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function successData(el: Element, mechanism: string): { authorizationId?: string; token?: FastToken } {
+  const id = el.getChildText('authorization-identifier', NS.sasl2)?.trim();
+  const t = el.getChild('token', NS.fast);
+  const expiry = Date.parse(t?.attrs.expiry ?? '');
+  return {
+    ...(id ? { authorizationId: id } : {}),
+    ...(t?.attrs.token && Number.isFinite(expiry)
+      ? { token: { mechanism, token: t.attrs.token, expiry, count: 0 } }
+      : {}),
+  };
+}
+
+function failureOf(el: Element): { condition: SaslFailureCondition; text: string | undefined } {
+  const c = el.elements().find((x) => x.xmlns === NS.sasl && x.name !== 'text');
+  return {
+    condition: (c?.name ?? 'not-authorized') as SaslFailureCondition,
+    text: el.getChildText('text', NS.sasl2) ?? el.getChildText('text', NS.sasl),
+  };
+}
