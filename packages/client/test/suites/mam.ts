@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   mam,
+  muc,
   memoryMessageStore,
   xml,
   type Client,
@@ -258,5 +259,46 @@ export function mamSuite(ctx: SuiteContext): void {
     assert.equal(applied.default, 'roster');
     const read = await a.plugins.mam.getPreferences();
     assert.deepEqual(read, { default: 'roster', always: ['friend@localhost'], never: ['spammer@localhost'] });
+  });
+
+  test('XEP-0313 §5: a room archive is queried at the room, paged, and caught up into the store', async () => {
+    const store = memoryMessageStore();
+    const owner = await ctx.online({ plugins: { muc: muc() } });
+    const reader = await ctx.online({
+      plugins: { muc: muc(), mam: mam({ store, pageSize: 2, initialSync: 10 }) },
+    });
+    const room = `mam-${Math.random().toString(36).slice(2, 8)}@${ctx.target.mucDomain}`;
+    await owner.plugins.muc.createInstant(room, 'owner');
+    await reader.plugins.muc.join(room, 'reader');
+    const bodies = ['r1', 'r2', 'r3'];
+    const heard = new Set(bodies);
+    const all = reader.plugins.muc.waitFor('message', {
+      filter: (m) => {
+        heard.delete(m.body ?? '');
+        return heard.size === 0;
+      },
+      timeout: 5000,
+    });
+    for (const b of bodies) await owner.plugins.muc.send(room, b);
+    await all;
+
+    const pages = await collect(reader.plugins.mam.pages({ to: room, max: 2 }));
+    const results = pages.flat().filter((r) => r.message.type === 'groupchat' && r.message.body);
+    assert.deepEqual(bodiesOf(results), bodies);
+    assert.ok(results.every((r) => r.archive === room));
+    assert.equal(results[0]!.message.fromJid?.toString(), `${room}/owner`);
+
+    const synced = await reader.plugins.mam.catchUp({ archive: room });
+    assert.equal(synced.archive, room);
+    const me = reader.account.toString();
+    const stored = (await store.list(me, room)).filter((m) => m.body);
+    assert.deepEqual(
+      stored.map((m) => m.body),
+      bodies,
+    );
+    assert.ok(stored.every((m) => m.archive === room && m.conversation === room));
+    assert.equal((await store.syncPoint(me, room))?.id, pages.flat().at(-1)!.id);
+    // nothing archived in the room since: nothing new
+    assert.equal((await reader.plugins.mam.catchUp({ archive: room })).added, 0);
   });
 }
