@@ -138,3 +138,33 @@ export {
   type StreamManagementEvents,
   type StreamManagementOptions,
 } from './stream-management/xep-0198-stream-management.js';
+export {
+  readMessage,
+  stanzaIdBy,
+  type MessageView,
+  type MessageType,
+  type StanzaId,
+  type DelayInfo,
+} from './message/message-view.js';
+export {
+  mam,
+  type MamApi,
+  type MamEvents,
+  type MamOptions,
+  type MamQuery,
+  type MamResult,
+  type MamPage,
+  type MamPreferences,
+  type CatchUpResult,
+} from './mam/xep-0313-mam.js';
+export {
+  memoryMessageStore,
+  compareMessages,
+  type MessageStore,
+  type StoredMessage,
+  type SyncPoint,
+  type MessageCursor,
+  type MessageRef,
+  type ListOptions,
+} from './mam/message-store.js';
+export { indexedDbMessageStore } from './mam/indexeddb-message-store.js';

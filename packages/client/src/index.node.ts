@@ -21,3 +21,4 @@ export { srvResolver, orderSrv, type SrvOptions } from './connect/srv.node.js';
 export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
 export { openSqlite, closeSqlite, type SqliteSource } from './storage/sqlite.node.js';
 export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';
+export { sqliteMessageStore } from './mam/sqlite-message-store.node.js';

@@ -35,6 +35,117 @@ describe('browser build', () => {
   });
 });
 
+describe('IndexedDB message store in headless Chromium', () => {
+  let server: Server | undefined;
+  let skip: string | undefined;
+  before(async () => {
+    skip = await ensureChromium();
+    if (skip) return;
+    const b = bundle ?? (await bundleForBrowser());
+    server = createServer((req, res) => {
+      if (req.url === '/natter-client.js') {
+        res.writeHead(200, { 'content-type': 'text/javascript' });
+        res.end(b.code);
+      } else {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(`<!doctype html><meta charset="utf-8"><title>natter</title>
+<script type="module">import * as natter from '/natter-client.js'; window.natter = natter; window.ready = true;</script>`);
+      }
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  });
+  after(async () => {
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  });
+
+  test('deduplicates, pages, keeps sync points and survives reopening (the MessageStore contract)', async (t) => {
+    if (skip) return t.skip(skip);
+    const browser = await launchChromium();
+    try {
+      const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+      await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, {
+        timeout: 10000,
+      });
+      // tsx names the functions below with a helper that exists only in Node.
+      await page.evaluate('window.__name = (f) => f');
+      const out = await page.evaluate(async () => {
+        const natter = (window as unknown as { natter: typeof import('../src/index.js') }).natter;
+        const me = 'me@x';
+        const peer = 'peer@x';
+        const m = (body: string, timestamp: number, extra: Record<string, string> = {}) => ({
+          conversation: peer,
+          timestamp,
+          from: `${peer}/r`,
+          direction: 'in' as const,
+          body,
+          xml: `<message><body>${body}</body></message>`,
+          ...extra,
+        });
+        const s = natter.indexedDbMessageStore({ name: 'contract' });
+        const added = [
+          await s.add(me, m('m3', 3000, { archive: me, archiveId: 'a3' })),
+          await s.add(me, m('m1', 1000, { archive: me, archiveId: 'a1' })),
+          await s.add(me, m('m2', 3000, { archive: me, archiveId: 'a2' })),
+          await s.add(me, m('dup', 3000, { archive: me, archiveId: 'a2' })),
+          await s.add(me, m('live', 4000, { originId: 'o4' })),
+          await s.add(me, m('live', 4001, { originId: 'o4', archive: me, archiveId: 'a4' })),
+          await s.add('other@x', m('theirs', 1000, { archive: me, archiveId: 'a1' })),
+        ];
+        const bodies = (l: { body?: string }[]) => l.map((x) => x.body);
+        const all = await s.list(me, peer);
+        const latest = await s.list(me, peer, { limit: 2 });
+        const older = await s.list(me, peer, { limit: 2, before: latest[0] });
+        const after = await s.list(me, peer, { limit: 2, after: all[0] });
+        await s.setSyncPoint(me, me, { id: 'a4', timestamp: 4000 });
+        await s.setSyncPoint('other@x', me, { id: 'z', timestamp: 1 });
+        const reopened = natter.indexedDbMessageStore({ name: 'contract' });
+        const persisted = {
+          list: bodies(await reopened.list(me, peer)),
+          sync: await reopened.syncPoint(me, me),
+          hasMerged: await reopened.has(me, { archive: me, archiveId: 'a4' }),
+          hasOrigin: await reopened.has(me, { conversation: peer, originId: 'o4' }),
+        };
+        await reopened.clear(me);
+        return {
+          added,
+          all: bodies(all),
+          latest: bodies(latest),
+          older: bodies(older),
+          after: bodies(after),
+          persisted,
+          cleared: bodies(await reopened.list(me, peer)),
+          clearedSync: (await reopened.syncPoint(me, me)) ?? null,
+          otherSync: await reopened.syncPoint('other@x', me),
+          otherList: bodies(await reopened.list('other@x', peer)),
+        };
+      });
+      assert.deepEqual(out, {
+        added: [true, true, true, false, true, false, true],
+        all: ['m1', 'm3', 'm2', 'live'],
+        latest: ['m2', 'live'],
+        older: ['m1', 'm3'],
+        after: ['m3', 'm2'],
+        persisted: {
+          list: ['m1', 'm3', 'm2', 'live'],
+          sync: { id: 'a4', timestamp: 4000 },
+          hasMerged: true,
+          hasOrigin: true,
+        },
+        cleared: [],
+        clearedSync: null,
+        otherSync: { id: 'z', timestamp: 1 },
+        otherList: ['theirs'],
+      });
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  });
+});
+
 for (const factory of targets) {
   describe(`browser client over WebSocket in headless Chromium (${factory.name})`, () => {
     let target: Target | undefined;

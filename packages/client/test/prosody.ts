@@ -112,7 +112,7 @@ https_ports = { }
 admin_socket = "${dir}/admin.sock"
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private"; "vcard_legacy"; "version";
-  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix";
+  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "mam";
 }
 modules_disabled = { "limits"; "s2s"; "offline" }
 c2s_require_encryption = false
@@ -123,6 +123,9 @@ password_hash = "SHA-256"
 storage = "internal"
 smacks_hibernation_time = 30
 smacks_max_unacked_stanzas = 5
+-- XEP-0313: archive every account's messages (the mam suite), kept long enough for any test run.
+default_archive_policy = true
+archive_expires_after = "1d"
 ssl = { key = "${certs}/${domain}.key"; certificate = "${certs}/${domain}.crt"; }
 
 VirtualHost "${domain}"

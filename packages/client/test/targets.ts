@@ -10,7 +10,7 @@ export interface TargetFactory {
 }
 
 const all: TargetFactory[] = [
-  { name: 'prosody', start: () => startProsody() },
+  { name: 'prosody', start: () => startProsody({ mucModules: ['muc_mam'] }) },
   { name: 'natter', start: () => startNatter() },
 ];
 
