@@ -203,7 +203,7 @@ export function mamSuite(ctx: SuiteContext): void {
     const store = memoryMessageStore();
     const { a, b } = await pair();
     const client = ctx.client(
-      { jid: a.account.toString(), password: a.options.password },
+      { jid: a.account.toString(), password: a.options.password! },
       { resource: 'second', plugins: { mam: mam({ store }) } },
     );
     await client.connect();
