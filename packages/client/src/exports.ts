@@ -27,6 +27,7 @@ export type {
   NoPlugins,
 } from './core/plugin.js';
 export { randomId } from './core/ids.js';
+export { missingApis, type RuntimeNeeds } from './core/runtime-check.js';
 export {
   memoryCredentials,
   webStorageCredentials,

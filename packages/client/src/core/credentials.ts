@@ -28,12 +28,15 @@ export interface CredentialStore {
   delete(account: string): Promise<void>;
 }
 
+/** A deep copy (no structuredClone: Hermes has none). */
+const copy = (c: StoredCredentials): StoredCredentials => JSON.parse(JSON.stringify(c)) as StoredCredentials;
+
 export function memoryCredentials(): CredentialStore {
   const map = new Map<string, StoredCredentials>();
   return {
-    get: (a) => Promise.resolve(map.has(a) ? structuredClone(map.get(a)) : undefined),
+    get: (a) => Promise.resolve(map.has(a) ? copy(map.get(a)!) : undefined),
     set: (a, c) => {
-      map.set(a, structuredClone(c));
+      map.set(a, copy(c));
       return Promise.resolve();
     },
     delete: (a) => {

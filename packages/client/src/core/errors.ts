@@ -14,6 +14,7 @@ export type ClientErrorCode =
   | 'no-mechanism'
   | 'bind-failed'
   | 'unsupported-service'
+  | 'unsupported-runtime'
   | 'invalid-options';
 
 export class ClientError extends Error {

@@ -15,7 +15,9 @@ export interface ScramCredentials {
 export const DEFAULT_ITERATIONS = 4096;
 export const DEFAULT_SALT_LENGTH = 16;
 
-const encoder = new TextEncoder();
+// Made on first use: a runtime without TextEncoder (React Native before 0.74) can still load the
+// code and be told what is missing.
+let encoder: TextEncoder | undefined;
 
 function subtle(): SubtleCrypto {
   const s = globalThis.crypto?.subtle;
@@ -29,7 +31,7 @@ function own(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
 }
 
 export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  return encoder.encode(text);
+  return (encoder ??= new TextEncoder()).encode(text);
 }
 
 export function randomBytes(length: number): Uint8Array<ArrayBuffer> {

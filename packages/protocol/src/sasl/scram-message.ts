@@ -2,7 +2,8 @@ import { SaslFailure } from './sasl-failure.js';
 
 // Message syntax helpers for RFC 5802 §7.
 
-const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+// Made on first use (see scram-crypto.ts).
+let strictDecoder: TextDecoder | undefined;
 
 export function malformed(why: string): never {
   throw new SaslFailure('malformed-request', why);
@@ -12,7 +13,7 @@ export function malformed(why: string): never {
 export function decodeMessage(bytes: Uint8Array): string {
   let text: string;
   try {
-    text = strictDecoder.decode(bytes);
+    text = (strictDecoder ??= new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })).decode(bytes);
   } catch {
     return malformed('message is not valid UTF-8');
   }
