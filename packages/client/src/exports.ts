@@ -25,7 +25,10 @@ export type {
   Hooks,
   NegotiationStep,
   NoPlugins,
+  IncomingHook,
+  OutgoingHook,
 } from './core/plugin.js';
+export type { XmppStream, XmppStreamEvents } from './core/xmpp-stream.js';
 export { randomId } from './core/ids.js';
 export { missingApis, type RuntimeNeeds } from './core/runtime-check.js';
 export {
@@ -43,7 +46,12 @@ export type {
   TransportEvents,
   TlsOptions,
 } from './transport/transport.js';
-export { WebSocketTransport, browserWebSocketTransport, type WebSocketLike } from './transport/websocket.js';
+export {
+  WebSocketTransport,
+  browserWebSocketTransport,
+  type WebSocketLike,
+  type WebSocketConstructor,
+} from './transport/websocket.js';
 export {
   hostMetaResolver,
   WEBSOCKET_REL,

@@ -19,6 +19,6 @@ export function createClient<P extends PluginMap = NoPlugins>(options: ClientOpt
 }
 export { srvResolver, orderSrv, type SrvOptions } from './connect/srv.node.js';
 export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
-export { openSqlite, closeSqlite, type SqliteSource } from './storage/sqlite.node.js';
+export { openSqlite, closeSqlite, type SqliteSource, type SqliteDatabase } from './storage/sqlite.node.js';
 export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';
 export { sqliteMessageStore } from './mam/sqlite-message-store.node.js';
