@@ -112,7 +112,7 @@ https_ports = { }
 admin_socket = "${dir}/admin.sock"
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private"; "vcard_legacy"; "version";
-  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix";
+  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "csi_simple";
 }
 modules_disabled = { "limits"; "s2s"; "offline" }
 c2s_require_encryption = false
@@ -123,6 +123,8 @@ password_hash = "SHA-256"
 storage = "internal"
 smacks_hibernation_time = 30
 smacks_max_unacked_stanzas = 5
+-- mod_csi_simple: go back to holding right after a flush (default: 5 s later), so tests see it hold.
+csi_resume_inactive_delay = 0
 ssl = { key = "${certs}/${domain}.key"; certificate = "${certs}/${domain}.crt"; }
 
 VirtualHost "${domain}"
