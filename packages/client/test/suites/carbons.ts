@@ -6,15 +6,17 @@ import {
   reconnect,
   xml,
   type Carbon,
+  type CarbonsApi,
   type Client,
   type PluginMap,
 } from '../../src/index.node.js';
 import { available, sleep, type SuiteContext } from '../helpers.js';
 
 /** Connects a client and waits until the server confirmed carbons for its session. */
-async function onlineWithCarbons<P extends PluginMap & { carbons: ReturnType<typeof carbons> }>(
-  c: Client<P>,
-): Promise<void> {
+async function onlineWithCarbons(c: {
+  plugins: { carbons: CarbonsApi };
+  connect(): Promise<unknown>;
+}): Promise<void> {
   const enabled = c.plugins.carbons.waitFor('enabled', { timeout: 5000 });
   await c.connect();
   await enabled;
