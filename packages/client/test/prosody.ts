@@ -123,8 +123,6 @@ password_hash = "SHA-256"
 storage = "internal"
 smacks_hibernation_time = 30
 smacks_max_unacked_stanzas = 5
--- mod_csi_simple: go back to holding right after a flush (default: 5 s later), so tests see it hold.
-csi_resume_inactive_delay = 0
 ssl = { key = "${certs}/${domain}.key"; certificate = "${certs}/${domain}.crt"; }
 
 VirtualHost "${domain}"

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   csi,
+  documentVisibility,
   reconnect,
   xml,
   type ClientState,
@@ -42,7 +43,11 @@ export function csiSuite(ctx: SuiteContext): void {
     assert.equal(c.status, 'online');
   });
 
-  test('XEP-0352: while inactive, presence updates are held back and delivered on active', async () => {
+  test('XEP-0352: while inactive, presence updates are held back and delivered on active', async (t) => {
+    // Prosody's mod_csi_simple holds too, but it flushes on any traffic from the client (the round
+    // trip below, which tells us <inactive/> was handled, included) and then waits a grace period
+    // before holding again: when that ends cannot be observed, so the effect is checked on Natter.
+    if (ctx.target.name === 'prosody') return t.skip('hold not observable deterministically on Prosody');
     const acct = ctx.account();
     const quiet = ctx.client(acct, { resource: 'background', plugins: { csi: csi() } });
     const other = ctx.client(acct, { resource: 'other' });
@@ -100,5 +105,24 @@ export function csiSuite(ctx: SuiteContext): void {
     const sent = c.plugins.csi.waitFor('state', { timeout: 5000 });
     await c.connect();
     assert.equal(await sent, 'inactive');
+  });
+
+  test('documentVisibility follows visibilitychange (a stand-in document: Node has none)', () => {
+    const listeners = new Set<() => void>();
+    const doc = {
+      visibilityState: 'visible',
+      addEventListener: (_: 'visibilitychange', fn: () => void) => listeners.add(fn),
+      removeEventListener: (_: 'visibilitychange', fn: () => void) => listeners.delete(fn),
+    };
+    const source = documentVisibility(doc);
+    const seen: ClientState[] = [];
+    const stop = source.subscribe((s) => seen.push(s));
+    doc.visibilityState = 'hidden';
+    for (const fn of listeners) fn();
+    assert.equal(source.current(), 'inactive');
+    stop();
+    assert.equal(listeners.size, 0);
+    assert.deepEqual(seen, ['inactive']);
+    assert.equal(documentVisibility().current(), 'active'); // no global document in Node
   });
 }
