@@ -4,6 +4,7 @@ import {
   carbons,
   chatStates,
   reconnect,
+  streamManagement,
   xml,
   type Carbon,
   type CarbonsApi,
@@ -134,6 +135,32 @@ export function carbonsSuite(ctx: SuiteContext): void {
     const s = await sent;
     assert.equal(s.message.getChildText('body'), 'after the reconnect');
     assert.equal(s.device, a2.jid!.toString());
+  });
+
+  test('XEP-0280 with XEP-0198: a resumed session keeps its carbons (no new enable)', async () => {
+    const acct = ctx.account();
+    const a1 = ctx.client(acct, {
+      resource: 'resumer',
+      plugins: { carbons: carbons(), sm: streamManagement() },
+    });
+    const a2 = ctx.client(acct, { resource: 'other', plugins: { carbons: carbons() } });
+    const b = await ctx.online();
+    await onlineWithCarbons(a1);
+    await onlineWithCarbons(a2);
+    let enables = 0;
+    a1.plugins.carbons.on('enabled', () => enables++);
+    a1.dropConnection();
+    assert.equal(a1.resumable, true);
+    const resumed = a1.plugins.sm.waitFor('resumed', { timeout: 5000 });
+    const online = a1.waitFor('online', { timeout: 5000 });
+    await a1.connect();
+    await resumed;
+    assert.equal((await online).resumed, true);
+    assert.equal(a1.plugins.carbons.enabled, true);
+    const sent = a1.plugins.carbons.waitFor('sent', { timeout: 5000 });
+    await a2.sendMessage({ to: b.jid!, body: 'while you were resuming' });
+    assert.equal((await sent).message.getChildText('body'), 'while you were resuming');
+    assert.equal(enables, 0);
   });
 
   test('XEP-0280 §5 and autoEnable: false: no copies until enable(), none after disable()', async () => {
