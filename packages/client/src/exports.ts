@@ -177,3 +177,64 @@ export {
   type ListOptions,
 } from './mam/message-store.js';
 export { indexedDbMessageStore } from './mam/indexeddb-message-store.js';
+export {
+  carbons,
+  carbonsPrivate,
+  noCopy,
+  type Carbon,
+  type CarbonsApi,
+  type CarbonsEvents,
+  type CarbonsOptions,
+} from './carbons/xep-0280-carbons.js';
+export { type MessageOrigin } from './carbons/chat-messages.js';
+export { blocking, type BlockingApi, type BlockingEvents } from './blocking/xep-0191-blocking.js';
+export {
+  csi,
+  documentVisibility,
+  type ClientState,
+  type CsiApi,
+  type CsiEvents,
+  type CsiOptions,
+  type VisibilitySource,
+} from './csi/xep-0352-csi.js';
+export {
+  chatStates,
+  chatStateOf,
+  type ChatState,
+  type ChatStatesApi,
+  type ChatStatesEvents,
+  type ChatStatesOptions,
+} from './chat-states/xep-0085-chat-states.js';
+export {
+  markers,
+  markable,
+  markerIdOf,
+  NS_CHAT_MARKERS,
+  type ChatMarker,
+  type MarkerEvent,
+  type MarkersApi,
+  type MarkersEvents,
+  type MarkersOptions,
+} from './markers/xep-0333-markers.js';
+export {
+  corrections,
+  replacedIdOf,
+  NS_CORRECTION,
+  type CorrectionsApi,
+  type CorrectionsEvents,
+} from './corrections/xep-0308-corrections.js';
+export {
+  retractions,
+  retractedIdOf,
+  NS_RETRACT,
+  type RetractionsApi,
+  type RetractionsEvents,
+  type RetractionsOptions,
+} from './retractions/xep-0424-retractions.js';
+export {
+  reactions,
+  reactionsOf,
+  NS_REACTIONS,
+  type ReactionsApi,
+  type ReactionsEvents,
+} from './reactions/xep-0444-reactions.js';

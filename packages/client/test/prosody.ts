@@ -112,7 +112,7 @@ https_ports = { }
 admin_socket = "${dir}/admin.sock"
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private"; "vcard_legacy"; "version";
-  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "mam";
+  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "mam"; "csi_simple";
 }
 modules_disabled = { "limits"; "s2s"; "offline" }
 c2s_require_encryption = false

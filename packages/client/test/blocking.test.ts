@@ -1,0 +1,4 @@
+import { describeTargets } from './helpers.js';
+import { blockingSuite } from './suites/blocking.js';
+
+describeTargets('blocking', blockingSuite);

@@ -1,0 +1,4 @@
+import { describeTargets } from './helpers.js';
+import { carbonsSuite } from './suites/carbons.js';
+
+describeTargets('carbons', carbonsSuite);

@@ -1,0 +1,4 @@
+import { describeTargets } from './helpers.js';
+import { csiSuite } from './suites/csi.js';
+
+describeTargets('csi', csiSuite);
