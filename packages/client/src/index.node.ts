@@ -18,3 +18,5 @@ export function createClient<P extends PluginMap = NoPlugins>(options: ClientOpt
 export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
 export { openSqlite, closeSqlite, type SqliteSource } from './storage/sqlite.node.js';
 export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';
+// Takes precedence over the browser `httpUpload` re-exported from exports.ts (explicit exports win over `export *`).
+export { httpUpload, nodeHttpPut, type NodeHttpPutOptions } from './http-upload/xep-0363-http-upload.node.js';
