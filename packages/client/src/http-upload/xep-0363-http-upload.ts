@@ -119,11 +119,14 @@ function abortError(signal: AbortSignal): HttpUploadError {
   return new HttpUploadError('aborted', 'the upload was cancelled', { cause: signal.reason });
 }
 
+const isBlob = (b: unknown): b is Blob => typeof Blob === 'function' && b instanceof Blob;
+
 /** The body's size and the form the PUT takes. */
 function normalize(body: UploadBody): { data: Uint8Array | Blob; size: number } {
   if (body instanceof ArrayBuffer) return { data: new Uint8Array(body), size: body.byteLength };
   if (body instanceof Uint8Array) return { data: body, size: body.byteLength };
-  return { data: body, size: body.size };
+  if (isBlob(body)) return { data: body, size: body.size };
+  throw new TypeError('httpUpload.upload(): the body must be a Uint8Array, an ArrayBuffer or a Blob');
 }
 
 /** The PUT with XMLHttpRequest (browsers): upload progress events, abort through the signal. */
@@ -312,8 +315,7 @@ export function httpUpload(options: HttpUploadOptions = {}): PluginDefinition<Ht
             const filename = opts.filename ?? (body as { name?: unknown }).name;
             if (typeof filename !== 'string' || filename === '')
               throw new TypeError('httpUpload.upload(): a filename is needed (or a File with a name)');
-            const contentType =
-              opts.contentType || (body instanceof Blob && body.type) || 'application/octet-stream';
+            const contentType = opts.contentType || (isBlob(body) && body.type) || 'application/octet-stream';
             const signal = opts.signal;
             if (signal?.aborted) throw abortError(signal);
             const service = await api.discover();
