@@ -238,3 +238,43 @@ export {
   type ReactionsApi,
   type ReactionsEvents,
 } from './reactions/xep-0444-reactions.js';
+export {
+  bookmarks,
+  parseBookmark,
+  buildBookmark,
+  BookmarksError,
+  NS_BOOKMARKS,
+  type Bookmark,
+  type BookmarkInput,
+  type BookmarksApi,
+  type BookmarksEvents,
+  type BookmarksOptions,
+  type BookmarksErrorCode,
+} from './bookmarks/xep-0402-bookmarks.js';
+// In Node, index.node.ts replaces `httpUpload` with one whose PUT uses node:http/https.
+export {
+  httpUpload,
+  HttpUploadError,
+  NS_HTTP_UPLOAD,
+  xhrPut,
+  fetchPut,
+  type HttpPut,
+  type HttpPutRequest,
+  type HttpUploadApi,
+  type HttpUploadEvents,
+  type HttpUploadOptions,
+  type HttpUploadErrorCode,
+  type UploadBody,
+  type UploadOptions,
+  type UploadService,
+  type UploadSlot,
+} from './http-upload/xep-0363-http-upload.js';
+export {
+  push,
+  PushError,
+  NS_PUSH,
+  type PushApi,
+  type PushEnableOptions,
+  type PushErrorCode,
+  type PushOptions,
+} from './push/xep-0357-push.js';

@@ -22,3 +22,5 @@ export { sqliteRosterStorage } from './roster/sqlite-roster-storage.node.js';
 export { openSqlite, closeSqlite, type SqliteSource, type SqliteDatabase } from './storage/sqlite.node.js';
 export { sqliteVCardStorage } from './vcard/sqlite-vcard-storage.node.js';
 export { sqliteMessageStore } from './mam/sqlite-message-store.node.js';
+// Takes precedence over the browser `httpUpload` re-exported from exports.ts (explicit exports win over `export *`).
+export { httpUpload, nodeHttpPut, type NodeHttpPutOptions } from './http-upload/xep-0363-http-upload.node.js';

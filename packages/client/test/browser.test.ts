@@ -234,5 +234,66 @@ for (const factory of targets) {
         await browser.close();
       }
     });
+
+    test('XEP-0363 in a browser: an upload with XMLHttpRequest progress events; the GET URL serves the bytes', async (t) => {
+      if (skip) return t.skip(skip);
+      const browser = await launchChromium();
+      try {
+        const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+        const errors: string[] = [];
+        page.on('pageerror', (e) => errors.push(e.message));
+        await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+        await page.waitForFunction(
+          () => (window as unknown as { ready?: boolean }).ready === true,
+          undefined,
+          {
+            timeout: 10000,
+          },
+        );
+        const size = 256 * 1024;
+        const account = target!.users[2]!;
+        // The slot URL is on another port than the page: the PUT is cross-origin (CORS preflight).
+        const result = await page.evaluate(
+          async ({ service, jid, password, size }) => {
+            const natter = (window as unknown as { natter: typeof import('../src/index.js') }).natter;
+            const client = natter.createClient({
+              service,
+              jid,
+              password,
+              plugins: { upload: natter.httpUpload() },
+            });
+            await client.connect();
+            try {
+              const bytes = new Uint8Array(size).map((_, i) => i % 251);
+              const progress: number[] = [];
+              // Through the event, not an `onProgress` property: tsx would wrap a named arrow
+              // function in a `__name` helper that does not exist in the page.
+              client.plugins.upload.on('progress', (e) => progress.push(e.loaded));
+              const url = await client.plugins.upload.upload(
+                new Blob([bytes], { type: 'application/octet-stream' }),
+                { filename: 'from-chromium.bin' },
+              );
+              return { url, progress };
+            } finally {
+              await client.disconnect();
+            }
+          },
+          { service: target!.service.ws, jid: account.jid, password: account.password, size },
+        );
+        assert.ok(result.progress.length >= 2, `progress events: ${result.progress.join(', ')}`);
+        assert.equal(result.progress.at(-1), size);
+        const res = await fetch(result.url, { signal: AbortSignal.timeout(5000) });
+        assert.equal(res.status, 200);
+        const body = new Uint8Array(await res.arrayBuffer());
+        assert.equal(body.length, size);
+        assert.ok(
+          body.every((b, i) => b === i % 251),
+          'the GET returns the uploaded bytes',
+        );
+        assert.deepEqual(errors, []);
+      } finally {
+        await browser.close();
+      }
+    });
   });
 }

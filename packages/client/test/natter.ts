@@ -1,6 +1,7 @@
 // A Natter server (packages/server) as a target for the client suites: in-process, port 0,
 // a temporary data folder, its own self-signed certificate.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Target } from './target.js';
@@ -10,20 +11,31 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
   const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
   const domain = 'localhost';
   const dir = await mkdtemp(join(tmpdir(), 'natter-server-'));
-  const server = await startServer(
-    {
-      hosts: [domain],
-      dataDir: dir,
-      listeners: [
-        { type: 'c2s', port: 0, host: '127.0.0.1' },
-        { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
-        { type: 'http', port: 0, host: '127.0.0.1' },
-      ],
-      limits: { disabled: true },
-      log: { level: 'silent' },
-    },
-    {},
-  );
+  // The upload module (XEP-0363) builds slot URLs from the http listener's port, so that port is
+  // chosen beforehand (another one if it was taken meanwhile).
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  for (let attempt = 0; !server; attempt++) {
+    const httpPort = await freePort();
+    try {
+      server = await startServer(
+        {
+          hosts: [domain],
+          dataDir: dir,
+          listeners: [
+            { type: 'c2s', port: 0, host: '127.0.0.1' },
+            { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
+            { type: 'http', port: httpPort, host: '127.0.0.1' },
+          ],
+          limits: { disabled: true },
+          log: { level: 'silent' },
+          modules: { upload: { maxFileBytes: UPLOAD_LIMIT } },
+        },
+        {},
+      );
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 4) throw err;
+    }
+  }
   const n = opts.users ?? 40;
   const users = Array.from({ length: n }, (_, i) => ({
     jid: `user${i + 1}@${domain}`,
@@ -40,6 +52,8 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
     },
     users,
     mucDomain: `conference.${domain}`,
+    upload: { domain: `upload.${domain}`, maxFileSize: UPLOAD_LIMIT },
+    push: true,
     pubsubDomain: `pubsub.${domain}`,
     tls: { ca: await readFile(server.certificate.cert, 'utf8') },
     async setPassword(jid, password) {
@@ -51,4 +65,18 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The largest file the upload module takes, in bytes. */
+const UPLOAD_LIMIT = 1024 * 1024;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
 }

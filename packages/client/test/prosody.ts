@@ -47,6 +47,9 @@ async function waitForPort(port: number, proc: ChildProcess, log: string, timeou
   );
 }
 
+/** The largest file the upload component takes (XEP-0363 max-file-size), in bytes. */
+export const UPLOAD_LIMIT = 1024 * 1024;
+
 export interface ProsodyOptions {
   users?: number;
   /** Extra Lua config lines for the main VirtualHost. */
@@ -109,10 +112,12 @@ component_interfaces = { "127.0.0.1" }
 http_ports = { ${http} }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
+-- Requests for 127.0.0.1 (ws and upload URLs) are served by this host's routes.
+http_default_host = "${domain}"
 admin_socket = "${dir}/admin.sock"
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "carbons"; "pep"; "private"; "vcard_legacy"; "version";
-  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "mam"; "csi_simple";
+  "ping"; "register"; "smacks"; "websocket"; "blocklist"; "time"; "posix"; "mam"; "csi_simple"; "bookmarks";
 }
 modules_disabled = { "limits"; "s2s"; "offline" }
 c2s_require_encryption = false
@@ -140,6 +145,13 @@ Component "conference.${domain}" "muc"
 
 Component "pubsub.${domain}" "pubsub"
   pubsub_max_items = 100
+
+-- XEP-0363: slot URLs on the http port (*.localhost does not resolve here), routes on the default host.
+Component "upload.${domain}" "http_file_share"
+  http_host = "${domain}"
+  http_external_url = "http://127.0.0.1:${http}/"
+  http_file_share_size_limit = ${UPLOAD_LIMIT}
+  http_file_share_daily_quota = ${UPLOAD_LIMIT * 100}
 ${components.map(([d, secret]) => `\nComponent ${luaString(d)}\n  component_secret = ${luaString(secret)}\n`).join('')}`,
   );
   const n = opts.users ?? 40;
@@ -190,6 +202,9 @@ kill $child 2>/dev/null; wait $child`;
     sha1User,
     pubsubCreator,
     mucDomain: `conference.${domain}`,
+    upload: { domain: `upload.${domain}`, maxFileSize: UPLOAD_LIMIT },
+    // Prosody 0.12 has no XEP-0357 module: push is tested against Natter only.
+    push: false,
     pubsubDomain: `pubsub.${domain}`,
     tls: { ca: await readFile(join(certs, `${domain}.crt`), 'utf8') },
     setPassword: (jidStr, password) => writeAccount(dir, jidStr, password),

@@ -14,6 +14,10 @@ export interface Target {
   /** An account allowed to create nodes on pubsubDomain, when the server restricts creation (Prosody: admins only). */
   pubsubCreator?: { jid: string; password: string };
   pubsubDomain: string;
+  /** The XEP-0363 upload service and its size limit, when the server has one. */
+  upload?: { domain: string; maxFileSize: number };
+  /** Whether the server supports XEP-0357 push (`urn:xmpp:push:0` on accounts). */
+  push?: boolean;
   /** TLS trust for the server's self-signed certificate. */
   tls: TlsOptions;
   /** Changes an account's password on the server (to test authentication failures). */

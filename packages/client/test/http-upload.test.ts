@@ -1,0 +1,4 @@
+import { describeTargets } from './helpers.js';
+import { httpUploadSuite } from './suites/http-upload.js';
+
+describeTargets('http-upload', httpUploadSuite);
