@@ -27,6 +27,17 @@ export const PLUGINS = [
   'disco',
   'streamManagement',
   'mam',
+  'carbons',
+  'blocking',
+  'csi',
+  'chatStates',
+  'markers',
+  'corrections',
+  'retractions',
+  'reactions',
+  'bookmarks',
+  'httpUpload',
+  'push',
 ] as const;
 
 async function gzipped(names: string[]): Promise<number> {
