@@ -63,6 +63,8 @@ export default tseslint.config(
       '**/node_modules/**',
       'data/**',
       'bench/results/**',
+      // Needs React Native's packages, which this repository does not install (README: Examples).
+      'packages/client/examples/react-native/**',
       '**/*.js',
       '**/*.mjs',
       '**/*.cjs',
