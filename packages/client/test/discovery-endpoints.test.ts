@@ -97,6 +97,13 @@ describe('SRV ordering and fallback', () => {
       assert.deepEqual(await srvResolver({ servers: [dns.address] })('nothing-here.test'), [
         'xmpp://nothing-here.test:5222',
       ]);
+      // Direct TLS declared not offered, no STARTTLS records: the domain itself, still.
+      dns.zone.set('_xmpps-client._tcp.starttls-only.test', [
+        { priority: 0, weight: 0, port: 0, target: '.' },
+      ]);
+      assert.deepEqual(await srvResolver({ servers: [dns.address] })('starttls-only.test'), [
+        'xmpp://starttls-only.test:5222',
+      ]);
     } finally {
       await dns.close();
     }

@@ -63,14 +63,25 @@ export function srvResolver(options: SrvOptions = {}): EndpointResolver {
         throw new Error(`DNS SRV lookup of ${name} failed: ${(err as Error).message}`, { cause: err });
       }
     };
-    const [direct, starttls] = await Promise.all([
-      options.directTls === false ? undefined : lookup(`_xmpps-client._tcp.${domain}`, true),
+    // Each lookup on its own: a failure of one (a timeout, SERVFAIL) leaves the other's records.
+    const [direct, starttls] = await Promise.allSettled([
+      options.directTls === false ? Promise.resolve(undefined) : lookup(`_xmpps-client._tcp.${domain}`, true),
       lookup(`_xmpp-client._tcp.${domain}`, false),
     ]);
-    const records = [...(direct ?? []), ...(starttls ?? [])];
-    if (records.length === 0) return [`xmpp://${domain}:5222`];
-    const offered = records.filter((r) => r.name !== '' && r.name !== '.');
-    if (offered.length === 0) throw new Error(`${domain} says in DNS that it offers no XMPP client service`);
+    if (direct.status === 'rejected' && starttls.status === 'rejected') throw starttls.reason;
+    const usable = (r: PromiseSettledResult<Srv[] | undefined>) =>
+      (r.status === 'fulfilled' ? (r.value ?? []) : []).filter((x) => x.name !== '' && x.name !== '.');
+    const offered = [...usable(direct), ...usable(starttls)];
+    if (offered.length === 0) {
+      // No STARTTLS records at all (NXDOMAIN or none): the domain itself (RFC 6120 §3.2.2). A
+      // lone "." there says the service is not offered.
+      const records = starttls.status === 'fulfilled' ? starttls.value : undefined;
+      if (records === undefined || records.length === 0) {
+        if (starttls.status === 'rejected') throw starttls.reason;
+        return [`xmpp://${domain}:5222`];
+      }
+      throw new Error(`${domain} says in DNS that it offers no XMPP client service`);
+    }
     return orderSrv(offered).map((r) => {
       const host = r.name.replace(/\.$/, '');
       return `${r.tls ? 'xmpps' : 'xmpp'}://${host.includes(':') ? `[${host}]` : host}:${r.port}`;

@@ -332,7 +332,20 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       } catch {
         throw new ClientError('invalid-options', `service "${service}" is not a URL`);
       }
-      const transport = this.#transportFor(url).create(url, {
+      let factory: TransportFactory;
+      try {
+        factory = this.#transportFor(url);
+      } catch (err) {
+        // An endpoint of a scheme this runtime cannot use (a discovered xmpp: in a browser): the next.
+        if (services.length === 1) throw err;
+        failures.push(`${service}: ${(err as Error).message}`);
+        if (i === services.length - 1)
+          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
+            cause: err,
+          });
+        continue;
+      }
+      const transport = factory.create(url, {
         domain: this.domain,
         tls: this.options.tls ?? {},
       });
@@ -367,7 +380,10 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   /** The credentials of this client's account between connections. */
   readonly #credentials: CredentialStore;
 
-  /** Forgets the stored FAST token and user-agent id (logging out of this installation for good). */
+  /**
+   * Forgets the stored FAST token and user-agent id on this device. The server keeps the token
+   * until it expires or the password changes.
+   */
   async forgetCredentials(): Promise<void> {
     await this.#credentials.delete(this.account.toString());
   }
@@ -418,7 +434,12 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
         requestToken: useFast,
       });
     } catch (err) {
-      if (err instanceof FastTokenRefused) await store.set(key, { userAgentId: stored.userAgentId });
+      // Forgotten only if it is still the one refused (another client on the same store may
+      // have stored a fresh one meanwhile).
+      if (err instanceof FastTokenRefused) {
+        const now = await store.get(key);
+        if (now?.token?.token === token?.token) await store.set(key, { userAgentId: stored.userAgentId });
+      }
       throw err;
     }
     if (out.token) await store.set(key, { userAgentId: stored.userAgentId, token: out.token });

@@ -33,6 +33,9 @@ export interface Sasl2Outcome extends SaslOutcome {
   fast: boolean;
 }
 
+/** The failures that say a token is no good (anything else may pass: the token is kept). */
+const TOKEN_REFUSALS = new Set<string>(['not-authorized', 'credentials-expired', 'account-disabled']);
+
 /** A FAST token the server refused: the caller forgets it and may log in with the password. */
 export class FastTokenRefused extends AuthenticationError {}
 
@@ -89,8 +92,10 @@ export async function authenticate2(
     opts.userAgent.device !== undefined && xml('device', null, opts.userAgent.device),
   );
 
-  // A token: one message each way.
-  const token = opts.token;
+  // A token: one message each way. Never over an unencrypted connection: HT-SHA-256-NONE sends the
+  // same MAC at every login, so anyone who saw it could log in with it until it expires.
+  const secure = stream.transport.secure;
+  const token = secure ? opts.token : undefined;
   const ht = token && HT.find(([name]) => name === token.mechanism && fastOffered.includes(name));
   if (token && ht) {
     const cb = ht[1] === undefined ? new Uint8Array(0) : stream.transport.channelBinding?.(ht[1]);
@@ -112,18 +117,19 @@ export async function authenticate2(
       const el = await stream.next();
       if (el.is('success', NS.sasl2)) {
         const data = el.getChildText('additional-data', NS.sasl2);
-        // The server proves it knows the token too (mutual authentication).
-        if (data !== undefined && !same(fromBase64(data.trim()), await hmac(token.token, 'Responder', cb)))
+        // The server proves it knows the token too (mutual authentication): required, as SCRAM's
+        // server signature is.
+        if (data === undefined || !same(fromBase64(data.trim()), await hmac(token.token, 'Responder', cb)))
           throw new AuthenticationError('not-authorized', 'the server did not prove it knows the FAST token');
         // A token past half its life comes back replaced (XEP-0484 §6), for the same mechanism.
         return { mechanism: token.mechanism, fast: true, ...successData(el, token.mechanism) };
       }
       if (el.is('failure', NS.sasl2)) {
         const { condition, text } = failureOf(el);
-        throw new FastTokenRefused(
-          condition,
-          `the FAST token was refused: ${condition}${text ? ` (${text})` : ''}`,
-        );
+        const message = `the FAST token was refused: ${condition}${text ? ` (${text})` : ''}`;
+        // Only a verdict on the token makes it worthless; a temporary failure keeps it.
+        if (TOKEN_REFUSALS.has(condition)) throw new FastTokenRefused(condition, message);
+        throw new AuthenticationError(condition, message);
       }
       throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL2`);
     }
@@ -135,7 +141,7 @@ export async function authenticate2(
     ...opts,
     password: opts.password,
   });
-  const wanted = opts.requestToken ? tokenMechanism(stream, fastOffered) : undefined;
+  const wanted = opts.requestToken && secure ? tokenMechanism(stream, fastOffered) : undefined;
   try {
     const initial = await mech.initial();
     stream.send(

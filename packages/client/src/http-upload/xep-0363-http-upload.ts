@@ -21,6 +21,8 @@ export type HttpUploadErrorCode =
   | 'http'
   /** The PUT failed below HTTP (connection refused or reset, DNS, TLS). */
   | 'network'
+  /** The slot's URLs are not https: (XEP-0363 §4 wants HTTPS) and `allowInsecure` is not set. */
+  | 'insecure'
   /** The upload was cancelled through its AbortSignal (`cause`: the signal's reason). */
   | 'aborted';
 
@@ -101,6 +103,11 @@ export interface HttpUploadOptions {
   put?: HttpPut;
   /** ms to wait for the slot (default: the client's IQ timeout). */
   slotTimeout?: number;
+  /**
+   * Accept slots with http: URLs (default false): the file and the slot's Authorization or
+   * Cookie header would cross the network in the clear. For tests and private networks.
+   */
+  allowInsecure?: boolean;
 }
 
 export interface HttpUploadApi extends Emitter<HttpUploadEvents> {
@@ -212,6 +219,7 @@ async function requestSlot(
   service: string,
   req: { filename: string; size: number; contentType?: string },
   timeout: number | undefined,
+  allowInsecure = false,
 ): Promise<UploadSlot> {
   let res: Element | undefined;
   try {
@@ -249,6 +257,11 @@ async function requestSlot(
   const get = slot?.getChild('get', NS_HTTP_UPLOAD)?.attr('url');
   const putUrl = put?.attr('url');
   if (!putUrl || !get) throw new StanzaError('undefined-condition', { text: 'the slot has no put/get URL' });
+  if (!allowInsecure && (!/^https:/i.test(putUrl) || !/^https:/i.test(get)))
+    throw new HttpUploadError(
+      'insecure',
+      `the upload service gave non-HTTPS URLs (${putUrl}); set allowInsecure to use them`,
+    );
   const headers: Record<string, string> = {};
   for (const h of put!.getChildren('header', NS_HTTP_UPLOAD)) {
     const name = h.attr('name') ?? '';
@@ -308,7 +321,7 @@ export function httpUpload(options: HttpUploadOptions = {}): PluginDefinition<Ht
           async requestSlot(req, opts = {}) {
             const service = opts.service ? String(opts.service) : (await api.discover()).jid;
             if (opts.signal?.aborted) throw abortError(opts.signal);
-            return requestSlot(client, service, req, options.slotTimeout);
+            return requestSlot(client, service, req, options.slotTimeout, options.allowInsecure);
           },
           async upload(body: UploadBody, opts: UploadOptions = {}) {
             const { data, size } = normalize(body);
@@ -330,6 +343,7 @@ export function httpUpload(options: HttpUploadOptions = {}): PluginDefinition<Ht
               service.jid,
               { filename, size, contentType },
               options.slotTimeout,
+              options.allowInsecure,
             );
             if (signal?.aborted) throw abortError(signal);
             const onProgress = (loaded: number, total: number) => {

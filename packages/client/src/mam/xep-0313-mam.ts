@@ -193,7 +193,10 @@ export function mam(options: MamOptions = {}): PluginDefinition<MamApi> {
         const c = queryid === undefined ? undefined : collecting.get(queryid);
         if (!result || !c) return;
         // Only the archive queried may answer (an own archive's results come from the bare JID, or no one).
-        const from = bareOf(stanza.attr('from')) ?? client.account.toString();
+        // The archive's bare JID itself: not an occupant of a room (`room@service/nick`).
+        const fromAttr = stanza.attr('from');
+        if (fromAttr !== undefined && tryParseJid(fromAttr)?.resource) return;
+        const from = bareOf(fromAttr) ?? client.account.toString();
         if (from !== c.archive) return;
         const forwarded = result.getChild('forwarded', NS.forward);
         const inner = forwarded?.getChild('message', NS.client) ?? forwarded?.getChild('message');

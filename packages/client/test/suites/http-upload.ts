@@ -10,16 +10,25 @@ async function get(url: string): Promise<{ status: number; body: Buffer }> {
   return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
 }
 
+/** The test servers' upload services are plain HTTP on loopback: allowed explicitly below. */
 export function httpUploadSuite(ctx: SuiteContext): void {
-  test('XEP-0363 §3: the upload service is found by disco#items/#info, with max-file-size', async () => {
+  test('XEP-0363 §4: a slot with http: URLs is refused unless allowInsecure (the file and its headers would travel in the clear)', async () => {
     const c = await ctx.online({ plugins: { upload: httpUpload() } });
+    await assert.rejects(
+      c.plugins.upload.upload(randomBytes(100), { filename: 'a.bin' }),
+      (e: unknown) => e instanceof HttpUploadError && e.code === 'insecure',
+    );
+  });
+
+  test('XEP-0363 §3: the upload service is found by disco#items/#info, with max-file-size', async () => {
+    const c = await ctx.online({ plugins: { upload: httpUpload({ allowInsecure: true }) } });
     const service = await c.plugins.upload.discover();
     assert.equal(service.jid, ctx.target.upload!.domain);
     assert.equal(service.maxFileSize, ctx.target.upload!.maxFileSize);
   });
 
   test('XEP-0363 §4-5: a few hundred KB uploaded with progress events; the GET URL serves the same bytes', async () => {
-    const c = await ctx.online({ plugins: { upload: httpUpload() } });
+    const c = await ctx.online({ plugins: { upload: httpUpload({ allowInsecure: true }) } });
     const data = randomBytes(300 * 1024);
     const progress: { loaded: number; total: number }[] = [];
     const events: number[] = [];
@@ -45,7 +54,7 @@ export function httpUploadSuite(ctx: SuiteContext): void {
   });
 
   test('XEP-0363 §4: a file larger than max-file-size is refused with the limit (client check and server refusal)', async () => {
-    const c = await ctx.online({ plugins: { upload: httpUpload() } });
+    const c = await ctx.online({ plugins: { upload: httpUpload({ allowInsecure: true }) } });
     const max = ctx.target.upload!.maxFileSize;
     await assert.rejects(
       c.plugins.upload.upload(new Uint8Array(max + 1), { filename: 'big.bin' }),
@@ -64,7 +73,7 @@ export function httpUploadSuite(ctx: SuiteContext): void {
 
   test('XEP-0363: a cancelled upload rejects with an abort error and its URL serves nothing', async () => {
     const c = await ctx.online({
-      plugins: { upload: httpUpload({ put: nodeHttpPut({ chunkSize: 16 * 1024 }) }) },
+      plugins: { upload: httpUpload({ put: nodeHttpPut({ chunkSize: 16 * 1024 }), allowInsecure: true }) },
     });
     const data = randomBytes(400 * 1024);
     const ac = new AbortController();
@@ -95,6 +104,7 @@ export function httpUploadSuite(ctx: SuiteContext): void {
     const c = await ctx.online({
       plugins: {
         upload: httpUpload({
+          allowInsecure: true,
           put: (req) => node({ ...req, url: req.url.replace(/\/([^/]+)\/([^/]+)$/, '/x$1/$2') }),
         }),
       },
