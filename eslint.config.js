@@ -65,6 +65,8 @@ export default tseslint.config(
       'bench/results/**',
       // Needs React Native's packages, which this repository does not install (README: Examples).
       'packages/client/examples/react-native/**',
+      // TypeDoc's output (npm run docs:api), with copies of the linked examples.
+      'packages/client/docs/api/**',
       '**/*.js',
       '**/*.mjs',
       '**/*.cjs',
