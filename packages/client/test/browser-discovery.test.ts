@@ -2,37 +2,25 @@
 // served by Natter's http listener to a page of another origin: CORS) and connects, in headless
 // Chromium (Debian's package, driven by playwright-core).
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { bundleForBrowser } from './browser-bundle.js';
+import { bundleForBrowser, servePage, type TestPage } from './browser-bundle.js';
 import { startNatter } from './natter.js';
 import type { Target } from './target.js';
 import { ensureChromium, launchChromium } from '../../../test/support/chromium.js';
 
 describe('browser client: endpoint from host-meta (XEP-0156) in headless Chromium (natter)', () => {
   let target: Target | undefined;
-  let page: Server | undefined;
+  let page: TestPage | undefined;
   let skip: string | undefined;
   before(async () => {
     skip = await ensureChromium();
     if (skip) return;
     target = await startNatter({ users: 2 });
     const b = await bundleForBrowser();
-    page = createServer((req, res) => {
-      if (req.url === '/natter-client.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript' });
-        res.end(b.code);
-      } else {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end(`<!doctype html><meta charset="utf-8"><title>natter</title>
-<script type="module">import * as natter from '/natter-client.js'; window.natter = natter; window.ready = true;</script>`);
-      }
-    });
-    await new Promise<void>((r) => page!.listen(0, '127.0.0.1', r));
+    page = await servePage(b.code);
   });
   after(async () => {
-    await new Promise<void>((r) => (page ? page.close(() => r()) : r()));
+    await page?.close();
     await target?.stop();
   });
 
@@ -43,7 +31,7 @@ describe('browser client: endpoint from host-meta (XEP-0156) in headless Chromiu
       const tab = browser.context.pages()[0] ?? (await browser.context.newPage());
       const errors: string[] = [];
       tab.on('pageerror', (e) => errors.push(e.message));
-      await tab.goto(`http://127.0.0.1:${(page!.address() as AddressInfo).port}/`);
+      await tab.goto(page!.url);
       await tab.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, {
         timeout: 10000,
       });

@@ -1,12 +1,10 @@
 // The browser build: it bundles without Node built-ins, and in headless Chromium (Debian's
 // package, driven by playwright-core) it connects over WebSocket, sends and receives messages.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
 import { builtinModules } from 'node:module';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createClient } from '../src/index.node.js';
-import { bundleForBrowser, type BrowserBundle } from './browser-bundle.js';
+import { bundleForBrowser, servePage, type BrowserBundle, type TestPage } from './browser-bundle.js';
 import { available } from './helpers.js';
 import type { Target } from './target.js';
 import { targets } from './targets.js';
@@ -36,26 +34,16 @@ describe('browser build', () => {
 });
 
 describe('IndexedDB message store in headless Chromium', () => {
-  let server: Server | undefined;
+  let server: TestPage | undefined;
   let skip: string | undefined;
   before(async () => {
     skip = await ensureChromium();
     if (skip) return;
     const b = bundle ?? (await bundleForBrowser());
-    server = createServer((req, res) => {
-      if (req.url === '/natter-client.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript' });
-        res.end(b.code);
-      } else {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end(`<!doctype html><meta charset="utf-8"><title>natter</title>
-<script type="module">import * as natter from '/natter-client.js'; window.natter = natter; window.ready = true;</script>`);
-      }
-    });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    server = await servePage(b.code);
   });
   after(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await server?.close();
   });
 
   test('deduplicates, pages, keeps sync points and survives reopening (the MessageStore contract)', async (t) => {
@@ -65,7 +53,7 @@ describe('IndexedDB message store in headless Chromium', () => {
       const page = browser.context.pages()[0] ?? (await browser.context.newPage());
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+      await page.goto(server!.url);
       await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true, undefined, {
         timeout: 10000,
       });
@@ -149,27 +137,17 @@ describe('IndexedDB message store in headless Chromium', () => {
 for (const factory of targets) {
   describe(`browser client over WebSocket in headless Chromium (${factory.name})`, () => {
     let target: Target | undefined;
-    let server: Server | undefined;
+    let server: TestPage | undefined;
     let skip: string | undefined;
     before(async () => {
       skip = await ensureChromium();
       if (skip) return;
       target = await factory.start();
       const b = bundle ?? (await bundleForBrowser());
-      server = createServer((req, res) => {
-        if (req.url === '/natter-client.js') {
-          res.writeHead(200, { 'content-type': 'text/javascript' });
-          res.end(b.code);
-        } else {
-          res.writeHead(200, { 'content-type': 'text/html' });
-          res.end(`<!doctype html><meta charset="utf-8"><title>natter</title>
-<script type="module">import * as natter from '/natter-client.js'; window.natter = natter; window.ready = true;</script>`);
-        }
-      });
-      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+      server = await servePage(b.code);
     });
     after(async () => {
-      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await server?.close();
       await target?.stop();
     });
 
@@ -184,7 +162,7 @@ for (const factory of targets) {
         const page = context.pages()[0] ?? (await context.newPage());
         const errors: string[] = [];
         page.on('pageerror', (e) => errors.push(e.message));
-        await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+        await page.goto(server!.url);
         await page.waitForFunction(
           () => (window as unknown as { ready?: boolean }).ready === true,
           undefined,
@@ -242,7 +220,7 @@ for (const factory of targets) {
         const page = browser.context.pages()[0] ?? (await browser.context.newPage());
         const errors: string[] = [];
         page.on('pageerror', (e) => errors.push(e.message));
-        await page.goto(`http://127.0.0.1:${(server!.address() as AddressInfo).port}/`);
+        await page.goto(server!.url);
         await page.waitForFunction(
           () => (window as unknown as { ready?: boolean }).ready === true,
           undefined,

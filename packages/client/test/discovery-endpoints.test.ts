@@ -2,23 +2,17 @@
 // served by a real DNS server on loopback (Node), host-meta served by Natter's http listener.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createServer } from 'node:net';
 import { DnsServer } from '../../../test/support/dns-server.js';
 import { createClient, hostMetaResolver, orderSrv, srvResolver } from '../src/index.node.js';
 import { describeTargets } from './helpers.js';
 import { startNatter } from './natter.js';
 import type { Target } from './target.js';
+import { freePort } from './ports.js';
 
 const portOf = (url: string) => Number(new URL(url).port);
 
 /** A port where nothing listens (a dead node). */
-async function deadPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+const deadPort = freePort;
 
 describeTargets('endpoints from DNS SRV (RFC 6120 §3.2.1, XEP-0368)', (ctx) => {
   let dns: DnsServer;

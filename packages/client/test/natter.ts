@@ -1,10 +1,10 @@
 // A Natter server (packages/server) as a target for the client suites: in-process, port 0,
 // a temporary data folder, its own self-signed certificate.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Target } from './target.js';
+import { freePort } from './ports.js';
 
 export async function startNatter(opts: { users?: number } = {}): Promise<Target> {
   // Imported by name only when this target is used, so the client suites do not depend on the server package.
@@ -69,14 +69,3 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
 
 /** The largest file the upload module takes, in bytes. */
 const UPLOAD_LIMIT = 1024 * 1024;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}

@@ -8,19 +8,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Target } from './target.js';
 import { ensureDebianPackages } from '../../../test/support/debian-packages.js';
+import { freePort } from './ports.js';
 
 const run = promisify(execFile);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Installs Prosody with apt (services not started) when it is not there. */
 export async function ensureProsody(): Promise<void> {

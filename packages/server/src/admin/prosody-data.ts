@@ -6,9 +6,9 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { Element, xml } from '@natter/xml';
+import { Element } from '@natter/xml';
 import { parseJid, tryParseJid } from '@natter/jid';
-import type { ScramCredentials, ScramHash } from '@natter/protocol';
+import { buildForm, type FormField, type ScramCredentials, type ScramHash } from '@natter/protocol';
 import type { ImportedKeys } from '../accounts/account-store.js';
 import { LuaTable, parseLuaDat, parseLuaList, type LuaValue } from './lua-data.js';
 import {
@@ -346,7 +346,7 @@ const MAX_NAME = 1023;
 
 /** A Lua node configuration (mod_pep: only what was set) as `pubsub#…` form fields. */
 function pepConfigForm(config: LuaTable): Element {
-  const fields: Element[] = [];
+  const fields: FormField[] = [];
   for (const [k, v] of config.entries) {
     if (typeof k !== 'string') continue;
     const values =
@@ -357,15 +357,9 @@ function pepConfigForm(config: LuaTable): Element {
           : typeof v === 'number' || typeof v === 'string'
             ? [String(v)]
             : [];
-    fields.push(
-      xml(
-        'field',
-        { var: `pubsub#${k}` },
-        values.map((x) => xml('value', null, x)),
-      ),
-    );
+    fields.push({ var: `pubsub#${k}`, values });
   }
-  return xml('x', { xmlns: 'jabber:x:data', type: 'submit' }, fields);
+  return buildForm({ type: 'submit', fields });
 }
 
 /**
