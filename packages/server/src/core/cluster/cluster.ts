@@ -4,7 +4,7 @@ import type { RouteEvent } from '../hooks.js';
 import type { Logger } from '../logger.js';
 import type { Router } from '../router.js';
 import type { SessionRegistry } from '../session-registry.js';
-import { RemoteRecord } from '../session-registry.js';
+import { RemoteRecord, isLocal } from '../session-registry.js';
 import type { Session, SessionRecord } from '../session.js';
 import type { BusMessage, Member, NodeBus } from './node-bus.js';
 
@@ -17,6 +17,16 @@ interface WireRecord {
   in: boolean;
   f: string[];
 }
+
+/** A stanza a node did not receive, kept until that node is found dead or is back. */
+type Parked = { kind: 'session'; full: Jid; id: string; stanza: Element } | { kind: 'route'; ev: RouteEvent };
+
+/**
+ * Stanzas held for unreachable nodes, all nodes together: past it, a stanza is returned to its
+ * sender with an error rather than held. A node found dead within its 3–4 s (Redis) at a few
+ * thousand stanzas per second stays well below.
+ */
+const MAX_PARKED = 50_000;
 
 /** What the cluster needs of the server core (ServerCore implements it). */
 export interface ClusterHost {
@@ -90,6 +100,9 @@ export class Cluster {
   private readonly resyncHooks = new Set<() => void | Promise<void>>();
   /** Nodes whose snapshot this node has: a second one (without a departure between) is a resync. */
   private readonly synced = new Set<string>();
+  /** Stanzas for nodes the bus could not reach, by node (see `park`). */
+  private readonly parked = new Map<string, Parked[]>();
+  private parkedCount = 0;
 
   constructor(
     readonly bus: NodeBus,
@@ -156,7 +169,10 @@ export class Cluster {
 
   /** Delivers to a session held by another node. */
   deliverRemote(record: SessionRecord, stanza: Element): void {
-    this.bus.send(record.node, { t: 'd', j: record.jid.toString(), i: record.id, s: stanza.toString() });
+    const { node, jid, id } = record;
+    this.bus.send(node, { t: 'd', j: jid.toString(), i: id, s: stanza.toString() }, () =>
+      this.park(node, { kind: 'session', full: jid, id, stanza }),
+    );
   }
 
   /** Ends a session held by another node (resource conflict, account removed, password changed). */
@@ -166,7 +182,77 @@ export class Cluster {
 
   /** Routes a stanza on the node that owns its destination (a service, a pending IQ). */
   forward(node: string, ev: RouteEvent): void {
-    this.bus.send(node, { t: 'r', s: ev.stanza.toString(), f: ev.from.toString(), to: ev.to.toString() });
+    this.bus.send(
+      node,
+      { t: 'r', s: ev.stanza.toString(), f: ev.from.toString(), to: ev.to.toString() },
+      () => this.park(node, { kind: 'route', ev }),
+    );
+  }
+
+  /** Stanzas held for unreachable nodes (a gauge for /metrics and tests). */
+  get parkedStanzas(): number {
+    return this.parkedCount;
+  }
+
+  /**
+   * A stanza the bus could not give to `node`: nobody reads that node's channel. Between a node's
+   * death and the moment the others declare it dead (Redis: 3–4 s), its sessions' records are still
+   * here and stanzas keep going to it; they are held instead of lost, and routed again once the
+   * node is found dead (to the account's other resources or offline storage, as for an ended
+   * session) or is back (its snapshot arrived: sent to it again).
+   */
+  private park(node: string, p: Parked): void {
+    if (this.parkedCount >= MAX_PARKED) {
+      if (p.kind === 'route')
+        this.host.router.bounce(p.ev, 'recipient-unavailable', 'a cluster node is unreachable');
+      else
+        this.host.router.bounce(
+          { stanza: p.stanza, from: senderOf(p.stanza, p.full), to: p.full, origin: undefined },
+          'recipient-unavailable',
+          'a cluster node is unreachable',
+        );
+      return;
+    }
+    let list = this.parked.get(node);
+    if (!list) {
+      this.parked.set(node, (list = []));
+      this.log.warn(
+        { peer: node },
+        'cluster: a node does not receive; holding its stanzas until it is back or found dead',
+      );
+    }
+    list.push(p);
+    this.parkedCount++;
+    // Already gone (the bus learnt it first): nothing more will come for it.
+    if (!this.isMember(node)) setImmediate(() => this.unpark(node));
+  }
+
+  /** Routes again what was held for `node`, now found dead or back. */
+  private unpark(node: string): void {
+    const list = this.parked.get(node);
+    if (!list) return;
+    this.parked.delete(node);
+    this.parkedCount -= list.length;
+    const alive = this.isMember(node);
+    // Records of a node that is not a member are stale (its departure dropped them): without them,
+    // routing again cannot pick that node a second time.
+    if (!alive) for (const r of this.host.sessions.dropNode(node)) this.host.recordGone(r, true);
+    for (const p of list) {
+      if (p.kind === 'route') {
+        if (alive) this.forward(node, p.ev);
+        else void this.host.router.dispatchForwarded(p.ev);
+        continue;
+      }
+      const r = this.host.sessions.get(p.full);
+      if (alive && r && r.id === p.id && !isLocal(r)) this.deliverRemote(r, p.stanza);
+      else this.host.rerouteEnded(p.full, p.stanza);
+    }
+    this.log.info(
+      { peer: node, stanzas: list.length, alive },
+      alive
+        ? 'cluster: a node is back; sent it the stanzas held for it'
+        : 'cluster: routed again the stanzas held for a dead node',
+    );
   }
 
   /** The node a component domain is connected to, when another. */
@@ -281,6 +367,7 @@ export class Cluster {
         // cache invalidations among them.
         if (this.synced.has(from)) this.resynced(from);
         this.synced.add(from);
+        this.unpark(from);
         return;
       }
       case 'flag': {
@@ -444,6 +531,7 @@ export class Cluster {
         r.resolve(undefined);
       }
     for (const r of gone) this.host.recordGone(r, true);
+    this.unpark(id);
   }
 
   private syncComponent(domain: string): void {
@@ -457,6 +545,15 @@ export class Cluster {
         ? undefined
         : (stanza) => this.bus.send(node, { t: 'c', d: domain, s: stanza.toString() }),
     );
+  }
+}
+
+/** The sender of a stanza held for a session, for its error (the session's domain if unaddressed). */
+function senderOf(stanza: Element, to: Jid): Jid {
+  try {
+    return parseJid(stanza.attrs.from ?? to.domain);
+  } catch {
+    return to.bare;
   }
 }
 

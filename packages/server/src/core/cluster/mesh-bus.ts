@@ -49,6 +49,8 @@ interface Peer {
   /** Lines waiting for the next flush. */
   pending: string[];
   pendingBytes: number;
+  /** The `undelivered` callbacks of pending lines: run if the peer leaves before they are written. */
+  pendingFails: (() => void)[];
   dropped: number;
 }
 
@@ -120,7 +122,14 @@ export class MeshBus implements NodeBus {
       if (m.id === this.nodeId) continue;
       seen.add(m.id);
       if (this.peers.has(m.id)) continue;
-      const peer: Peer = { member: m, socket: undefined, pending: [], pendingBytes: 0, dropped: 0 };
+      const peer: Peer = {
+        member: m,
+        socket: undefined,
+        pending: [],
+        pendingBytes: 0,
+        pendingFails: [],
+        dropped: 0,
+      };
       this.peers.set(m.id, peer);
       this.dial(peer);
       this.events?.nodeUp({ id: m.id, rank: m.rank });
@@ -130,14 +139,21 @@ export class MeshBus implements NodeBus {
       this.peers.delete(id);
       peer.socket?.destroy();
       this.events?.nodeDown(id);
+      // Lines never written (the peer's socket was down): their senders learn it now.
+      const fails = peer.pendingFails;
+      peer.pendingFails = [];
+      for (const fn of fails) fn();
     }
     if (self) this.listed?.();
   }
 
-  send(node: string, msg: BusMessage): void {
+  send(node: string, msg: BusMessage, undelivered?: () => void): void {
     const peer = this.peers.get(node);
-    if (!peer) return;
-    this.enqueue(peer, encode(msg));
+    if (!peer) {
+      if (undelivered) queueMicrotask(undelivered);
+      return;
+    }
+    this.enqueue(peer, encode(msg), undelivered);
   }
 
   broadcast(msg: BusMessage): void {
@@ -164,17 +180,19 @@ export class MeshBus implements NodeBus {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
-  private enqueue(peer: Peer, line: string): void {
+  private enqueue(peer: Peer, line: string, undelivered?: () => void): void {
     if (peer.pendingBytes + line.length > MAX_QUEUED_BYTES) {
       if (peer.dropped++ === 0)
         this.log.error(
           { node: peer.member.id },
           'cluster: a peer node is not reading; dropping messages to it',
         );
+      if (undelivered) queueMicrotask(undelivered);
       return;
     }
     peer.pending.push(line);
     peer.pendingBytes += line.length + 1;
+    if (undelivered) peer.pendingFails.push(undelivered);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -184,10 +202,14 @@ export class MeshBus implements NodeBus {
   private flush(): void {
     this.flushScheduled = false;
     for (const peer of this.peers.values()) {
-      if (peer.pending.length === 0 || !peer.socket || peer.socket.connecting) continue;
+      // A socket being dialled again keeps its lines: written once it connects, or reported
+      // undelivered if the primary says the peer is gone.
+      if (peer.pending.length === 0 || !peer.socket || peer.socket.connecting || peer.socket.destroyed)
+        continue;
       const data = peer.pending.join(END) + END;
       peer.pending = [];
       peer.pendingBytes = 0;
+      peer.pendingFails = [];
       peer.dropped = 0;
       peer.socket.write(data);
     }

@@ -31,7 +31,13 @@ export interface NodeBus {
   members(): readonly Member[];
   /** Joins: from here on, messages and membership changes reach `events`. */
   start(events: BusEvents): Promise<void>;
-  send(node: string, msg: BusMessage): void;
+  /**
+   * Sends to one node. `undelivered` runs (later, at most once) when the bus knows the node did
+   * not get the message: nobody reads the node's channel (dead, or between a restart and its
+   * subscription), the connection to Redis is down, or the node left before the message was
+   * written. A message the node received and then lost by dying is not reported.
+   */
+  send(node: string, msg: BusMessage, undelivered?: () => void): void;
   broadcast(msg: BusMessage): void;
   /** Leaves the cluster (after this node's sessions ended and were unpublished). */
   stop(): Promise<void>;

@@ -284,8 +284,8 @@ export class RedisBus implements NodeBus {
     }
   }
 
-  send(node: string, msg: BusMessage): void {
-    this.publish(`${this.prefix}:node:${node}`, { from: this.nodeId, msg });
+  send(node: string, msg: BusMessage, undelivered?: () => void): void {
+    this.publish(`${this.prefix}:node:${node}`, { from: this.nodeId, msg }, undelivered);
   }
 
   broadcast(msg: BusMessage): void {
@@ -425,7 +425,7 @@ export class RedisBus implements NodeBus {
 
   // --- messages -------------------------------------------------------------------------------
 
-  private publish(channel: string, env: Envelope): void {
+  private publish(channel: string, env: Envelope, undelivered?: () => void): void {
     if (this.stopped) return;
     const data = JSON.stringify(env);
     // A string's length bounds its UTF-8 size from below and a third of it from above.
@@ -438,9 +438,24 @@ export class RedisBus implements NodeBus {
     }
     if (!this.up) {
       this.lost++;
+      if (undelivered) queueMicrotask(undelivered);
       return;
     }
-    this.pub.publish(channel, data).catch(() => this.lost++);
+    if (!undelivered) {
+      this.pub.publish(channel, data).catch(() => this.lost++);
+      return;
+    }
+    // PUBLISH answers how many subscribers got the message: none means the node's channel has no
+    // reader (the node died and is not declared dead yet, or it is resubscribing).
+    this.pub.publish(channel, data).then(
+      (receivers) => {
+        if (receivers === 0) undelivered();
+      },
+      () => {
+        this.lost++;
+        undelivered();
+      },
+    );
   }
 
   private syncedBy(id: string): void {
