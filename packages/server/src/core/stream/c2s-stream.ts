@@ -39,6 +39,10 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
   /** Outbound filters, counters and holders (CSI, stream management). */
   readonly pipeline = new StreamPipeline();
 
+  protected override peerBehind(): boolean {
+    return this.pipeline.busy;
+  }
+
   /** Negotiation steps before authentication, then before binding (RFC 6120 §5–§7). */
   private readonly sasl = new SaslAttempt(this);
   private readonly negotiating: NegotiationStep[] = [

@@ -21,6 +21,7 @@ export class StreamPipeline {
   private readonly receivedCounters = new Map<string, (stanza: Element) => void>();
   private readonly holders = new Map<string, () => Element[]>();
   private readonly tracking = new Set<string>();
+  private readonly busyChecks = new Map<string, () => boolean>();
   /** Snapshots of the counters, for the per-stanza path (no iterator per stanza). */
   private written_: ((stanza: Element) => void)[] = [];
   private received_: ((stanza: Element) => void)[] = [];
@@ -42,23 +43,32 @@ export class StreamPipeline {
    * Counts stanzas: `written` sees every stanza written to the peer (after the filters, before
    * the bytes go out), `received` every stanza accepted from it. With `tracksDelivery`, the counter
    * accounts for every stanza written (stream management): the stream then no longer keeps its
-   * own copy of unsent messages for re-routing.
+   * own copy of unsent messages for re-routing. `busy` says the peer is behind (stream management:
+   * many stanzas not yet acknowledged): producers of long bursts wait (`sendRoom`).
    */
   count(
     name: string,
     counters: { written?: (stanza: Element) => void; received?: (stanza: Element) => void },
-    opts: { tracksDelivery?: boolean } = {},
+    opts: { tracksDelivery?: boolean; busy?: () => boolean } = {},
   ): () => void {
     if (counters.written) this.writtenCounters.set(name, counters.written);
     if (counters.received) this.receivedCounters.set(name, counters.received);
     if (opts.tracksDelivery) this.tracking.add(name);
+    if (opts.busy) this.busyChecks.set(name, opts.busy);
     this.snapshot();
     return () => {
       this.writtenCounters.delete(name);
       this.receivedCounters.delete(name);
       this.tracking.delete(name);
+      this.busyChecks.delete(name);
       this.snapshot();
     };
+  }
+
+  /** Some stage says the peer is behind: a long burst should wait before writing more. */
+  get busy(): boolean {
+    for (const check of this.busyChecks.values()) if (check()) return true;
+    return false;
   }
 
   private snapshot(): void {

@@ -70,7 +70,10 @@ export interface ClientStreamView extends StreamView {
   deliver(stanza: Element): void;
   /** Attaches a session resumed from another stream (XEP-0198). */
   adoptSession(session: Session): void;
-  /** Resolves true once at most `bytes` wait to be sent, false when the stream is closing. */
+  /**
+   * Resolves true once at most `bytes` wait to be sent and the pipeline is not `busy` (the client
+   * acknowledged enough), false when the stream is closing.
+   */
   sendRoom(bytes: number): Promise<boolean>;
 }
 

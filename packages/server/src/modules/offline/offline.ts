@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseElement } from '@natter/xml';
 import { tryParseJid, type Jid } from '@natter/jid';
 import { NS, delayElement } from '@natter/protocol';
-import { defineModule, type Session } from '../../core/module-api.js';
+import { defineModule, type Session, type SessionRecord } from '../../core/module-api.js';
 import { OfflineStore, offlineMigrations } from './offline-store.js';
 import { shouldStore } from './xep-0160-policy.js';
 import type { BlockingApi } from '../blocking/api.js';
@@ -13,6 +13,9 @@ import type { BlockingApi } from '../blocking/api.js';
  * on another node at the same moment may get of the backlog instead of the first.
  */
 const CLAIM_BATCH = 100;
+
+/** In a cluster, how long after an account comes online its offline storage is claimed once more. */
+const LATE_CLAIM_MS = 2000;
 
 /** What the module offers other modules and admin tooling: `ctx.use<OfflineApi>('offline')`. */
 export interface OfflineApi {
@@ -86,8 +89,55 @@ export default defineModule({
         return true;
       }
       if (!stored) ctx.bounce(ev, 'service-unavailable', 'the recipient’s offline message storage is full');
+      // The account may have come online while the row was being written, after its delivery
+      // claimed what was there: hand the message over now rather than at its next login.
+      else if (onlineRecipient(owner)) handOverOnce(owner);
       return true;
     });
+
+    /** The account's available resource of highest non-negative priority, anywhere in the cluster. */
+    const onlineRecipient = (owner: string) => {
+      let best: SessionRecord | undefined;
+      for (const r of ctx.sessions.available(owner))
+        if (r.priority >= 0 && (!best || r.priority > best.priority)) best = r;
+      return best;
+    };
+
+    /** `handOver`, unless a delivery for the account runs on this node (it will take the rows). */
+    const handOverOnce = (owner: string): void => {
+      if (delivering.has(owner)) return;
+      const run: Promise<void> = handOver(owner).finally(() => {
+        if (delivering.get(owner) === run) delivering.delete(owner);
+      });
+      delivering.set(owner, run);
+    };
+
+    /** Takes what is stored for an account that is online and delivers it to its session there. */
+    const handOver = async (owner: string): Promise<void> => {
+      try {
+        for (;;) {
+          const to = onlineRecipient(owner);
+          if (!to) return;
+          const rows = await store.claim(owner, CLAIM_BATCH);
+          for (const row of rows) {
+            let stanza;
+            try {
+              stanza = parseElement(row.stanza);
+            } catch {
+              continue;
+            }
+            stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
+            ctx.deliver(to, stanza);
+          }
+          if (rows.length < CLAIM_BATCH) return;
+        }
+      } catch (err) {
+        ctx.log.error(
+          { err, owner },
+          'offline messages for an account that came online could not be handed over',
+        );
+      }
+    };
 
     const roomBytes = ctx.config.limits.maxSendBufferBytes / 4;
     const deliver = async (session: Session): Promise<void> => {
@@ -123,8 +173,9 @@ export default defineModule({
             next++;
             // A large backlog is sent as the client reads it, not all at once: written in one go it
             // would trip the slow-reader cutoff (limits.maxSendBufferBytes) of a client that reads fine.
+            // So is a backlog the client has not yet acknowledged (XEP-0198 bounds what it may owe).
             if (
-              session.stream.transport.bufferedBytes > roomBytes &&
+              (session.stream.transport.bufferedBytes > roomBytes || session.stream.pipeline.busy) &&
               !(await session.stream.sendRoom(roomBytes / 2))
             ) {
               open = false; // the stream is closing
@@ -144,7 +195,14 @@ export default defineModule({
                 ),
               );
         }
-        if (!open || next < rows.length || rows.length < CLAIM_BATCH) return;
+        if (!open || next < rows.length) return;
+        if (rows.length < CLAIM_BATCH) {
+          // Messages this node is still writing for the account (they arrived just before it came
+          // online) are claimed once written.
+          const pending = writes.get(owner);
+          if (!pending) return;
+          await pending;
+        }
       }
     };
 
@@ -160,6 +218,14 @@ export default defineModule({
         });
       delivering.set(owner, tracked);
       await tracked;
+      // In a cluster another node may store a message for the account until it learns that the
+      // account is online (the record travels while its delivery claims): one more claim later.
+      if (ctx.cluster.nodeId !== 'local') {
+        const timer = setTimeout(() => {
+          if (!session.closed && session.available) handOverOnce(owner);
+        }, LATE_CLAIM_MS);
+        timer.unref();
+      }
     });
 
     ctx.hook('user/deleted', async ({ jid }) => {

@@ -15,8 +15,12 @@ const options = z
   .object({
     /** Longest time a dropped session is kept for resumption (the client may ask for less). */
     resumeTimeoutMs: z.number().int().min(0).default(300_000),
-    /** Unacknowledged stanzas kept per session; beyond it a live stream is closed, a hibernated session ended. */
-    maxQueue: z.number().int().min(1).default(500),
+    /**
+     * Unacknowledged stanzas kept per session; beyond it a live stream is closed, a hibernated
+     * session ended. A client that acknowledges but parses slowly (a backlog after a reconnection:
+     * offline messages, archive pages, live traffic) owes hundreds; ejabberd's default is 5000 too.
+     */
+    maxQueue: z.number().int().min(1).default(5000),
     /** The server asks for an ack (`<r/>`) once this many stanzas are unacknowledged … */
     requestAfter: z.number().int().min(1).default(5),
     /** … or this long after the first unacknowledged one. */
@@ -26,6 +30,9 @@ const options = z
   .prefault({});
 
 type Options = z.infer<typeof options>;
+
+/** At most this many stanzas of a burst (offline storage) are written ahead of the client's acks. */
+const BURST_WINDOW = 200;
 
 /** Stream management state of one session: outlives streams while hibernated. */
 interface SmState {
@@ -207,6 +214,9 @@ export default defineModule({
       });
     }
 
+    /** Unacknowledged stanzas past which bursts (offline storage) wait for the client's `<a/>`. */
+    const busyAt = Math.max(1, Math.min(BURST_WINDOW, Math.floor(opts.maxQueue / 2)));
+
     /** Makes `stream` the one that counts for `sm`. */
     function attach(sm: SmState, stream: ClientStreamView): void {
       sm.stream = stream;
@@ -231,7 +241,16 @@ export default defineModule({
             requestLater(sm);
           },
         },
-        { tracksDelivery: true },
+        // Bursts (offline storage) wait while half the queue is unacknowledged, so that a client
+        // that acknowledges is never cut off for reading a backlog.
+        {
+          tracksDelivery: true,
+          busy: () => {
+            if (sm.stream !== stream || sm.queue.length < busyAt) return false;
+            requestNow(sm); // the acknowledgement that ends the wait (unless one is asked already)
+            return true;
+          },
+        },
       );
     }
 
