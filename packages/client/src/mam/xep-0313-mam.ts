@@ -17,6 +17,14 @@ export interface MamOptions {
    * `pageSize`). Older history stays on the server, to be paged with `query`/`pages`.
    */
   initialSync?: number;
+  /**
+   * How far before its sync point a catch-up reads again, ms (default 10,000). A server of several
+   * processes (a cluster) can make a message visible after a later one of another process, so a
+   * catch-up that reads only after its last UID could skip it; the messages read again are not
+   * stored twice. 0 reads after the sync point's UID (falling back to its time when the archive no
+   * longer knows it).
+   */
+  overlap?: number;
   /** Run `catchUp()` on the account's archive after each new session (not after a resumption). Default false. */
   autoCatchUp?: boolean;
   /** Timeout of each query, ms (default: the client's `iqTimeout`). */
@@ -115,7 +123,9 @@ export interface MamApi extends Emitter<MamEvents> {
   /**
    * Syncs an archive (default the account's) into the store: from its sync point up to the end,
    * or, never synced, its latest `initialSync` messages. A sync point the archive no longer knows
-   * falls back to a query from that point's timestamp. Concurrent calls for one archive share a run.
+   * falls back to a query from that point's timestamp. A call while a catch-up of the same archive
+   * runs gets one more run after it (shared by every call meanwhile), which sees everything archived
+   * before the call.
    */
   catchUp(options?: { archive?: string | Jid }): Promise<CatchUpResult>;
   /** XEP-0441: the account's archiving preferences. */
@@ -182,7 +192,8 @@ export function mam(options: MamOptions = {}): PluginDefinition<MamApi> {
       const store = options.store ?? memoryMessageStore();
       const pageSize = options.pageSize ?? 50;
       const collecting = new Map<string, Collector>();
-      const running = new Map<string, Promise<CatchUpResult>>();
+      /** Per archive: the catch-up running, and the one asked for meanwhile (runs after it). */
+      const running = new Map<string, { run: Promise<CatchUpResult>; next?: Promise<CatchUpResult> }>();
 
       // Results come as messages before the IQ's reply (§4.2); they are not chat messages, so they
       // stop here (after stream management has counted them).
@@ -304,6 +315,13 @@ export function mam(options: MamOptions = {}): PluginDefinition<MamApi> {
           // Never synced: the latest messages only (the last page, read in order).
           await keep(await query({ ...base, max: options.initialSync ?? pageSize, before: '' }));
         } else {
+          const overlap = options.overlap ?? 10_000;
+          if (overlap > 0) {
+            for await (const page of pages({ ...base, start: new Date(point.timestamp - overlap) }))
+              await keep(page);
+            api.emit('synced', outcome);
+            return outcome;
+          }
           try {
             for await (const page of pages({ ...base, after: point.id })) await keep(page);
           } catch (err) {
@@ -328,16 +346,25 @@ export function mam(options: MamOptions = {}): PluginDefinition<MamApi> {
         pages(q?: MamQuery) {
           return pages(q);
         }
-        catchUp(opts: { archive?: string | Jid } = {}) {
+        catchUp(opts: { archive?: string | Jid } = {}): Promise<CatchUpResult> {
           const requested = opts.archive === undefined ? undefined : bareOf(String(opts.archive));
           const archive = requested ?? client.account.toString();
           const to = archive === client.account.toString() ? undefined : archive;
-          let run = running.get(archive);
-          if (!run) {
-            run = sync(archive, to).finally(() => running.delete(archive));
-            running.set(archive, run);
+          const current = running.get(archive);
+          if (current) {
+            // A catch-up asked for while one runs must see what was archived until now, which
+            // the running one may have missed (it started earlier, or its session was replaced):
+            // one more run follows, shared by everyone who asks meanwhile.
+            current.next ??= current.run.catch(() => undefined).then(() => this.catchUp(opts));
+            return current.next;
           }
-          return run;
+          const entry: { run: Promise<CatchUpResult>; next?: Promise<CatchUpResult> } = {
+            run: sync(archive, to).finally(() => {
+              if (running.get(archive) === entry) running.delete(archive);
+            }),
+          };
+          running.set(archive, entry);
+          return entry.run;
         }
         async getPreferences() {
           const res = await client.request('get', undefined, xml('prefs', { xmlns: NS.mam }));

@@ -170,6 +170,10 @@ export function streamManagement(
 
       client.on('online', ({ resumed }) => {
         online = true;
+        // Stanzas sent after the resumption failed, while the new session was being bound, were
+        // held as for a resumption: they go out now, after those of the lost session.
+        const late = resumed ? [] : held;
+        if (!resumed) held = [];
         if (!resumed && toResend.length > 0) {
           const again = toResend;
           toResend = [];
@@ -181,6 +185,7 @@ export function streamManagement(
               : { resent: again.length, condition: failCondition },
           );
         }
+        for (const el of late) void client.send(el).catch(() => undefined);
       });
 
       ctx.incoming(() => {

@@ -148,7 +148,7 @@ export function mamSuite(ctx: SuiteContext): void {
     await available(peer);
     const b1 = ctx.client(account, {
       resource: 'phone',
-      plugins: { mam: mam({ store, pageSize: 2, initialSync: 10 }) },
+      plugins: { mam: mam({ store, pageSize: 2, initialSync: 10, overlap: 0 }) },
     });
     await b1.connect();
     await available(b1);
@@ -204,7 +204,7 @@ export function mamSuite(ctx: SuiteContext): void {
     const { a, b } = await pair();
     const client = ctx.client(
       { jid: a.account.toString(), password: a.options.password! },
-      { resource: 'second', plugins: { mam: mam({ store }) } },
+      { resource: 'second', plugins: { mam: mam({ store, overlap: 0 }) } },
     );
     await client.connect();
     await exchange(b, a, ['old-1', 'old-2', 'old-3']);
@@ -226,6 +226,27 @@ export function mamSuite(ctx: SuiteContext): void {
     // the sync point is a real UID again
     const again = await client.plugins.mam.catchUp();
     assert.deepEqual([again.fellBack, again.added], [false, 0]);
+  });
+
+  test('catchUp reads again the seconds before its sync point (overlap), storing nothing twice', async () => {
+    const store = memoryMessageStore();
+    const { a, b } = await pair();
+    const client = ctx.client(
+      { jid: a.account.toString(), password: a.options.password! },
+      { resource: 'overlap', plugins: { mam: mam({ store, overlap: 60_000 }) } },
+    );
+    await client.connect();
+    await exchange(b, a, ['o-1', 'o-2']);
+    const first = await client.plugins.mam.catchUp();
+    assert.equal(first.added, 2);
+    await exchange(b, a, ['o-3']);
+    const r = await client.plugins.mam.catchUp();
+    // o-1 and o-2 are within the last minute before the sync point: read again, not stored again.
+    assert.deepEqual([r.fetched, r.added, r.fellBack], [3, 1, false]);
+    assert.deepEqual(
+      (await store.list(a.account.toString(), b.account.toString())).map((m) => m.body),
+      ['o-1', 'o-2', 'o-3'],
+    );
   });
 
   test('autoCatchUp syncs after each new session', async () => {
