@@ -1,104 +1,24 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { xml, type Element } from '@natter/xml';
 import { NS } from '@natter/protocol';
 import { startTestServer } from '../support/test-server.js';
 import { befriend } from '../support/subscriptions.js';
-import { TestClient, type Target } from '../support/test-client.js';
+import { TestClient } from '../support/test-client.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
+import { NodeProcess, clusterNodeConfig, removeRedisKeys, until } from '../support/cluster-node.js';
 
 const PW = 'redis-cluster-pw';
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CLI = join(ROOT, 'packages/server/src/cli.ts');
 const SHARED_REDIS = process.env.NATTER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 /** Keys and channels of this run only: test files running in parallel never share them. */
 const PREFIX = `natter-test-${randomBytes(4).toString('hex')}`;
-
-async function until(fn: () => boolean, what: string, log: () => string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end)
-      throw new Error(`timed out waiting for ${what}\n--- log ---\n${log().slice(-4000)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** One `natter serve --config FILE` process, a node of the cluster. */
-class NodeProcess {
-  log = '';
-  port = 0;
-  node = '';
-  exitCode: number | null | undefined = undefined;
-  private child!: ChildProcess;
-  private exited!: Promise<number | null>;
-  private partial = '';
-
-  constructor(readonly configFile: string) {}
-
-  async start(): Promise<void> {
-    this.log = '';
-    this.port = 0;
-    this.exitCode = undefined;
-    this.child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=source', CLI, 'serve', '--config', this.configFile],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
-        this.exitCode = code ?? (signal ? -1 : null);
-        resolve(code);
-      }),
-    );
-    this.child.stdout!.on('data', (d: Buffer) => {
-      this.log += d.toString();
-      const lines = (this.partial + d.toString()).split('\n');
-      this.partial = lines.pop()!;
-      for (const line of lines) {
-        if (!line.includes('"natter started"')) continue;
-        const e = JSON.parse(line) as { listeners: string[]; node: string };
-        this.port = Number(e.listeners.find((l) => l.startsWith('c2s:'))!.slice(4));
-        this.node = e.node;
-      }
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()));
-    await this.until(() => this.port !== 0 || this.exitCode !== undefined, 'the node to start', 30_000);
-    assert.notEqual(this.port, 0, `the node started\n${this.log}`);
-  }
-
-  get target(): Target {
-    return { domain: 'localhost', port: () => this.port };
-  }
-
-  /** How many log lines contain `text`. */
-  count(text: string): number {
-    return this.log.split('\n').filter((l) => l.includes(text)).length;
-  }
-
-  until(fn: () => boolean, what: string, ms = 10_000): Promise<void> {
-    return until(fn, what, () => this.log, ms);
-  }
-
-  kill9(): Promise<number | null> {
-    this.child.kill('SIGKILL');
-    return this.exited;
-  }
-
-  async stop(): Promise<number | null> {
-    if (this.exitCode !== undefined) return this.exitCode;
-    this.child.kill('SIGTERM');
-    return this.exited;
-  }
-}
 
 const presenceFrom = (from: string, type?: string) => (e: Element) =>
   e.name === 'presence' && e.attrs.from === from && e.attrs.type === type;
@@ -112,34 +32,7 @@ const db = await createTestDatabase();
 const dirs: string[] = [];
 
 function nodeConfig(name: string, redis: string, prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `natter-redis-${name}-`));
-  dirs.push(dir);
-  const file = join(dir, 'natter.json');
-  writeFileSync(
-    file,
-    JSON.stringify({
-      hosts: ['localhost'],
-      dataDir: dir,
-      storage: { engine: 'postgres', url: db!.url },
-      listeners: [{ type: 'c2s', port: 0, host: '127.0.0.1' }],
-      s2s: { enabled: false },
-      cluster: { nodeId: name, redis, prefix },
-      modules: { ping: { idleMs: 0 } },
-      log: { level: 'info' },
-    }),
-  );
-  return file;
-}
-
-async function removeKeys(url: string, prefix: string): Promise<void> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await r.connect();
-    const keys = await r.keys(`${prefix}:*`);
-    if (keys.length > 0) await r.del(...keys);
-  } finally {
-    r.disconnect();
-  }
+  return clusterNodeConfig(dirs, { name, redis, prefix, postgres: db!.url });
 }
 
 /** Logs in and sends initial presence; resolves once the server reflected it. */
@@ -169,7 +62,7 @@ describe(
     });
 
     after(async () => {
-      await removeKeys(SHARED_REDIS, PREFIX);
+      await removeRedisKeys(SHARED_REDIS, PREFIX);
       await db?.drop();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
     });
