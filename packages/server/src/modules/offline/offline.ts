@@ -206,7 +206,7 @@ export default defineModule({
       }
     };
 
-    ctx.hook('session/available', async ({ session }) => {
+    ctx.hook('session/available', ({ session }) => {
       if (session.jid.domain !== ctx.domain || session.priority < 0) return;
       const owner = session.bare.toBareString();
       const previous = delivering.get(owner);
@@ -215,17 +215,22 @@ export default defineModule({
         .catch((err: unknown) => ctx.log.error({ err, owner }, 'offline delivery failed'))
         .finally(() => {
           if (delivering.get(owner) === tracked) delivering.delete(owner);
+          // In a cluster another node may store a message for the account until it learns that
+          // the account is online (the record travels while this claims): one more claim later.
+          if (ctx.cluster.nodeId === 'local') return;
+          const timer = setTimeout(() => {
+            if (!session.closed && session.available) handOverOnce(owner);
+          }, LATE_CLAIM_MS);
+          timer.unref();
         });
       delivering.set(owner, tracked);
-      await tracked;
-      // In a cluster another node may store a message for the account until it learns that the
-      // account is online (the record travels while its delivery claims): one more claim later.
-      if (ctx.cluster.nodeId !== 'local') {
-        const timer = setTimeout(() => {
-          if (!session.closed && session.available) handOverOnce(owner);
-        }, LATE_CLAIM_MS);
-        timer.unref();
-      }
+      // Not awaited: the backlog goes out at the pace of the client's acknowledgements, which
+      // this session's next elements carry; waiting here would hold them back.
+    });
+
+    // Deliveries in flight put back what they took before storage closes.
+    ctx.onStop(async () => {
+      await Promise.all(delivering.values());
     });
 
     ctx.hook('user/deleted', async ({ jid }) => {
