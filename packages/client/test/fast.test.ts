@@ -3,8 +3,15 @@
 // Against Natter (SASL2 and FAST), and Prosody 0.12 (neither: the password login as before).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AuthenticationError, memoryCredentials, webStorageCredentials, xml } from '../src/index.node.js';
+import {
+  AuthenticationError,
+  memoryCredentials,
+  webStorageCredentials,
+  xml,
+  type StoredCredentials,
+} from '../src/index.node.js';
 import { describeTargets } from './helpers.js';
+import { freePort } from './ports.js';
 
 describeTargets('SASL2 and FAST tokens', (ctx) => {
   const fast = () => ctx.target.name === 'natter';
@@ -85,6 +92,66 @@ describeTargets('SASL2 and FAST tokens', (ctx) => {
       { credentials },
     );
     await assert.rejects(without.connect(), AuthenticationError);
+  });
+
+  /** A login, in another client object, with a copy of a token as it was before (a thief's copy). */
+  const loginWithCopy = async (jid: string, stored: StoredCredentials) => {
+    const copy = memoryCredentials();
+    // A count above any the device used: only the token itself decides.
+    await copy.set(jid, { ...stored, token: { ...stored.token!, count: stored.token!.count + 10 } });
+    return ctx.client({ jid, password: undefined as unknown as string }, { credentials: copy }).connect();
+  };
+
+  test('forgetCredentials() invalidates the token on the server: a copy of it no longer logs in', async (t) => {
+    if (!fast()) return t.skip('no FAST on this server');
+    const account = ctx.account();
+    const credentials = memoryCredentials();
+    const c = ctx.client(account, { credentials });
+    await c.connect();
+    const stored = (await credentials.get(account.jid))!;
+    assert.ok(stored.token);
+    assert.equal(await c.forgetCredentials(), true);
+    assert.equal(await credentials.get(account.jid), undefined, 'nothing left on this device');
+    // The session goes on.
+    const pong = await c.iq(
+      xml('iq', { type: 'get', to: ctx.target.domain }, xml('ping', { xmlns: 'urn:xmpp:ping' })),
+    );
+    assert.equal(pong.attr('type'), 'result');
+    await assert.rejects(loginWithCopy(account.jid, stored), (err: unknown) => {
+      assert.ok(err instanceof AuthenticationError, String(err));
+      assert.equal(err.condition, 'not-authorized');
+      return true;
+    });
+  });
+
+  test('forgetCredentials() with the server out of reach: the token is invalidated at the next connection', async (t) => {
+    if (!fast()) return t.skip('no FAST on this server');
+    const account = ctx.account();
+    const credentials = memoryCredentials();
+    await ctx.client(account, { credentials }).connect();
+    const stored = (await credentials.get(account.jid))!;
+    // Nothing listens on this port.
+    const away = ctx.client(account, { credentials, service: `xmpp://127.0.0.1:${await freePort()}` });
+    assert.equal(await away.forgetCredentials(), false);
+    const pending = (await credentials.get(account.jid))!;
+    assert.equal(pending.token, undefined, 'no token to log in with');
+    assert.equal(pending.revoke?.token.token, stored.token!.token, 'kept to invalidate it');
+    assert.notEqual(pending.userAgentId, stored.userAgentId, 'a new installation id');
+
+    // The next connection, by the password: the old token is invalidated first.
+    const next = ctx.client(account, { credentials });
+    await next.connect();
+    assert.match(next.saslMechanism ?? '', /^SCRAM-/);
+    const now = (await credentials.get(account.jid))!;
+    assert.equal(now.revoke, undefined, 'done');
+    assert.ok(now.token && now.token.token !== stored.token!.token, 'a token of its own');
+    assert.notEqual(now.userAgentId, stored.userAgentId, 'as a new installation');
+    await assert.rejects(loginWithCopy(account.jid, stored), AuthenticationError);
+    // The new installation's token is untouched by that.
+    await next.disconnect();
+    const later = ctx.client({ jid: account.jid, password: undefined as unknown as string }, { credentials });
+    await later.connect();
+    assert.match(later.saslMechanism ?? '', /^HT-SHA-256-/);
   });
 
   test('webStorageCredentials keeps the token across client objects (as across page loads)', async (t) => {

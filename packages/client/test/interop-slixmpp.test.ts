@@ -1,25 +1,33 @@
 // Interop of the SDK's messaging modules with slixmpp 1.8 (Debian python3-slixmpp), a client
 // nobody here wrote, run as a real process against an in-process Natter server: what the SDK sends
 // is parsed by slixmpp's own plugins (xep_0085, xep_0333, xep_0308, xep_0424, xep_0444), and what
-// those plugins send reaches the SDK's typed events.
+// those plugins send reaches the SDK's typed events. Carbons (xep_0280) between slixmpp and SDK
+// resources of one account, through Natter and Prosody 0.12.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  carbons,
   chatStates,
   corrections,
   createClient,
+  mam,
   markers,
   reactions,
   retractions,
   type Client,
+  type NoPlugins,
+  type PluginMap,
 } from '../src/index.node.js';
 import { ensureDebianPackages, startManaged, type Managed } from '../../server/test/interop/third-party.js';
+import { available } from './helpers.js';
 import { startNatter } from './natter.js';
+import { startProsody } from './prosody.js';
 import type { Target } from './target.js';
 
 const script = join(fileURLToPath(new URL('.', import.meta.url)), 'interop', 'slixmpp-messaging.py');
+const carbonsScript = join(fileURLToPath(new URL('.', import.meta.url)), 'interop', 'slixmpp-carbons.py');
 const WAIT = 10_000;
 const BOUND = { timeout: 60_000 };
 const NS_RETRACT = 'urn:xmpp:message-retract:1';
@@ -38,16 +46,17 @@ const plugins = () => ({
 });
 type Sdk = Client<ReturnType<typeof plugins>>;
 
-/** A slixmpp-messaging.py scenario as a running process, online once `start` resolves. */
+/** A slixmpp-messaging.py (or `file`) scenario as a running process, online once it resolves. */
 async function slixmpp(
   target: Target,
   account: { jid: string; password: string },
-  scenario: 'receive' | 'send',
+  scenario: 'receive' | 'send' | 'watch',
+  file = script,
 ): Promise<{ jid: string; proc: Managed; finished(): Promise<Line[]> }> {
   const port = new URL(target.service.tcp).port;
   const proc = startManaged('/usr/bin/python3', [
     '-u',
-    script,
+    file,
     `${account.jid}/slix`,
     account.password,
     '127.0.0.1',
@@ -221,3 +230,150 @@ describe('interop: the messaging modules with slixmpp 1.8', () => {
     assert.deepEqual(retracted, [{ id: 'slix-original', ...direct }]);
   });
 });
+
+for (const [name, start] of [
+  ['natter', () => startNatter({ users: 6 })],
+  ['prosody', () => startProsody({ users: 6 })],
+] as const) {
+  describe(`interop: carbons with slixmpp 1.8's xep_0280 (${name})`, () => {
+    let target: Target;
+    let next = 0;
+    const clients: Client[] = [];
+    const account = () => target.users[next++]!;
+    const client = <P extends PluginMap = NoPlugins>(
+      acct: { jid: string; password: string },
+      opts: { resource?: string; plugins?: P } = {},
+    ): Client<P> => {
+      const c = createClient<P>({ service: target.service.tcp, tls: target.tls, ...acct, ...opts });
+      clients.push(c as unknown as Client);
+      return c;
+    };
+
+    before(async () => {
+      await ensureDebianPackages('/usr/lib/python3/dist-packages/slixmpp/plugins/xep_0280/carbons.py', [
+        'python3-slixmpp',
+      ]);
+      target = await start();
+    });
+    after(async () => {
+      await Promise.all(clients.map((c) => c.disconnect().catch(() => undefined)));
+      await target?.stop();
+    });
+
+    test(
+      'slixmpp → SDK: what a slixmpp resource sends is a sent carbon at the SDK, stored as the user’s own',
+      BOUND,
+      async () => {
+        const acct = account();
+        const sdk = client(acct, {
+          resource: 'sdk',
+          plugins: { carbons: carbons(), mam: mam() },
+        });
+        const enabled = sdk.plugins.carbons.waitFor('enabled', { timeout: WAIT });
+        await sdk.connect();
+        await enabled;
+        await available(sdk as unknown as Client);
+        const peer = client(account());
+        await peer.connect();
+        await available(peer);
+        const slix = await slixmpp(target, acct, 'send', carbonsScript);
+
+        const sent: unknown[] = [];
+        sdk.plugins.carbons.on('sent', (c) =>
+          sent.push({
+            id: c.message.attr('id'),
+            body: c.message.getChildText('body'),
+            device: c.device,
+            peer: c.peer,
+          }),
+        );
+        const end = sdk.plugins.carbons.waitFor('sent', {
+          filter: (c) => c.message.getChildText('body') === 'end',
+          timeout: WAIT,
+        });
+        const stored = sdk.plugins.mam.waitFor('stored', { filter: (m) => m.body === 'end', timeout: WAIT });
+        await peer.sendMessage({ to: slix.jid, body: 'go' });
+        await end;
+        const lines = await slix.finished();
+        assert.ok(
+          lines.some((l) => l.kind === 'sent' && l.to === peer.jid!.toString()),
+          JSON.stringify(lines),
+        );
+
+        const from = { device: slix.jid, peer: peer.jid!.toString() };
+        assert.deepEqual(sent, [
+          { id: 'slix-1', body: 'hello from slixmpp', ...from },
+          { id: 'slix-end', body: 'end', ...from },
+        ]);
+        // In the history, the user's own messages (sent by the slixmpp device), after the peer's
+        // "go" to it (a received carbon).
+        await stored;
+        const history = await sdk.plugins.mam.store.list(acct.jid, peer.account.toString());
+        assert.deepEqual(
+          history.map((m) => [m.body, m.direction, m.from]),
+          [
+            ['go', 'in', peer.jid!.toString()],
+            ['hello from slixmpp', 'out', slix.jid],
+            ['end', 'out', slix.jid],
+          ],
+        );
+      },
+    );
+
+    test(
+      'SDK → slixmpp: the SDK resource’s messages (and one it receives) are carbon-copied to a slixmpp resource',
+      BOUND,
+      async () => {
+        const acct = account();
+        const slix = await slixmpp(target, acct, 'watch', carbonsScript);
+        const sdk = client(acct, { resource: 'sdk' });
+        await sdk.connect();
+        await available(sdk);
+        const peer = client(account());
+        await peer.connect();
+        await available(peer);
+
+        const atPeer = peer.waitFor('message', {
+          filter: (m) => m.getChildText('body') === 'hello from the SDK',
+          timeout: WAIT,
+        });
+        const hello = await sdk.sendMessage({ to: peer.jid!, body: 'hello from the SDK' });
+        await atPeer;
+        const atSdk = sdk.waitFor('message', {
+          filter: (m) => m.getChildText('body') === 'to the SDK',
+          timeout: WAIT,
+        });
+        const reply = await peer.sendMessage({ to: sdk.jid!, body: 'to the SDK' });
+        await atSdk;
+        const end = await sdk.sendMessage({ to: peer.jid!, body: 'end' });
+        const lines = await slix.finished();
+
+        const me = sdk.jid!.toString();
+        const them = peer.jid!.toString();
+        // slixmpp raises these events only for copies from the account's bare JID (XEP-0280 §11).
+        assert.deepEqual(
+          lines.filter((l) => l.kind.startsWith('carbon_')),
+          [
+            {
+              kind: 'carbon_sent',
+              wrapper_from: acct.jid,
+              id: hello,
+              sender: me,
+              to: them,
+              body: 'hello from the SDK',
+            },
+            {
+              kind: 'carbon_received',
+              wrapper_from: acct.jid,
+              id: reply,
+              sender: them,
+              to: me,
+              body: 'to the SDK',
+            },
+            { kind: 'carbon_sent', wrapper_from: acct.jid, id: end, sender: me, to: them, body: 'end' },
+          ],
+        );
+      },
+    );
+  });
+}

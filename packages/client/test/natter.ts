@@ -6,7 +6,17 @@ import { join } from 'node:path';
 import type { Target } from './target.js';
 import { freePort } from './ports.js';
 
-export async function startNatter(opts: { users?: number } = {}): Promise<Target> {
+export interface NatterOptions {
+  users?: number;
+  /** Also an https listener (WebSocket over TLS, `service.wss`). */
+  https?: boolean;
+  /** The `limits` configuration (default: all limits off). */
+  limits?: Record<string, unknown>;
+  /** Module options, beside the upload module's. */
+  modules?: Record<string, unknown>;
+}
+
+export async function startNatter(opts: NatterOptions = {}): Promise<Target> {
   // Imported by name only when this target is used, so the client suites do not depend on the server package.
   const { startServer } = (await import('@natter/server' as string)) as typeof import('@natter/server');
   const domain = 'localhost';
@@ -25,10 +35,11 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
             { type: 'c2s', port: 0, host: '127.0.0.1' },
             { type: 'c2s-tls', port: 0, host: '127.0.0.1' },
             { type: 'http', port: httpPort, host: '127.0.0.1' },
+            ...(opts.https ? [{ type: 'https' as const, port: 0, host: '127.0.0.1' }] : []),
           ],
-          limits: { disabled: true },
+          limits: opts.limits ?? { disabled: true },
           log: { level: 'silent' },
-          modules: { upload: { maxFileBytes: UPLOAD_LIMIT } },
+          modules: { upload: { maxFileBytes: UPLOAD_LIMIT }, ...opts.modules },
         },
         {},
       );
@@ -49,6 +60,8 @@ export async function startNatter(opts: { users?: number } = {}): Promise<Target
       tcp: `xmpp://127.0.0.1:${server.port('c2s')}`,
       tls: `xmpps://127.0.0.1:${server.port('c2s-tls')}`,
       ws: `ws://127.0.0.1:${server.port('http')}/xmpp-websocket`,
+      // The certificate names the domain, not the address.
+      ...(opts.https ? { wss: `wss://${domain}:${server.port('https')}/xmpp-websocket` } : {}),
     },
     users,
     mucDomain: `conference.${domain}`,

@@ -5,7 +5,7 @@ export interface Target {
   name: string;
   domain: string;
   /** Service URLs by transport. `tls` (direct TLS) may be missing. */
-  service: { tcp: string; tls?: string; ws: string };
+  service: { tcp: string; tls?: string; ws: string; wss?: string };
   /** Accounts, each used by one test at most so tests do not see each other's rosters. */
   users: { jid: string; password: string }[];
   /** A second domain whose accounts only support SCRAM-SHA-1, if the server can be set up so. */

@@ -43,6 +43,8 @@ export interface EjabberdOptions {
   users?: number;
   /** XEP-0114 external components: domain → shared secret. */
   components?: Record<string, string>;
+  /** More modules, as YAML entries indented by two spaces (`  mod_push: {}`). */
+  modules?: string;
 }
 
 export interface Ejabberd {
@@ -106,7 +108,7 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_admin_extra: {}
-`;
+${opts.modules ?? ''}`;
   await writeFile(join(dir, 'ejabberd.yml'), yml);
   await writeFile(join(dir, 'ejabberdctl.cfg'), `POLL=true\nINET_DIST_INTERFACE=127.0.0.1\n`);
   await run('chown', ['-R', 'ejabberd:ejabberd', dir]);

@@ -24,6 +24,7 @@ import type { TlsOptions, Transport, TransportFactory } from '../transport/trans
 import type { EndpointResolver } from '../connect/discovery.js';
 import { memoryCredentials, type CredentialStore, type StoredCredentials } from './credentials.js';
 import { authenticate2, FastTokenRefused } from './sasl2.js';
+import { revokeToken } from './revoke.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
 
@@ -381,14 +382,44 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   readonly #credentials: CredentialStore;
 
   /**
-   * Forgets the stored FAST token and user-agent id on this device. The server keeps the token
-   * until it expires or the password changes.
+   * Logs this device out for good: invalidates the stored FAST token on the server (XEP-0484, on
+   * a connection of its own that logs in with the token and `<fast invalidate='true'/>`), then
+   * forgets it and the user-agent id here. A server out of reach gets it at the next `connect()`
+   * (the token is kept for that only, never to log in). The current session, if any, goes on.
+   * Resolves true once no token of this device is left valid on the server (or none was kept),
+   * false when the invalidation waits for the next connection.
    */
-  async forgetCredentials(): Promise<void> {
-    await this.#credentials.delete(this.account.toString());
+  async forgetCredentials(): Promise<boolean> {
+    const key = this.account.toString();
+    const stored = await this.#credentials.get(key);
+    const revoke =
+      stored?.revoke ?? (stored?.token && { userAgentId: stored.userAgentId, token: stored.token });
+    if (!revoke) {
+      await this.#credentials.delete(key);
+      return true;
+    }
+    // A new installation id for the next login (the old one stays with the token, for the server).
+    const userAgentId = globalThis.crypto?.randomUUID?.() ?? `${randomId(16)}`;
+    await this.#credentials.set(key, { userAgentId, revoke });
+    return this.#revoke().catch(() => false);
+  }
+
+  #revoke(): Promise<boolean> {
+    return revokeToken({
+      store: this.#credentials,
+      key: this.account.toString(),
+      username: this.account.local,
+      domain: this.domain,
+      ...(this.options.lang !== undefined ? { lang: this.options.lang } : {}),
+      timeout: this.options.connectTimeout ?? 30000,
+      software: this.options.userAgent?.software ?? 'Natter',
+      reach: () => this.#reachOne(),
+    });
   }
 
   async #doConnect(): Promise<Jid> {
+    // A token forgetCredentials() left to invalidate: first (a server out of reach fails the connect).
+    if ((await this.#credentials.get(this.account.toString()))?.revoke) await this.#revoke();
     try {
       return await this.#connectOnce();
     } catch (err) {
@@ -438,11 +469,15 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       // have stored a fresh one meanwhile).
       if (err instanceof FastTokenRefused) {
         const now = await store.get(key);
-        if (now?.token?.token === token?.token) await store.set(key, { userAgentId: stored.userAgentId });
+        if (now?.token?.token === token?.token)
+          await store.set(key, {
+            userAgentId: stored.userAgentId,
+            ...(now?.revoke && { revoke: now.revoke }),
+          });
       }
       throw err;
     }
-    if (out.token) await store.set(key, { userAgentId: stored.userAgentId, token: out.token });
+    if (out.token) await store.set(key, { ...stored, token: out.token });
     this.#sasl = out;
     const next = await stream.next(this.options.connectTimeout ?? 30000);
     if (!next.is('features', NS.stream))

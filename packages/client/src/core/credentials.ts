@@ -14,6 +14,11 @@ export interface StoredCredentials {
   /** The user-agent id sent with every SASL2 login: stable for this installation. */
   userAgentId: string;
   token?: FastToken;
+  /**
+   * A token `forgetCredentials()` could not invalidate on the server yet, with the user-agent id
+   * it was issued to: never used to log in, only to invalidate it at the next connection.
+   */
+  revoke?: { userAgentId: string; token: FastToken };
 }
 
 /**

@@ -22,6 +22,8 @@ export interface Sasl2Options extends Omit<SaslOptions, 'password'> {
   token?: FastToken;
   /** Ask for a token (when the server offers FAST). */
   requestToken: boolean;
+  /** With `token`: ask the server to invalidate it once this login succeeds (XEP-0484 "Client requests token invalidation"). */
+  invalidate?: boolean;
 }
 
 export interface Sasl2Outcome extends SaslOutcome {
@@ -111,7 +113,11 @@ export async function authenticate2(
           { xmlns: NS.sasl2, mechanism: token.mechanism },
           xml('initial-response', null, toBase64(initial)),
           ua,
-          xml('fast', { xmlns: NS.fast, count: String(token.count) }),
+          xml('fast', {
+            xmlns: NS.fast,
+            count: String(token.count),
+            invalidate: opts.invalidate ? 'true' : undefined,
+          }),
         ),
       );
       const el = await stream.next();

@@ -4,7 +4,8 @@ import { NS, StanzaError, buildForm, parseDateTime, type FormField } from '@natt
 import { Emitter } from '../core/emitter.js';
 import { randomId } from '../core/ids.js';
 import type { PluginDefinition } from '../core/plugin.js';
-import { readMessage, type MessageView } from '../message/message-view.js';
+import { readMessage, stanzaIdBy, type MessageView } from '../message/message-view.js';
+import { onChatMessage } from '../carbons/chat-messages.js';
 import { memoryMessageStore, type MessageStore, type StoredMessage } from './message-store.js';
 
 export interface MamOptions {
@@ -29,6 +30,14 @@ export interface MamOptions {
   autoCatchUp?: boolean;
   /** Timeout of each query, ms (default: the client's `iqTimeout`). */
   timeout?: number;
+  /**
+   * Store the messages the account's archive keeps as they arrive (default true): live messages
+   * and, with the `carbons` module, the copies of what the account's other devices sent and
+   * received, each with the archive's UID (its XEP-0359 `<stanza-id/>` by the account), so that
+   * the store holds the whole history and a later catch-up adds each once. Messages without such
+   * an id (not archived: chat states, or a server without XEP-0359) are not stored.
+   */
+  storeLive?: boolean;
 }
 
 /** A query of an archive (XEP-0313 §4): form filters and XEP-0059 paging. */
@@ -103,7 +112,7 @@ export interface MamPreferences {
 export interface MamEvents {
   /** An archived message arrived for a query. */
   result: MamResult;
-  /** `catchUp` stored a message new to the store. */
+  /** A message new to the store: from `catchUp`, or live (`storeLive`). */
   stored: StoredMessage;
   /** `catchUp` reached the end of an archive. */
   synced: CatchUpResult;
@@ -390,6 +399,30 @@ export function mam(options: MamOptions = {}): PluginDefinition<MamApi> {
           return res ? readPrefs(res) : p;
         }
       })(ctx.reportError);
+
+      if (options.storeLive ?? true) {
+        // What the account's server archived (its stanza-id by the account, which servers strip
+        // from anyone else, XEP-0359 §3.3), stored as a catch-up would store it.
+        onChatMessage(ctx, (m) => {
+          if (m.attr('type') === 'groupchat') return;
+          const account = client.account.toString();
+          const view = readMessage(m);
+          const id = stanzaIdBy(view, account);
+          if (id === undefined) return;
+          const s = toStored({
+            id,
+            timestamp: view.delay?.stamp ?? new Date(),
+            archive: account,
+            message: view,
+          });
+          store.add(account, s).then(
+            (added) => {
+              if (added) api.emit('stored', s);
+            },
+            (err: unknown) => ctx.reportError(err as Error),
+          );
+        });
+      }
 
       if (options.autoCatchUp) {
         client.on('online', ({ resumed }) => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  carbons,
   mam,
   muc,
   memoryMessageStore,
@@ -148,7 +149,8 @@ export function mamSuite(ctx: SuiteContext): void {
     await available(peer);
     const b1 = ctx.client(account, {
       resource: 'phone',
-      plugins: { mam: mam({ store, pageSize: 2, initialSync: 10, overlap: 0 }) },
+      // Only what catch-up stores (the live messages would be stored as they come, by default).
+      plugins: { mam: mam({ store, pageSize: 2, initialSync: 10, overlap: 0, storeLive: false }) },
     });
     await b1.connect();
     await available(b1);
@@ -197,6 +199,75 @@ export function mamSuite(ctx: SuiteContext): void {
     const nothingNew = await b1.plugins.mam.catchUp();
     assert.deepEqual([nothingNew.fetched, nothingNew.added], [0, 0]);
     assert.equal((await store.syncPoint(me, me))?.id, stored[6]!.archiveId);
+  });
+
+  test('storeLive: carbons and live messages go into the store with their archive UID, once, also after a catch-up', async () => {
+    const store = memoryMessageStore();
+    const account = ctx.account();
+    const peer = await ctx.online();
+    await available(peer);
+    const phone = ctx.client(account, { resource: 'phone' });
+    await phone.connect();
+    await available(phone);
+    const laptop = ctx.client(account, {
+      resource: 'laptop',
+      plugins: { carbons: carbons(), mam: mam({ store }) },
+    });
+    const enabled = laptop.plugins.carbons.waitFor('enabled', { timeout: 5000 });
+    await laptop.connect();
+    await enabled;
+    await available(laptop);
+    const me = account.jid;
+    const conversation = peer.account.toString();
+    const nextStored = (body: string) =>
+      laptop.plugins.mam.waitFor('stored', { filter: (m) => m.body === body, timeout: 5000 });
+
+    // The phone writes: the laptop gets a sent carbon.
+    let stored = nextStored('from the phone');
+    await phone.sendMessage({ to: peer.jid!, body: 'from the phone' });
+    await stored;
+    // The peer writes to the phone: the laptop gets a received carbon.
+    stored = nextStored('to the phone');
+    await peer.sendMessage({ to: phone.jid!, body: 'to the phone' });
+    await stored;
+    // The peer writes to the laptop itself.
+    stored = nextStored('to the laptop');
+    await peer.sendMessage({ to: laptop.jid!, body: 'to the laptop' });
+    await stored;
+
+    const live = await store.list(me, conversation);
+    assert.deepEqual(
+      live.map((m) => [m.body, m.direction, m.from]),
+      [
+        ['from the phone', 'out', phone.jid!.toString()],
+        ['to the phone', 'in', peer.jid!.toString()],
+        ['to the laptop', 'in', peer.jid!.toString()],
+      ],
+    );
+    assert.ok(live.every((m) => m.archive === me && m.archiveId !== undefined));
+    // The UIDs are the archive's own: a catch-up finds every message already there.
+    const page = await laptop.plugins.mam.query({ with: conversation });
+    assert.deepEqual(
+      page.results.map((r) => r.id),
+      live.map((m) => m.archiveId),
+    );
+    const caught = await laptop.plugins.mam.catchUp();
+    assert.deepEqual([caught.fetched, caught.added], [3, 0]);
+    assert.deepEqual(
+      (await store.list(me, conversation)).map((m) => m.body),
+      ['from the phone', 'to the phone', 'to the laptop'],
+    );
+
+    // And after the next catch-up, with one more message from the phone in between.
+    stored = nextStored('again from the phone');
+    await phone.sendMessage({ to: peer.jid!, body: 'again from the phone' });
+    await stored;
+    const again = await laptop.plugins.mam.catchUp();
+    assert.deepEqual([again.fetched, again.added], [1, 0]);
+    assert.deepEqual(
+      (await store.list(me, conversation)).map((m) => m.body),
+      ['from the phone', 'to the phone', 'to the laptop', 'again from the phone'],
+    );
   });
 
   test('catchUp: a sync point the archive does not know falls back to a query by time, without duplicates', async () => {
