@@ -22,6 +22,8 @@ export interface Sasl2Options extends Omit<SaslOptions, 'password'> {
   token?: FastToken;
   /** Ask for a token (when the server offers FAST). */
   requestToken: boolean;
+  /** More children of `<authenticate/>`: inline requests (XEP-0386 `<bind/>`, XEP-0198 `<resume/>`). */
+  inline?: Element[];
 }
 
 export interface Sasl2Outcome extends SaslOutcome {
@@ -31,6 +33,8 @@ export interface Sasl2Outcome extends SaslOutcome {
   token?: FastToken;
   /** Whether the login used a FAST token. */
   fast: boolean;
+  /** The `<success/>`, with the answers to the inline requests. */
+  success: Element;
 }
 
 /** The failures that say a token is no good (anything else may pass: the token is kept). */
@@ -112,6 +116,7 @@ export async function authenticate2(
           xml('initial-response', null, toBase64(initial)),
           ua,
           xml('fast', { xmlns: NS.fast, count: String(token.count) }),
+          opts.inline,
         ),
       );
       const el = await stream.next();
@@ -151,6 +156,7 @@ export async function authenticate2(
         xml('initial-response', null, initial.length === 0 ? '=' : toBase64(initial)),
         ua,
         wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
+        opts.inline,
       ),
     );
     for (;;) {
@@ -190,11 +196,15 @@ export async function authenticate2(
   }
 }
 
-function successData(el: Element, mechanism: string): { authorizationId?: string; token?: FastToken } {
+function successData(
+  el: Element,
+  mechanism: string,
+): { authorizationId?: string; token?: FastToken; success: Element } {
   const id = el.getChildText('authorization-identifier', NS.sasl2)?.trim();
   const t = el.getChild('token', NS.fast);
   const expiry = Date.parse(t?.attrs.expiry ?? '');
   return {
+    success: el,
     ...(id ? { authorizationId: id } : {}),
     ...(t?.attrs.token && Number.isFinite(expiry)
       ? { token: { mechanism, token: t.attrs.token, expiry, count: 0 } }
