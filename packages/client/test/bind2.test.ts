@@ -89,8 +89,17 @@ describeTargets('Bind2 with inline stream management, carbons and CSI', (ctx) =>
 
   test('XEP-0280 via Bind2: carbons enabled in <bind/> copy messages between the account’s devices', async () => {
     const acct = ctx.account();
-    const a1 = ctx.client(acct, { resource: 'one', plugins: { carbons: carbons() } });
-    const a2 = ctx.client(acct, { resource: 'two', plugins: { carbons: carbons() } });
+    const traffic = recordTraffic();
+    const a1 = ctx.client(acct, {
+      resource: 'one',
+      transports: traffic.transports,
+      plugins: { carbons: carbons() },
+    });
+    const a2 = ctx.client(acct, {
+      resource: 'two',
+      transports: traffic.transports,
+      plugins: { carbons: carbons() },
+    });
     const b = await ctx.online();
     for (const a of [a1, a2]) {
       const enabled = a.plugins.carbons.waitFor('enabled', { timeout: 5000 });
@@ -103,6 +112,8 @@ describeTargets('Bind2 with inline stream management, carbons and CSI', (ctx) =>
     const copy = await sent;
     assert.equal(copy.message.getChildText('body'), 'copied');
     assert.equal(copy.device, a1.jid!.toString());
+    const iqs = traffic.sent().filter((x) => x.startsWith('<iq') && x.includes(CARBONS_ENABLE));
+    assert.equal(iqs.length, bind2() ? 0 : 2, 'an IQ only without Bind2');
   });
 
   test('XEP-0198 §6: a dropped session resumes inside the login; what was sent meanwhile arrives once, both ways', async () => {
