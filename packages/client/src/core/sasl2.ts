@@ -2,9 +2,9 @@
 // user-agent, that may ask for a token, or log in with one in a single round trip (HT-* SASL
 // mechanisms, draft-schmaus-kitten-sasl-ht).
 import { xml, type Element } from '@natter/xml';
-import { NS, SaslFailure, fromBase64, toBase64, type SaslFailureCondition } from '@natter/protocol';
+import { NS, fromBase64, toBase64 } from '@natter/protocol';
 import { AuthenticationError, ClientError } from './errors.js';
-import { chooseMechanism, type SaslOptions, type SaslOutcome } from './negotiate.js';
+import { chooseMechanism, failureOf, saslExchange, type SaslOptions, type SaslOutcome } from './negotiate.js';
 import type { FastToken } from './credentials.js';
 import type { XmppStream } from './xmpp-stream.js';
 
@@ -147,53 +147,22 @@ export async function authenticate2(
     password: opts.password,
   });
   const wanted = opts.requestToken && secure ? tokenMechanism(stream, fastOffered) : undefined;
-  try {
-    const initial = await mech.initial();
-    stream.send(
-      xml(
-        'authenticate',
-        { xmlns: NS.sasl2, mechanism: mech.name },
-        xml('initial-response', null, initial.length === 0 ? '=' : toBase64(initial)),
-        ua,
-        wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
-        opts.inline,
-      ),
-    );
-    for (;;) {
-      const el = await stream.next();
-      if (el.is('challenge', NS.sasl2)) {
-        const text = el.text().trim();
-        const resp = await mech.challenge(text === '' ? new Uint8Array(0) : fromBase64(text));
-        stream.send(xml('response', { xmlns: NS.sasl2 }, resp.length === 0 ? undefined : toBase64(resp)));
-      } else if (el.is('success', NS.sasl2)) {
-        const data = el.getChildText('additional-data', NS.sasl2)?.trim();
-        await mech.success(data ? fromBase64(data) : null);
-        return {
-          mechanism: mech.name,
-          ...(mech.name.endsWith('-PLUS') && channelBinding ? { channelBinding: channelBinding.type } : {}),
-          fast: false,
-          ...successData(el, wanted ?? ''),
-        };
-      } else if (el.is('failure', NS.sasl2)) {
-        const { condition, text } = failureOf(el);
-        throw new AuthenticationError(
-          condition,
-          `authentication failed: ${condition}${text ? ` (${text})` : ''}`,
-        );
-      } else if (el.is('continue', NS.sasl2)) {
-        // Tasks (XEP-0388 §2.6: a second factor, a password change) are not supported.
-        stream.send(xml('abort', { xmlns: NS.sasl2 }));
-        throw new AuthenticationError(
-          'aborted',
-          'the server asks for a further task this client does not support',
-        );
-      } else throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL2`);
-    }
-  } catch (err) {
-    if (err instanceof SaslFailure)
-      throw new AuthenticationError(err.condition, `authentication failed: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const el = await saslExchange(stream, mech, NS.sasl2, (initial) =>
+    xml(
+      'authenticate',
+      { xmlns: NS.sasl2, mechanism: mech.name },
+      xml('initial-response', null, initial),
+      ua,
+      wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
+      opts.inline,
+    ),
+  );
+  return {
+    mechanism: mech.name,
+    ...(mech.name.endsWith('-PLUS') && channelBinding ? { channelBinding: channelBinding.type } : {}),
+    fast: false,
+    ...successData(el, wanted ?? ''),
+  };
 }
 
 function successData(
@@ -209,13 +178,5 @@ function successData(
     ...(t?.attrs.token && Number.isFinite(expiry)
       ? { token: { mechanism, token: t.attrs.token, expiry, count: 0 } }
       : {}),
-  };
-}
-
-function failureOf(el: Element): { condition: SaslFailureCondition; text: string | undefined } {
-  const c = el.elements().find((x) => x.xmlns === NS.sasl && x.name !== 'text');
-  return {
-    condition: (c?.name ?? 'not-authorized') as SaslFailureCondition,
-    text: el.getChildText('text', NS.sasl2) ?? el.getChildText('text', NS.sasl),
   };
 }
