@@ -2,7 +2,7 @@
 // user-agent, that may ask for a token, or log in with one in a single round trip (HT-* SASL
 // mechanisms, draft-schmaus-kitten-sasl-ht).
 import { xml, type Element } from '@natter/xml';
-import { NS, fromBase64, toBase64 } from '@natter/protocol';
+import { NS, constantTimeEqual, fromBase64, hmac, toBase64, utf8 } from '@natter/protocol';
 import { AuthenticationError, ClientError } from './errors.js';
 import { chooseMechanism, failureOf, saslExchange, type SaslOptions, type SaslOutcome } from './negotiate.js';
 import type { FastToken } from './credentials.js';
@@ -43,27 +43,9 @@ const TOKEN_REFUSALS = new Set<string>(['not-authorized', 'credentials-expired',
 /** A FAST token the server refused: the caller forgets it and may log in with the password. */
 export class FastTokenRefused extends AuthenticationError {}
 
-async function hmac(key: string, label: string, cb: Uint8Array): Promise<Uint8Array> {
-  const k = await globalThis.crypto.subtle.importKey(
-    'raw',
-    new TextEncoder().encode(key),
-    { name: 'HMAC', hash: 'SHA-256' },
-    false,
-    ['sign'],
-  );
-  const label8 = new TextEncoder().encode(label);
-  const msg = new Uint8Array(label8.length + cb.length);
-  msg.set(label8);
-  msg.set(cb, label8.length);
-  return new Uint8Array(await globalThis.crypto.subtle.sign('HMAC', k, msg));
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
+/** HT-SHA-256-*: HMAC-SHA-256 keyed by the token, over the label and the channel binding data. */
+const htMac = (token: string, label: string, cb: Uint8Array) =>
+  hmac('SHA-256', utf8(token), new Uint8Array([...utf8(label), ...cb]));
 
 /** The HT-* mechanism to ask a token for: the strongest the server offers that this transport can bind. */
 function tokenMechanism(stream: XmppStream, offered: string[]): string | undefined {
@@ -104,11 +86,11 @@ export async function authenticate2(
   if (token && ht) {
     const cb = ht[1] === undefined ? new Uint8Array(0) : stream.transport.channelBinding?.(ht[1]);
     if (cb) {
-      const user = new TextEncoder().encode(opts.username);
-      const mac = await hmac(token.token, 'Initiator', cb);
-      const initial = new Uint8Array(user.length + 1 + mac.length);
-      initial.set(user);
-      initial.set(mac, user.length + 1);
+      const initial = new Uint8Array([
+        ...utf8(opts.username),
+        0,
+        ...(await htMac(token.token, 'Initiator', cb)),
+      ]);
       stream.send(
         xml(
           'authenticate',
@@ -124,7 +106,10 @@ export async function authenticate2(
         const data = el.getChildText('additional-data', NS.sasl2);
         // The server proves it knows the token too (mutual authentication): required, as SCRAM's
         // server signature is.
-        if (data === undefined || !same(fromBase64(data.trim()), await hmac(token.token, 'Responder', cb)))
+        if (
+          data === undefined ||
+          !constantTimeEqual(fromBase64(data.trim()), await htMac(token.token, 'Responder', cb))
+        )
           throw new AuthenticationError('not-authorized', 'the server did not prove it knows the FAST token');
         // A token past half its life comes back replaced (XEP-0484 §6), for the same mechanism.
         return { mechanism: token.mechanism, fast: true, ...successData(el, token.mechanism) };
