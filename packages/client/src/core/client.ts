@@ -12,7 +12,7 @@ import {
   type SaslOutcome,
 } from './negotiate.js';
 import type { Hooks, IncomingHook, OutgoingHook, PluginApis, PluginContext, PluginMap } from './plugin.js';
-import { XmppStream } from './xmpp-stream.js';
+import { XmppStream, withTimeout } from './xmpp-stream.js';
 import {
   capsElement,
   capsVerification,
@@ -165,7 +165,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   /** The endpoints of the service (read at each connection: an application may change them). */
   get #services(): readonly string[] {
     const s = this.options.service;
-    return s === undefined ? this.#discovered : typeof s === 'string' ? [s] : s;
+    return s === undefined ? this.#discovered : [s].flat();
   }
 
   /** The endpoint in use (or tried first by the next connection); '' before discovery. */
@@ -177,13 +177,8 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   constructor(options: ClientOptions<P>) {
     super();
     this.options = options;
-    const given = options.service;
-    if (
-      given === undefined
-        ? !options.discover
-        : (typeof given === 'string' ? [given] : given).length === 0 ||
-          (typeof given === 'string' ? [given] : given).some((x) => !x)
-    )
+    const given = options.service === undefined ? undefined : [options.service].flat();
+    if (given ? given.length === 0 || given.some((x) => !x) : !options.discover)
       throw new ClientError(
         'invalid-options',
         'createClient: `service` (e.g. xmpp://example.com:5222, or a list of them) or `discover` is required',
@@ -335,6 +330,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       this.#discovered = found;
     }
     const services = this.#services;
+    let cause: unknown;
     for (let i = 0; i < services.length; i++) {
       const index = (this.#current + i) % services.length;
       const service = services[index]!;
@@ -344,49 +340,23 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       } catch {
         throw new ClientError('invalid-options', `service "${service}" is not a URL`);
       }
-      let factory: TransportFactory;
+      let transport: Transport | undefined;
       try {
-        factory = this.#transportFor(url);
-      } catch (err) {
-        // An endpoint of a scheme this runtime cannot use (a discovered xmpp: in a browser): the next.
-        if (services.length === 1) throw err;
-        failures.push(`${service}: ${(err as Error).message}`);
-        if (i === services.length - 1)
-          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
-            cause: err,
-          });
-        continue;
-      }
-      const transport = factory.create(url, {
-        domain: this.domain,
-        tls: this.options.tls ?? {},
-      });
-      const limit = this.options.connectTimeout ?? 30000;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
+        // An endpoint of a scheme this runtime cannot use (a discovered xmpp: in a browser) is
+        // passed over like one that cannot be reached, unless it is the only one.
+        transport = this.#transportFor(url).create(url, { domain: this.domain, tls: this.options.tls ?? {} });
         // An endpoint that never answers (a dead machine, dropped packets) must not hold up the others.
-        await Promise.race([
-          transport.connect(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              transport.destroy();
-              reject(new Error(`no answer within ${limit} ms`));
-            }, limit);
-          }),
-        ]);
+        await withTimeout(transport.connect(), this.options.connectTimeout ?? 30000, 'answer');
         this.#current = index;
         return transport;
       } catch (err) {
+        if (!transport && services.length === 1) throw err;
+        transport?.destroy();
         failures.push(`${service}: ${(err as Error).message}`);
-        if (i === services.length - 1)
-          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
-            cause: err,
-          });
-      } finally {
-        clearTimeout(timer);
+        cause = err;
       }
     }
-    throw new ClientError('connection-failed', 'no endpoint to connect to');
+    throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, { cause });
   }
 
   /** The credentials of this client's account between connections. */
