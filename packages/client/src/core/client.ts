@@ -37,7 +37,8 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   service?: string | readonly string[];
   /**
    * How to find the endpoints when `service` is not given, at each connection: DNS SRV records
-   * (RFC 6120, XEP-0368) in Node, host-meta (XEP-0156) in browsers, by default.
+   * (RFC 6120, XEP-0368) by default in Node; `hostMetaResolver()` (XEP-0156) in browsers, where
+   * there is no default (it stays out of the bundle of apps that give `service`).
    */
   discover?: EndpointResolver;
   /** The account, `user@domain` (a resource here is used unless `resource` is given). */
@@ -181,7 +182,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
     if (given ? given.length === 0 || given.some((x) => !x) : !options.discover)
       throw new ClientError(
         'invalid-options',
-        'createClient: `service` (e.g. xmpp://example.com:5222, or a list of them) or `discover` is required',
+        'createClient: `service` (e.g. wss://example.com/xmpp-websocket, or a list of them) or `discover` (e.g. hostMetaResolver()) is required',
       );
     const j = tryParseJid(options.jid ?? '');
     if (!j || j.local === '')
