@@ -89,6 +89,18 @@ describeTargets('Bind2 with inline stream management, carbons and CSI', (ctx) =>
     await acked;
   });
 
+  test('XEP-0386 §2.2: a resource with characters a tag may not hold becomes a tag without them', async () => {
+    const long = 'ü'.repeat(70);
+    for (const [resource, tag] of [
+      ['my/phone@home', 'myphonehome'],
+      [long, 'ü'.repeat(64)],
+    ] as const) {
+      const jid = await ctx.client(ctx.account(), { resource }).connect();
+      if (bind2()) assert.ok(jid.resource.startsWith(`${tag}.`), jid.resource);
+      else assert.equal(jid.resource, resource);
+    }
+  });
+
   test('XEP-0280 via Bind2: carbons enabled in <bind/> copy messages between the account’s devices', async () => {
     const acct = ctx.account();
     const traffic = recordTraffic();

@@ -418,9 +418,14 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       h({ offer, bind2, authenticate: (el) => inline.push(el), bind: (el) => bindChildren.push(el) });
     if (bind2) {
       // XEP-0386 §2.2: the tag names the client; the server adds what makes the resource unique.
-      const tag = (this.options.resource || tryParseJid(this.options.jid)?.resource || software)
-        .replace(/[^\p{L}\p{N} ._+-]/gu, '')
-        .slice(0, 64);
+      const tag = Array.from(
+        (this.options.resource || tryParseJid(this.options.jid)?.resource || software).replace(
+          /[^\p{L}\p{N} ._+-]/gu,
+          '',
+        ),
+      )
+        .slice(0, 64)
+        .join('');
       inline.push(xml('bind', { xmlns: NS.bind2 }, tag && xml('tag', null, tag), bindChildren));
     }
     let out;
