@@ -15,6 +15,7 @@ import {
   type ClientState,
   type CredentialStore,
   type Client,
+  type PluginContext,
   type PluginMap,
 } from '../src/index.node.js';
 import { available, describeTargets, sleep } from './helpers.js';
@@ -269,8 +270,21 @@ describe('Bind2: a failed inline resumption (natter)', () => {
       discover: () => Promise.resolve([current.service.tcp]),
       tls,
       transports: traffic.transports,
-      // No <r/> before the drop: what a sent is still unacknowledged.
-      plugins: { sm: streamManagement({ requestEvery: 100, requestDelay: 60_000 }) },
+      plugins: {
+        // No <r/> before the drop: what a sent is still unacknowledged.
+        sm: streamManagement({ requestEvery: 100, requestDelay: 60_000 }),
+        // The app sends a message once the server has answered the login, before the new
+        // session is online (the stream management plugin has seen the failure by then).
+        late: {
+          name: 'late',
+          setup: (pctx: PluginContext) => {
+            pctx.hook('authenticated', () => {
+              if (pctx.client.resumable)
+                void pctx.client.sendMessage({ to: userB.jid, body: 'during-login' });
+            });
+          },
+        },
+      },
     });
     try {
       await a.connect();
@@ -296,13 +310,13 @@ describe('Bind2: a failed inline resumption (natter)', () => {
       const online = a.waitFor('online', { timeout: 5000 });
       await a.connect();
       const f = await failed;
-      assert.equal(f.resent, 2);
+      assert.equal(f.resent, 3);
       assert.equal(f.condition, 'item-not-found');
       assert.equal((await online).resumed, false);
       await enabled;
       assert.equal(a.plugins.sm.enabled, true, 'stream management on for the new session');
-      await settle(atB, 2);
-      assert.deepEqual(atB, ['unacknowledged', 'while-away']);
+      await settle(atB, 3);
+      assert.deepEqual(atB, ['unacknowledged', 'while-away', 'during-login']);
       const { logins, others } = split(traffic.sent(from));
       // The FAST token of the old server is refused first (the new one never issued it), then
       // the password login goes through; both carry the resumption and Bind2.

@@ -202,8 +202,11 @@ export function streamManagement(
       client.on('online', ({ resumed }) => {
         online = true;
         if (!resumed && toResend.length > 0) {
-          const again = toResend;
+          // Messages the app sent after the resumption failed, while the new session was being
+          // made, were held too: they follow.
+          const again = [...toResend, ...held.filter((el) => el.name === 'message')];
           toResend = [];
+          held = [];
           for (const el of again) void client.send(el).catch(() => undefined);
           api.emit(
             'resume-failed',
