@@ -23,6 +23,7 @@ export type {
   PluginMap,
   PluginApis,
   Hooks,
+  InlineRequest,
   NegotiationStep,
   NoPlugins,
   IncomingHook,

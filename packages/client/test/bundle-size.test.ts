@@ -1,7 +1,8 @@
 // The size an app pays for the SDK in a browser bundle: minified by esbuild as an app's bundler
-// would, gzipped. The core (createClient with its transports, SASL, SASL2/FAST, discovery) has a
-// budget, and so does each plugin on top of it; the sizes are printed (node --test diagnostics)
-// for docs and reviews. A size, not a time: it does not vary from run to run.
+// would, gzipped. The core (createClient with its WebSocket transport, SASL, SASL2 with FAST and
+// Bind2) has a budget, and so does each plugin or opt-in module on top of it; the sizes are
+// printed (node --test diagnostics) for docs and reviews. A size, not a time: it does not vary
+// from run to run.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -9,8 +10,11 @@ import { build } from 'esbuild';
 import * as sdk from '../src/index.js';
 import { clientRoot } from './browser-bundle.js';
 
-/** Budgets in bytes, gzipped. The issue's goal for the core is 20 KiB; see README "Bundle size". */
-const CORE_BUDGET = 24 * 1024;
+/**
+ * Budgets in bytes, gzipped. The issue's goal for the core is 20 KiB, not reached (21.1 KiB); the
+ * budget keeps what was gained. See README "Bundle size".
+ */
+const CORE_BUDGET = 22 * 1024;
 const PLUGIN_BUDGET = 6 * 1024;
 
 /** Every plugin factory the SDK exports. */
@@ -40,6 +44,9 @@ export const PLUGINS = [
   'push',
 ] as const;
 
+/** Opt-in parts of the SDK that are not plugins (the browser core leaves them out). */
+export const OPT_IN = ['hostMetaResolver'] as const;
+
 async function gzipped(names: string[]): Promise<number> {
   const out = await build({
     stdin: {
@@ -65,7 +72,7 @@ test('bundle size: the core within its budget, each plugin within its own', asyn
   const core = await gzipped(['createClient']);
   t.diagnostic(`core (createClient): ${(core / 1024).toFixed(1)} KiB gzipped`);
   const over: string[] = [];
-  for (const p of PLUGINS) {
+  for (const p of [...PLUGINS, ...OPT_IN]) {
     const added = (await gzipped(['createClient', p])) - core;
     t.diagnostic(`${p}: +${(added / 1024).toFixed(1)} KiB`);
     if (added > PLUGIN_BUDGET) over.push(`${p} adds ${added} bytes`);

@@ -14,6 +14,7 @@ import {
   TimeoutError,
   xml,
 } from '../src/index.node.js';
+import { createClient as createBrowserClient, hostMetaResolver } from '../src/index.js';
 
 describe('unit', () => {
   test('XEP-0115 §5.2: the verification string of the simple example is QgayPKawpkPSDYmwT/WM94uAlu0=', async () => {
@@ -66,6 +67,19 @@ describe('unit', () => {
       () => createClient({ service: 'xmpp://localhost', jid: 'localhost', password: 'x' }),
       (e: unknown) => (e as { code?: string }).code === 'invalid-options',
     );
+  });
+
+  test('browsers: without `service`, host-meta discovery is asked for explicitly (it stays out of the bundle otherwise)', () => {
+    assert.throws(
+      () => createBrowserClient({ jid: 'a@localhost', password: 'x' }),
+      (e: unknown) =>
+        (e as { code?: string }).code === 'invalid-options' &&
+        /hostMetaResolver\(\)/.test((e as Error).message),
+    );
+    const c = createBrowserClient({ jid: 'a@localhost', password: 'x', discover: hostMetaResolver() });
+    assert.equal(c.service, '', 'found at the first connection');
+    // Node finds the endpoints in DNS SRV records by default.
+    assert.equal(createClient({ jid: 'a@localhost', password: 'x' }).service, '');
   });
 
   test('RFC 6121 §2.1.2: roster items parse with normalised JIDs, groups, ask and remove', () => {

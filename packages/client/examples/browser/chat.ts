@@ -8,6 +8,7 @@
 import {
   carbons,
   createClient,
+  hostMetaResolver,
   indexedDbMessageStore,
   mam,
   readMessage,
@@ -26,6 +27,7 @@ function show(line: string): void {
 function start(jid: string, password: string | undefined) {
   const client = createClient({
     jid,
+    discover: hostMetaResolver(),
     ...(password ? { password } : {}),
     credentials: webStorageCredentials(),
     plugins: {

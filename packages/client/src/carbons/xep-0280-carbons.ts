@@ -104,10 +104,21 @@ export function carbons(options: CarbonsOptions = {}): PluginDefinition<CarbonsA
         }
       })(ctx.reportError);
 
+      // XEP-0386 §2.3: enabled inside Bind2's `<bind/>` when the server offers it, without an IQ.
+      let askedInline = false;
+      let enabledInline = false;
+      ctx.hook('sasl2', (req) => {
+        askedInline = wanted && !!req.bind2?.includes(NS.carbons);
+        if (askedInline) req.bind(xml('enable', { xmlns: NS.carbons }));
+      });
+      ctx.hook('afterBind', ({ bound }) => {
+        enabledInline = askedInline && bound !== undefined;
+      });
       client.on('online', ({ resumed }) => {
         if (resumed) return; // the server kept the session, carbons included
-        enabled = false;
-        if (wanted) toggle(true).catch((err: unknown) => ctx.reportError(err as Error));
+        enabled = enabledInline;
+        if (enabled) api.emit('enabled', undefined);
+        else if (wanted) toggle(true).catch((err: unknown) => ctx.reportError(err as Error));
       });
       client.on('offline', ({ resumable }) => {
         if (!resumable) enabled = false;

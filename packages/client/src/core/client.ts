@@ -12,7 +12,7 @@ import {
   type SaslOutcome,
 } from './negotiate.js';
 import type { Hooks, IncomingHook, OutgoingHook, PluginApis, PluginContext, PluginMap } from './plugin.js';
-import { XmppStream } from './xmpp-stream.js';
+import { XmppStream, withTimeout } from './xmpp-stream.js';
 import {
   capsElement,
   capsVerification,
@@ -23,7 +23,7 @@ import {
 import type { TlsOptions, Transport, TransportFactory } from '../transport/transport.js';
 import type { EndpointResolver } from '../connect/discovery.js';
 import { memoryCredentials, type CredentialStore, type StoredCredentials } from './credentials.js';
-import { authenticate2, FastTokenRefused } from './sasl2.js';
+import { authenticate2, FastTokenRefused, type Sasl2Outcome } from './sasl2.js';
 import { revokeToken } from './revoke.js';
 
 export type ClientStatus = 'offline' | 'connecting' | 'online' | 'disconnecting';
@@ -38,7 +38,8 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   service?: string | readonly string[];
   /**
    * How to find the endpoints when `service` is not given, at each connection: DNS SRV records
-   * (RFC 6120, XEP-0368) in Node, host-meta (XEP-0156) in browsers, by default.
+   * (RFC 6120, XEP-0368) by default in Node; `hostMetaResolver()` (XEP-0156) in browsers, where
+   * there is no default (it stays out of the bundle of apps that give `service`).
    */
   discover?: EndpointResolver;
   /** The account, `user@domain` (a resource here is used unless `resource` is given). */
@@ -50,6 +51,13 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   password?: string;
   /** Authenticate with SASL2 (XEP-0388) when the server offers it (default true). */
   sasl2?: boolean;
+  /**
+   * Bind the resource inside the SASL2 exchange with Bind2 (XEP-0386) when the server offers it
+   * (default true): no round trip for binding, and modules enable their features in the same
+   * message (stream management, carbons, CSI). The server then chooses the resource, starting with
+   * `resource` (the Bind2 tag); `false` asks for exactly `resource` in a separate step.
+   */
+  bind2?: boolean;
   /**
    * FAST (XEP-0484, needs SASL2): ask for a token at each password login and log in with it next
    * time, in one round trip and without the password (default true).
@@ -63,7 +71,10 @@ export interface ClientOptions<P extends PluginMap = PluginMap> {
   credentials?: CredentialStore;
   /** Sent with SASL2 logins (XEP-0388 §2.3): the software (default "Natter") and device name. */
   userAgent?: { software?: string; device?: string };
-  /** Resource to request at binding; the server picks one when absent. */
+  /**
+   * Resource to request at binding; the server picks one when absent. With Bind2 it is the tag the
+   * server's resource starts with (default: `userAgent.software`).
+   */
   resource?: string;
   tls?: TlsOptions;
   /** Allow SASL PLAIN over an unencrypted connection (never by default). */
@@ -133,6 +144,8 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   #pending = new Map<string, PendingIq>();
   #iqHandlers = new Map<string, IqHandler>();
   #hooks: { [K in keyof Hooks]: Hooks[K][] } = {
+    sasl2: [],
+    authenticated: [],
     beforeBind: [],
     afterBind: [],
     nonza: [],
@@ -154,7 +167,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   /** The endpoints of the service (read at each connection: an application may change them). */
   get #services(): readonly string[] {
     const s = this.options.service;
-    return s === undefined ? this.#discovered : typeof s === 'string' ? [s] : s;
+    return s === undefined ? this.#discovered : [s].flat();
   }
 
   /** The endpoint in use (or tried first by the next connection); '' before discovery. */
@@ -166,16 +179,11 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
   constructor(options: ClientOptions<P>) {
     super();
     this.options = options;
-    const given = options.service;
-    if (
-      given === undefined
-        ? !options.discover
-        : (typeof given === 'string' ? [given] : given).length === 0 ||
-          (typeof given === 'string' ? [given] : given).some((x) => !x)
-    )
+    const given = options.service === undefined ? undefined : [options.service].flat();
+    if (given ? given.length === 0 || given.some((x) => !x) : !options.discover)
       throw new ClientError(
         'invalid-options',
-        'createClient: `service` (e.g. xmpp://example.com:5222, or a list of them) or `discover` is required',
+        'createClient: `service` (e.g. wss://example.com/xmpp-websocket, or a list of them) or `discover` (e.g. hostMetaResolver()) is required',
       );
     const j = tryParseJid(options.jid ?? '');
     if (!j || j.local === '')
@@ -324,6 +332,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       this.#discovered = found;
     }
     const services = this.#services;
+    let cause: unknown;
     for (let i = 0; i < services.length; i++) {
       const index = (this.#current + i) % services.length;
       const service = services[index]!;
@@ -333,49 +342,23 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       } catch {
         throw new ClientError('invalid-options', `service "${service}" is not a URL`);
       }
-      let factory: TransportFactory;
+      let transport: Transport | undefined;
       try {
-        factory = this.#transportFor(url);
-      } catch (err) {
-        // An endpoint of a scheme this runtime cannot use (a discovered xmpp: in a browser): the next.
-        if (services.length === 1) throw err;
-        failures.push(`${service}: ${(err as Error).message}`);
-        if (i === services.length - 1)
-          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
-            cause: err,
-          });
-        continue;
-      }
-      const transport = factory.create(url, {
-        domain: this.domain,
-        tls: this.options.tls ?? {},
-      });
-      const limit = this.options.connectTimeout ?? 30000;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
+        // An endpoint of a scheme this runtime cannot use (a discovered xmpp: in a browser) is
+        // passed over like one that cannot be reached, unless it is the only one.
+        transport = this.#transportFor(url).create(url, { domain: this.domain, tls: this.options.tls ?? {} });
         // An endpoint that never answers (a dead machine, dropped packets) must not hold up the others.
-        await Promise.race([
-          transport.connect(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              transport.destroy();
-              reject(new Error(`no answer within ${limit} ms`));
-            }, limit);
-          }),
-        ]);
+        await withTimeout(transport.connect(), this.options.connectTimeout ?? 30000, 'answer');
         this.#current = index;
         return transport;
       } catch (err) {
+        if (!transport && services.length === 1) throw err;
+        transport?.destroy();
         failures.push(`${service}: ${(err as Error).message}`);
-        if (i === services.length - 1)
-          throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, {
-            cause: err,
-          });
-      } finally {
-        clearTimeout(timer);
+        cause = err;
       }
     }
-    throw new ClientError('connection-failed', 'no endpoint to connect to');
+    throw new ClientError('connection-failed', `could not connect to ${failures.join('; ')}`, { cause });
   }
 
   /** The credentials of this client's account between connections. */
@@ -431,9 +414,10 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
 
   /**
    * SASL2 (XEP-0388) with FAST (XEP-0484): the stored token when there is one, else the password
-   * (asking for a token). The features follow success without a stream restart.
+   * (asking for a token). Modules add their inline requests, and Bind2 (XEP-0386) binds the
+   * resource in the same exchange when the server offers it.
    */
-  async #authenticate2(stream: XmppStream, features: Element, allowPlain: boolean): Promise<Element> {
+  async #authenticate2(stream: XmppStream, features: Element, allowPlain: boolean): Promise<Sasl2Outcome> {
     const key = this.account.toString();
     const store = this.#credentials;
     let stored: StoredCredentials | undefined = await store.get(key);
@@ -449,6 +433,32 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
       stored = { ...stored, token };
       await store.set(key, stored);
     }
+    const software = this.options.userAgent?.software ?? 'Natter';
+    const offer =
+      features.getChild('authentication', NS.sasl2)!.getChild('inline', NS.sasl2) ?? xml('inline');
+    const bindOffer = this.options.bind2 !== false ? offer.getChild('bind', NS.bind2) : undefined;
+    const bind2 = bindOffer
+      ? (bindOffer
+          .getChild('inline', NS.bind2)
+          ?.getChildren('feature', NS.bind2)
+          .map((f) => f.attr('var') ?? '') ?? [])
+      : undefined;
+    const inline: Element[] = [];
+    const bindChildren: Element[] = [];
+    for (const h of this.#hooks.sasl2)
+      h({ offer, bind2, authenticate: (el) => inline.push(el), bind: (el) => bindChildren.push(el) });
+    if (bind2) {
+      // XEP-0386 §2.2: the tag names the client; the server adds what makes the resource unique.
+      const tag = Array.from(
+        (this.options.resource || tryParseJid(this.options.jid)?.resource || software).replace(
+          /[^\p{L}\p{N} ._+-]/gu,
+          '',
+        ),
+      )
+        .slice(0, 64)
+        .join('');
+      inline.push(xml('bind', { xmlns: NS.bind2 }, tag && xml('tag', null, tag), bindChildren));
+    }
     let out;
     try {
       out = await authenticate2(stream, features, {
@@ -458,11 +468,12 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
         only: this.options.saslMechanisms,
         userAgent: {
           id: stored.userAgentId,
-          software: this.options.userAgent?.software ?? 'Natter',
+          software,
           ...(this.options.userAgent?.device !== undefined ? { device: this.options.userAgent.device } : {}),
         },
         ...(token ? { token } : {}),
         requestToken: useFast,
+        inline,
       });
     } catch (err) {
       // Forgotten only if it is still the one refused (another client on the same store may
@@ -479,10 +490,7 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
     }
     if (out.token) await store.set(key, { ...stored, token: out.token });
     this.#sasl = out;
-    const next = await stream.next(this.options.connectTimeout ?? 30000);
-    if (!next.is('features', NS.stream))
-      throw new ClientError('connection-failed', `expected stream features after SASL2, got <${next.name}/>`);
-    return next;
+    return out;
   }
 
   async #connectOnce(): Promise<Jid> {
@@ -502,8 +510,25 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
         throw new ClientError('tls-required', 'the connection is not encrypted and requireTls is set');
       }
       const allowPlain = transport.secure || this.options.allowPlaintextAuth === true;
+      let resumed = false;
+      /** The full JID (Bind2's authorization identifier, or RFC 6120 binding's answer). */
+      let full = '';
+      /** Bind2's answer: the resource is bound, and no stream features follow. */
+      let bound: Element | undefined;
       if (this.options.sasl2 !== false && features.getChild('authentication', NS.sasl2)) {
-        features = await this.#authenticate2(stream, features, allowPlain);
+        const { success, authorizationId } = await this.#authenticate2(stream, features, allowPlain);
+        for (const h of this.#hooks.authenticated) if (h(success)) resumed = true;
+        bound = resumed ? undefined : success.getChild('bound', NS.bind2);
+        full = authorizationId ?? '';
+        // XEP-0388 §2.6.2: without Bind2 or a resumption the stream goes on, with features and no restart.
+        if (!resumed && !bound) {
+          features = await stream.next(timeout);
+          if (!features.is('features', NS.stream))
+            throw new ClientError(
+              'connection-failed',
+              `expected stream features after SASL2, got <${features.name}/>`,
+            );
+        }
       } else {
         if (this.options.password === undefined)
           throw new AuthenticationError(
@@ -518,16 +543,21 @@ export class Client<P extends PluginMap = PluginMap> extends Emitter<ClientEvent
         });
         features = await stream.open(timeout);
       }
-      const step = { stream, features };
-      let resumed = false;
-      for (const h of this.#hooks.beforeBind) if (await h(step)) resumed = true;
+      const step = { stream, features, bound };
+      if (!resumed && !bound) for (const h of this.#hooks.beforeBind) if (await h(step)) resumed = true;
       if (!resumed) {
-        const full = await bindResource(
-          stream,
-          this.options.resource ?? (tryParseJid(this.options.jid)?.resource || undefined),
-        );
+        if (bound) {
+          // XEP-0386 §2.4: the full JID the server bound is the authorization identifier.
+          if (!tryParseJid(full)?.resource)
+            throw new ClientError('bind-failed', `Bind2 bound no full JID (got "${full}")`);
+        } else {
+          full = await bindResource(
+            stream,
+            this.options.resource ?? (tryParseJid(this.options.jid)?.resource || undefined),
+          );
+          await establishSession(stream, features);
+        }
         this.#jid = parseJid(full);
-        await establishSession(stream, features);
         this.#failPending(new NotConnectedError('the session was replaced by a new one'));
         for (const h of this.#hooks.afterBind) await h(step);
       }

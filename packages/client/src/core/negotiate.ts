@@ -110,39 +110,76 @@ export async function authenticate(
     m.text().trim(),
   );
   const { mech, channelBinding } = chooseMechanism(stream, features, all, opts);
+  await saslExchange(stream, mech, NS.sasl, (initial) =>
+    xml('auth', { xmlns: NS.sasl, mechanism: mech.name }, initial),
+  );
+  return mech.name.endsWith('-PLUS') && channelBinding
+    ? { mechanism: mech.name, channelBinding: channelBinding.type }
+    : { mechanism: mech.name };
+}
+
+/**
+ * One SASL exchange in the syntax of RFC 6120 §6.4 or of XEP-0388 §2.6 (`ns`): sends `first` with
+ * the mechanism's initial response (base64, `=` when empty), answers the challenges, checks the
+ * server's final data (SCRAM's server signature) and resolves with `<success/>`.
+ */
+export async function saslExchange(
+  stream: XmppStream,
+  mech: SaslClientMechanism,
+  ns: string,
+  first: (initial: string) => Element,
+): Promise<Element> {
+  const decode = (text: string | undefined): Uint8Array | null => {
+    const t = text?.trim();
+    return t && t !== '=' ? fromBase64(t) : null;
+  };
   try {
     const initial = await mech.initial();
-    stream.send(
-      xml('auth', { xmlns: NS.sasl, mechanism: mech.name }, initial.length === 0 ? '=' : toBase64(initial)),
-    );
+    stream.send(first(initial.length === 0 ? '=' : toBase64(initial)));
     for (;;) {
       const el = await stream.next();
-      if (el.xmlns !== NS.sasl)
-        throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL`);
-      const text = el.text().trim();
-      const data = text === '' || text === '=' ? new Uint8Array(0) : fromBase64(text);
-      if (el.name === 'challenge') {
-        const resp = await mech.challenge(data);
-        stream.send(xml('response', { xmlns: NS.sasl }, resp.length === 0 ? undefined : toBase64(resp)));
-      } else if (el.name === 'success') {
-        await mech.success(data.length === 0 ? null : data);
-        return mech.name.endsWith('-PLUS') && channelBinding
-          ? { mechanism: mech.name, channelBinding: channelBinding.type }
-          : { mechanism: mech.name };
-      } else if (el.name === 'failure') {
-        const cond = el.elements().find((c) => c.name !== 'text')?.name ?? 'not-authorized';
-        const text2 = el.getChildText('text');
-        throw new AuthenticationError(
-          cond as SaslFailureCondition,
-          `authentication failed: ${cond}${text2 ? ` (${text2})` : ''}`,
-        );
-      } else throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL`);
+      if (el.xmlns === ns) {
+        if (el.name === 'challenge') {
+          const resp = await mech.challenge(decode(el.text()) ?? new Uint8Array(0));
+          stream.send(xml('response', { xmlns: ns }, resp.length === 0 ? undefined : toBase64(resp)));
+          continue;
+        }
+        if (el.name === 'success') {
+          await mech.success(decode(ns === NS.sasl ? el.text() : el.getChildText('additional-data', ns)));
+          return el;
+        }
+        if (el.name === 'failure') {
+          const { condition, text } = failureOf(el);
+          throw new AuthenticationError(
+            condition,
+            `authentication failed: ${condition}${text ? ` (${text})` : ''}`,
+          );
+        }
+        if (el.name === 'continue') {
+          // Tasks (XEP-0388 §2.6: a second factor, a password change) are not supported.
+          stream.send(xml('abort', { xmlns: ns }));
+          throw new AuthenticationError(
+            'aborted',
+            'the server asks for a further task this client does not support',
+          );
+        }
+      }
+      throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL`);
     }
   } catch (err) {
     if (err instanceof SaslFailure)
       throw new AuthenticationError(err.condition, `authentication failed: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+/** The condition and text of a SASL `<failure/>` (RFC 6120 §6.5, XEP-0388 §2.6.3). */
+export function failureOf(el: Element): { condition: SaslFailureCondition; text: string | undefined } {
+  const c = el.elements().find((x) => x.xmlns === NS.sasl && x.name !== 'text');
+  return {
+    condition: (c?.name ?? 'not-authorized') as SaslFailureCondition,
+    text: el.getChildText('text'),
+  };
 }
 
 /** RFC 6120 §7: resource binding; returns the full JID the server assigned. */

@@ -22,7 +22,34 @@ export type PluginApis<P extends PluginMap> = {
 /** What happens at one step of stream negotiation, for modules such as stream management. */
 export interface NegotiationStep {
   readonly stream: XmppStream;
+  /**
+   * The stream features the server sent last: those after authentication, or those before it when
+   * Bind2 bound the resource (no features follow a Bind2 login).
+   */
   readonly features: Element;
+  /**
+   * Bind2's `<bound/>` (XEP-0386 §2.4) when the resource was bound inside the SASL2 exchange: the
+   * answers to what the `sasl2` hooks added to `<bind/>`.
+   */
+  readonly bound?: Element;
+}
+
+/**
+ * A SASL2 login (XEP-0388) about to be sent: what the server offers inline, and where modules put
+ * their requests, so that they travel with the authentication instead of after it.
+ */
+export interface InlineRequest {
+  /** The `<inline/>` of the server's `<authentication/>` feature (e.g. XEP-0198's `<sm/>`). */
+  readonly offer: Element;
+  /**
+   * The namespaces of the features Bind2's `<bind/>` may enable (XEP-0386 §2.3), e.g.
+   * `urn:xmpp:sm:3`; undefined when the resource is not bound with Bind2 in this login.
+   */
+  readonly bind2: readonly string[] | undefined;
+  /** Adds a child to `<authenticate/>`; its answer is in `<success/>` (the `authenticated` hook). */
+  authenticate(el: Element): void;
+  /** Adds a child to Bind2's `<bind/>`; its answer is in `NegotiationStep.bound` (`afterBind`). */
+  bind(el: Element): void;
 }
 
 /** Outgoing stanza hook: may modify the stanza; returning `false` drops it. */
@@ -31,9 +58,17 @@ export type OutgoingHook = (stanza: Element) => void | false | Promise<void | fa
 export type IncomingHook = (stanza: Element) => void | false;
 
 export interface Hooks {
-  /** Before resource binding, after authentication; return `true` when the session was resumed (binding is then skipped). */
+  /** A SASL2 login is being prepared: add inline requests (stream resumption, Bind2 features). */
+  sasl2(req: InlineRequest): void;
+  /** SASL2 succeeded: read the answers in `<success/>`; return `true` when it resumed the session (binding is then skipped). */
+  authenticated(success: Element): boolean | void;
+  /**
+   * Before resource binding, after the stream features that follow authentication; return `true`
+   * when the session was resumed (binding is then skipped). Not called when Bind2 bound the
+   * resource or SASL2 resumed the session.
+   */
   beforeBind(step: NegotiationStep): Promise<boolean> | boolean;
-  /** After binding (not after a resumption). */
+  /** After binding (not after a resumption); `step.bound` is set when Bind2 bound the resource. */
   afterBind(step: NegotiationStep): Promise<void> | void;
   /** A top-level element that is not a stanza (e.g. `<r/>`, `<a/>`). */
   nonza(el: Element): void;

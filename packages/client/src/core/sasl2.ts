@@ -2,9 +2,9 @@
 // user-agent, that may ask for a token, or log in with one in a single round trip (HT-* SASL
 // mechanisms, draft-schmaus-kitten-sasl-ht).
 import { xml, type Element } from '@natter/xml';
-import { NS, SaslFailure, fromBase64, toBase64, type SaslFailureCondition } from '@natter/protocol';
+import { NS, constantTimeEqual, fromBase64, hmac, toBase64, utf8 } from '@natter/protocol';
 import { AuthenticationError, ClientError } from './errors.js';
-import { chooseMechanism, type SaslOptions, type SaslOutcome } from './negotiate.js';
+import { chooseMechanism, failureOf, saslExchange, type SaslOptions, type SaslOutcome } from './negotiate.js';
 import type { FastToken } from './credentials.js';
 import type { XmppStream } from './xmpp-stream.js';
 
@@ -24,6 +24,8 @@ export interface Sasl2Options extends Omit<SaslOptions, 'password'> {
   requestToken: boolean;
   /** With `token`: ask the server to invalidate it once this login succeeds (XEP-0484 "Client requests token invalidation"). */
   invalidate?: boolean;
+  /** More children of `<authenticate/>`: inline requests (XEP-0386 `<bind/>`, XEP-0198 `<resume/>`). */
+  inline?: Element[];
 }
 
 export interface Sasl2Outcome extends SaslOutcome {
@@ -33,6 +35,8 @@ export interface Sasl2Outcome extends SaslOutcome {
   token?: FastToken;
   /** Whether the login used a FAST token. */
   fast: boolean;
+  /** The `<success/>`, with the answers to the inline requests. */
+  success: Element;
 }
 
 /** The failures that say a token is no good (anything else may pass: the token is kept). */
@@ -41,27 +45,9 @@ const TOKEN_REFUSALS = new Set<string>(['not-authorized', 'credentials-expired',
 /** A FAST token the server refused: the caller forgets it and may log in with the password. */
 export class FastTokenRefused extends AuthenticationError {}
 
-async function hmac(key: string, label: string, cb: Uint8Array): Promise<Uint8Array> {
-  const k = await globalThis.crypto.subtle.importKey(
-    'raw',
-    new TextEncoder().encode(key),
-    { name: 'HMAC', hash: 'SHA-256' },
-    false,
-    ['sign'],
-  );
-  const label8 = new TextEncoder().encode(label);
-  const msg = new Uint8Array(label8.length + cb.length);
-  msg.set(label8);
-  msg.set(cb, label8.length);
-  return new Uint8Array(await globalThis.crypto.subtle.sign('HMAC', k, msg));
-}
-
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
-}
+/** HT-SHA-256-*: HMAC-SHA-256 keyed by the token, over the label and the channel binding data. */
+const htMac = (token: string, label: string, cb: Uint8Array) =>
+  hmac('SHA-256', utf8(token), new Uint8Array([...utf8(label), ...cb]));
 
 /** The HT-* mechanism to ask a token for: the strongest the server offers that this transport can bind. */
 function tokenMechanism(stream: XmppStream, offered: string[]): string | undefined {
@@ -102,11 +88,11 @@ export async function authenticate2(
   if (token && ht) {
     const cb = ht[1] === undefined ? new Uint8Array(0) : stream.transport.channelBinding?.(ht[1]);
     if (cb) {
-      const user = new TextEncoder().encode(opts.username);
-      const mac = await hmac(token.token, 'Initiator', cb);
-      const initial = new Uint8Array(user.length + 1 + mac.length);
-      initial.set(user);
-      initial.set(mac, user.length + 1);
+      const initial = new Uint8Array([
+        ...utf8(opts.username),
+        0,
+        ...(await htMac(token.token, 'Initiator', cb)),
+      ]);
       stream.send(
         xml(
           'authenticate',
@@ -118,6 +104,7 @@ export async function authenticate2(
             count: String(token.count),
             invalidate: opts.invalidate ? 'true' : undefined,
           }),
+          opts.inline,
         ),
       );
       const el = await stream.next();
@@ -125,7 +112,10 @@ export async function authenticate2(
         const data = el.getChildText('additional-data', NS.sasl2);
         // The server proves it knows the token too (mutual authentication): required, as SCRAM's
         // server signature is.
-        if (data === undefined || !same(fromBase64(data.trim()), await hmac(token.token, 'Responder', cb)))
+        if (
+          data === undefined ||
+          !constantTimeEqual(fromBase64(data.trim()), await htMac(token.token, 'Responder', cb))
+        )
           throw new AuthenticationError('not-authorized', 'the server did not prove it knows the FAST token');
         // A token past half its life comes back replaced (XEP-0484 §6), for the same mechanism.
         return { mechanism: token.mechanism, fast: true, ...successData(el, token.mechanism) };
@@ -148,70 +138,36 @@ export async function authenticate2(
     password: opts.password,
   });
   const wanted = opts.requestToken && secure ? tokenMechanism(stream, fastOffered) : undefined;
-  try {
-    const initial = await mech.initial();
-    stream.send(
-      xml(
-        'authenticate',
-        { xmlns: NS.sasl2, mechanism: mech.name },
-        xml('initial-response', null, initial.length === 0 ? '=' : toBase64(initial)),
-        ua,
-        wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
-      ),
-    );
-    for (;;) {
-      const el = await stream.next();
-      if (el.is('challenge', NS.sasl2)) {
-        const text = el.text().trim();
-        const resp = await mech.challenge(text === '' ? new Uint8Array(0) : fromBase64(text));
-        stream.send(xml('response', { xmlns: NS.sasl2 }, resp.length === 0 ? undefined : toBase64(resp)));
-      } else if (el.is('success', NS.sasl2)) {
-        const data = el.getChildText('additional-data', NS.sasl2)?.trim();
-        await mech.success(data ? fromBase64(data) : null);
-        return {
-          mechanism: mech.name,
-          ...(mech.name.endsWith('-PLUS') && channelBinding ? { channelBinding: channelBinding.type } : {}),
-          fast: false,
-          ...successData(el, wanted ?? ''),
-        };
-      } else if (el.is('failure', NS.sasl2)) {
-        const { condition, text } = failureOf(el);
-        throw new AuthenticationError(
-          condition,
-          `authentication failed: ${condition}${text ? ` (${text})` : ''}`,
-        );
-      } else if (el.is('continue', NS.sasl2)) {
-        // Tasks (XEP-0388 §2.6: a second factor, a password change) are not supported.
-        stream.send(xml('abort', { xmlns: NS.sasl2 }));
-        throw new AuthenticationError(
-          'aborted',
-          'the server asks for a further task this client does not support',
-        );
-      } else throw new ClientError('connection-failed', `unexpected <${el.name}/> during SASL2`);
-    }
-  } catch (err) {
-    if (err instanceof SaslFailure)
-      throw new AuthenticationError(err.condition, `authentication failed: ${err.message}`, { cause: err });
-    throw err;
-  }
+  const el = await saslExchange(stream, mech, NS.sasl2, (initial) =>
+    xml(
+      'authenticate',
+      { xmlns: NS.sasl2, mechanism: mech.name },
+      xml('initial-response', null, initial),
+      ua,
+      wanted !== undefined && xml('request-token', { xmlns: NS.fast, mechanism: wanted }),
+      opts.inline,
+    ),
+  );
+  return {
+    mechanism: mech.name,
+    ...(mech.name.endsWith('-PLUS') && channelBinding ? { channelBinding: channelBinding.type } : {}),
+    fast: false,
+    ...successData(el, wanted ?? ''),
+  };
 }
 
-function successData(el: Element, mechanism: string): { authorizationId?: string; token?: FastToken } {
+function successData(
+  el: Element,
+  mechanism: string,
+): { authorizationId?: string; token?: FastToken; success: Element } {
   const id = el.getChildText('authorization-identifier', NS.sasl2)?.trim();
   const t = el.getChild('token', NS.fast);
   const expiry = Date.parse(t?.attrs.expiry ?? '');
   return {
+    success: el,
     ...(id ? { authorizationId: id } : {}),
     ...(t?.attrs.token && Number.isFinite(expiry)
       ? { token: { mechanism, token: t.attrs.token, expiry, count: 0 } }
       : {}),
-  };
-}
-
-function failureOf(el: Element): { condition: SaslFailureCondition; text: string | undefined } {
-  const c = el.elements().find((x) => x.xmlns === NS.sasl && x.name !== 'text');
-  return {
-    condition: (c?.name ?? 'not-authorized') as SaslFailureCondition,
-    text: el.getChildText('text', NS.sasl2) ?? el.getChildText('text', NS.sasl),
   };
 }

@@ -4,7 +4,7 @@
  * it too (rule 2: the client core never imports a plugin folder).
  */
 import { xml, type Element } from '@natter/xml';
-import { NS, toBase64 } from '@natter/protocol';
+import { NS, digest, toBase64, utf8 } from '@natter/protocol';
 
 export interface DiscoIdentity {
   category: string;
@@ -34,8 +34,7 @@ export async function capsVerification(
     .sort(byteCompare);
   for (const i of ids) s += `${i}<`;
   for (const f of [...new Set(features)].sort(byteCompare)) s += `${f}<`;
-  const digest = await globalThis.crypto.subtle.digest('SHA-1', new TextEncoder().encode(s));
-  return toBase64(new Uint8Array(digest));
+  return toBase64(await digest('SHA-1', utf8(s)));
 }
 
 /** The `<c/>` element put in outgoing presence. */

@@ -123,13 +123,25 @@ export function csi(options: CsiOptions = {}): PluginDefinition<CsiApi> {
       })(ctx.reportError);
 
       // The post-authentication features tell whether the server supports CSI (§2), on a new
-      // session and on a resumption alike.
+      // session and on a resumption alike; with Bind2 (XEP-0386 §2.3) its inline features do, and
+      // a new session starts inactive right away when the app is in the background.
+      let inactiveInline = false;
+      ctx.hook('sasl2', (req) => {
+        if (!req.bind2) return;
+        supported = req.bind2.includes(NS.csi);
+        if (source && following) state = source.current();
+        inactiveInline = supported && state === 'inactive';
+        if (inactiveInline) req.bind(xml('inactive', { xmlns: NS.csi }));
+      });
       ctx.hook('beforeBind', ({ features }) => {
         supported = !!features.getChild('csi', NS.csi);
         return false;
       });
-      client.on('online', ({ resumed }) => {
-        if (!resumed) serverState = 'active';
+      ctx.hook('afterBind', ({ bound }) => {
+        serverState = bound && inactiveInline ? 'inactive' : 'active';
+        if (serverState === 'inactive') api.emit('state', serverState);
+      });
+      client.on('online', () => {
         if (source && following) state = source.current();
         flush();
       });

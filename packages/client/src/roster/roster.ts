@@ -192,8 +192,11 @@ export function roster(options: RosterOptions = {}): PluginDefinition<RosterApi>
       })(ctx.reportError);
       api.ready.catch((err: unknown) => client.emit('error', err as Error));
 
-      ctx.hook('afterBind', ({ features }) => {
-        serverVersioning = features.getChild('ver', NS.rosterver) !== undefined;
+      ctx.hook('afterBind', ({ features, bound }) => {
+        // RFC 6121 §2.6.1: announced in the features after authentication, which a Bind2 login
+        // (XEP-0386) does not get: versioning is then assumed (Natter has it); a server without it
+        // is expected to ignore `ver` and send the whole roster.
+        serverVersioning = bound !== undefined || features.getChild('ver', NS.rosterver) !== undefined;
       });
       client.on('online', ({ resumed }) => {
         if (!resumed && (options.autoFetch ?? true))

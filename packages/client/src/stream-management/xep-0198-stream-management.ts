@@ -107,14 +107,19 @@ export function streamManagement(
         }
       };
 
-      ctx.hook('beforeBind', async ({ stream, features }) => {
-        if (!resumeId || !features.getChild('sm', NS.sm)) {
-          if (resumeId) failResume(undefined, 'unsupported');
-          return false;
-        }
-        stream.send(xml('resume', { xmlns: NS.sm, previd: resumeId, h: inbound >>> 0 }));
-        const reply = await stream.next();
-        if (reply.is('resumed', NS.sm)) {
+      // One state machine, two ways to reach the server: nonzas after the stream features
+      // (XEP-0198 §3, §5), or inline in a SASL2 login (XEP-0198 §6: `<resume/>` in
+      // `<authenticate/>`, `<enable/>` in Bind2's `<bind/>`, their answers in `<success/>`).
+      const resumeRequest = () => xml('resume', { xmlns: NS.sm, previd: resumeId, h: inbound >>> 0 });
+      const enableRequest = () =>
+        xml('enable', {
+          xmlns: NS.sm,
+          resume: (options.resume ?? true) ? 'true' : undefined,
+          max: options.maxResumeSeconds,
+        });
+      /** §5: `<resumed/>` (true) or `<failed/>`; no answer at all is a failure too. */
+      const resumeAnswer = (reply: Element | undefined): boolean => {
+        if (reply?.is('resumed', NS.sm)) {
           ack(Number(reply.attr('h') ?? 0));
           const again = [...queue.map((p) => p.el), ...held];
           queue = [];
@@ -125,9 +130,51 @@ export function streamManagement(
           api.emit('resumed', { resent: again.length });
           return true;
         }
-        const h = reply.attr('h');
-        failResume(h === undefined ? undefined : Number(h), reply.elements()[0]?.name);
+        const h = reply?.is('failed', NS.sm) ? reply.attr('h') : undefined;
+        failResume(
+          h === undefined ? undefined : Number(h),
+          reply ? reply.elements()[0]?.name : 'unsupported',
+        );
         return false;
+      };
+      /** §3: a new session counts from zero; `<enabled/>` turns acknowledgements on. */
+      const enableAnswer = (reply: Element | undefined) => {
+        enabled = false;
+        inbound = 0;
+        outbound = 0;
+        queue = [];
+        if (!reply?.is('enabled', NS.sm)) return;
+        enabled = true;
+        const resume = reply.attr('resume') === 'true' || reply.attr('resume') === '1';
+        resumeId = resume ? reply.attr('id') : undefined;
+        const max = reply.attr('max') === undefined ? undefined : Number(reply.attr('max'));
+        api.emit('enabled', max === undefined ? { id: resumeId, resume } : { id: resumeId, resume, max });
+      };
+      const answerIn = (parent: Element | undefined, ...names: string[]) =>
+        parent?.elements().find((el) => el.xmlns === NS.sm && names.includes(el.name));
+
+      /** What this SASL2 login asked inline. */
+      let inlineResume = false;
+      let inlineEnable = false;
+      ctx.hook('sasl2', (req) => {
+        inlineResume = resumeId !== undefined && !!req.offer.getChild('sm', NS.sm);
+        if (inlineResume) req.authenticate(resumeRequest());
+        inlineEnable = !!req.bind2?.includes(NS.sm);
+        if (inlineEnable) req.bind(enableRequest());
+      });
+      ctx.hook('authenticated', (success) => {
+        if (inlineResume) return resumeAnswer(answerIn(success, 'resumed', 'failed'));
+        // Bound anew without a chance to resume: the old session is gone for us.
+        if (resumeId !== undefined && success.getChild('bound', NS.bind2))
+          failResume(undefined, 'unsupported');
+        return false;
+      });
+
+      ctx.hook('beforeBind', async ({ stream, features }) => {
+        if (!resumeId) return false;
+        if (!features.getChild('sm', NS.sm)) return resumeAnswer(undefined);
+        stream.send(resumeRequest());
+        return resumeAnswer(await stream.next());
       });
 
       let toResend: Element[] = [];
@@ -145,27 +192,11 @@ export function streamManagement(
         outbound = 0;
       }
 
-      ctx.hook('afterBind', async ({ stream, features }) => {
-        enabled = false;
-        inbound = 0;
-        outbound = 0;
-        queue = [];
-        if (!features.getChild('sm', NS.sm)) return;
-        stream.send(
-          xml('enable', {
-            xmlns: NS.sm,
-            resume: (options.resume ?? true) ? 'true' : undefined,
-            max: options.maxResumeSeconds,
-          }),
-        );
-        const reply = await stream.next();
-        if (reply.is('enabled', NS.sm)) {
-          enabled = true;
-          const resume = reply.attr('resume') === 'true' || reply.attr('resume') === '1';
-          resumeId = resume ? reply.attr('id') : undefined;
-          const max = reply.attr('max') === undefined ? undefined : Number(reply.attr('max'));
-          api.emit('enabled', max === undefined ? { id: resumeId, resume } : { id: resumeId, resume, max });
-        }
+      ctx.hook('afterBind', async ({ stream, features, bound }) => {
+        if (bound) return enableAnswer(inlineEnable ? answerIn(bound, 'enabled', 'failed') : undefined);
+        if (!features.getChild('sm', NS.sm)) return enableAnswer(undefined);
+        stream.send(enableRequest());
+        enableAnswer(await stream.next());
       });
 
       client.on('online', ({ resumed }) => {

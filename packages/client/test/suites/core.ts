@@ -15,7 +15,8 @@ import type { SuiteContext } from '../helpers.js';
 export function coreSuite(ctx: SuiteContext): void {
   test('RFC 6120 §5/§6/§7: connects over TCP with STARTTLS, authenticates with SCRAM-SHA-256 and binds the requested resource', async () => {
     const acct = ctx.account();
-    const c = ctx.client(acct, { resource: 'laptop' });
+    // Without Bind2, which lets the server choose the resource (see the next test).
+    const c = ctx.client(acct, { resource: 'laptop', bind2: false });
     const mechanisms: string[] = [];
     c.on('status', (s) => mechanisms.push(s));
     const jid = await c.connect();
@@ -27,6 +28,14 @@ export function coreSuite(ctx: SuiteContext): void {
     await c.disconnect();
     assert.equal((await offline).manual, true);
     assert.equal(c.status, 'offline');
+  });
+
+  test('XEP-0386 §2.2: with Bind2 (where offered) the requested resource is the tag the server’s resource starts with', async () => {
+    const acct = ctx.account();
+    const jid = await ctx.client(acct, { resource: 'laptop' }).connect();
+    assert.equal(jid.bare.toString(), acct.jid);
+    if (ctx.target.name === 'natter') assert.match(jid.resource, /^laptop\../);
+    else assert.equal(jid.resource, 'laptop', 'no Bind2: the resource asked for');
   });
 
   test('XEP-0368: connects with direct TLS (xmpps:)', async (t) => {
@@ -85,12 +94,13 @@ export function coreSuite(ctx: SuiteContext): void {
     const acct = ctx.account();
     const first = ctx.client(acct, {
       resource: 'same',
+      bind2: false,
       plugins: { reconnect: reconnect({ initialDelay: 20 }) },
     });
     await first.connect();
     const offline = first.waitFor('offline', { timeout: 5000 });
     const stopped = first.plugins.reconnect.waitFor('stopped', { timeout: 5000 });
-    const second = ctx.client(acct, { resource: 'same' });
+    const second = ctx.client(acct, { resource: 'same', bind2: false });
     await second.connect();
     const off = await offline;
     assert.ok(off.error instanceof StreamError && off.error.condition === 'conflict', String(off.error));

@@ -1,7 +1,15 @@
 export { toBase64, fromBase64 } from './base64.js';
 export { SaslFailure, type SaslFailureCondition } from './sasl-failure.js';
 export { saslprep, type SaslprepOptions } from './saslprep.js';
-export { deriveScramCredentials, type ScramCredentials, type ScramHash } from './scram-crypto.js';
+export {
+  deriveScramCredentials,
+  constantTimeEqual,
+  digest,
+  hmac,
+  utf8,
+  type ScramCredentials,
+  type ScramHash,
+} from './scram-crypto.js';
 export type {
   ClientCredentials,
   ClientMechanismOptions,
