@@ -263,7 +263,9 @@ export function mamSuite(ctx: SuiteContext): void {
     await phone.sendMessage({ to: peer.jid!, body: 'again from the phone' });
     await stored;
     const again = await laptop.plugins.mam.catchUp();
-    assert.deepEqual([again.fetched, again.added], [1, 0]);
+    // (the overlap reads the earlier ones again too: none is stored twice)
+    assert.equal(again.added, 0);
+    assert.ok(again.fetched >= 1);
     assert.deepEqual(
       (await store.list(me, conversation)).map((m) => m.body),
       ['from the phone', 'to the phone', 'to the laptop', 'again from the phone'],
