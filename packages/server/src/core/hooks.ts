@@ -100,6 +100,11 @@ export interface HookMap {
    * unavailable presence). Runs on every other node, on the session's host.
    */
   'session/gone': NotifyHook<{ record: SessionRecord; lost: boolean }>;
+  /**
+   * Another node's session is back after that node was found dead (a partition or a stalled
+   * process, not a crash: it kept its sessions): its `session/gone` had been told as lost.
+   */
+  'session/returned': NotifyHook<{ record: SessionRecord }>;
   /** A session sent unavailable presence (still connected). */
   'session/unavailable': NotifyHook<{ session: Session }>;
   /** A session ended (clean: the client closed the stream or sent unavailable first). */

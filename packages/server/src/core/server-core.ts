@@ -349,6 +349,16 @@ export class ServerCore implements ClusterHost {
     return [...this.components.keys()];
   }
 
+  recordReturned(record: SessionRecord): void {
+    const host = this.hosts.get(record.jid.domain);
+    if (!host?.hooks.has('session/returned')) return;
+    void this.track(
+      host.hooks
+        .notify('session/returned', { record })
+        .catch((err: unknown) => this.log.error({ err, hook: 'session/returned' }, 'hook failed')),
+    );
+  }
+
   recordGone(record: SessionRecord, lost: boolean): void {
     const host = this.hosts.get(record.jid.domain);
     if (!host?.hooks.has('session/gone')) return;

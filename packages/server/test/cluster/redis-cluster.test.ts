@@ -140,6 +140,39 @@ describe(
       }
     });
 
+    test('a node the others found dead that was only stalled comes back: its users are announced available again', async () => {
+      const prefix = `${PREFIX}-stall`;
+      const nodes = ['p1', 'p2'].map((n) => new NodeProcess(nodeConfig(n, SHARED_REDIS, prefix)));
+      const [p1, p2] = nodes as [NodeProcess, NodeProcess];
+      try {
+        await p1.start();
+        await p2.start();
+        const juliet = await online(p1, 'juliet', 'balcony');
+        const romeo = await online(p2, 'romeo', 'garden');
+        await juliet.receive(presenceFrom('romeo@localhost/garden'));
+
+        // p2 stalls (SIGSTOP) past its 3 s: p1 declares it dead and sends romeo's unavailable.
+        p2.pause(true);
+        try {
+          await juliet.receive(presenceFrom('romeo@localhost/garden', 'unavailable'), 8000);
+        } finally {
+          p2.pause(false);
+        }
+        // p2 goes on: it learns it was found dead, rejoins with its sessions, and p1 announces
+        // romeo (still connected, never told anything) to his contacts again.
+        const back = await juliet.receive(presenceFrom('romeo@localhost/garden'), 10_000);
+        assert.equal(back.attrs.to, 'juliet@localhost');
+        await p2.until(() => p2.count('rejoined under the same id') > 0, 'p2 to log its rejoining');
+        // And he is reachable again.
+        juliet.send(chat('romeo@localhost/garden', 'st1', 'still there?'));
+        await romeo.receive(messageWithId('st1'), 5000);
+        for (const c of [juliet, romeo]) await c.close();
+      } finally {
+        await Promise.all(nodes.map((n) => n.stop()));
+        await removeRedisKeys(SHARED_REDIS, prefix);
+      }
+    });
+
     test('a restart of Redis: the nodes ride it out, resynchronise, and stanzas flow again', async (t) => {
       if (spawnSync('which', ['redis-server']).status !== 0) {
         t.skip('no redis-server binary to run a private Redis (the shared one is never restarted)');

@@ -118,6 +118,11 @@ export class NodeProcess {
     return until(fn, what, () => this.log, ms);
   }
 
+  /** Stops (SIGSTOP) or resumes (SIGCONT) the process: a node that stalls without dying. */
+  pause(on: boolean): void {
+    this.child.kill(on ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   kill9(): Promise<number | null> {
     this.child.kill('SIGKILL');
     return this.exited;

@@ -42,6 +42,8 @@ export interface ClusterHost {
   localComponents(): string[];
   /** A record of another node was removed: `lost` when its node died (no unavailable was sent). */
   recordGone(record: SessionRecord, lost: boolean): void;
+  /** A record of a node found dead earlier is back (the node was cut off, not dead). */
+  recordReturned(record: SessionRecord): void;
 }
 
 /** What a module sees of the cluster (`ctx.cluster`). */
@@ -102,6 +104,8 @@ export class Cluster {
   private readonly synced = new Set<string>();
   /** Stanzas for nodes the bus could not reach, by node (see `park`). */
   private readonly parked = new Map<string, Parked[]>();
+  /** Nodes declared dead (most recent last, bounded): one that sends a snapshot again was cut off. */
+  private readonly foundDead = new Set<string>();
   private parkedCount = 0;
 
   constructor(
@@ -351,6 +355,13 @@ export class Cluster {
         const before = this.host.sessions.dropNode(from);
         const rs = msg.rs as WireRecord[];
         for (const r of rs) this.put(from, r);
+        // A node this one found dead was only cut off (a partition, a stalled process): its
+        // sessions were announced gone; they are announced again.
+        if (this.foundDead.delete(from))
+          for (const r of rs) {
+            const record = this.host.sessions.get(r.j);
+            if (record && record.node === from && record.id === r.i) this.host.recordReturned(record);
+          }
         const still = new Set(rs.map((r) => r.i));
         for (const r of before) if (!still.has(r.id)) this.host.recordGone(r, true);
         const comps = new Set(msg.comps as string[]);
@@ -517,6 +528,8 @@ export class Cluster {
   private nodeDown(id: string): void {
     this.leadership();
     this.synced.delete(id);
+    this.foundDead.add(id);
+    if (this.foundDead.size > 1000) this.foundDead.delete(this.foundDead.values().next().value!);
     const gone = this.host.sessions.dropNode(id);
     for (const [d, node] of this.remoteComponents)
       if (node === id) {

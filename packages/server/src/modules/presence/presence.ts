@@ -294,6 +294,24 @@ export default defineModule({
       await Promise.all(pending);
     });
 
+    // ...and a node found dead that comes back (cut off, not crashed) still has them: the oldest
+    // node tells the same people they are there again, with their last presence.
+    ctx.hook('session/returned', async ({ record }) => {
+      if (
+        !record.available ||
+        !record.presence ||
+        record.jid.domain !== ctx.domain ||
+        !ctx.cluster.isLeader()
+      )
+        return;
+      const from = record.jid.toString();
+      const pending: (void | Promise<void>)[] = [];
+      for (const c of await roster.subscribers(record.bare))
+        pending.push(send(readdress(record.presence, from, c.toString())));
+      pending.push(send(readdress(record.presence, from, record.bare.toString())));
+      await Promise.all(pending);
+    });
+
     // §4.5.2 / §4.6.3: a session that ends (cleanly or not) goes unavailable for everyone who saw it
     ctx.hook('session/closed', async ({ session }) => {
       if (session.jid.domain !== ctx.domain) return;
