@@ -203,7 +203,8 @@ export function streamManagement(
         online = true;
         // Stanzas sent after the resumption failed, while the new session was being bound, were
         // held as for a resumption: they go out now, after those of the lost session.
-        const late = resumed ? [] : held;
+        // (IQs among them were already failed by the new session: not sent.)
+        const late = resumed ? [] : held.filter((el) => el.name !== 'iq');
         if (!resumed) held = [];
         if (!resumed && toResend.length > 0) {
           const again = toResend;

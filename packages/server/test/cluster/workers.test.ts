@@ -186,4 +186,23 @@ describe('natter serve --workers 2', () => {
     await again.close();
     await juliet.close();
   });
+
+  test('the worker running the rooms is killed: occupants on the other worker are told they left (332), and can join again', async () => {
+    // Worker 1 is the oldest (it runs the rooms); romeo sits in a room from worker 2.
+    const romeo = await loginOn(2, 'romeo', 'study');
+    romeo.send(xml('presence'));
+    await romeo.receive(presenceFrom('romeo@localhost/study'));
+    const room = `capulet@${SERVICE}`;
+    await createRoom(romeo, room, 'romeo');
+
+    const before = w.workers.get(1)!;
+    process.kill(before.pid, 'SIGKILL');
+    const left = await romeo.receive(presenceFrom(`${room}/romeo`, 'unavailable'), 10_000);
+    assert.deepEqual(codes(left), [110, 332]);
+
+    // Worker 2 runs the rooms now: the room (temporary, gone with its node) can be made again.
+    await createRoom(romeo, room, 'romeo');
+    await w.until(() => w.workers.get(1)!.pid !== before.pid, 'worker 1 to be restarted', 20_000);
+    await romeo.close();
+  });
 });

@@ -27,6 +27,8 @@ type Parked = { kind: 'session'; full: Jid; id: string; stanza: Element } | { ki
  * thousand stanzas per second stays well below.
  */
 const MAX_PARKED = 50_000;
+/** How long stanzas stay held for a node that is neither found dead nor back before a new try. */
+const PARKED_MAX_MS = 10_000;
 
 /** What the cluster needs of the server core (ServerCore implements it). */
 export interface ClusterHost {
@@ -58,6 +60,8 @@ export interface ClusterView {
   on(topic: string, fn: (data: unknown, from: string) => void): () => void;
   /** Runs `fn` when this node becomes the leader (the previous one left or died). */
   onLeader(fn: () => void): () => void;
+  /** Runs `fn` on every node when the node that ran the services (rooms, pubsub) left or died. */
+  onServiceOwnerLost(fn: () => void): () => void;
   /**
    * Runs `fn` when messages from another node may have been lost (a Redis outage): a module drops
    * every cache another node could have invalidated meanwhile.
@@ -72,6 +76,7 @@ export const STANDALONE: ClusterView = {
   broadcast: () => undefined,
   on: () => () => undefined,
   onLeader: () => () => undefined,
+  onServiceOwnerLost: () => () => undefined,
   onResync: () => () => undefined,
 };
 
@@ -99,6 +104,9 @@ export class Cluster {
   /** Whether this node was the leader after the last membership change (undefined: not known yet). */
   private leader: boolean | undefined;
   private readonly leaderHooks = new Set<() => void>();
+  private readonly ownerLostHooks = new Set<() => void>();
+  /** The services' owner after the last membership change. */
+  private owner: string | undefined;
   private readonly resyncHooks = new Set<() => void | Promise<void>>();
   /** Nodes whose snapshot this node has: a second one (without a departure between) is a resync. */
   private readonly synced = new Set<string>();
@@ -107,6 +115,9 @@ export class Cluster {
   /** Nodes declared dead (most recent last, bounded): one that sends a snapshot again was cut off. */
   private readonly foundDead = new Set<string>();
   private parkedCount = 0;
+  /** When each node's held list began: past PARKED_MAX_MS it is tried again (see `start`). */
+  private readonly parkedSince = new Map<string, number>();
+  private parkedSweep: NodeJS.Timeout | undefined;
 
   constructor(
     readonly bus: NodeBus,
@@ -119,6 +130,13 @@ export class Cluster {
 
   async start(host: ClusterHost): Promise<void> {
     this.host = host;
+    // A node that never comes back nor is found dead (a worker that does not read, a publish
+    // answered 0 after the node's snapshot): its held stanzas are tried again now and then.
+    this.parkedSweep = setInterval(() => {
+      const old = Date.now() - PARKED_MAX_MS;
+      for (const [node, since] of this.parkedSince) if (since < old) this.unpark(node);
+    }, PARKED_MAX_MS / 2);
+    this.parkedSweep.unref();
     host.sessions.replicateTo(this);
     await this.bus.start({
       message: (from, msg) => this.receive(from, msg),
@@ -129,6 +147,9 @@ export class Cluster {
 
   /** Leaves the cluster once this node's sessions ended (their removals are sent first). */
   async stop(): Promise<void> {
+    clearInterval(this.parkedSweep);
+    // A last try for what is held (routed again for nodes already gone).
+    for (const node of [...this.parked.keys()]) this.unpark(node);
     this.flush();
     await this.bus.stop();
   }
@@ -207,6 +228,8 @@ export class Cluster {
    */
   private park(node: string, p: Parked): void {
     if (this.parkedCount >= MAX_PARKED) {
+      // Presence is state, not worth an error (and routing it again would drop it anyway).
+      if ((p.kind === 'route' ? p.ev.stanza : p.stanza).name === 'presence') return;
       if (p.kind === 'route')
         this.host.router.bounce(p.ev, 'recipient-unavailable', 'a cluster node is unreachable');
       else
@@ -220,6 +243,7 @@ export class Cluster {
     let list = this.parked.get(node);
     if (!list) {
       this.parked.set(node, (list = []));
+      this.parkedSince.set(node, Date.now());
       this.log.warn(
         { peer: node },
         'cluster: a node does not receive; holding its stanzas until it is back or found dead',
@@ -236,6 +260,7 @@ export class Cluster {
     const list = this.parked.get(node);
     if (!list) return;
     this.parked.delete(node);
+    this.parkedSince.delete(node);
     this.parkedCount -= list.length;
     const alive = this.isMember(node);
     // Records of a node that is not a member are stale (its departure dropped them): without them,
@@ -243,8 +268,20 @@ export class Cluster {
     if (!alive) for (const r of this.host.sessions.dropNode(node)) this.host.recordGone(r, true);
     for (const p of list) {
       if (p.kind === 'route') {
-        if (alive) this.forward(node, p.ev);
-        else void this.host.router.dispatchForwarded(p.ev);
+        if (alive) {
+          this.forward(node, p.ev);
+          continue;
+        }
+        // The answer to an IQ the dead node sent: nobody waits for it any more.
+        const type = p.ev.stanza.attrs.type;
+        if (p.ev.stanza.name === 'iq' && (type === 'result' || type === 'error')) continue;
+        // A stanza for a service the dead node ran: to the node that runs it now.
+        const owner = this.serviceOwner();
+        if (owner !== this.nodeId) this.forward(owner, p.ev);
+        else
+          void Promise.resolve(this.host.router.dispatchForwarded(p.ev)).catch((err: unknown) =>
+            this.log.error({ err }, 'cluster: a stanza held for a dead node could not be routed'),
+          );
         continue;
       }
       const r = this.host.sessions.get(p.full);
@@ -325,6 +362,10 @@ export class Cluster {
       onLeader: (fn) => {
         this.leaderHooks.add(fn);
         return () => this.leaderHooks.delete(fn);
+      },
+      onServiceOwnerLost: (fn) => {
+        this.ownerLostHooks.add(fn);
+        return () => this.ownerLostHooks.delete(fn);
       },
       on: (topic, fn) => {
         const k = key(topic);
@@ -492,6 +533,7 @@ export class Cluster {
 
   /** After a membership change: tells the modules when this node has just become the leader. */
   private leadership(): void {
+    this.owner = this.serviceOwner();
     const now = this.isLeader();
     const before = this.leader;
     this.leader = now;
@@ -526,6 +568,7 @@ export class Cluster {
   }
 
   private nodeDown(id: string): void {
+    const ownerLost = this.owner === id;
     this.leadership();
     this.synced.delete(id);
     this.foundDead.add(id);
@@ -545,6 +588,14 @@ export class Cluster {
       }
     for (const r of gone) this.host.recordGone(r, true);
     this.unpark(id);
+    if (ownerLost)
+      for (const fn of this.ownerLostHooks) {
+        try {
+          fn();
+        } catch (err) {
+          this.log.error({ err }, 'cluster: a module failed on the loss of the services node');
+        }
+      }
   }
 
   private syncComponent(domain: string): void {

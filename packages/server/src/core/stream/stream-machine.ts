@@ -433,17 +433,17 @@ export abstract class StreamMachine implements StreamView {
     this.slowTimer.unref();
   }
 
+  /** Whether the peer owes acknowledgements enough that bursts should wait (c2s: stream management). */
+  protected peerBehind(): boolean {
+    return false;
+  }
+
   /**
    * Back-pressure for producers of long bursts (offline flush): resolves true once no more than
    * `bytes` wait to be sent and no stage says the peer is behind (stream management's
    * unacknowledged stanzas), false as soon as the stream is closing. Polls, because WebSocket
    * transports have no drain event; a peer that stops reading is cut off by flushCheck meanwhile.
    */
-  /** Whether the peer owes acknowledgements enough that bursts should wait (c2s: stream management). */
-  protected peerBehind(): boolean {
-    return false;
-  }
-
   async sendRoom(bytes: number): Promise<boolean> {
     while (
       this.state !== 'closing' &&

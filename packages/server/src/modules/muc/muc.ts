@@ -3,6 +3,7 @@ import { mucOptions } from './options.js';
 import { destroyRoom } from './owner-iq.js';
 import { MucService } from './service.js';
 import { migrations, RoomStore } from './storage.js';
+import { trackRoomsForLoss } from './lost-rooms.js';
 
 export type { MucApi } from './service.js';
 
@@ -68,6 +69,8 @@ export default defineModule({
       service.reload().catch((err: unknown) => ctx.log.error({ err }, 'could not load the rooms'));
     });
     ctx.hook('server/stopping', () => service.announceShutdown());
+    // ...and when the node running them dies, this node's occupants are told they left (332).
+    trackRoomsForLoss(ctx, domain);
     ctx.provide(
       'muc',
       service.api((room, reason) => destroyRoom(service, room, reason)),

@@ -51,6 +51,8 @@ export default defineModule({
      * for the first (and then finds nothing left). Across nodes the claim in storage decides.
      */
     const delivering = new Map<string, Promise<void>>();
+    /** Accounts whose running delivery must claim once more before it ends (a write finished meanwhile). */
+    const recheck = new Set<string>();
 
     ctx.feature('host', NS.msgoffline);
 
@@ -105,7 +107,11 @@ export default defineModule({
 
     /** `handOver`, unless a delivery for the account runs on this node (it will take the rows). */
     const handOverOnce = (owner: string): void => {
-      if (delivering.has(owner)) return;
+      if (delivering.has(owner)) {
+        // It may have claimed already: it looks again before it ends.
+        recheck.add(owner);
+        return;
+      }
       const run: Promise<void> = handOver(owner).finally(() => {
         if (delivering.get(owner) === run) delivering.delete(owner);
       });
@@ -129,7 +135,7 @@ export default defineModule({
             stanza.append(delayElement(new Date(row.storedAt), ctx.domain, 'Offline Storage'));
             ctx.deliver(to, stanza);
           }
-          if (rows.length < CLAIM_BATCH) return;
+          if (rows.length < CLAIM_BATCH && !recheck.delete(owner)) return;
         }
       } catch (err) {
         ctx.log.error(
@@ -198,10 +204,10 @@ export default defineModule({
         if (!open || next < rows.length) return;
         if (rows.length < CLAIM_BATCH) {
           // Messages this node is still writing for the account (they arrived just before it came
-          // online) are claimed once written.
+          // online) are claimed once written, as are those written while this batch went out.
           const pending = writes.get(owner);
-          if (!pending) return;
-          await pending;
+          if (pending) await pending;
+          else if (!recheck.delete(owner)) return;
         }
       }
     };
