@@ -24,6 +24,7 @@ export type { IqHandler, IqRequest } from './iq-dispatcher.js';
 export type { ServiceHandler } from './router.js';
 export type { Session, SessionRecord } from './session.js';
 export type { SessionDirectory } from './session-registry.js';
+export { isLocal } from './session-registry.js';
 export type { ClusterView } from './cluster/cluster.js';
 export type {
   StreamState,

@@ -214,11 +214,6 @@ export class Cluster {
     );
   }
 
-  /** Stanzas held for unreachable nodes (a gauge for /metrics and tests). */
-  get parkedStanzas(): number {
-    return this.parkedCount;
-  }
-
   /**
    * A stanza the bus could not give to `node`: nobody reads that node's channel. Between a node's
    * death and the moment the others declare it dead (Redis: 3–4 s), its sessions' records are still

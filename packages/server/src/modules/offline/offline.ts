@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { parseElement } from '@natter/xml';
 import { tryParseJid, type Jid } from '@natter/jid';
 import { NS, delayElement } from '@natter/protocol';
-import { defineModule, type Session, type SessionRecord } from '../../core/module-api.js';
+import { defineModule, isLocal, type Session, type SessionRecord } from '../../core/module-api.js';
 import { OfflineStore, offlineMigrations } from './offline-store.js';
 import { shouldStore } from './xep-0160-policy.js';
 import type { BlockingApi } from '../blocking/api.js';
@@ -118,8 +118,14 @@ export default defineModule({
       delivering.set(owner, run);
     };
 
-    /** Takes what is stored for an account that is online and delivers it to its session there. */
+    /**
+     * Takes what is stored for an account that is online and delivers it to its session there:
+     * a session of this node as at its login (paced, blocked contacts left out); one of another
+     * node through the cluster.
+     */
     const handOver = async (owner: string): Promise<void> => {
+      const first = onlineRecipient(owner);
+      if (first && isLocal(first)) return deliver(first);
       try {
         for (;;) {
           const to = onlineRecipient(owner);
