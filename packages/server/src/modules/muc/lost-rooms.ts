@@ -1,7 +1,7 @@
 import { xml, type Element } from '@natter/xml';
 import { tryParseJid } from '@natter/jid';
 import { NS } from '@natter/protocol';
-import type { ModuleContext, Session } from '../../core/module-api.js';
+import type { ModuleContext } from '../../core/module-api.js';
 import { STATUS } from './occupants.js';
 
 /**
@@ -17,13 +17,12 @@ export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): 
   /** Local session (full JID) → room (bare JID) → the occupant's room JID (room/nick). */
   const joined = new Map<string, Map<string, string>>();
 
-  const watch = (session: Session, el: Element): void => {
+  const watch = (full: string, el: Element): void => {
     if (el.name !== 'presence') return;
     const from = tryParseJid(el.attrs.from ?? '');
     if (!from || from.domain !== domain || from.resource === '') return;
     const x = el.getChild('x', NS.mucUser);
     if (!x || !x.getChildren('status').some((s) => s.attrs.code === String(STATUS.self))) return;
-    const full = session.jid.toString();
     const room = from.toBareString();
     if (el.attrs.type === 'unavailable') {
       const rooms = joined.get(full);
@@ -37,11 +36,12 @@ export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): 
   };
 
   ctx.hook('session/bound', ({ session }) => {
+    const full = session.jid.toString();
     // Before the other stages (CSI may hold presence back): every self-presence is seen.
     session.stream.pipeline.filter(
       'muc-joined-rooms',
       (el) => {
-        watch(session, el);
+        watch(full, el);
         return el;
       },
       -100,
