@@ -204,9 +204,14 @@ export class ModuleContext<Options> {
     });
   }
 
-  /** Serves a whole domain (e.g. `conference.example.com`): every stanza to it reaches `handler`. */
-  service(domain: string, handler: ServiceHandler): void {
-    this.undo.push(this.router.addService(domain, this.host, handler, this.module));
+  /**
+   * Serves a whole domain (e.g. `conference.example.com`): every stanza to it reaches `handler`.
+   * `perAddress`: in a cluster each bare JID of the domain runs on its own node (rooms placed by
+   * rendezvous hashing, `ctx.cluster.ownerOf`); the handler then gets what is addressed to the
+   * bare JIDs this node owns, and the service domain itself on the oldest node.
+   */
+  service(domain: string, handler: ServiceHandler, opts: { perAddress?: boolean } = {}): void {
+    this.undo.push(this.router.addService(domain, this.host, handler, this.module, opts.perAddress));
     this.host.services.add(domain);
     this.undo.push(() => this.host.services.delete(domain));
   }

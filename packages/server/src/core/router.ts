@@ -31,7 +31,10 @@ export class IqTimeoutError extends Error {
  */
 export class Router {
   readonly hosts = new Map<string, Host>();
-  private readonly services = new Map<string, { handler: ServiceHandler; host: Host; owner: string }>();
+  private readonly services = new Map<
+    string,
+    { handler: ServiceHandler; host: Host; owner: string; perAddress: boolean }
+  >();
   /** XEP-0114 component domains (configured), with the function delivering to the connected one. */
   private readonly components = new Map<string, ((stanza: Element) => void) | undefined>();
   private readonly pending = new Map<string, PendingIq>();
@@ -46,10 +49,20 @@ export class Router {
     private readonly log: Logger,
   ) {}
 
-  addService(domain: string, host: Host, handler: ServiceHandler, owner: string): () => void {
+  /**
+   * `perAddress`: in a cluster, what is addressed to `name@domain` runs on the node that owns that
+   * bare JID (rendezvous hashing: MUC rooms); otherwise the whole service runs on the oldest node.
+   */
+  addService(
+    domain: string,
+    host: Host,
+    handler: ServiceHandler,
+    owner: string,
+    perAddress = false,
+  ): () => void {
     if (this.hosts.has(domain) || this.services.has(domain) || this.components.has(domain))
       throw new Error(`domain ${domain} is already served`);
-    this.services.set(domain, { handler, host, owner });
+    this.services.set(domain, { handler, host, owner, perAddress });
     return () => this.services.delete(domain);
   }
 
@@ -155,8 +168,9 @@ export class Router {
   private elsewhere(ev: RouteEvent): MaybePromise<void> {
     const service = this.services.get(ev.to.domain);
     if (service) {
-      // Services keep their state (rooms, occupants) in memory: one node of a cluster runs them.
-      const owner = this.cluster?.serviceOwner();
+      // Services keep their state (rooms, occupants) in memory: one node of a cluster runs each
+      // room, or the whole service.
+      const owner = this.cluster?.serviceNode(ev.to, service.perAddress);
       if (owner !== undefined && owner !== this.cluster!.nodeId) return this.cluster!.forward(owner, ev);
       return this.toService(service, ev);
     }
@@ -190,14 +204,27 @@ export class Router {
    * A stanza another node of the cluster forwarded here, having run the hooks of its own stage:
    * the answer to an IQ this node sent, or a stanza for a service this node runs.
    */
-  dispatchForwarded(ev: RouteEvent): MaybePromise<void> {
+  dispatchForwarded(ev: RouteEvent, hops = 0): MaybePromise<void> {
     const type = ev.stanza.attrs.type;
     if (ev.stanza.name === 'iq' && (type === 'result' || type === 'error')) {
       this.settle(ev);
       return;
     }
     const service = this.services.get(ev.to.domain);
-    if (service) return this.toService(service, ev);
+    if (service) {
+      // Sent by a node that saw another membership (a node just joined or left): passed on to the
+      // owner this node sees, a few times at most (the service sorts out a room it does not hold).
+      const cluster = this.cluster;
+      const owner = cluster?.serviceNode(ev.to, service.perAddress);
+      if (
+        owner !== undefined &&
+        owner !== cluster!.nodeId &&
+        cluster!.isMember(owner) &&
+        cluster!.mayPassOn(hops)
+      )
+        return cluster!.forward(owner, ev, hops + 1);
+      return this.toService(service, ev);
+    }
     return this.dispatch(ev);
   }
 

@@ -11,6 +11,7 @@ import { startTestServer } from '../support/test-server.js';
 import { befriend } from '../support/subscriptions.js';
 import { TestClient, type Target } from '../support/test-client.js';
 import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
+import { rendezvousOwner } from '../../src/core/cluster/rendezvous.js';
 
 const PW = 'workers-pw';
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -187,20 +188,31 @@ describe('natter serve --workers 2', () => {
     await juliet.close();
   });
 
-  test('the worker running the rooms is killed: occupants on the other worker are told they left (332), and can join again', async () => {
-    // Worker 1 is the oldest (it runs the rooms); romeo sits in a room from worker 2.
+  test('the worker running a room is killed: occupants on the other worker are told they left (332), and can join again', async () => {
+    // Each room runs on the worker owning its JID (rendezvous hashing): romeo, on worker 2, sits
+    // in a room worker 1 runs, and in one worker 2 runs.
     const romeo = await loginOn(2, 'romeo', 'study');
     romeo.send(xml('presence'));
     await romeo.receive(presenceFrom('romeo@localhost/study'));
-    const room = `capulet@${SERVICE}`;
+    const nodes = [w.workers.get(1)!.node, w.workers.get(2)!.node];
+    const names = Array.from({ length: 64 }, (_, i) => `capulet${i}@${SERVICE}`);
+    const room = names.find((r) => rendezvousOwner(nodes, r) === nodes[0])!;
+    const other = names.find((r) => rendezvousOwner(nodes, r) === nodes[1])!;
     await createRoom(romeo, room, 'romeo');
+    await createRoom(romeo, other, 'romeo');
 
     const before = w.workers.get(1)!;
     process.kill(before.pid, 'SIGKILL');
     const left = await romeo.receive(presenceFrom(`${room}/romeo`, 'unavailable'), 10_000);
     assert.deepEqual(codes(left), [110, 332]);
+    // The room of the live worker goes on: romeo is still in it.
+    romeo.send(
+      xml('message', { to: other, type: 'groupchat', id: 'still' }, xml('body', null, 'still here')),
+    );
+    await romeo.receive((e) => e.name === 'message' && e.attrs.id === 'still');
+    assert.ok(!romeo.received.some(presenceFrom(`${other}/romeo`, 'unavailable')));
 
-    // Worker 2 runs the rooms now: the room (temporary, gone with its node) can be made again.
+    // Worker 2 runs every room now: the room (temporary, gone with its node) can be made again.
     await createRoom(romeo, room, 'romeo');
     await w.until(() => w.workers.get(1)!.pid !== before.pid, 'worker 1 to be restarted', 20_000);
     await romeo.close();

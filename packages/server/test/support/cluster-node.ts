@@ -129,6 +129,8 @@ export class NodeProcess {
   }
 
   async stop(): Promise<number | null> {
+    // Never started (a test failed before): nothing to stop.
+    if (this.child === undefined) return 0;
     if (this.exitCode !== undefined) return this.exitCode;
     this.child.kill('SIGTERM');
     return this.exited;

@@ -7,6 +7,7 @@ import type { SessionRegistry } from '../session-registry.js';
 import { RemoteRecord, isLocal } from '../session-registry.js';
 import type { Session, SessionRecord } from '../session.js';
 import type { BusMessage, Member, NodeBus } from './node-bus.js';
+import { rendezvousOwner } from './rendezvous.js';
 
 /** A session record as it travels between nodes. */
 interface WireRecord {
@@ -60,13 +61,29 @@ export interface ClusterView {
   on(topic: string, fn: (data: unknown, from: string) => void): () => void;
   /** Runs `fn` when this node becomes the leader (the previous one left or died). */
   onLeader(fn: () => void): () => void;
-  /** Runs `fn` on every node when the node that ran the services (rooms, pubsub) left or died. */
-  onServiceOwnerLost(fn: () => void): () => void;
   /**
    * Runs `fn` when messages from another node may have been lost (a Redis outage): a module drops
    * every cache another node could have invalidated meanwhile.
    */
   onResync(fn: () => void | Promise<void>): () => void;
+  /** The live nodes, this one included. */
+  members(): string[];
+  /**
+   * The live node that owns `key` (rendezvous hashing, rendezvous.ts): every node with the same
+   * member list agrees. With `also`, as if that node were still alive (who owned a key before it left).
+   */
+  ownerOf(key: string, also?: string): string;
+  /** Runs `fn` on every membership change: a node joined, or left (stopped or found dead). */
+  onMembership(fn: (change: { joined?: string; left?: string }) => void): () => void;
+  /** Sends a message to the same module on one node (ordered after earlier ones to that node). */
+  send(node: string, topic: string, data: unknown): void;
+  /**
+   * Asks the same module on another node and waits for its answer; undefined when the node has no
+   * answerer, leaves, or does not answer within `timeoutMs`.
+   */
+  ask(node: string, topic: string, data: unknown, timeoutMs: number): Promise<unknown>;
+  /** What this module answers other nodes' `ask` with (one answerer per topic). */
+  answer(topic: string, fn: (data: unknown, from: string) => Promise<unknown>): void;
 }
 
 /** The view of a server that is not clustered. */
@@ -76,9 +93,17 @@ export const STANDALONE: ClusterView = {
   broadcast: () => undefined,
   on: () => () => undefined,
   onLeader: () => () => undefined,
-  onServiceOwnerLost: () => () => undefined,
   onResync: () => () => undefined,
+  members: () => ['local'],
+  ownerOf: () => 'local',
+  onMembership: () => () => undefined,
+  send: () => undefined,
+  ask: () => Promise.resolve(undefined),
+  answer: () => undefined,
 };
+
+/** How many times a stanza for a service may be passed on between nodes that disagree on its owner. */
+const MAX_HOPS = 3;
 
 /**
  * One node's part in a cluster (docs/decisions/0009): publishes its sessions' records, keeps the
@@ -104,9 +129,7 @@ export class Cluster {
   /** Whether this node was the leader after the last membership change (undefined: not known yet). */
   private leader: boolean | undefined;
   private readonly leaderHooks = new Set<() => void>();
-  private readonly ownerLostHooks = new Set<() => void>();
-  /** The services' owner after the last membership change. */
-  private owner: string | undefined;
+  private readonly membershipHooks = new Set<(change: { joined?: string; left?: string }) => void>();
   private readonly resyncHooks = new Set<() => void | Promise<void>>();
   /** Nodes whose snapshot this node has: a second one (without a departure between) is a resync. */
   private readonly synced = new Set<string>();
@@ -165,6 +188,21 @@ export class Cluster {
     return this.serviceOwner() === this.nodeId;
   }
 
+  /** The live node owning `key` by rendezvous hashing (counting `also` as alive). */
+  ownerOf(key: string, also?: string): string {
+    const ids = this.bus.members().map((m) => m.id);
+    if (also !== undefined && !ids.includes(also)) ids.push(also);
+    return rendezvousOwner(ids, key) ?? this.nodeId;
+  }
+
+  /**
+   * The node that runs what is addressed to `to` on a service: the service's rooms are placed one
+   * by one (`perAddress`: by bare JID, rendezvous hashing), the rest runs on the oldest node.
+   */
+  serviceNode(to: Jid, perAddress: boolean): string {
+    return perAddress && to.local !== '' ? this.ownerOf(`${to.local}@${to.domain}`) : this.serviceOwner();
+  }
+
   // --- records --------------------------------------------------------------------------------
 
   recordChanged(session: Session): void {
@@ -205,13 +243,19 @@ export class Cluster {
     this.bus.send(record.node, { t: 'kick', j: record.jid.toString(), i: record.id, c: condition, x: text });
   }
 
-  /** Routes a stanza on the node that owns its destination (a service, a pending IQ). */
-  forward(node: string, ev: RouteEvent): void {
-    this.bus.send(
-      node,
-      { t: 'r', s: ev.stanza.toString(), f: ev.from.toString(), to: ev.to.toString() },
-      () => this.park(node, { kind: 'route', ev }),
-    );
+  /**
+   * Routes a stanza on the node that owns its destination (a service, a pending IQ). `hops`: how
+   * many nodes passed it on already (nodes disagree on an owner while a membership change spreads).
+   */
+  forward(node: string, ev: RouteEvent, hops = 0): void {
+    const msg: BusMessage = { t: 'r', s: ev.stanza.toString(), f: ev.from.toString(), to: ev.to.toString() };
+    if (hops > 0) msg.h = hops;
+    this.bus.send(node, msg, () => this.park(node, { kind: 'route', ev }));
+  }
+
+  /** Whether a forwarded stanza may be passed on once more (see `forward`). */
+  mayPassOn(hops: number): boolean {
+    return hops < MAX_HOPS;
   }
 
   /**
@@ -270,13 +314,11 @@ export class Cluster {
         // The answer to an IQ the dead node sent: nobody waits for it any more.
         const type = p.ev.stanza.attrs.type;
         if (p.ev.stanza.name === 'iq' && (type === 'result' || type === 'error')) continue;
-        // A stanza for a service the dead node ran: to the node that runs it now.
-        const owner = this.serviceOwner();
-        if (owner !== this.nodeId) this.forward(owner, p.ev);
-        else
-          void Promise.resolve(this.host.router.dispatchForwarded(p.ev)).catch((err: unknown) =>
-            this.log.error({ err }, 'cluster: a stanza held for a dead node could not be routed'),
-          );
+        // A stanza for a service the dead node ran: to the node that runs it now (the router
+        // passes it on when that is another node).
+        void Promise.resolve(this.host.router.dispatchForwarded(p.ev)).catch((err: unknown) =>
+          this.log.error({ err }, 'cluster: a stanza held for a dead node could not be routed'),
+        );
         continue;
       }
       const r = this.host.sessions.get(p.full);
@@ -358,10 +400,15 @@ export class Cluster {
         this.leaderHooks.add(fn);
         return () => this.leaderHooks.delete(fn);
       },
-      onServiceOwnerLost: (fn) => {
-        this.ownerLostHooks.add(fn);
-        return () => this.ownerLostHooks.delete(fn);
+      members: () => this.bus.members().map((m) => m.id),
+      ownerOf: (k, also) => this.ownerOf(k, also),
+      onMembership: (fn) => {
+        this.membershipHooks.add(fn);
+        return () => this.membershipHooks.delete(fn);
       },
+      send: (node, topic, data) => this.bus.send(node, { t: 'm', k: key(topic), v: data }),
+      ask: (node, topic, data, timeoutMs) => this.request(node, key(topic), data, timeoutMs),
+      answer: (topic, fn) => this.answer(key(topic), fn),
       on: (topic, fn) => {
         const k = key(topic);
         let set = this.topics.get(k);
@@ -507,12 +554,10 @@ export class Cluster {
     } catch {
       return;
     }
-    void this.host.router.dispatchForwarded({
-      stanza: parseElement(msg.s as string),
-      from,
-      to,
-      origin: undefined,
-    });
+    void this.host.router.dispatchForwarded(
+      { stanza: parseElement(msg.s as string), from, to, origin: undefined },
+      typeof msg.h === 'number' ? msg.h : 0,
+    );
   }
 
   private put(node: string, w: WireRecord): void {
@@ -528,7 +573,6 @@ export class Cluster {
 
   /** After a membership change: tells the modules when this node has just become the leader. */
   private leadership(): void {
-    this.owner = this.serviceOwner();
     const now = this.isLeader();
     const before = this.leader;
     this.leader = now;
@@ -560,10 +604,21 @@ export class Cluster {
     // Everything this node holds, in one message: the peer replaces what it knew of us.
     const rs = [...this.host.sessions.all()].filter((s) => !s.closed).map(wire);
     this.bus.send(m.id, { t: 'snap', rs, comps: this.host.localComponents() });
+    // After the snapshot: what modules send the newcomer (rooms it now owns) finds our sessions there.
+    this.membershipChanged({ joined: m.id });
+  }
+
+  private membershipChanged(change: { joined?: string; left?: string }): void {
+    for (const fn of this.membershipHooks) {
+      try {
+        fn(change);
+      } catch (err) {
+        this.log.error({ err }, 'cluster: a module failed on a membership change');
+      }
+    }
   }
 
   private nodeDown(id: string): void {
-    const ownerLost = this.owner === id;
     this.leadership();
     this.synced.delete(id);
     this.foundDead.add(id);
@@ -582,15 +637,8 @@ export class Cluster {
         r.resolve(undefined);
       }
     for (const r of gone) this.host.recordGone(r, true);
+    this.membershipChanged({ left: id });
     this.unpark(id);
-    if (ownerLost)
-      for (const fn of this.ownerLostHooks) {
-        try {
-          fn();
-        } catch (err) {
-          this.log.error({ err }, 'cluster: a module failed on the loss of the services node');
-        }
-      }
   }
 
   private syncComponent(domain: string): void {

@@ -59,6 +59,11 @@ export class History {
     this.entries = [];
   }
 
+  /** Every entry, oldest first (a room handed to another node of a cluster). */
+  all(): readonly HistoryEntry[] {
+    return this.entries;
+  }
+
   find(pred: (e: HistoryEntry) => boolean): HistoryEntry | undefined {
     return this.entries.find(pred);
   }

@@ -5,12 +5,12 @@ import type { ModuleContext } from '../../core/module-api.js';
 import { STATUS } from './occupants.js';
 
 /**
- * In a cluster the rooms run on one node (docs/decisions/0009). When that node dies, its rooms'
- * occupants on the other nodes are gone from the rooms (a persistent room is loaded again, empty,
- * by the next node), but nobody would tell them. Each node therefore notes, from the self-presence
- * (status 110) the service sends its own sessions, which rooms they are in, and when the rooms'
- * node is lost tells each of them it left every such room because the service went down (110,
- * 332, XEP-0045 §10.10): clients join again.
+ * In a cluster each room runs on one node (cluster-rooms.ts, docs/decisions/0009). When that node
+ * dies, the room's occupants on the other nodes are gone from it (a persistent room is loaded
+ * again, empty, by its next owner), but nobody would tell them. Each node therefore notes, from the
+ * self-presence (status 110) the service sends its own sessions, which rooms they are in, and when
+ * a node is lost tells each of them it left every room that node ran because the service went down
+ * (110, 332, XEP-0045 §10.10): clients join again. Rooms on the other nodes go on undisturbed.
  */
 export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): void {
   if (ctx.cluster.nodeId === 'local') return; // one process: the rooms die with their occupants
@@ -51,14 +51,22 @@ export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): 
     joined.delete(session.jid.toString());
   });
 
-  ctx.cluster.onServiceOwnerLost(() => {
-    const lost = [...joined];
-    joined.clear();
+  ctx.cluster.onMembership(({ left }) => {
+    if (left === undefined) return;
+    // The rooms the lost node ran: those it owned while it was alive.
+    const ranThere = new Map<string, boolean>();
+    const lostHere = (room: string): boolean => {
+      let v = ranThere.get(room);
+      if (v === undefined) ranThere.set(room, (v = ctx.cluster.ownerOf(room, left) === left));
+      return v;
+    };
     let told = 0;
-    for (const [full, rooms] of lost) {
+    for (const [full, rooms] of [...joined]) {
       const session = ctx.sessions.get(full);
       if (!session) continue;
-      for (const occupant of rooms.values()) {
+      for (const [room, occupant] of [...rooms]) {
+        if (!lostHere(room)) continue;
+        rooms.delete(room);
         told++;
         ctx.deliver(
           session,
@@ -75,8 +83,12 @@ export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): 
           ),
         );
       }
+      if (rooms.size === 0) joined.delete(full);
     }
     if (told > 0)
-      ctx.log.info({ occupants: told }, 'the node running the rooms is gone: occupants told (332)');
+      ctx.log.info(
+        { occupants: told, peer: left },
+        'a node running rooms is gone: their occupants told (332)',
+      );
   });
 }

@@ -4,6 +4,7 @@ import { destroyRoom } from './owner-iq.js';
 import { MucService } from './service.js';
 import { migrations, RoomStore } from './storage.js';
 import { trackRoomsForLoss } from './lost-rooms.js';
+import { ClusterRooms } from './cluster-rooms.js';
 
 export type { MucApi } from './service.js';
 
@@ -47,8 +48,12 @@ export default defineModule({
   async setup(ctx) {
     const domain = ctx.options.domain ?? `conference.${ctx.domain}`;
     const service = new MucService(ctx, ctx.options, domain, new RoomStore(ctx.db));
-    await service.load();
-    ctx.service(domain, (ev) => service.handle(ev));
+    // In a cluster each room runs on the node owning its JID, fetched when first addressed there.
+    const clustered = ctx.cluster.nodeId !== 'local';
+    if (clustered)
+      service.placement = new ClusterRooms(service, ctx.cluster, (jid) => service.loadStored(jid));
+    await service.load(!clustered);
+    ctx.service(domain, (ev) => service.handle(ev), { perAddress: true });
     // The MUC services of this server process (a user of one host may sit in another host's rooms).
     const siblings = ctx.processScoped('muc:services', () => new Set<MucService>());
     siblings.add(service);
@@ -62,11 +67,6 @@ export default defineModule({
     });
     ctx.hook('session/unavailable', ({ session }) => {
       for (const s of siblings) s.sessionGone(session.jid);
-    });
-    // In a cluster the oldest node runs the rooms: one taking over reads them afresh from storage
-    // (its copy, loaded at start, misses later changes).
-    ctx.cluster.onLeader(() => {
-      service.reload().catch((err: unknown) => ctx.log.error({ err }, 'could not load the rooms'));
     });
     ctx.hook('server/stopping', () => service.announceShutdown());
     // ...and when the node running them dies, this node's occupants are told they left (332).

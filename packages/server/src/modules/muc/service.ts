@@ -22,6 +22,7 @@ import { Room, type Occupant } from './room.js';
 import { defaultConfig } from './room-config.js';
 import type { RoomStore } from './storage.js';
 import type { HistoryEntry } from './history.js';
+import type { ClusterRooms } from './cluster-rooms.js';
 import { NS_OCCUPANT_ID, occupantId } from './xep-0421-occupant-id.js';
 import {
   archiveAvailable,
@@ -79,6 +80,8 @@ export class MucService {
   private collecting: Promise<unknown>[] | undefined;
   /** The secret behind occupant ids (XEP-0421), loaded with the rooms. */
   private secret = '';
+  /** In a cluster: rooms placed on their nodes, fetched when first addressed (cluster-rooms.ts). */
+  placement: ClusterRooms | undefined;
 
   constructor(
     readonly ctx: ModuleContext<MucOptions>,
@@ -120,10 +123,14 @@ export class MucService {
     return this.options.archive === 'on';
   }
 
-  async load(): Promise<void> {
+  /** Loads the occupant-id secret, and the persistent rooms unless `rooms` is false (a cluster). */
+  async load(rooms = true): Promise<void> {
     this.secret = await this.store.secret(this.domain, randomBytes(32).toString('base64url'));
-    const base = defaultConfig(this.options.maxOccupants, this.options.historyMax, this.archiveByDefault);
-    const rooms = await this.store.load(this.domain, base, (jid, err) =>
+    if (rooms) await this.loadRooms();
+  }
+
+  private async loadRooms(): Promise<void> {
+    const rooms = await this.store.load(this.domain, this.baseConfig(), (jid, err) =>
       this.ctx.log.error({ err, room: jid }, 'skipping unreadable stored room'),
     );
     for (const r of rooms) this.rooms.set(r.name, r);
@@ -131,14 +138,37 @@ export class MucService {
       this.ctx.log.info({ rooms: rooms.length, muc: this.domain }, 'persistent rooms loaded');
   }
 
-  /**
-   * Forgets the rooms held in memory and loads the persistent ones again (this node takes over the
-   * service in a cluster: the rooms it held were never addressed here, so they have no occupants).
-   */
-  async reload(): Promise<void> {
-    this.rooms.clear();
-    this.presentIn.clear();
-    await this.load();
+  private baseConfig() {
+    return defaultConfig(this.options.maxOccupants, this.options.historyMax, this.archiveByDefault);
+  }
+
+  /** One stored room (a bare JID), or undefined when it is not stored. */
+  async loadStored(jid: string): Promise<Room | undefined> {
+    const [room] = await this.store.load(
+      this.domain,
+      this.baseConfig(),
+      (j, err) => this.ctx.log.error({ err, room: j }, 'skipping unreadable stored room'),
+      jid,
+    );
+    return room;
+  }
+
+  /** Puts a room (handed over by another node, or loaded) in this service, its occupants indexed. */
+  attach(room: Room): void {
+    this.rooms.set(room.name, room);
+    for (const o of room.occupants.values()) for (const s of o.sessions) this.indexOccupant(s, room);
+  }
+
+  /** Takes a room out of this service without a word to anyone (it goes on on another node). */
+  detach(room: Room): void {
+    if (this.rooms.get(room.name) !== room) return;
+    this.rooms.delete(room.name);
+    for (const o of room.occupants.values()) for (const s of o.sessions) this.unindexOccupant(s, room);
+  }
+
+  /** Resolves once the storage writes issued so far are done. */
+  settled(): Promise<void> {
+    return this.writes;
   }
 
   /** A room that exists and that `from` may address (a locked room exists only for its owner). */
@@ -155,6 +185,8 @@ export class MucService {
     const { stanza, to } = ev;
     if (to.local === '') return this.toService(ev);
     const room = this.rooms.get(to.local);
+    // In a cluster a room is fetched when first addressed here; its stanzas wait in order meanwhile.
+    if (!room && this.placement?.hold(ev)) return;
     if (stanza.name === 'presence') return this.presence(ev, room);
     if (stanza.name === 'message') {
       if (stanza.attrs.type === 'error') return;
@@ -498,16 +530,22 @@ export class MucService {
     );
   }
 
-  /** §6.3: the public rooms, with their names. */
-  private serviceItems(q: Element): Element {
+  /** §6.3: the public rooms, with their names (in a cluster, those of every node and of storage). */
+  private serviceItems(q: Element): Element | Promise<Element> {
     if (q.attrs.node !== undefined) throw new StanzaError('item-not-found');
-    const items: Element[] = [];
+    const list = (rooms: { jid: string; name: string }[]): Element =>
+      xml(
+        'query',
+        { xmlns: NS.discoItems },
+        rooms.sort((a, b) => (a.jid < b.jid ? -1 : 1)).map((r) => xml('item', { jid: r.jid, name: r.name })),
+      );
+    if (this.placement) return this.placement.publicRooms(this.store.publicRooms(this.domain)).then(list);
+    const rooms: { jid: string; name: string }[] = [];
     for (const r of this.rooms.values()) {
       if (!r.config.public || r.locked) continue;
-      items.push(xml('item', { jid: r.jid.toString(), name: r.config.name || r.name }));
+      rooms.push({ jid: r.jid.toString(), name: r.config.name || r.name });
     }
-    items.sort((a, b) => (a.attrs.jid! < b.attrs.jid! ? -1 : 1));
-    return xml('query', { xmlns: NS.discoItems }, items);
+    return list(rooms);
   }
 
   /** §6.4: identity, muc_* features and the muc#roominfo form. */

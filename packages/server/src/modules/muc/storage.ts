@@ -67,9 +67,19 @@ export const migrations: Record<string, Migration> = {
 export class RoomStore {
   constructor(private readonly db: Kysely<any>) {}
 
-  /** Every stored room of a service, with affiliations; unreadable rows are skipped and reported. */
-  async load(service: string, base: RoomConfig, onBad: (jid: string, err: unknown) => void): Promise<Room[]> {
-    const rows = await this.db.selectFrom('muc_rooms').selectAll().where('service', '=', service).execute();
+  /**
+   * Every stored room of a service (or the one room `only`, a bare JID), with affiliations, history
+   * and vCard; unreadable rows are skipped and reported.
+   */
+  async load(
+    service: string,
+    base: RoomConfig,
+    onBad: (jid: string, err: unknown) => void,
+    only?: string,
+  ): Promise<Room[]> {
+    let q = this.db.selectFrom('muc_rooms').selectAll().where('service', '=', service);
+    if (only !== undefined) q = q.where('jid', '=', only);
+    const rows = await q.execute();
     const rooms: Room[] = [];
     const byJid = new Map<string, Room>();
     for (const row of rows as {
@@ -105,6 +115,7 @@ export class RoomStore {
         'muc_affiliations.reason as reason',
       ])
       .where('muc_rooms.service', '=', service)
+      .$if(only !== undefined, (b) => b.where('muc_rooms.jid', '=', only!))
       .execute();
     for (const a of affs as { room: string; jid: string; affiliation: string; reason: string | null }[]) {
       const room = byJid.get(a.room);
@@ -116,6 +127,7 @@ export class RoomStore {
       .innerJoin('muc_rooms', 'muc_rooms.jid', 'muc_history.room')
       .select(['muc_history.room as room', 'muc_history.at as at', 'muc_history.stanza as stanza'])
       .where('muc_rooms.service', '=', service)
+      .$if(only !== undefined, (b) => b.where('muc_rooms.jid', '=', only!))
       .orderBy('muc_history.at')
       .execute();
     const vcards = await this.db
@@ -123,6 +135,7 @@ export class RoomStore {
       .innerJoin('muc_rooms', 'muc_rooms.jid', 'muc_vcards.room')
       .select(['muc_vcards.room as room', 'muc_vcards.vcard as vcard'])
       .where('muc_rooms.service', '=', service)
+      .$if(only !== undefined, (b) => b.where('muc_rooms.jid', '=', only!))
       .execute();
     for (const v of vcards as { room: string; vcard: string }[]) {
       const room = byJid.get(v.room);
@@ -144,6 +157,25 @@ export class RoomStore {
       }
     }
     return rooms;
+  }
+
+  /** The stored rooms of a service that are public (§6.3 listing, rooms not loaded anywhere included). */
+  async publicRooms(service: string): Promise<{ jid: string; name: string }[]> {
+    const rows = await this.db
+      .selectFrom('muc_rooms')
+      .select(['jid', 'config'])
+      .where('service', '=', service)
+      .execute();
+    const out: { jid: string; name: string }[] = [];
+    for (const row of rows as { jid: string; config: string }[]) {
+      try {
+        const c = JSON.parse(row.config) as Partial<RoomConfig>;
+        if (c.public !== false) out.push({ jid: row.jid, name: c.name || row.jid.split('@')[0]! });
+      } catch {
+        /* unreadable: skipped, as by load */
+      }
+    }
+    return out;
   }
 
   /** Writes a room's row and replaces its affiliations. */
