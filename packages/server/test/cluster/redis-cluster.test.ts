@@ -14,6 +14,7 @@ import { TestClient } from '../support/test-client.js';
 import { createTestDatabase } from '../support/postgres.js';
 import { createRoom, enter, SERVICE, codes } from '../support/muc.js';
 import { NodeProcess, clusterNodeConfig, removeRedisKeys, until } from '../support/cluster-node.js';
+import { rendezvousOwner } from '../../src/core/cluster/rendezvous.js';
 
 const PW = 'redis-cluster-pw';
 const SHARED_REDIS = process.env.NATTER_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/0';
@@ -71,7 +72,7 @@ describe(
       const nodes = ['n1', 'n2', 'n3'].map((n) => new NodeProcess(nodeConfig(n, SHARED_REDIS, PREFIX)));
       const [n1, n2, n3] = nodes as [NodeProcess, NodeProcess, NodeProcess];
       try {
-        // n1 first: the oldest node, which runs the rooms.
+        // n1 first: the oldest node, which runs the services (rooms are spread over all three).
         await n1.start();
         await Promise.all([n2.start(), n3.start()]);
         assert.match(n1.node, /^n1\.[0-9a-f]{6}$/);
@@ -90,9 +91,11 @@ describe(
         const m2 = await romeo.receive(messageWithId('m2'));
         assert.equal(m2.attrs.from, 'juliet@localhost/balcony');
 
-        // A room (on n1, the oldest) with an occupant on each node.
+        // A room with an occupant on each node, run by n1 or n3 (rooms are placed by rendezvous
+        // hashing of their JID over the node names, random per start): it outlives n2.
         const nurse = await online(n3, 'nurse', 'kitchen');
-        const room = `verona@${SERVICE}`;
+        const names = Array.from({ length: 100 }, (_, i) => `verona${i}@${SERVICE}`);
+        const room = names.find((r) => rendezvousOwner([n1.node, n2.node, n3.node], r) !== n2.node)!;
         await createRoom(juliet, room, 'jules');
         await enter(romeo, room, 'romeo');
         await enter(nurse, room, 'nurse');

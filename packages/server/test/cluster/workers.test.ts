@@ -133,10 +133,23 @@ after(async () => {
   assert.equal(code, 0, `the primary exits cleanly on SIGTERM\n${w.log.slice(-3000)}`);
 });
 
+/**
+ * A room JID that worker `n` runs: rooms are placed by rendezvous hashing of their JID over the
+ * workers' node names (random per start), so the test picks one of many names.
+ */
+function roomOn(n: 1 | 2, base: string): string {
+  const nodes = [w.workers.get(1)!.node, w.workers.get(2)!.node];
+  for (let i = 0; i < 1000; i++) {
+    const room = `${base}${i}@${SERVICE}`;
+    if (rendezvousOwner(nodes, room) === nodes[n - 1]) return room;
+  }
+  throw new Error('no room name hashes to that worker');
+}
+
 describe('natter serve --workers 2', () => {
   test('users on two workers subscribe, chat and share a room; a killed worker is restarted and its users go unavailable', async () => {
-    // juliet on worker 1 (the oldest: it runs the rooms), romeo on worker 2. Each learns the
-    // other's presence across the workers (broadcast and probe, RFC 6121 §4.2).
+    // juliet on worker 1, romeo on worker 2. Each learns the other's presence across the workers
+    // (broadcast and probe, RFC 6121 §4.2).
     const juliet = await loginOn(1, 'juliet', 'balcony');
     juliet.send(xml('presence'));
     await juliet.receive(presenceFrom('juliet@localhost/balcony'));
@@ -151,8 +164,8 @@ describe('natter serve --workers 2', () => {
     const m = await juliet.receive((e) => e.name === 'message' && e.attrs.id === 'w1');
     assert.equal(m.attrs.from, 'romeo@localhost/garden');
 
-    // A room, run by one worker, with an occupant on each.
-    const room = `verona@${SERVICE}`;
+    // A room run by worker 1 (it stays when worker 2 dies), with an occupant on each worker.
+    const room = roomOn(1, 'verona');
     await createRoom(juliet, room, 'jules');
     await enter(romeo, room, 'romeo');
     await juliet.receive(presenceFrom(`${room}/romeo`));
@@ -194,10 +207,8 @@ describe('natter serve --workers 2', () => {
     const romeo = await loginOn(2, 'romeo', 'study');
     romeo.send(xml('presence'));
     await romeo.receive(presenceFrom('romeo@localhost/study'));
-    const nodes = [w.workers.get(1)!.node, w.workers.get(2)!.node];
-    const names = Array.from({ length: 64 }, (_, i) => `capulet${i}@${SERVICE}`);
-    const room = names.find((r) => rendezvousOwner(nodes, r) === nodes[0])!;
-    const other = names.find((r) => rendezvousOwner(nodes, r) === nodes[1])!;
+    const room = roomOn(1, 'capulet');
+    const other = roomOn(2, 'capulet');
     await createRoom(romeo, room, 'romeo');
     await createRoom(romeo, other, 'romeo');
 
