@@ -36,7 +36,9 @@ if (files.length === 0) {
   console.error(`no test files found${filters.length ? ` matching ${filters.join(', ')}` : ''}`);
   process.exit(1);
 }
-const concurrency = process.env.TEST_CONCURRENCY ?? '2';
+// Three files at a time on a 2-core machine: most test time is spent waiting on servers and
+// sockets, and three keep both cores busy (measured: 908 s against 1067 s with two, no failures).
+const concurrency = process.env.TEST_CONCURRENCY ?? '3';
 const args = [
   '--import',
   'tsx',

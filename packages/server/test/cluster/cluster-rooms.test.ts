@@ -74,14 +74,44 @@ describe('MUC rooms spread over a cluster', { skip: db ? false : 'PostgreSQL is 
         for (const c of [alice, bob]) await c.receive(isGroupchat(`${room}/bob`, `before ${i}`));
       }
 
-      // A third node joins: the rooms it owns now move to it, while everyone stays in them.
+      // A third node joins while alice keeps writing to every room (chat states: without a body,
+      // so the rooms' history keeps what was said before): the rooms it owns now move to it, while
+      // everyone stays in them and no message is lost.
+      let writing = true;
+      let rounds = 0;
+      const traffic = (async () => {
+        while (writing) {
+          for (const [i, room] of ROOMS.entries())
+            alice.send(
+              xml(
+                'message',
+                { to: room, type: 'groupchat', id: `during-${rounds}-${i}` },
+                xml('active', { xmlns: 'http://jabber.org/protocol/chatstates' }),
+              ),
+            );
+          rounds++;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
       await a3.start();
       const members = [a1.node, a2.node, a3.node];
       const moved = ROOMS.filter((r) => rendezvousOwner(members, r) === a3.node);
       const stayed = ROOMS.filter((r) => !moved.includes(r));
       assert.ok(moved.length > 0 && stayed.length > 0, `rooms on the new node: ${moved.length}`);
       const handed = () => a1.count('room handed to the node') + a2.count('room handed to the node');
-      await a1.until(() => handed() === moved.length, `${moved.length} rooms to be handed over`);
+      await a1.until(() => handed() >= moved.length, `${moved.length} rooms to be handed over`);
+      // Two more rounds once every room has moved, then every message of every round arrives.
+      const target = rounds + 2;
+      await a1.until(() => rounds >= target, 'two more rounds of messages');
+      writing = false;
+      await traffic;
+      for (let k = 0; k < rounds; k++)
+        for (const [i, room] of ROOMS.entries())
+          for (const c of [alice, bob])
+            await c.receive(
+              (e) => e.attrs.id === `during-${k}-${i}` && e.attrs.from === `${room}/alice`,
+              10_000,
+            );
 
       // Every room goes on: messages reach both occupants, wherever the room runs now.
       for (const [i, room] of ROOMS.entries()) {

@@ -111,7 +111,7 @@ export async function createRoom(
   fields: Record<string, string | string[]> = {},
 ): Promise<void> {
   const self = await join(c, room, nick);
-  assert.deepEqual(codes(self), [110, 201]);
+  assert.deepEqual(codes(self), [110, 201], self.toString());
   await c.receive(isSubject(room));
   const res = await ownerSet(
     c,

@@ -73,6 +73,11 @@ export interface ClusterView {
    * member list agrees. With `also`, as if that node were still alive (who owned a key before it left).
    */
   ownerOf(key: string, also?: string): string;
+  /**
+   * Whether this node knows every session of `node` (itself, or a node whose snapshot arrived): a
+   * session of such a node missing from `ctx.sessions` has ended.
+   */
+  knowsSessionsOf(node: string): boolean;
   /** Runs `fn` on every membership change: a node joined, or left (stopped or found dead). */
   onMembership(fn: (change: { joined?: string; left?: string }) => void): () => void;
   /** Sends a message to the same module on one node (ordered after earlier ones to that node). */
@@ -96,6 +101,7 @@ export const STANDALONE: ClusterView = {
   onResync: () => () => undefined,
   members: () => ['local'],
   ownerOf: () => 'local',
+  knowsSessionsOf: (node) => node === 'local',
   onMembership: () => () => undefined,
   send: () => undefined,
   ask: () => Promise.resolve(undefined),
@@ -402,6 +408,7 @@ export class Cluster {
       },
       members: () => this.bus.members().map((m) => m.id),
       ownerOf: (k, also) => this.ownerOf(k, also),
+      knowsSessionsOf: (node) => node === this.nodeId || this.synced.has(node),
       onMembership: (fn) => {
         this.membershipHooks.add(fn);
         return () => this.membershipHooks.delete(fn);

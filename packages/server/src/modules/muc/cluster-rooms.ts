@@ -1,8 +1,10 @@
-import { parseElement } from '@natter/xml';
-import { parseJid } from '@natter/jid';
+import { parseElement, xml } from '@natter/xml';
+import { parseJid, type Jid } from '@natter/jid';
+import { NS } from '@natter/protocol';
 import type { ClusterView, RouteEvent } from '../../core/module-api.js';
 import type { Affiliation, Role } from './affiliations.js';
 import { nickKey } from './nick.js';
+import { STATUS } from './occupants.js';
 import { Room, type Occupant } from './room.js';
 import type { RoomConfig } from './room-config.js';
 import type { MucService } from './service.js';
@@ -32,6 +34,8 @@ interface RoomState {
     jid: string;
     real: string;
     sessions: string[];
+    /** The node holding each session, as the sending node knew it ('' when it did not). */
+    nodes: string[];
     role: Role;
     occupantId: string;
     presence: string[];
@@ -51,18 +55,27 @@ interface Listed {
   held: string[];
 }
 
-type Answer = { state: RoomState } | { mine: true } | { gone: true } | null;
+/**
+ * Another node's answer to "do you hold this room?": it runs it (its view of the membership still
+ * makes it the owner), it handed it on (to the asker, if the asker owns it in its view: then the
+ * room arrived before this answer, on the same ordered channel), or it does not hold it.
+ */
+type Answer = { mine: true } | { gone: true } | { none: true };
 
 /** Stanzas waiting for their rooms to be fetched, all rooms of a service together. */
 const MAX_WAITING = 10_000;
+/** Rooms being fetched at once (each costs an ask per node and, at worst, a read of storage). */
+const MAX_FETCHING = 1000;
 const ASK_TIMEOUT_MS = 3000;
-/** Another node still says a room is its own: it has not seen the membership change yet. */
+/** Another node still runs a room, or did not answer: asked again, a few times, backing off. */
 const RETRIES = 8;
 const RETRY_MS = 100;
 /** Room names known not to exist (until the membership changes): bounded, cleared when full. */
 const MAX_ABSENT = 50_000;
 /** A room handed on by a node that does not own it either, at most this many times. */
 const MAX_HOPS = 3;
+/** How long the service's room list (§6.3), gathered from every node and storage, is reused. */
+const LIST_CACHE_MS = 5000;
 
 export class ClusterRooms {
   private readonly waiting = new Map<string, RouteEvent[]>();
@@ -71,6 +84,7 @@ export class ClusterRooms {
   private readonly absent = new Set<string>();
   /** Rooms being handed to another node, until the message left. */
   private readonly leaving = new Map<string, Promise<void>>();
+  private listed: { at: number; rooms: Promise<{ jid: string; name: string }[]> } | undefined;
 
   constructor(
     private readonly svc: MucService,
@@ -91,82 +105,95 @@ export class ClusterRooms {
     return this.cluster.nodeId;
   }
 
+  /** Whether stanzas for this room wait for it to be fetched (later ones queue behind them). */
+  fetching(name: string): boolean {
+    return this.waiting.has(name);
+  }
+
   /**
-   * A stanza for a room this node does not hold: true when it waits for the room to be fetched
+   * A stanza for a room this node does not hold (or is fetching): true when it waits for the room
    * (it is handled, in order, once the room is here or known not to exist).
    */
   hold(ev: RouteEvent): boolean {
     const name = ev.to.local;
-    if (this.absent.has(name)) return false;
-    if (this.waitingCount >= MAX_WAITING) {
+    const list = this.waiting.get(name);
+    if (!list && this.absent.has(name)) return false;
+    if (this.waitingCount >= MAX_WAITING || (!list && this.waiting.size >= MAX_FETCHING)) {
       this.svc.bounce(ev, 'resource-constraint', 'too many stanzas wait for their rooms');
       return true;
     }
     this.waitingCount++;
-    const list = this.waiting.get(name);
     if (list) {
       list.push(ev);
       return true;
     }
     this.waiting.set(name, [ev]);
     this.fetch(name).then(
-      (found) => this.drain(name, found),
+      () => this.drain(name),
       (err: unknown) => {
         this.svc.ctx.log.error({ err, room: this.key(name) }, 'MUC: could not fetch a room');
-        this.drain(name, false);
+        this.drain(name);
       },
     );
     return true;
   }
 
-  /** Brings a room here: from the node holding it, else from storage; false when that failed. */
-  private async fetch(name: string): Promise<boolean> {
+  /**
+   * Brings a room here: handed over by the node holding it, else from storage, else known not to
+   * exist. Gives up (the waiting stanzas go elsewhere or are refused) when the room stays on
+   * another node or this node stops owning it.
+   */
+  private async fetch(name: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      if (this.svc.rooms.has(name)) return true;
+      if (this.svc.rooms.has(name)) return;
       const others = this.cluster.members().filter((n) => n !== this.self);
-      // undefined: a node without an answer (it left, or did not answer in time).
-      const answers = (
-        (await Promise.all(others.map((n) => this.cluster.ask(n, 'room', { r: name }, ASK_TIMEOUT_MS)))) as (
-          Answer | undefined
-        )[]
-      ).filter((a) => a !== undefined && a !== null);
-      // Handed over meanwhile (a membership change): already installed.
-      if (this.svc.rooms.has(name)) return true;
-      const given = answers.find((a) => 'state' in a);
-      if (given) {
-        this.install(restoreRoom(given.state));
-        return true;
-      }
-      if (answers.length > 0) {
-        // Another node still runs it (it has not seen the change) or handed it to a third node.
-        if (attempt >= RETRIES) return false;
+      const answers = await Promise.all(
+        others.map(async (node) => ({
+          node,
+          answer: (await this.cluster.ask(node, 'room', { r: name }, ASK_TIMEOUT_MS)) as Answer | undefined,
+        })),
+      );
+      // Handed here meanwhile (after a membership change, or as the answer said).
+      if (this.svc.rooms.has(name)) return;
+      // A node still runs it, handed it to a third node, or is alive and did not answer (it may be
+      // handing it over): storage would be stale, so ask again.
+      const unsure = answers.some(({ node, answer }) =>
+        answer === undefined ? this.cluster.members().includes(node) : !('none' in answer),
+      );
+      if (unsure) {
+        if (attempt >= RETRIES) return;
         await new Promise((r) => setTimeout(r, RETRY_MS * (attempt + 1)));
         continue;
       }
+      if (this.cluster.ownerOf(this.key(name)) !== this.self) return;
       const stored = await this.loadStored(this.key(name));
-      if (this.svc.rooms.has(name)) return true;
-      if (stored) this.install(stored);
-      else {
+      if (this.svc.rooms.has(name)) return;
+      if (stored) this.install(stored, []);
+      else if (this.cluster.ownerOf(this.key(name)) === this.self) {
         if (this.absent.size >= MAX_ABSENT) this.absent.clear();
         this.absent.add(name);
       }
-      return true;
+      return;
     }
   }
 
-  /** Handles what waited for a room, in order (or refuses it when the room could not be fetched). */
-  private drain(name: string, found: boolean): void {
+  /**
+   * Handles what waited for a room, in order; what the room's owner (another node now) must handle
+   * is passed on to it, and what nobody can handle is refused.
+   */
+  private drain(name: string): void {
     const list = this.waiting.get(name) ?? [];
     this.waiting.delete(name);
     this.waitingCount -= list.length;
-    const ready = found && (this.svc.rooms.has(name) || this.absent.has(name));
     for (const ev of list) {
-      if (!ready) {
-        this.svc.bounce(ev, 'recipient-unavailable', 'the room is moving between cluster nodes; try again');
-        continue;
-      }
       try {
-        this.svc.handle(ev);
+        if (this.svc.rooms.has(name) || this.absent.has(name)) this.svc.handle(ev);
+        else if (this.cluster.ownerOf(this.key(name)) !== this.self)
+          void Promise.resolve(this.svc.ctx.router.dispatchForwarded(ev)).catch((err: unknown) =>
+            this.svc.ctx.log.error({ err }, 'MUC: a stanza for a room that moved could not be passed on'),
+          );
+        else
+          this.svc.bounce(ev, 'recipient-unavailable', 'the room is moving between cluster nodes; try again');
       } catch (err) {
         this.svc.ctx.log.error({ err }, 'MUC: a stanza that waited for its room failed');
       }
@@ -180,32 +207,42 @@ export class ClusterRooms {
   /** Another node asks for a room (it owns it now, or thinks so). */
   private async asked(data: { r: string }): Promise<Answer> {
     const name = data.r;
-    const leaving = this.leaving.get(name);
-    if (leaving) {
-      // Sent before this answer, on the same ordered channel when sent to the asker.
-      await leaving;
-      return { gone: true };
-    }
     const room = this.svc.rooms.get(name);
-    if (!room) return null;
-    if (this.cluster.ownerOf(this.key(name)) === this.self) return { mine: true };
-    return { state: await this.handOff(room) };
+    if (!this.leaving.has(name)) {
+      if (!room) return { none: true };
+      const owner = this.cluster.ownerOf(this.key(name));
+      if (owner === this.self) return { mine: true };
+      this.sendTo(owner, room, 0);
+    }
+    // Sent before this answer, on the same ordered channel when sent to the asker.
+    await this.leaving.get(name);
+    return { gone: true };
   }
 
   /**
    * §6.3 for the whole cluster: the public rooms every node holds, and the stored public rooms no
    * node has loaded (a stored room held somewhere is listed as that node sees it: locked or hidden
-   * ones are left out).
+   * ones are left out). Gathered at most every few seconds.
    */
-  async publicRooms(
-    stored: Promise<{ jid: string; name: string }[]>,
+  publicRooms(
+    stored: () => Promise<{ jid: string; name: string }[]>,
+  ): Promise<{ jid: string; name: string }[]> {
+    if (this.listed && Date.now() - this.listed.at < LIST_CACHE_MS) return this.listed.rooms;
+    const rooms = this.gather(stored);
+    this.listed = { at: Date.now(), rooms };
+    rooms.catch(() => (this.listed = undefined));
+    return rooms;
+  }
+
+  private async gather(
+    stored: () => Promise<{ jid: string; name: string }[]>,
   ): Promise<{ jid: string; name: string }[]> {
     const others = this.cluster.members().filter((n) => n !== this.self);
     const lists = [
       this.listedHere(),
-      ...((await Promise.all(
-        others.map((n) => this.cluster.ask(n, 'listed', null, ASK_TIMEOUT_MS)),
-      )) as (Listed | null)[]),
+      ...((await Promise.all(others.map((n) => this.cluster.ask(n, 'listed', null, ASK_TIMEOUT_MS)))) as (
+        Listed | null | undefined
+      )[]),
     ];
     const out = new Map<string, string>();
     const held = new Set<string>();
@@ -214,7 +251,7 @@ export class ClusterRooms {
       for (const j of l.held) held.add(j);
       for (const r of l.show) out.set(r.jid, r.name);
     }
-    for (const r of await stored) if (!held.has(r.jid) && !out.has(r.jid)) out.set(r.jid, r.name);
+    for (const r of await stored()) if (!held.has(r.jid) && !out.has(r.jid)) out.set(r.jid, r.name);
     return [...out].map(([jid, name]) => ({ jid, name }));
   }
 
@@ -232,32 +269,38 @@ export class ClusterRooms {
   /** After a membership change: the rooms another node owns now go to it. */
   private rebalance(): void {
     this.absent.clear();
+    this.listed = undefined;
     for (const room of [...this.svc.rooms.values()]) {
       const owner = this.cluster.ownerOf(this.key(room.name));
-      if (owner === this.self || this.leaving.has(room.name)) continue;
-      this.sendTo(owner, room, 0);
+      if (owner !== this.self && !this.leaving.has(room.name)) this.sendTo(owner, room, 0);
     }
   }
 
+  /**
+   * Hands a room to another node: it leaves this node's service at once (nothing here changes it
+   * any more, and its stanzas go to the owner), then travels once its running handlers and storage
+   * writes are done, with the node of each occupant's session as this node knows it.
+   */
   private sendTo(node: string, room: Room, hops: number): void {
     const name = room.name;
-    const sent = this.handOff(room).then(
-      (state) => this.cluster.send(node, 'room', { state, hops }),
-      (err: unknown) => this.svc.ctx.log.error({ err, room: this.key(name) }, 'MUC: a room hand-over failed'),
-    );
-    const done = sent.finally(() => {
-      if (this.leaving.get(name) === done) this.leaving.delete(name);
-    });
-    this.leaving.set(name, done);
-  }
-
-  /** Takes a room out of this node: nothing here changes it any more; its writes are stored first. */
-  private async handOff(room: Room): Promise<RoomState> {
     this.svc.detach(room);
-    this.absent.delete(room.name);
-    await this.svc.settled();
-    this.svc.ctx.log.info({ room: room.jid.toString() }, 'MUC: room handed to the node that owns it now');
-    return roomState(room);
+    this.absent.delete(name);
+    const done = (async () => {
+      await this.svc.settled(room);
+      const state = roomState(room, (s) => this.svc.ctx.sessions.get(s)?.node ?? '');
+      this.cluster.send(node, 'room', { state, hops });
+      this.svc.ctx.log.info(
+        { room: room.jid.toString(), peer: node },
+        'MUC: room handed to the node that owns it now',
+      );
+    })()
+      .catch((err: unknown) =>
+        this.svc.ctx.log.error({ err, room: this.key(name) }, 'MUC: a room hand-over failed'),
+      )
+      .finally(() => {
+        if (this.leaving.get(name) === done) this.leaving.delete(name);
+      });
+    this.leaving.set(name, done);
   }
 
   private received(data: { state: RoomState; hops: number }, from: string): void {
@@ -269,32 +312,72 @@ export class ClusterRooms {
     }
     const existing = this.svc.rooms.get(room.name);
     if (existing) {
-      // Loaded here meanwhile (from storage, the holder having been unreachable): the copy with
-      // occupants wins.
+      // Two copies (one loaded here while the holder did not answer, or after a partition): the
+      // copy with more occupants goes on; the other copy's occupants that are not in it are told
+      // they left (332) and join again.
       this.svc.ctx.log.warn(
         { room: room.jid.toString(), peer: from },
-        'MUC: a room handed over was already loaded here',
+        'MUC: a room handed over was already held here',
       );
-      if (existing.occupants.size >= room.occupants.size) return;
+      if (existing.occupants.size >= room.occupants.size) {
+        this.tellGone(room, existing);
+        return;
+      }
       this.svc.detach(existing);
+      this.tellGone(existing, room);
     }
-    this.install(room);
+    this.install(room, data.state.occupants);
   }
 
-  /** Puts a room in this node's service; occupants whose sessions ended meanwhile leave it. */
-  private install(room: Room): void {
+  /** Each session in `loser` and not in `winner` hears it left the room (110, 332). */
+  private tellGone(loser: Room, winner: Room): void {
+    for (const o of loser.occupants.values())
+      for (const s of o.sessions) {
+        if (winner.byReal.has(s.toString())) continue;
+        this.svc.sendNew(
+          xml(
+            'presence',
+            { from: o.jid.toString(), type: 'unavailable' },
+            xml(
+              'x',
+              { xmlns: NS.mucUser },
+              xml('item', { affiliation: 'none', role: 'none' }),
+              xml('status', { code: String(STATUS.self) }),
+              xml('status', { code: String(STATUS.shutdown) }),
+            ),
+          ),
+          o.jid,
+          s,
+        );
+      }
+  }
+
+  /**
+   * Puts a room in this node's service. An occupant session that ended while the room travelled
+   * leaves it: one of this node, of a node whose sessions this node knows in full, or of a node
+   * gone. A session of a node whose snapshot has not arrived yet stays; the snapshot removes it if
+   * it ended.
+   */
+  private install(room: Room, sent: RoomState['occupants']): void {
     this.svc.attach(room);
     this.absent.delete(room.name);
+    const nodeOf = new Map<string, string>();
+    for (const o of sent) for (const [i, s] of o.sessions.entries()) nodeOf.set(s, o.nodes[i] ?? '');
     const hosts = this.svc.ctx.router.hosts;
-    const ended: string[] = [];
+    const members = new Set(this.cluster.members());
+    const ended: Jid[] = [];
     for (const o of room.occupants.values())
-      for (const s of o.sessions)
-        if (hosts.has(s.domain) && this.svc.ctx.sessions.get(s) === undefined) ended.push(s.toString());
-    for (const full of ended) this.svc.sessionGone(parseJid(full));
+      for (const s of o.sessions) {
+        if (!hosts.has(s.domain) || this.svc.ctx.sessions.get(s) !== undefined) continue;
+        const node = nodeOf.get(s.toString()) ?? '';
+        if (node === '' || !members.has(node) || this.cluster.knowsSessionsOf(node)) ended.push(s);
+      }
+    for (const s of ended) this.svc.sessionGone(s);
   }
 }
 
-export function roomState(room: Room): RoomState {
+/** A room's state for another node; `nodeOf` names the node of each occupant session ('' unknown). */
+export function roomState(room: Room, nodeOf: (session: Jid) => string): RoomState {
   return {
     jid: room.jid.toString(),
     createdAt: room.createdAt,
@@ -305,6 +388,7 @@ export function roomState(room: Room): RoomState {
       jid: o.jid.toString(),
       real: o.real.toString(),
       sessions: o.sessions.map((s) => s.toString()),
+      nodes: o.sessions.map(nodeOf),
       role: o.role,
       occupantId: o.occupantId,
       presence: o.presence.map((p) => p.toString()),

@@ -46,6 +46,8 @@ export class Room {
   vcard: Element | undefined;
   /** SHA-1 of the vCard's photo, '' without one. */
   avatarHash = '';
+  /** Handlers still running for this room (they wait for storage); not part of its state. */
+  readonly busy = new Set<Promise<unknown>>();
 
   constructor(
     readonly jid: Jid,

@@ -166,9 +166,10 @@ export class MucService {
     for (const o of room.occupants.values()) for (const s of o.sessions) this.unindexOccupant(s, room);
   }
 
-  /** Resolves once the storage writes issued so far are done. */
-  settled(): Promise<void> {
-    return this.writes;
+  /** Resolves once the room's running handlers, and the storage writes issued so far, are done. */
+  async settled(room: Room): Promise<void> {
+    await Promise.allSettled([...room.busy]);
+    await this.writes;
   }
 
   /** A room that exists and that `from` may address (a locked room exists only for its owner). */
@@ -185,8 +186,9 @@ export class MucService {
     const { stanza, to } = ev;
     if (to.local === '') return this.toService(ev);
     const room = this.rooms.get(to.local);
-    // In a cluster a room is fetched when first addressed here; its stanzas wait in order meanwhile.
-    if (!room && this.placement?.hold(ev)) return;
+    // In a cluster a room is fetched when first addressed here; its stanzas wait in order meanwhile
+    // (and later ones queue behind them, even once the room is here).
+    if (this.placement && (!room || this.placement.fetching(to.local)) && this.placement.hold(ev)) return;
     if (stanza.name === 'presence') return this.presence(ev, room);
     if (stanza.name === 'message') {
       if (stanza.attrs.type === 'error') return;
@@ -211,10 +213,25 @@ export class MucService {
     try {
       const r = fn();
       if (r instanceof Promise)
-        r.catch(refuse).catch((err: unknown) => this.ctx.log.error({ err }, 'MUC message handling failed'));
+        this.track(
+          ev,
+          r.catch(refuse).catch((err: unknown) => this.ctx.log.error({ err }, 'MUC message handling failed')),
+        );
     } catch (err) {
       refuse(err);
     }
+  }
+
+  /**
+   * Notes a handler still running for a room (it waits for storage, e.g. moderation): a room handed
+   * to another node of a cluster leaves once they finished, so their changes travel with it.
+   */
+  private track(ev: RouteEvent, p: Promise<unknown>): void {
+    const room = this.rooms.get(ev.to.local);
+    if (!room) return;
+    room.busy.add(p);
+    const done = () => room.busy.delete(p);
+    p.then(done, done);
   }
 
   private toService(ev: RouteEvent): void {
@@ -226,7 +243,11 @@ export class MucService {
   private iq(dispatcher: IqDispatcher, ev: RouteEvent): void {
     const reply = dispatcher.dispatch(ev);
     if (reply === undefined) return this.bounce(ev, 'service-unavailable');
-    if (reply instanceof Promise) void reply.then((r) => this.ctx.send(r));
+    if (reply instanceof Promise)
+      this.track(
+        ev,
+        reply.then((r) => this.ctx.send(r)),
+      );
     else void this.ctx.send(reply);
   }
 
@@ -539,7 +560,8 @@ export class MucService {
         { xmlns: NS.discoItems },
         rooms.sort((a, b) => (a.jid < b.jid ? -1 : 1)).map((r) => xml('item', { jid: r.jid, name: r.name })),
       );
-    if (this.placement) return this.placement.publicRooms(this.store.publicRooms(this.domain)).then(list);
+    if (this.placement)
+      return this.placement.publicRooms(() => this.store.publicRooms(this.domain)).then(list);
     const rooms: { jid: string; name: string }[] = [];
     for (const r of this.rooms.values()) {
       if (!r.config.public || r.locked) continue;
