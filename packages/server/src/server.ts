@@ -410,7 +410,15 @@ export async function startServer(
         const acmeStopped = acmeManager?.stop() ?? Promise.resolve();
         // 1. No new connections (existing ones are closed below, so close() can complete).
         const closing = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
-        // 2. Modules say goodbye while streams are open (MUC: 332), then every client is told
+        // 2. In a cluster, what this node owns goes to the others first (MUC rooms with their
+        //    occupants: a rolling restart does not make anyone join again).
+        await withTimeout(
+          cluster?.drain() ?? Promise.resolve(),
+          left(),
+          log,
+          'handing over to the other nodes',
+        );
+        // 3. Modules say goodbye while streams are open (MUC: 332 for rooms still here), then every client is told
         //    (XEP-0198 sessions are not hibernated after system-shutdown).
         for (const host of core.hosts.values())
           await withTimeout(host.hooks.notify('server/stopping', {}), left(), log, 'announcing the shutdown');
@@ -419,7 +427,7 @@ export async function startServer(
           stream.fail('system-shutdown', 'the server is shutting down');
         for (const stream of [...core.s2sInbound])
           stream.fail('system-shutdown', 'the server is shutting down');
-        // 3. End every session, hibernated ones included: unacknowledged and undelivered messages are
+        // 4. End every session, hibernated ones included: unacknowledged and undelivered messages are
         //    routed again, to offline storage, while the database is still open.
         const ending = [...sessions.all()].map((s) =>
           core.endSession(s, false).catch((err: unknown) => log.error({ err }, 'ending a session failed')),

@@ -9,7 +9,16 @@ import { NS } from '@natter/protocol';
 import { startTestServer } from '../support/test-server.js';
 import { TestClient } from '../support/test-client.js';
 import { createTestDatabase } from '../support/postgres.js';
-import { codes, createRoom, enter, isGroupchat, isSubject, join, SERVICE } from '../support/muc.js';
+import {
+  codes,
+  createRoom,
+  enter,
+  isGroupchat,
+  isPresenceFrom,
+  isSubject,
+  join,
+  SERVICE,
+} from '../support/muc.js';
 import { NodeProcess, clusterNodeConfig, removeRedisKeys } from '../support/cluster-node.js';
 import { rendezvousOwner } from '../../src/core/cluster/rendezvous.js';
 
@@ -188,6 +197,65 @@ describe('MUC rooms spread over a cluster', { skip: db ? false : 'PostgreSQL is 
       const exits = await Promise.all(nodes.map((n) => n.stop()));
       assert.equal(exits[0], 0, `a1 exits cleanly\n${a1.log.slice(-3000)}`);
       assert.equal(exits[1], 0, `a2 exits cleanly\n${a2.log.slice(-3000)}`);
+    }
+  });
+
+  test('a rolling restart: a node stopped with SIGTERM hands its rooms over, nobody leaves them, and takes them back when it returns', async () => {
+    const prefix = `${PREFIX}-drain`;
+    const nodes = ['b1', 'b2'].map(
+      (name) => new NodeProcess(clusterNodeConfig(dirs, { name, redis: REDIS, prefix, postgres: db!.url })),
+    );
+    const [b1, b2] = nodes as [NodeProcess, NodeProcess];
+    try {
+      await b1.start();
+      await b2.start();
+      // Rooms of both nodes (chosen by where they hash), half of them temporary.
+      const names = Array.from({ length: 200 }, (_, i) => `court${i}@${SERVICE}`);
+      const onB2 = names.filter((r) => rendezvousOwner([b1.node, b2.node], r) === b2.node).slice(0, 4);
+      const onB1 = names.filter((r) => rendezvousOwner([b1.node, b2.node], r) === b1.node).slice(0, 2);
+      const rooms = [...onB2, ...onB1];
+      const alice = await online(b1, 'alice');
+      const bob = await online(b2, 'bob');
+      for (const [i, room] of rooms.entries()) {
+        await createRoom(alice, room, 'alice', persistent(i) ? { 'muc#roomconfig_persistentroom': '1' } : {});
+        await enter(bob, room, 'bob');
+        bob.send(xml('message', { to: room, type: 'groupchat' }, xml('body', null, `before ${i}`)));
+        for (const c of [alice, bob]) await c.receive(isGroupchat(`${room}/bob`, `before ${i}`));
+      }
+
+      // b2 stops gracefully: its rooms go to b1 first, then bob's session ends (he leaves them).
+      assert.equal(await b2.stop(), 0, b2.log.slice(-3000));
+      assert.equal(b2.count('room handed to the node'), onB2.length, b2.log.slice(-3000));
+      for (const room of rooms) await alice.receive(isPresenceFrom(`${room}/bob`, 'unavailable'), 10_000);
+      await bob.waitClosed(5000);
+      // Every room goes on, temporary ones included; alice never left any.
+      const carol = await online(b1, 'carol');
+      for (const [i, room] of rooms.entries()) {
+        const history = carol.receive(isGroupchat(`${room}/bob`, `before ${i}`));
+        const self = await enter(carol, room, 'carol');
+        assert.deepEqual(codes(self), [110], room);
+        await history;
+        alice.send(xml('message', { to: room, type: 'groupchat' }, xml('body', null, `after ${i}`)));
+        for (const c of [alice, carol]) await c.receive(isGroupchat(`${room}/alice`, `after ${i}`));
+      }
+      assert.deepEqual(alice.received.filter(unavailableFromRoom), [], 'alice stayed in every room');
+
+      // b2 comes back (a new node name): the rooms that hash to it now move there, occupants and all.
+      await b2.start();
+      const back = rooms.filter((r) => rendezvousOwner([b1.node, b2.node], r) === b2.node);
+      await b1.until(() => b1.count('room handed to the node') >= back.length, 'the rooms to move back');
+      for (const [i, room] of rooms.entries()) {
+        carol.send(xml('message', { to: room, type: 'groupchat' }, xml('body', null, `again ${i}`)));
+        for (const c of [alice, carol]) await c.receive(isGroupchat(`${room}/carol`, `again ${i}`));
+      }
+      for (const c of [alice, carol]) assert.deepEqual(c.received.filter(unavailableFromRoom), []);
+      for (const c of [alice, carol]) await c.close();
+    } catch (err) {
+      for (const n of nodes) console.error(`--- ${n.node} ---\n${n.log.slice(-3000)}`);
+      throw err;
+    } finally {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await removeRedisKeys(REDIS, prefix);
     }
   });
 });

@@ -49,6 +49,13 @@ export interface ClusterHost {
   recordReturned(record: SessionRecord): void;
 }
 
+/** A change of the cluster's membership (`ClusterView.onMembership`). */
+export interface MembershipChange {
+  joined?: string;
+  left?: string;
+  draining?: string;
+}
+
 /** What a module sees of the cluster (`ctx.cluster`). */
 export interface ClusterView {
   /** This node's name (`local` when not clustered). */
@@ -78,8 +85,16 @@ export interface ClusterView {
    * session of such a node missing from `ctx.sessions` has ended.
    */
   knowsSessionsOf(node: string): boolean;
-  /** Runs `fn` on every membership change: a node joined, or left (stopped or found dead). */
-  onMembership(fn: (change: { joined?: string; left?: string }) => void): () => void;
+  /**
+   * Runs `fn` on every membership change: a node joined, left (stopped or found dead), or is
+   * draining (stopping: `ownerOf` no longer picks it, and it hands its state over before it leaves).
+   */
+  onMembership(fn: (change: MembershipChange) => void): () => void;
+  /**
+   * What this module hands over when this node stops gracefully, before it says goodbye (`fn`
+   * resolves once sent); the node waits for it, within its shutdown budget.
+   */
+  onDrain(fn: () => Promise<void>): () => void;
   /** Sends a message to the same module on one node (ordered after earlier ones to that node). */
   send(node: string, topic: string, data: unknown): void;
   /**
@@ -103,6 +118,7 @@ export const STANDALONE: ClusterView = {
   ownerOf: () => 'local',
   knowsSessionsOf: (node) => node === 'local',
   onMembership: () => () => undefined,
+  onDrain: () => () => undefined,
   send: () => undefined,
   ask: () => Promise.resolve(undefined),
   answer: () => undefined,
@@ -135,7 +151,10 @@ export class Cluster {
   /** Whether this node was the leader after the last membership change (undefined: not known yet). */
   private leader: boolean | undefined;
   private readonly leaderHooks = new Set<() => void>();
-  private readonly membershipHooks = new Set<(change: { joined?: string; left?: string }) => void>();
+  private readonly membershipHooks = new Set<(change: MembershipChange) => void>();
+  private readonly drainHooks = new Set<() => Promise<void>>();
+  /** Nodes stopping gracefully (this one included): `ownerOf` no longer picks them. */
+  private readonly draining = new Set<string>();
   private readonly resyncHooks = new Set<() => void | Promise<void>>();
   /** Nodes whose snapshot this node has: a second one (without a departure between) is a resync. */
   private readonly synced = new Set<string>();
@@ -194,11 +213,32 @@ export class Cluster {
     return this.serviceOwner() === this.nodeId;
   }
 
-  /** The live node owning `key` by rendezvous hashing (counting `also` as alive). */
+  /**
+   * The live node owning `key` by rendezvous hashing (counting `also` as alive). Draining nodes own
+   * nothing, unless every node is draining (the whole cluster stops).
+   */
   ownerOf(key: string, also?: string): string {
     const ids = this.bus.members().map((m) => m.id);
     if (also !== undefined && !ids.includes(also)) ids.push(also);
-    return rendezvousOwner(ids, key) ?? this.nodeId;
+    const staying = this.draining.size === 0 ? ids : ids.filter((id) => !this.draining.has(id));
+    return rendezvousOwner(staying.length > 0 ? staying : ids, key) ?? this.nodeId;
+  }
+
+  /**
+   * This node stops gracefully: the others are told to stop picking it as an owner, and the
+   * modules hand over what it owns (MUC rooms, with their occupants) before its sessions end.
+   */
+  async drain(): Promise<void> {
+    if (this.bus.members().length <= 1) return;
+    this.draining.add(this.nodeId);
+    this.bus.broadcast({ t: 'drain' });
+    this.log.info('cluster: draining: handing over to the other nodes');
+    this.membershipChanged({ draining: this.nodeId });
+    await Promise.all(
+      [...this.drainHooks].map((fn) =>
+        fn().catch((err: unknown) => this.log.error({ err }, 'cluster: a module failed to hand over')),
+      ),
+    );
   }
 
   /**
@@ -413,6 +453,10 @@ export class Cluster {
         this.membershipHooks.add(fn);
         return () => this.membershipHooks.delete(fn);
       },
+      onDrain: (fn) => {
+        this.drainHooks.add(fn);
+        return () => this.drainHooks.delete(fn);
+      },
       send: (node, topic, data) => this.bus.send(node, { t: 'm', k: key(topic), v: data }),
       ask: (node, topic, data, timeoutMs) => this.request(node, key(topic), data, timeoutMs),
       answer: (topic, fn) => this.answer(key(topic), fn),
@@ -483,6 +527,11 @@ export class Cluster {
       }
       case 'r':
         return this.routed(msg);
+      case 'drain':
+        if (this.draining.has(from)) return;
+        this.draining.add(from);
+        this.log.info({ peer: from }, 'cluster: a node is draining (stopping)');
+        return this.membershipChanged({ draining: from });
       case 'c': {
         const stanza = parseElement(msg.s as string);
         if (this.host.deliverToComponent(msg.d as string, stanza) || stanza.name === 'presence') return;
@@ -606,6 +655,7 @@ export class Cluster {
   }
 
   private nodeUp(m: Member): void {
+    this.draining.delete(m.id);
     this.leadership();
     this.log.info({ peer: m.id }, 'cluster: node joined');
     // Everything this node holds, in one message: the peer replaces what it knew of us.
@@ -615,7 +665,7 @@ export class Cluster {
     this.membershipChanged({ joined: m.id });
   }
 
-  private membershipChanged(change: { joined?: string; left?: string }): void {
+  private membershipChanged(change: MembershipChange): void {
     for (const fn of this.membershipHooks) {
       try {
         fn(change);
@@ -645,6 +695,7 @@ export class Cluster {
       }
     for (const r of gone) this.host.recordGone(r, true);
     this.membershipChanged({ left: id });
+    this.draining.delete(id);
     this.unpark(id);
   }
 

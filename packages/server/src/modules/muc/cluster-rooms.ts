@@ -95,6 +95,11 @@ export class ClusterRooms {
     cluster.answer('listed', () => Promise.resolve(this.listedHere()));
     cluster.on('room', (data, from) => this.received(data as { state: RoomState; hops: number }, from));
     cluster.onMembership(() => this.rebalance());
+    // Stopping gracefully: every room goes to the node that owns it without this one.
+    cluster.onDrain(async () => {
+      this.rebalance();
+      await Promise.all([...this.leaving.values()]);
+    });
   }
 
   private key(name: string): string {
@@ -310,6 +315,11 @@ export class ClusterRooms {
       this.sendTo(owner, room, data.hops + 1);
       return;
     }
+    if (this.svc.stopping) {
+      // Every node stops (or the hops ran out on a stopping node): its occupants hear why (332).
+      this.tellGone(room);
+      return;
+    }
     const existing = this.svc.rooms.get(room.name);
     if (existing) {
       // Two copies (one loaded here while the holder did not answer, or after a partition): the
@@ -330,10 +340,10 @@ export class ClusterRooms {
   }
 
   /** Each session in `loser` and not in `winner` hears it left the room (110, 332). */
-  private tellGone(loser: Room, winner: Room): void {
+  private tellGone(loser: Room, winner?: Room): void {
     for (const o of loser.occupants.values())
       for (const s of o.sessions) {
-        if (winner.byReal.has(s.toString())) continue;
+        if (winner?.byReal.has(s.toString())) continue;
         this.svc.sendNew(
           xml(
             'presence',
