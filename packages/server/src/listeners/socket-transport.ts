@@ -6,6 +6,9 @@ import { tlsChannelBinding } from './channel-binding.js';
 import type { TrustStore } from './trust-store.js';
 import type { Dialer } from '../core/s2s/federation.js';
 
+/** A socket's errors are followed by 'close', which the stream hears; one function for all sockets. */
+function ignoreError(): void {}
+
 /** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
 export class SocketTransport implements Transport {
   readonly framed = false;
@@ -48,9 +51,7 @@ export class SocketTransport implements Transport {
     socket.on('data', this.onSocketData);
     socket.on('close', this.onSocketClose);
     socket.on('drain', this.onSocketDrain);
-    socket.on('error', () => {
-      /* 'close' follows */
-    });
+    socket.on('error', ignoreError);
   }
 
   get secure(): boolean {
