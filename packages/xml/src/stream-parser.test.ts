@@ -111,6 +111,44 @@ test('invalid UTF-8 is not-well-formed', () => {
   assert.equal(out.error?.condition, 'not-well-formed');
 });
 
+test('input fed one byte at a time: a leading byte-order mark is dropped, 4-byte characters survive', () => {
+  const input = Buffer.from(
+    '\ufeff' + STREAM + '<message><body>𝄞 é 中 👋</body></message><presence/></stream:stream>',
+  );
+  const { parser, out } = collect();
+  for (let i = 0; i < input.length; i++) parser.write(input.subarray(i, i + 1));
+  assert.equal(out.error, null);
+  assert.equal(out.header?.name, 'stream');
+  assert.equal(out.elements.length, 2);
+  assert.equal(out.elements[0]!.getChildText('body'), '𝄞 é 中 👋');
+  assert.equal(out.ended, true);
+});
+
+test('a byte-order mark after the start of the input is a character like any other', () => {
+  const { parser, out } = collect();
+  parser.write(Buffer.from(STREAM));
+  parser.write(Buffer.from('<message><body>\ufeffx</body></message>'));
+  assert.equal(out.error, null);
+  assert.equal(out.elements[0]!.getChildText('body'), '\ufeffx');
+});
+
+test('invalid UTF-8 split over two reads is not-well-formed', () => {
+  for (const [first, second] of [
+    [[0x3c, 0x61, 0x3e, 0xe2, 0x82], [0x41]], // a 3-byte sequence cut short by ASCII
+    [
+      [0x3c, 0x61, 0x3e, 0xf0],
+      [0x9f, 0x91, 0xc3],
+    ], // a 4-byte sequence with a lead byte inside
+    [[0x3c, 0x61, 0x3e, 0xc0], [0x80]], // overlong
+  ]) {
+    const { parser, out } = collect();
+    parser.write(STREAM);
+    parser.write(Uint8Array.from(first!));
+    parser.write(Uint8Array.from(second!));
+    assert.equal(out.error?.condition, 'not-well-formed', JSON.stringify([first, second]));
+  }
+});
+
 test('limits: nesting depth, attribute count and stanza size give policy-violation', () => {
   {
     const { parser, out } = collect({ maxDepth: 10 });

@@ -1,4 +1,4 @@
-import { XmlTokenizer, TokenizerError } from './xml-tokenizer.js';
+import { XmlTokenizer, TokenizerError, type QName, type TokenizerHandlers } from './xml-tokenizer.js';
 import { Element } from './element.js';
 
 /** Stream error conditions (RFC 6120 §4.9.3) a parser can raise. */
@@ -53,9 +53,59 @@ export interface StreamParserHandlers {
  * entity declarations with `restricted-xml`, and enforces size, depth and attribute limits with
  * `policy-violation`. See docs/decisions/0002-xml-parser.md for why it has its own tokenizer.
  */
+/**
+ * One decoder for every parser: each call decodes complete UTF-8 sequences only (a parser keeps
+ * the incomplete tail of a chunk itself), so no parser holds a decoder, and its native converter,
+ * for as long as its connection lives. A byte-order mark is kept here and dropped by the parser,
+ * at the start of its input only.
+ */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * How many bytes at the end of `b` begin a UTF-8 sequence that the next chunk completes (0 when
+ * the chunk ends on a boundary, or with bytes no continuation can make valid: the decoder refuses those).
+ */
+function incompleteTail(b: Uint8Array): number {
+  const n = b.length;
+  for (let k = 1; k <= 3 && k <= n; k++) {
+    const c = b[n - k]!;
+    if (c < 0x80) return 0; // ASCII
+    if (c < 0xc0) continue; // a continuation byte: the lead is further back
+    const need = c >= 0xf0 ? (c <= 0xf4 ? 4 : 0) : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    return need > k ? k : 0;
+  }
+  return 0;
+}
+
 export class StreamParser {
+  /**
+   * The tokenizer's callbacks: one small object per parser rather than a closure per callback
+   * (a server keeps a parser per connection, idle or not).
+   */
+  private static readonly TokenizerSink = class implements TokenizerHandlers {
+    constructor(private readonly p: StreamParser) {}
+    open(
+      name: QName,
+      attrs: Record<string, string>,
+      prefixed: { name: string; uri: string }[] | null,
+      selfClosing: boolean,
+      defaultNs: string,
+    ): void {
+      this.p.open(name.uri, name.local, attrs, prefixed, selfClosing, defaultNs);
+    }
+    close(): void {
+      this.p.close();
+    }
+    text(t: string): void {
+      this.p.text(t);
+    }
+  };
+
   private readonly tokenizer: XmlTokenizer;
-  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  /** The start of a UTF-8 sequence that the previous chunk ended in, if any. */
+  private carry: Uint8Array | undefined;
+  /** Bytes were decoded already (a byte-order mark is dropped at the start only). */
+  private decoding = false;
   private readonly stack: Element[] = [];
   private failed: XmlError | null = null;
   private ended = false;
@@ -69,12 +119,7 @@ export class StreamParser {
     limits: Partial<ParserLimits> = {},
   ) {
     this.limits = { ...DEFAULT_LIMITS, ...limits };
-    this.tokenizer = new XmlTokenizer({
-      open: (name, attrs, prefixed, selfClosing, defaultNs) =>
-        this.open(name.uri, name.local, attrs, prefixed, selfClosing, defaultNs),
-      close: () => this.close(),
-      text: (t) => this.text(t),
-    });
+    this.tokenizer = new XmlTokenizer(new StreamParser.TokenizerSink(this));
   }
 
   /** Feeds bytes or text. After an error, further input is ignored. */
@@ -84,7 +129,7 @@ export class StreamParser {
     if (typeof chunk === 'string') text = chunk;
     else {
       try {
-        text = this.decoder.decode(chunk, { stream: true });
+        text = this.decode(chunk);
       } catch {
         this.fail('not-well-formed', 'input is not valid UTF-8');
         return;
@@ -104,6 +149,28 @@ export class StreamParser {
     if (pending + this.tokenizer.pending > this.limits.maxStanzaBytes) {
       this.fail('policy-violation', `stanza exceeds ${this.limits.maxStanzaBytes} bytes`);
     }
+  }
+
+  /** UTF-8 decoding across chunks, as a streaming TextDecoder would do it (byte-order mark included). */
+  private decode(chunk: Uint8Array): string {
+    let bytes = chunk;
+    if (this.carry) {
+      bytes = new Uint8Array(this.carry.length + chunk.length);
+      bytes.set(this.carry);
+      bytes.set(chunk, this.carry.length);
+      this.carry = undefined;
+    }
+    const tail = incompleteTail(bytes);
+    if (tail > 0) {
+      this.carry = bytes.slice(bytes.length - tail);
+      bytes = bytes.subarray(0, bytes.length - tail);
+    }
+    let text = UTF8.decode(bytes);
+    if (!this.decoding && bytes.length > 0) {
+      this.decoding = true;
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+    }
+    return text;
   }
 
   get error(): XmlError | null {
@@ -171,6 +238,8 @@ export class StreamParser {
     }
     const el = this.stack.pop();
     if (el && this.stack.length === 0) {
+      // Emptied this way the array gives its storage back: an idle stream keeps none.
+      this.stack.length = 0;
       this.stanzaChars = 0;
       this.handlers.element(el);
       if (this.failed || this.ended) throw STOP;

@@ -114,6 +114,38 @@ interface Frame {
 
 const ROOT_PREFIXES = new Map([['xml', XML_NS]]);
 
+/**
+ * The root element's frame lives as long as its stream (hours, for a client), so its strings are
+ * copied out of the input (a slice would keep the whole stream header alive) and shared: the same
+ * few names and namespaces open every stream, and its prefix map (maps are never changed once
+ * made) is shared by every root that binds the same prefixes. Both tables are bounded; past the
+ * bound, roots get their own copies.
+ */
+const KEPT_MAX = 64;
+const keptStrings = new Map<string, string>();
+const keptPrefixes = new Map<string, Map<string, string>>();
+
+function keepString(s: string): string {
+  const kept = keptStrings.get(s);
+  if (kept !== undefined) return kept;
+  // A string parsed anew is a string of its own, not a view into the input.
+  const copy = JSON.parse(JSON.stringify(s)) as string;
+  if (keptStrings.size < KEPT_MAX) keptStrings.set(copy, copy);
+  return copy;
+}
+
+function keepPrefixes(prefixes: Map<string, string>): Map<string, string> {
+  if (prefixes === ROOT_PREFIXES) return prefixes;
+  let key = '';
+  for (const [p, uri] of prefixes) key += `${p}\u0000${uri}\u0000`;
+  const kept = keptPrefixes.get(key);
+  if (kept !== undefined) return kept;
+  const copy = new Map<string, string>();
+  for (const [p, uri] of prefixes) copy.set(keepString(p), keepString(uri));
+  if (keptPrefixes.size < KEPT_MAX) keptPrefixes.set(key, copy);
+  return copy;
+}
+
 export class XmlTokenizer {
   private buf = '';
   private stack: Frame[] = [];
@@ -355,6 +387,11 @@ export class XmlTokenizer {
           (plain ??= []).push([name, value]);
         }
       }
+    }
+    if (!parent) {
+      qname = keepString(qname);
+      ns = keepString(ns);
+      prefixes = keepPrefixes(prefixes!);
     }
     // element name
     const colon = qname.indexOf(':');

@@ -1,5 +1,5 @@
 import type { Jid } from '@natter/jid';
-import type { Element } from '@natter/xml';
+import { parseElement, type Element } from '@natter/xml';
 import { LOCAL_NODE, Session, type RecordObserver, type SessionRecord } from './session.js';
 
 /**
@@ -18,28 +18,47 @@ export interface SessionDirectory {
   setFlag(session: SessionRecord, flag: string, on: boolean): void;
 }
 
-/** A session held by another node of the cluster, as replicated to this one. */
+/** The flags of the many records that have none. */
+const NO_FLAGS: readonly string[] = Object.freeze([]);
+
+/**
+ * A session held by another node of the cluster, as replicated to this one. Every node keeps one
+ * for each session of every other node (with 6 workers, five records per session), so it is kept
+ * compact: the presence as the serialised text it travelled as, parsed when read (probes and
+ * broadcasts, not routing); flags as a plain list, shared when empty; the bare JID made when asked.
+ * A change on the owning node replaces the whole record.
+ */
 export class RemoteRecord implements SessionRecord {
-  readonly bare: Jid;
   closed = false;
+  private readonly flags: readonly string[];
   constructor(
     readonly id: string,
     readonly jid: Jid,
     readonly node: string,
-    public presence: Element | null,
-    public priority: number,
-    public interested: boolean,
-    public flags: ReadonlySet<string>,
+    /** The last available presence, serialised (without `to`), or null. */
+    private readonly presenceXml: string | null,
+    readonly priority: number,
+    readonly interested: boolean,
+    flags: readonly string[],
   ) {
-    this.bare = jid.bare;
+    this.flags = flags.length === 0 ? NO_FLAGS : flags;
+  }
+
+  get bare(): Jid {
+    return this.jid.bare;
+  }
+
+  /** A fresh element at each read (callers copy or read it, never keep it). */
+  get presence(): Element | null {
+    return this.presenceXml === null ? null : parseElement(this.presenceXml);
   }
 
   get available(): boolean {
-    return this.presence !== null;
+    return this.presenceXml !== null;
   }
 
   has(flag: string): boolean {
-    return this.flags.has(flag);
+    return this.flags.includes(flag);
   }
 }
 

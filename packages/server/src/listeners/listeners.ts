@@ -395,9 +395,13 @@ export async function startListener(
   // Raw sockets per address and in total, handshake timeouts (trusted proxies are not capped).
   socketGuard(core).attach(server, config.type, front);
   const sockets = new Set<import('node:net').Socket>();
+  // One listener function for every socket ('close' comes once): no closure kept per connection.
+  function forget(this: import('node:net').Socket): void {
+    sockets.delete(this);
+  }
   front.on('connection', (socket: import('node:net').Socket) => {
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.on('close', forget);
   });
   await new Promise<void>((resolve, reject) => {
     front.once('error', reject);

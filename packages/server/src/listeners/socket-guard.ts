@@ -148,7 +148,8 @@ function createGuard(core: ServerCore): SocketGuard {
     total++;
     const me = peer(socket);
     if (handshake) pending.set(me, socket);
-    socket.once('close', () => {
+    // 'close' comes once: `on` spares the once-wrapper every open connection would keep.
+    socket.on('close', () => {
       total--;
       if (pending.get(me) === socket) pending.delete(me);
       if (!counted) return;

@@ -6,15 +6,23 @@ import { tlsChannelBinding } from './channel-binding.js';
 import type { TrustStore } from './trust-store.js';
 import type { Dialer } from '../core/s2s/federation.js';
 
+/** A socket's errors are followed by 'close', which the stream hears; one function for all sockets. */
+function ignoreError(): void {}
+
+/** The transport a socket serves, for the listeners below (one set of functions for every socket). */
+const TRANSPORT = Symbol('natter.transport');
+type Served = Socket & { [TRANSPORT]?: SocketTransport };
+
 /** TCP (STARTTLS-capable) or direct-TLS socket as a stream transport. */
 export class SocketTransport implements Transport {
   readonly framed = false;
   readonly remoteAddress: string;
   readonly localPort: number;
   private socket: Socket;
-  private dataCb: (chunk: Buffer) => void = () => {};
-  private closeCb: (hadError: boolean) => void = () => {};
-  private drainCb: () => void = () => {};
+  private dataCb: ((chunk: Buffer) => void) | undefined;
+  private closeCb: ((hadError: boolean) => void) | undefined;
+  private closeCalled = false;
+  private drainCb: (() => void) | undefined;
   private upgraded = false;
   /** Inbound server-to-server: the CAs a client certificate may chain to (see TrustStore). */
   trust: TrustStore | undefined;
@@ -40,17 +48,33 @@ export class SocketTransport implements Transport {
     this.attach(socket);
   }
 
-  private readonly onSocketData = (chunk: Buffer) => this.dataCb(chunk);
-  private readonly onSocketClose = (hadError: boolean) => this.closeCb(hadError);
-  private readonly onSocketDrain = () => this.drainCb();
+  // Socket listeners shared by every transport (`this` is the socket): an idle connection keeps
+  // no closures of its own for them.
+  private static onSocketData(this: Served, chunk: Buffer): void {
+    this[TRANSPORT]?.dataCb?.(chunk);
+  }
+
+  private static onSocketClose(this: Served, hadError: boolean): void {
+    this[TRANSPORT]?.closed(hadError);
+  }
+
+  private static onSocketDrain(this: Served): void {
+    this[TRANSPORT]?.drainCb?.();
+  }
 
   private attach(socket: Socket): void {
-    socket.on('data', this.onSocketData);
-    socket.on('close', this.onSocketClose);
-    socket.on('drain', this.onSocketDrain);
-    socket.on('error', () => {
-      /* 'close' follows */
-    });
+    (socket as Served)[TRANSPORT] = this;
+    socket.on('data', SocketTransport.onSocketData);
+    socket.on('close', SocketTransport.onSocketClose);
+    socket.on('drain', SocketTransport.onSocketDrain);
+    socket.on('error', ignoreError);
+  }
+
+  /** The connection is gone: the stream hears of it once. */
+  private closed(hadError: boolean): void {
+    if (this.closeCalled) return;
+    this.closeCalled = true;
+    this.closeCb?.(hadError);
   }
 
   get secure(): boolean {
@@ -132,7 +156,7 @@ export class SocketTransport implements Transport {
             (e: Error) => {
               // Our close listener is off the raw socket now: the stream hears of the end here.
               raw.destroy();
-              this.closeCb(true);
+              this.closed(true);
               reject(e);
             },
           );
@@ -170,9 +194,9 @@ export class SocketTransport implements Transport {
    * (the socket guard's and the listeners' connection counts) must still hear the socket close.
    */
   private detach(raw: Socket): Socket {
-    raw.off('data', this.onSocketData);
-    raw.off('close', this.onSocketClose);
-    raw.off('drain', this.onSocketDrain);
+    raw.off('data', SocketTransport.onSocketData);
+    raw.off('close', SocketTransport.onSocketClose);
+    raw.off('drain', SocketTransport.onSocketDrain);
     return raw;
   }
 
@@ -191,7 +215,7 @@ export class SocketTransport implements Transport {
         this.attach(tls);
         resolve();
       });
-      tls.on('close', (hadError: boolean) => this.closeCb(hadError));
+      tls.on('close', (hadError: boolean) => this.closed(hadError));
     });
   }
 
@@ -216,12 +240,7 @@ export class SocketTransport implements Transport {
   }
 
   onClose(cb: (hadError: boolean) => void): void {
-    let called = false;
-    this.closeCb = (h) => {
-      if (called) return;
-      called = true;
-      cb(h);
-    };
+    this.closeCb = cb;
   }
 
   onDrain(cb: () => void): void {

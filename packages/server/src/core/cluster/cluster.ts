@@ -623,8 +623,9 @@ export class Cluster {
     } catch {
       return;
     }
-    const presence = w.p === null ? null : parseElement(w.p);
-    this.host.sessions.putRemote(new RemoteRecord(w.i, jid, node, presence, w.pr, w.in, new Set(w.f)));
+    // Checked here, kept as text: a record's presence is parsed again when read.
+    if (w.p !== null) parseElement(w.p);
+    this.host.sessions.putRemote(new RemoteRecord(w.i, jid, node, w.p, w.pr, w.in, w.f));
   }
 
   /** After a membership change: tells the modules when this node has just become the leader. */

@@ -19,6 +19,19 @@ import { SaslAttempt } from './steps/sasl-attempt.js';
 import { RegisterStep } from './steps/register.js';
 import { BindStep } from './steps/bind.js';
 
+/** Before authentication: one SASL attempt shared by both profiles, so failures count across them. */
+function negotiationSteps(stream: ClientNegotiation): NegotiationStep[] {
+  const sasl = new SaslAttempt(stream);
+  return [
+    new StartTlsStep(stream),
+    new SaslStep(stream, sasl),
+    new Sasl2Step(stream, sasl),
+    new RegisterStep(stream),
+  ];
+}
+
+const NO_STEPS: readonly NegotiationStep[] = Object.freeze([]);
+
 function isLoopback(address: string): boolean {
   const a = address.startsWith('::ffff:') ? address.slice(7) : address;
   return a === '::1' || (isIP(a) === 4 && a.startsWith('127.'));
@@ -43,15 +56,12 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
     return this.pipeline.busy;
   }
 
-  /** Negotiation steps before authentication, then before binding (RFC 6120 §5–§7). */
-  private readonly sasl = new SaslAttempt(this);
-  private readonly negotiating: NegotiationStep[] = [
-    new StartTlsStep(this),
-    new SaslStep(this, this.sasl),
-    new Sasl2Step(this, this.sasl),
-    new RegisterStep(this),
-  ];
-  private readonly binding: NegotiationStep[] = [new BindStep(this)];
+  /**
+   * Negotiation steps before authentication, then before binding (RFC 6120 §5–§7). Let go once a
+   * resource is bound: a session lives for hours without them.
+   */
+  private negotiating: readonly NegotiationStep[] = negotiationSteps(this);
+  private binding: readonly NegotiationStep[] = [new BindStep(this)];
 
   constructor(
     transport: Transport,
@@ -178,7 +188,7 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
 
   tlsEstablished(): void {
     // Anything the client sent after <starttls/> in the clear is discarded (RFC 6120 §5.4.3.3).
-    this.queue = [];
+    this.queue = undefined;
     this.state = 'header';
     this.discardInput = false;
     this.newParser();
@@ -194,6 +204,12 @@ export class C2SStream extends StreamMachine implements ClientNegotiation {
     this.session = session;
     this.state = 'bound';
     this.established();
+  }
+
+  protected override established(): void {
+    super.established();
+    this.negotiating = NO_STEPS;
+    this.binding = NO_STEPS;
   }
 
   // --- established stream -------------------------------------------------------------------------

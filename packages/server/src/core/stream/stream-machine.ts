@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { StreamParser, serialize, xml, escapeAttr, type Element, type XmlError } from '@natter/xml';
+import {
+  StreamParser,
+  serialize,
+  xml,
+  escapeAttr,
+  type Element,
+  type StreamHeader,
+  type StreamParserHandlers,
+  type XmlError,
+} from '@natter/xml';
 import { NS, StreamError, type StreamErrorCondition } from '@natter/protocol';
 import type { Transport } from '../transport.js';
 import type { Logger } from '../logger.js';
@@ -51,13 +60,34 @@ export interface MachineEnv {
  * negotiation steps (STARTTLS, SASL, bind, handshake …) live in files of their own.
  */
 export abstract class StreamMachine implements StreamView {
+  /**
+   * The parser's callbacks into one machine: a single small object rather than a closure per
+   * callback (every connection holds its parser for as long as it lives).
+   */
+  private static readonly ParserSink = class implements StreamParserHandlers {
+    constructor(private readonly m: StreamMachine) {}
+    streamStart(h: StreamHeader): void {
+      this.m.onHeader(h.name, h.xmlns, h.attrs, h.contentNs);
+    }
+    element(el: Element): void {
+      this.m.onElement(el);
+    }
+    streamEnd(): void {
+      // The closing tag waits its turn: stanzas before it are processed and answered first (§4.4).
+      this.m.onElement(STREAM_END);
+    }
+    error(err: XmlError): void {
+      // Input after <starttls/> is discarded, malformed or not: no plaintext error follows <proceed/>.
+      if (!this.m.discardInput) this.m.fail(err.condition, err.message);
+    }
+  };
+
   readonly id = randomBytes(9).toString('base64url') + (++streamCounter).toString(36);
   readonly createdAt = Date.now();
   state: StreamState = 'header';
   /** Last time bytes arrived from the peer (idle detection, ping). */
   lastReceived = Date.now();
-  /** Per-module stream state (stream management, CSI), keyed by the module. */
-  readonly data = new Map<symbol, unknown>();
+  private data_: Map<symbol, unknown> | undefined;
   /** The stream error the server closed this stream with, if any. */
   closeCondition: string | undefined;
   /** The id sent in the last stream header (XEP-0114 hashes it with the secret). */
@@ -79,17 +109,22 @@ export abstract class StreamMachine implements StreamView {
   protected parser!: StreamParser;
   /** Input is dropped (between <starttls/> and the TLS handshake). */
   protected discardInput = false;
-  protected queue: Element[] = [];
+  /** Elements received while a handler runs; made on first use, dropped once drained. */
+  protected queue: Element[] | undefined;
   protected cleanClose = false;
   /** Language of the stream (RFC 6120 §4.7.4). */
   protected lang = 'en';
   private busy = false;
-  private readonly pauses = new Set<string>();
+  /** Why reading is paused (back-pressure); undefined while it is not. */
+  private pauses: Set<string> | undefined;
   private bytesIn = 0;
   /** Bytes handed to the transport so far. */
   private bytesOut = 0;
-  /** Stanzas written while the send buffer was not empty, with their end offset in the output. */
-  private backlog: { el: Element; end: number }[] = [];
+  /**
+   * Stanzas written while the send buffer was not empty, with their end offset in the output;
+   * undefined while the buffer is empty (most of a stream's life).
+   */
+  private backlog: { el: Element; end: number }[] | undefined;
   private slowTimer: NodeJS.Timeout | undefined;
   private authTimer: NodeJS.Timeout | undefined;
   /** The rest of a large read, parsed slice by slice (readSliced). */
@@ -125,7 +160,15 @@ export abstract class StreamMachine implements StreamView {
   }
 
   get readingPaused(): boolean {
-    return this.pauses.size > 0;
+    return this.pauses !== undefined;
+  }
+
+  /**
+   * Per-module stream state (stream management, CSI), keyed by the module; made on first use, since
+   * most streams never get any and idle sessions are counted in KiB (docs/performance.md).
+   */
+  get data(): Map<symbol, unknown> {
+    return (this.data_ ??= new Map());
   }
 
   // --- profile hooks ------------------------------------------------------------------------------
@@ -154,23 +197,11 @@ export abstract class StreamMachine implements StreamView {
   protected newParser(): void {
     this.headerSent = false; // every (re)started stream gets its own header
     const limits = this.env.config.limits;
-    this.parser = new StreamParser(
-      {
-        streamStart: (h) => this.onHeader(h.name, h.xmlns, h.attrs, h.contentNs),
-        element: (el) => this.onElement(el),
-        // The closing tag waits its turn: stanzas before it are processed and answered first (§4.4).
-        streamEnd: () => this.onElement(STREAM_END),
-        // Input after <starttls/> is discarded, malformed or not: no plaintext error follows <proceed/>.
-        error: (err: XmlError) => {
-          if (!this.discardInput) this.fail(err.condition, err.message);
-        },
-      },
-      {
-        maxStanzaBytes: limits.maxStanzaBytes,
-        maxDepth: limits.maxDepth + (this.transport.framed ? 1 : 0),
-        maxAttributes: limits.maxAttributes,
-      },
-    );
+    this.parser = new StreamParser(new StreamMachine.ParserSink(this), {
+      maxStanzaBytes: limits.maxStanzaBytes,
+      maxDepth: limits.maxDepth + (this.transport.framed ? 1 : 0),
+      maxAttributes: limits.maxAttributes,
+    });
     if (this.transport.framed) {
       // RFC 7395: every frame is a standalone element; a synthetic root makes them first-level children.
       this.parser.write(`<framing xmlns='${this.contentNs}' xmlns:stream='${NS.stream}'>`);
@@ -219,7 +250,7 @@ export abstract class StreamMachine implements StreamView {
   /** Schedules the next slice unless something other than slicing holds reading back. */
   private nextSlice(): void {
     const pending = this.sliced;
-    if (!pending || pending.scheduled || this.pauses.size > 1) return;
+    if (!pending || pending.scheduled || (this.pauses !== undefined && this.pauses.size > 1)) return;
     pending.scheduled = true;
     setImmediate(() => {
       if (this.sliced !== pending) return;
@@ -253,8 +284,9 @@ export abstract class StreamMachine implements StreamView {
   private onElement(el: Element): void {
     if (this.state === 'closed' || this.state === 'closing' || this.discardInput) return;
     if (this.busy) {
-      this.queue.push(el);
-      if (this.queue.length >= MAX_PENDING) this.pauseReading('queue');
+      const queue = (this.queue ??= []);
+      queue.push(el);
+      if (queue.length >= MAX_PENDING) this.pauseReading('queue');
       return;
     }
     const r = this.handle(el);
@@ -271,7 +303,7 @@ export abstract class StreamMachine implements StreamView {
   }
 
   private async drainQueue(): Promise<void> {
-    while (this.queue.length > 0 && this.state !== 'closed') {
+    while (this.queue !== undefined && this.queue.length > 0 && this.state !== 'closed') {
       const el = this.queue.shift()!;
       try {
         await this.handle(el);
@@ -280,8 +312,10 @@ export abstract class StreamMachine implements StreamView {
         this.fail('internal-server-error');
         return;
       }
-      if (this.queue.length < MAX_PENDING / 2) this.resumeReading('queue');
+      if (this.queue === undefined || this.queue.length < MAX_PENDING / 2) this.resumeReading('queue');
     }
+    // An emptied array keeps the capacity it grew to: let it go until the next burst.
+    this.queue = undefined;
     this.busy = false;
     this.resumeReading('queue');
   }
@@ -317,23 +351,25 @@ export abstract class StreamMachine implements StreamView {
 
   /** Stops reading from the connection for `reason` (back-pressure); reading resumes when no reason is left. */
   pauseReading(reason: string): void {
-    if (this.pauses.has(reason)) return;
-    if (this.pauses.size === 0 && this.state !== 'closed') this.transport.pause();
-    this.pauses.add(reason);
+    if (this.pauses?.has(reason) === true) return;
+    if (this.pauses === undefined && this.state !== 'closed') this.transport.pause();
+    (this.pauses ??= new Set()).add(reason);
   }
 
   resumeReading(reason: string): void {
-    if (!this.pauses.delete(reason)) return;
+    if (this.pauses?.delete(reason) !== true) return;
+    if (this.pauses.size === 0) this.pauses = undefined;
     if (this.sliced) {
       this.nextSlice(); // the rest of a read goes first; reading resumes after it
       return;
     }
-    if (this.pauses.size === 0 && this.state !== 'closed') this.transport.resume();
+    if (this.pauses === undefined && this.state !== 'closed') this.transport.resume();
   }
 
   /** Negotiation is over: the authentication timeout no longer applies. */
   protected established(): void {
     clearTimeout(this.authTimer);
+    this.authTimer = undefined;
   }
 
   // --- output -----------------------------------------------------------------------------------
@@ -381,8 +417,9 @@ export abstract class StreamMachine implements StreamView {
     if (this.keepsUntilSent(el)) {
       // Kept until the kernel took the bytes: if the peer never reads them, they are routed again.
       const sent = this.bytesOut - this.transport.bufferedBytes;
-      while (this.backlog.length > 0 && this.backlog[0]!.end <= sent) this.backlog.shift();
-      this.backlog.push({ el, end: this.bytesOut + Buffer.byteLength(data) });
+      const backlog = (this.backlog ??= []);
+      while (backlog.length > 0 && backlog[0]!.end <= sent) backlog.shift();
+      backlog.push({ el, end: this.bytesOut + Buffer.byteLength(data) });
     }
     this.writeData(data);
   }
@@ -408,7 +445,7 @@ export abstract class StreamMachine implements StreamView {
   private flushCheck(): void {
     if (this.state === 'closed') return;
     const buffered = this.transport.bufferedBytes;
-    if (buffered === 0) this.backlog.length = 0;
+    if (buffered === 0) this.backlog = undefined;
     const soft = this.env.config.limits.maxSendBufferBytes;
     if (buffered <= soft) {
       clearTimeout(this.slowTimer);
@@ -457,8 +494,8 @@ export abstract class StreamMachine implements StreamView {
   private cutOff(buffered: number): void {
     this.env.log.warn({ stream: this.id, buffered }, 'peer does not read: disconnecting');
     const sent = this.bytesOut - buffered;
-    this.cutOffUnsent(this.backlog.filter((b) => b.end > sent).map((b) => b.el));
-    this.backlog = [];
+    this.cutOffUnsent((this.backlog ?? []).filter((b) => b.end > sent).map((b) => b.el));
+    this.backlog = undefined;
     this.closeCondition = 'policy-violation';
     this.state = 'closing';
     // What is buffered will never be read: drop it rather than wait for the peer.
@@ -510,7 +547,7 @@ export abstract class StreamMachine implements StreamView {
     clearTimeout(this.authTimer);
     clearTimeout(this.slowTimer);
     this.parser = new StreamParser({ streamStart() {}, element() {}, streamEnd() {}, error() {} });
-    this.queue = [];
+    this.queue = undefined;
     this.env.limiter?.closed?.(this);
     await this.finished_(this.cleanClose);
   }

@@ -15,16 +15,38 @@ interface Filter {
  * written and received (stream management), and holders that give back what a filter kept when
  * the stream dies (stream management queues it). The stream runs it; modules add stages.
  */
+/** The stages modules registered on one stream: made by the first one (most streams get none). */
+interface Stages {
+  readonly writtenCounters: Map<string, (stanza: Element) => void>;
+  readonly receivedCounters: Map<string, (stanza: Element) => void>;
+  readonly holders: Map<string, () => Element[]>;
+  readonly tracking: Set<string>;
+  readonly busyChecks: Map<string, () => boolean>;
+}
+
+/** Shared by every stream without filters or counters (never written to: replaced on change). */
+const NONE: readonly never[] = Object.freeze([]);
+
 export class StreamPipeline {
-  private filters: Filter[] = [];
-  private readonly writtenCounters = new Map<string, (stanza: Element) => void>();
-  private readonly receivedCounters = new Map<string, (stanza: Element) => void>();
-  private readonly holders = new Map<string, () => Element[]>();
-  private readonly tracking = new Set<string>();
-  private readonly busyChecks = new Map<string, () => boolean>();
+  private filters: readonly Filter[] = NONE;
+  /**
+   * Counters, holders and checks by stage name. Created on first use: an idle session's stream
+   * has none, and idle sessions are counted in KiB (docs/performance.md).
+   */
+  private stages: Stages | undefined;
   /** Snapshots of the counters, for the per-stanza path (no iterator per stanza). */
-  private written_: ((stanza: Element) => void)[] = [];
-  private received_: ((stanza: Element) => void)[] = [];
+  private written_: readonly ((stanza: Element) => void)[] = NONE;
+  private received_: readonly ((stanza: Element) => void)[] = NONE;
+
+  private get stages_(): Stages {
+    return (this.stages ??= {
+      writtenCounters: new Map(),
+      receivedCounters: new Map(),
+      holders: new Map(),
+      tracking: new Set(),
+      busyChecks: new Map(),
+    });
+  }
 
   /**
    * Adds an outbound filter named `name` (one per name); filters run from the lowest `order` up.
@@ -35,7 +57,8 @@ export class StreamPipeline {
     const entry = { name, order, fn };
     this.filters = [...this.filters, entry].sort((a, b) => a.order - b.order);
     return () => {
-      this.filters = this.filters.filter((f) => f !== entry);
+      const rest = this.filters.filter((f) => f !== entry);
+      this.filters = rest.length > 0 ? rest : NONE;
     };
   }
 
@@ -51,40 +74,43 @@ export class StreamPipeline {
     counters: { written?: (stanza: Element) => void; received?: (stanza: Element) => void },
     opts: { tracksDelivery?: boolean; busy?: () => boolean } = {},
   ): () => void {
-    if (counters.written) this.writtenCounters.set(name, counters.written);
-    if (counters.received) this.receivedCounters.set(name, counters.received);
-    if (opts.tracksDelivery) this.tracking.add(name);
-    if (opts.busy) this.busyChecks.set(name, opts.busy);
-    this.snapshot();
+    const st = this.stages_;
+    if (counters.written) st.writtenCounters.set(name, counters.written);
+    if (counters.received) st.receivedCounters.set(name, counters.received);
+    if (opts.tracksDelivery) st.tracking.add(name);
+    if (opts.busy) st.busyChecks.set(name, opts.busy);
+    this.snapshot(st);
     return () => {
-      this.writtenCounters.delete(name);
-      this.receivedCounters.delete(name);
-      this.tracking.delete(name);
-      this.busyChecks.delete(name);
-      this.snapshot();
+      st.writtenCounters.delete(name);
+      st.receivedCounters.delete(name);
+      st.tracking.delete(name);
+      st.busyChecks.delete(name);
+      this.snapshot(st);
     };
   }
 
   /** Some stage says the peer is behind: a long burst should wait before writing more. */
   get busy(): boolean {
-    for (const check of this.busyChecks.values()) if (check()) return true;
+    const checks = this.stages?.busyChecks;
+    if (checks) for (const check of checks.values()) if (check()) return true;
     return false;
   }
 
-  private snapshot(): void {
-    this.written_ = [...this.writtenCounters.values()];
-    this.received_ = [...this.receivedCounters.values()];
+  private snapshot(st: Stages): void {
+    this.written_ = st.writtenCounters.size > 0 ? [...st.writtenCounters.values()] : NONE;
+    this.received_ = st.receivedCounters.size > 0 ? [...st.receivedCounters.values()] : NONE;
   }
 
   /** A filter that holds stanzas back registers here what it gives up when the stream dies. */
   holder(name: string, giveUp: () => Element[]): () => void {
-    this.holders.set(name, giveUp);
-    return () => this.holders.delete(name);
+    const holders = this.stages_.holders;
+    holders.set(name, giveUp);
+    return () => holders.delete(name);
   }
 
   /** Some stage accounts for every stanza written (stream management). */
   get tracksDelivery(): boolean {
-    return this.tracking.size > 0;
+    return this.stages !== undefined && this.stages.tracking.size > 0;
   }
 
   // --- run by the stream --------------------------------------------------------------------------
@@ -110,7 +136,8 @@ export class StreamPipeline {
   /** Everything the filters held back, in the holders' order (the stream is dying). */
   takeHeld(): Element[] {
     const out: Element[] = [];
-    for (const give of this.holders.values()) out.push(...give());
+    const holders = this.stages?.holders;
+    if (holders) for (const give of holders.values()) out.push(...give());
     return out;
   }
 }

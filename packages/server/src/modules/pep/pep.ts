@@ -27,8 +27,11 @@ interface ResourceState {
   caps: CapsInfo | undefined;
   /** Features of the client (undefined until known). */
   features: ReadonlySet<string> | undefined;
-  /** `owner\nnode` pairs whose last item this resource got since it became available. */
-  sent: Set<string>;
+  /**
+   * `owner\nnode` pairs whose last item this resource got since it became available; made by the
+   * first one (idle sessions are counted in KiB).
+   */
+  sent: Set<string> | undefined;
   /** Bumped at each presence, so a late disco answer does not overwrite newer caps. */
   generation: number;
   /** Last items were looked up since the resource became available. */
@@ -74,7 +77,7 @@ export default defineModule({
       if (!st)
         resources.set(
           s,
-          (st = { caps: undefined, features: undefined, sent: new Set(), generation: 0, primed: false }),
+          (st = { caps: undefined, features: undefined, sent: undefined, generation: 0, primed: false }),
         );
       return st;
     };
@@ -158,7 +161,7 @@ export default defineModule({
       let elsewhere: [string, string][] | undefined;
       const take = (s: SessionRecord) => {
         const st = resources.get(s);
-        if (st) st.sent.add(key);
+        if (st) (st.sent ??= new Set()).add(key);
         else if (s.node !== ctx.cluster.nodeId) (elsewhere ??= []).push([s.jid.toString(), s.id]);
         out.push(s.jid);
       };
@@ -233,7 +236,7 @@ export default defineModule({
         const service = serviceOf(owner);
         for (const name of nodes) {
           const key = `${owner.toBareString()}\n${name}`;
-          if (st.sent.has(key)) continue;
+          if (st.sent?.has(key) === true) continue;
           const node = await store.getNode(owner.toBareString(), name);
           if (
             !node ||
@@ -243,8 +246,8 @@ export default defineModule({
             continue;
           if (!isSelf && !(await service.access(node, session.jid, 'notify')).ok) continue;
           const ev = await service.lastItemEvent(node);
-          if (!ev || !session.available || st.sent.has(key)) continue;
-          st.sent.add(key);
+          if (!ev || !session.available || st.sent?.has(key) === true) continue;
+          (st.sent ??= new Set()).add(key);
           service.sendEvent(node, [session.jid], ev, true);
         }
       }
@@ -348,7 +351,8 @@ export default defineModule({
         for (const entry of sessions as unknown[]) {
           if (!Array.isArray(entry) || typeof entry[0] !== 'string') continue;
           const s = ctx.sessions.get(entry[0]);
-          if (s && s.id === entry[1]) resources.get(s)?.sent.add(key);
+          const st = s && s.id === entry[1] ? resources.get(s) : undefined;
+          if (st) (st.sent ??= new Set()).add(key);
         }
       }),
     );
@@ -388,7 +392,7 @@ export default defineModule({
     ctx.hook('session/unavailable', ({ session }) => {
       const st = resources.get(session);
       if (st) {
-        st.sent.clear();
+        st.sent = undefined;
         st.generation++;
         st.primed = false;
       }

@@ -19,8 +19,11 @@ const NS_PRE_APPROVAL = 'urn:xmpp:features:pre-approval';
 interface SessionPresence {
   /** Sent initial presence and has not gone unavailable (RFC 6121 §4.2). */
   available: boolean;
-  /** Entities that received directed presence from this session (RFC 6121 §4.6). */
-  directed: Set<string>;
+  /**
+   * Entities that received directed presence from this session (RFC 6121 §4.6); made by the first
+   * one, since most sessions send none and idle sessions are counted in KiB.
+   */
+  directed: Set<string> | undefined;
 }
 
 /** A copy of a presence with other addresses; children are shared, not deep-copied (nobody mutates them downstream). */
@@ -55,7 +58,7 @@ export default defineModule({
     const stateOf = (s: Session): SessionPresence => {
       let st = states.get(s);
       if (!st) {
-        st = { available: false, directed: new Set() };
+        st = { available: false, directed: undefined };
         states.set(s, st);
       }
       return st;
@@ -185,7 +188,7 @@ export default defineModule({
       const type = ev.stanza.attrs.type;
       if (type !== undefined && type !== 'unavailable') return false;
       const st = stateOf(session);
-      if (type === 'unavailable' && !st.available && st.directed.size === 0) return false;
+      if (type === 'unavailable' && !st.available && (st.directed?.size ?? 0) === 0) return false;
       return fanOut(session, ev.stanza, st, type === undefined).then(() => false as const);
     };
 
@@ -207,7 +210,7 @@ export default defineModule({
         const r = send(readdress(stanza, from, c.toString()));
         if (r instanceof Promise) pending.push(r);
       }
-      if (st.directed.size > 0) {
+      if (st.directed !== undefined && st.directed.size > 0) {
         covered = new Set(subscribers.map((j) => j.toString()));
         for (const d of st.directed) {
           const bare = d.includes('/') ? d.slice(0, d.indexOf('/')) : d;
@@ -215,7 +218,7 @@ export default defineModule({
           const r = send(readdress(stanza, from, d));
           if (r instanceof Promise) pending.push(r);
         }
-        if (!available) st.directed.clear();
+        if (!available) st.directed = undefined;
       }
       if (initial) {
         // §4.2.2: probe the contacts whose presence the user receives
@@ -244,8 +247,8 @@ export default defineModule({
         // §4.6: directed presence to another entity is remembered until unavailable
         if (ev.to.local === ev.from.local && ev.to.domain === ev.from.domain) return false;
         const st = stateOf(ev.origin);
-        if (type === undefined) st.directed.add(ev.to.toString());
-        else st.directed.delete(ev.to.toString());
+        if (type === undefined) (st.directed ??= new Set()).add(ev.to.toString());
+        else st.directed?.delete(ev.to.toString());
       }
       return false;
     });
@@ -316,7 +319,7 @@ export default defineModule({
     ctx.hook('session/closed', async ({ session }) => {
       if (session.jid.domain !== ctx.domain) return;
       const st = states.get(session);
-      if (!st || (!st.available && st.directed.size === 0)) return;
+      if (!st || (!st.available && (st.directed?.size ?? 0) === 0)) return;
       const wasAvailable = st.available;
       const unavailable = xml('presence', {
         xmlns: NS.client,
