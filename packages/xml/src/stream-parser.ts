@@ -162,7 +162,8 @@ export class StreamParser {
     }
     const tail = incompleteTail(bytes);
     if (tail > 0) {
-      this.carry = bytes.slice(bytes.length - tail);
+      // A copy: a view would keep the whole read buffer alive while the connection idles.
+      this.carry = new Uint8Array(bytes.subarray(bytes.length - tail));
       bytes = bytes.subarray(0, bytes.length - tail);
     }
     let text = UTF8.decode(bytes);

@@ -125,12 +125,19 @@ const KEPT_MAX = 64;
 const keptStrings = new Map<string, string>();
 const keptPrefixes = new Map<string, Map<string, string>>();
 
+/**
+ * Longest string, and most bindings, shared through the tables: they are filled by unauthenticated
+ * input, so a long or odd header is copied for its stream but never kept for everyone.
+ */
+const KEPT_CHARS = 64;
+const KEPT_BINDINGS = 3;
+
 function keepString(s: string): string {
   const kept = keptStrings.get(s);
   if (kept !== undefined) return kept;
   // A string parsed anew is a string of its own, not a view into the input.
   const copy = JSON.parse(JSON.stringify(s)) as string;
-  if (keptStrings.size < KEPT_MAX) keptStrings.set(copy, copy);
+  if (keptStrings.size < KEPT_MAX && copy.length <= KEPT_CHARS) keptStrings.set(copy, copy);
   return copy;
 }
 
@@ -142,7 +149,8 @@ function keepPrefixes(prefixes: Map<string, string>): Map<string, string> {
   if (kept !== undefined) return kept;
   const copy = new Map<string, string>();
   for (const [p, uri] of prefixes) copy.set(keepString(p), keepString(uri));
-  if (keptPrefixes.size < KEPT_MAX) keptPrefixes.set(key, copy);
+  if (keptPrefixes.size < KEPT_MAX && prefixes.size <= KEPT_BINDINGS && key.length <= 4 * KEPT_CHARS)
+    keptPrefixes.set(key, copy);
   return copy;
 }
 

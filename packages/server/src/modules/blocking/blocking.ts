@@ -132,8 +132,9 @@ export default defineModule({
           if (type === 'unavailable')
             p = xml('presence', { xmlns: NS.client, type: 'unavailable', from: s.jid.toString(), to: raw });
           else {
-            if (!s.presence) continue;
-            p = s.presence.clone();
+            const current = s.presence;
+            if (!current) continue;
+            p = current.clone();
             p.attrs.from = s.jid.toString();
             p.attrs.to = raw;
           }

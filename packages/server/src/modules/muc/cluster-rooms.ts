@@ -1,10 +1,9 @@
-import { parseElement, xml } from '@natter/xml';
+import { parseElement } from '@natter/xml';
 import { parseJid, type Jid } from '@natter/jid';
-import { NS } from '@natter/protocol';
 import type { ClusterView, RouteEvent } from '../../core/module-api.js';
 import type { Affiliation, Role } from './affiliations.js';
 import { nickKey } from './nick.js';
-import { STATUS } from './occupants.js';
+import { serviceGonePresence } from './occupants.js';
 import { Room, type Occupant } from './room.js';
 import type { RoomConfig } from './room-config.js';
 import type { MucService } from './service.js';
@@ -344,21 +343,7 @@ export class ClusterRooms {
     for (const o of loser.occupants.values())
       for (const s of o.sessions) {
         if (winner?.byReal.has(s.toString())) continue;
-        this.svc.sendNew(
-          xml(
-            'presence',
-            { from: o.jid.toString(), type: 'unavailable' },
-            xml(
-              'x',
-              { xmlns: NS.mucUser },
-              xml('item', { affiliation: 'none', role: 'none' }),
-              xml('status', { code: String(STATUS.self) }),
-              xml('status', { code: String(STATUS.shutdown) }),
-            ),
-          ),
-          o.jid,
-          s,
-        );
+        this.svc.sendNew(serviceGonePresence(o.jid.toString(), s.toString()), o.jid, s);
       }
   }
 

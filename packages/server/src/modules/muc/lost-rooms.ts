@@ -1,8 +1,8 @@
-import { xml, type Element } from '@natter/xml';
+import type { Element } from '@natter/xml';
 import { tryParseJid } from '@natter/jid';
 import { NS } from '@natter/protocol';
 import type { ModuleContext } from '../../core/module-api.js';
-import { STATUS } from './occupants.js';
+import { STATUS, serviceGonePresence } from './occupants.js';
 
 /**
  * In a cluster each room runs on one node (cluster-rooms.ts, docs/decisions/0009). When that node
@@ -68,20 +68,7 @@ export function trackRoomsForLoss(ctx: ModuleContext<unknown>, domain: string): 
         if (!lostHere(room)) continue;
         rooms.delete(room);
         told++;
-        ctx.deliver(
-          session,
-          xml(
-            'presence',
-            { xmlns: NS.client, from: occupant, to: full, type: 'unavailable' },
-            xml(
-              'x',
-              { xmlns: NS.mucUser },
-              xml('item', { affiliation: 'none', role: 'none' }),
-              xml('status', { code: String(STATUS.self) }),
-              xml('status', { code: String(STATUS.shutdown) }),
-            ),
-          ),
-        );
+        ctx.deliver(session, serviceGonePresence(occupant, full));
       }
       if (rooms.size === 0) joined.delete(full);
     }

@@ -423,6 +423,24 @@ export function evacuate(svc: MucService, room: Room, destroy: Element): void {
 }
 
 /**
+ * What an occupant's session gets when the room went away without the room telling it (its node
+ * died, or its copy lost to another): it left, because the service went down (110, 332, §10.10).
+ */
+export function serviceGonePresence(occupant: string, to: string): Element {
+  return xml(
+    'presence',
+    { xmlns: NS.client, from: occupant, to, type: 'unavailable' },
+    xml(
+      'x',
+      { xmlns: NS.mucUser },
+      xml('item', { affiliation: 'none', role: 'none' }),
+      xml('status', { code: String(STATUS.self) }),
+      xml('status', { code: String(STATUS.shutdown) }),
+    ),
+  );
+}
+
+/**
  * The server is shutting down: each occupant is told it leaves the room for that reason (110, 332),
  * and nobody else (they all leave at once; the other departures are not broadcast).
  */

@@ -86,6 +86,8 @@ export default defineModule({
      * replicated presence. A record is replaced at each change of the session, which forgets them.
      */
     const remote = new WeakMap<SessionRecord, Promise<ReadonlySet<string> | undefined>>();
+    /** The caps of another node's record, read once (its presence is kept as text and parsed on read). */
+    const remoteCaps = new WeakMap<SessionRecord, ReturnType<typeof readCaps> | undefined>();
 
     /** A session's features: what its presence made known here, or, for another node's, its caps. */
     function featuresOf(
@@ -93,7 +95,11 @@ export default defineModule({
     ): ReadonlySet<string> | undefined | Promise<ReadonlySet<string> | undefined> {
       const st = resources.get(s);
       if (st || s.node === ctx.cluster.nodeId) return st?.features;
-      const info = s.presence ? readCaps(s.presence) : undefined;
+      let info = remoteCaps.get(s);
+      if (info === undefined && !remoteCaps.has(s)) {
+        const presence = s.presence;
+        remoteCaps.set(s, (info = presence ? readCaps(presence) : undefined));
+      }
       if (!info) return undefined;
       const cached = caps.get(info);
       if (cached) return cached;

@@ -75,7 +75,8 @@ export default defineModule({
     /** Presence of every available resource of `owner` to `to` (a new subscriber or a probe). */
     const sendCurrentPresence = async (owner: Jid, to: string): Promise<void> => {
       for (const s of ctx.sessions.available(owner)) {
-        if (s.presence) await send(readdress(s.presence, s.jid.toString(), to));
+        const p = s.presence;
+        if (p) await send(readdress(p, s.jid.toString(), to));
       }
     };
     const sendUnavailableFrom = async (owner: Jid, to: string): Promise<void> => {
@@ -162,8 +163,9 @@ export default defineModule({
           if (sessions.length === 0) return true;
           const sent: Promise<void>[] = [];
           for (const s of sessions) {
-            if (!s.presence) continue;
-            const r = send(readdress(s.presence, s.jid.toString(), to));
+            const p = s.presence;
+            if (!p) continue;
+            const r = send(readdress(p, s.jid.toString(), to));
             if (r instanceof Promise) sent.push(r);
           }
           return sent.length ? Promise.all(sent).then(() => true) : true;
@@ -228,8 +230,9 @@ export default defineModule({
         }
         // §4.2.2: the new resource learns the presence of the account's other available resources
         for (const other of ctx.sessions.available(session.bare)) {
-          if (other === session || !other.presence) continue;
-          const r = send(readdress(other.presence, other.jid.toString(), from));
+          const p = other === session ? null : other.presence;
+          if (!p) continue;
+          const r = send(readdress(p, other.jid.toString(), from));
           if (r instanceof Promise) pending.push(r);
         }
         // §3.1.3: subscription requests that waited for the user
@@ -300,18 +303,15 @@ export default defineModule({
     // ...and a node found dead that comes back (cut off, not crashed) still has them: the oldest
     // node tells the same people they are there again, with their last presence.
     ctx.hook('session/returned', async ({ record }) => {
-      if (
-        !record.available ||
-        !record.presence ||
-        record.jid.domain !== ctx.domain ||
-        !ctx.cluster.isLeader()
-      )
+      // Read once: another node's record parses its presence at each read.
+      const presence = record.presence;
+      if (!record.available || !presence || record.jid.domain !== ctx.domain || !ctx.cluster.isLeader())
         return;
       const from = record.jid.toString();
       const pending: (void | Promise<void>)[] = [];
       for (const c of await roster.subscribers(record.bare))
-        pending.push(send(readdress(record.presence, from, c.toString())));
-      pending.push(send(readdress(record.presence, from, record.bare.toString())));
+        pending.push(send(readdress(presence, from, c.toString())));
+      pending.push(send(readdress(presence, from, record.bare.toString())));
       await Promise.all(pending);
     });
 
