@@ -57,9 +57,14 @@ export interface StreamParserHandlers {
  * One decoder for every parser: each call decodes complete UTF-8 sequences only (a parser keeps
  * the incomplete tail of a chunk itself), so no parser holds a decoder, and its native converter,
  * for as long as its connection lives. A byte-order mark is kept here and dropped by the parser,
- * at the start of its input only.
+ * at the start of its input only. Made at the first bytes decoded, not when the module loads: a
+ * runtime without TextDecoder (Hermes without its polyfill) must be able to import the package and
+ * be told what is missing.
  */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+let utf8: TextDecoder | undefined;
+function UTF8(): TextDecoder {
+  return (utf8 ??= new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }));
+}
 
 /**
  * How many bytes at the end of `b` begin a UTF-8 sequence that the next chunk completes (0 when
@@ -166,7 +171,7 @@ export class StreamParser {
       this.carry = new Uint8Array(bytes.subarray(bytes.length - tail));
       bytes = bytes.subarray(0, bytes.length - tail);
     }
-    let text = UTF8.decode(bytes);
+    let text = UTF8().decode(bytes);
     if (!this.decoding && bytes.length > 0) {
       this.decoding = true;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
