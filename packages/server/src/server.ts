@@ -412,9 +412,10 @@ export async function startServer(
         const closing = Promise.all(listeners.map((l) => l.close().catch(() => undefined)));
         // 2. In a cluster, what this node owns goes to the others first (MUC rooms with their
         //    occupants: a rolling restart does not make anyone join again).
+        // At most half the budget: what is not handed over by then is announced gone (332) below.
         await withTimeout(
           cluster?.drain() ?? Promise.resolve(),
-          left(),
+          Math.min(left(), budget / 2),
           log,
           'handing over to the other nodes',
         );

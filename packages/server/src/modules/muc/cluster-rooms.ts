@@ -83,6 +83,8 @@ export class ClusterRooms {
   private readonly absent = new Set<string>();
   /** Rooms being handed to another node, until the message left. */
   private readonly leaving = new Map<string, Promise<void>>();
+  /** The rooms of `leaving` not sent yet (waiting for their handlers and storage writes). */
+  private readonly unsent = new Set<Room>();
   private listed: { at: number; rooms: Promise<{ jid: string; name: string }[]> } | undefined;
 
   constructor(
@@ -107,6 +109,16 @@ export class ClusterRooms {
 
   private get self(): string {
     return this.cluster.nodeId;
+  }
+
+  /**
+   * The server stops and the hand-over ran out of time: the rooms not sent yet stay here, to be
+   * announced gone (332) with the rest.
+   */
+  abandon(): Room[] {
+    const rooms = [...this.unsent];
+    this.unsent.clear();
+    return rooms;
   }
 
   /** Whether stanzas for this room wait for it to be fetched (later ones queue behind them). */
@@ -289,8 +301,11 @@ export class ClusterRooms {
     const name = room.name;
     this.svc.detach(room);
     this.absent.delete(name);
+    this.unsent.add(room);
     const done = (async () => {
       await this.svc.settled(room);
+      // Given up at shutdown (its occupants were told 332): it goes nowhere.
+      if (!this.unsent.delete(room)) return;
       const state = roomState(room, (s) => this.svc.ctx.sessions.get(s)?.node ?? '');
       this.cluster.send(node, 'room', { state, hops });
       this.svc.ctx.log.info(

@@ -446,6 +446,8 @@ export class MucService {
     // the streams close.
     const sent: Promise<unknown>[] = (this.collecting = []);
     for (const room of this.rooms.values()) announceShutdown(this, room);
+    // Rooms a drain could not hand over in time (their storage still busy) are announced too.
+    for (const room of this.placement?.abandon() ?? []) announceShutdown(this, room);
     this.collecting = undefined;
     this.stopped = true;
     await Promise.allSettled(sent);
