@@ -216,12 +216,7 @@ export class Router {
       // owner this node sees, a few times at most (the service sorts out a room it does not hold).
       const cluster = this.cluster;
       const owner = cluster?.serviceNode(ev.to, service.perAddress);
-      if (
-        owner !== undefined &&
-        owner !== cluster!.nodeId &&
-        cluster!.isMember(owner) &&
-        cluster!.mayPassOn(hops)
-      )
+      if (owner !== undefined && owner !== cluster!.nodeId && cluster!.mayPassOn(hops))
         return cluster!.forward(owner, ev, hops + 1);
       return this.toService(service, ev);
     }

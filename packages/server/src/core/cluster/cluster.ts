@@ -438,25 +438,13 @@ export class Cluster {
       nodeId: this.nodeId,
       isLeader: () => this.isLeader(),
       broadcast: (topic, data) => this.bus.broadcast({ t: 'm', k: key(topic), v: data }),
-      onResync: (fn) => {
-        this.resyncHooks.add(fn);
-        return () => this.resyncHooks.delete(fn);
-      },
-      onLeader: (fn) => {
-        this.leaderHooks.add(fn);
-        return () => this.leaderHooks.delete(fn);
-      },
+      onResync: (fn) => subscribe(this.resyncHooks, fn),
+      onLeader: (fn) => subscribe(this.leaderHooks, fn),
       members: () => this.bus.members().map((m) => m.id),
       ownerOf: (k, also) => this.ownerOf(k, also),
       knowsSessionsOf: (node) => node === this.nodeId || this.synced.has(node),
-      onMembership: (fn) => {
-        this.membershipHooks.add(fn);
-        return () => this.membershipHooks.delete(fn);
-      },
-      onDrain: (fn) => {
-        this.drainHooks.add(fn);
-        return () => this.drainHooks.delete(fn);
-      },
+      onMembership: (fn) => subscribe(this.membershipHooks, fn),
+      onDrain: (fn) => subscribe(this.drainHooks, fn),
       send: (node, topic, data) => this.bus.send(node, { t: 'm', k: key(topic), v: data }),
       ask: (node, topic, data, timeoutMs) => this.request(node, key(topic), data, timeoutMs),
       answer: (topic, fn) => this.answer(key(topic), fn),
@@ -732,4 +720,10 @@ function wire(s: Session): WireRecord {
     in: s.interested,
     f: s.flagList(),
   };
+}
+
+/** Adds a hook to its set; the function returned removes it. */
+function subscribe<F>(hooks: Set<F>, fn: F): () => void {
+  hooks.add(fn);
+  return () => hooks.delete(fn);
 }
